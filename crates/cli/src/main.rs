@@ -1,0 +1,46 @@
+//! `slotbridge`: one binary, several subcommands. This crate is thin: it parses arguments, reads
+//! files and environment, and calls the library crates. Each subcommand lives in `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// slotbridge publishes a dental practice's PMS availability to an online booking marketplace
+/// and writes the marketplace's bookings into the practice diary.
+#[derive(Debug, Parser)]
+#[command(name = "slotbridge", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compute the bookable slots of a diary snapshot (see docs/snapshot.md).
+    Slots(cmd::slots::Args),
+    /// Match a marketplace booking's patient against PMS patients, offline.
+    Match(cmd::matching::Args),
+    /// Serve the Exact-style PMS simulator (see docs/pms-api.md).
+    PmsSim(cmd::pms_sim::Args),
+    /// Serve the marketplace simulator (see docs/market-sim.md).
+    MarketSim(cmd::market_sim::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Slots(args) => cmd::slots::run(args),
+        Command::Match(args) => cmd::matching::run(args),
+        Command::PmsSim(args) => cmd::pms_sim::run(args),
+        Command::MarketSim(args) => cmd::market_sim::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

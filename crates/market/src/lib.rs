@@ -1,0 +1,1 @@
+//! The marketplace side: a client for the Healthengine PMS API v1.9.0.

@@ -1,0 +1,1 @@
+//! A simulator of an Exact-style PMS API (see `docs/pms-api.md`).

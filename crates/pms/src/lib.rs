@@ -1,0 +1,1 @@
+//! The practice side: the `PmsConnector` trait and the Exact-style API client.

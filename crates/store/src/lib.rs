@@ -1,0 +1,1 @@
+//! Durable state: links, sync state, the booking outbox and leases.
