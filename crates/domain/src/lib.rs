@@ -5,5 +5,12 @@
 //! world into these types and back.
 //!
 //! - [`snapshot`]: the diary snapshot, the engine's input (documented in `docs/snapshot.md`).
+//! - [`availability`]: the availability engine: which slots may be published online.
+//! - [`practice`]: the PMS's setup and diary as the connector reads them; the snapshot is one
+//!   projection of it.
+//! - [`matching`]: patient matching: find the booking patient's PMS file, or decide it is new.
 
+pub mod availability;
+pub mod matching;
+pub mod practice;
 pub mod snapshot;

@@ -1,0 +1,2 @@
+//! Availability engine benchmarks (see docs/performance.md).
+fn main() {}
