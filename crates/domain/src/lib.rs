@@ -8,9 +8,11 @@
 //! - [`availability`]: the availability engine: which slots may be published online.
 //! - [`practice`]: the PMS's setup and diary as the connector reads them; the snapshot is one
 //!   projection of it.
+//! - [`diagnostics`]: findings about a practice's setup, links and health, with fixes.
 //! - [`matching`]: patient matching: find the booking patient's PMS file, or decide it is new.
 
 pub mod availability;
+pub mod diagnostics;
 pub mod matching;
 pub mod practice;
 pub mod snapshot;
