@@ -1,1 +1,35 @@
-//! The marketplace side: a client for the Healthengine PMS API v1.9.0.
+//! The marketplace side: a client for the Healthengine PMS API v1.9.0, its wire types, and a
+//! webhook receiver.
+//!
+//! - [`types`]: one definition of each wire type, shared with the simulator.
+//! - [`format`]: the API's time and date formats as serde helpers.
+//! - [`MarketClient`] / [`PracticeClient`]: every endpoint an integration uses.
+//! - [`WebhookReceiver`]: acknowledges payloads fast and deduplicates them.
+//!
+//! ```no_run
+//! use slotbridge_market::{ClientConfig, MarketClient, PracticeCredentials, MarketError};
+//! # async fn demo() -> Result<(), MarketError> {
+//! let client = MarketClient::new(ClientConfig::new(
+//!     "https://healthengine.com.au/pms-api/v1",
+//!     "api-key-from-healthengine".to_owned().into(),
+//! ))?;
+//! let practice = client.practice(PracticeCredentials::new("1234567", "practice-key"));
+//! match practice.poll().await {
+//!     Err(MarketError::ConsentMissing { .. }) => { /* guide the practice to grant consent */ }
+//!     other => { let _ = other?; }
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod error;
+pub mod format;
+pub mod types;
+pub mod webhook;
+
+pub use client::{
+    ClientConfig, ErrorLogQuery, MAX_SNAPSHOTS_PER_BATCH, MarketClient, PracticeClient,
+    PracticeCredentials, user_agent,
+};
+pub use error::MarketError;
+pub use webhook::{PayloadKey, WebhookReceiver};

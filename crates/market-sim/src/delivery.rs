@@ -1,0 +1,112 @@
+//! Webhook delivery: a POST of the payload to the subscription's callback URL; an attempt fails
+//! on a timeout (5 s), a connection error or a non-2xx status. Failed attempts are written to the
+//! subscription error log and retried after 10, 100 and 1000 s (4 attempts in all). Every window
+//! is multiplied by the time factor; the timeout is at least 500 ms.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use slotbridge_market::types::SubscriptionErrorLog;
+
+use crate::{App, state::DeliveryRec, state::Outgoing};
+
+/// Delays before the retries, in seconds (before scaling).
+pub const RETRY_DELAYS: [f64; 3] = [10.0, 100.0, 1000.0];
+
+/// Spawn the deliveries (call after releasing the lock).
+pub fn spawn(app: &App, out: Vec<Outgoing>) {
+    for o in out {
+        let app = app.clone();
+        tokio::spawn(async move { deliver(app, o).await });
+    }
+}
+
+async fn deliver(app: App, o: Outgoing) {
+    let payload_json = serde_json::to_value(&o.payload).unwrap_or_default();
+    let (practice_id, consumer) = {
+        let m = app.lock();
+        m.subscriptions
+            .get(&o.subscription_id)
+            .map(|r| (r.practice_id, r.consumer.clone()))
+            .unwrap_or_default()
+    };
+    let index = {
+        let mut m = app.lock();
+        m.deliveries.push(DeliveryRec {
+            practice_id,
+            subscription_id: o.subscription_id.clone(),
+            payload: payload_json.clone(),
+            attempts: 0,
+            delivered: false,
+            gave_up: false,
+        });
+        m.deliveries.len() - 1
+    };
+    let timeout = Duration::from_secs_f64((5.0 * app.timing.time_factor).max(0.5));
+    for attempt in 1..=(RETRY_DELAYS.len() + 1) {
+        let result = app
+            .http
+            .post(&o.callback_url)
+            .timeout(timeout)
+            .json(&o.payload)
+            .send()
+            .await;
+        let failure = match result {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some((
+                "HttpStatusError",
+                format!("callback answered HTTP {}", r.status()),
+            )),
+            Err(e) if e.is_timeout() => Some((
+                "TimeoutException",
+                format!("no answer within {} ms", timeout.as_millis()),
+            )),
+            Err(e) => Some((
+                "ConnectException",
+                format!("cannot reach the callback URL: {e}"),
+            )),
+        };
+        let delay = record_attempt(&app, &o, index, practice_id, &consumer, attempt, failure);
+        let Some(delay) = delay else { return };
+        tokio::time::sleep(Duration::from_secs_f64(delay * app.timing.time_factor)).await;
+    }
+}
+
+/// Record an attempt; the delay before the next one, or `None` when done.
+fn record_attempt(
+    app: &App,
+    o: &Outgoing,
+    index: usize,
+    practice_id: u64,
+    consumer: &str,
+    attempt: usize,
+    failure: Option<(&str, String)>,
+) -> Option<f64> {
+    let mut m = app.lock();
+    m.deliveries[index].attempts = attempt as u32;
+    let Some((error_type, error_message)) = failure else {
+        m.deliveries[index].delivered = true;
+        return None;
+    };
+    m.error_log.push((
+        practice_id,
+        consumer.to_owned(),
+        SubscriptionErrorLog {
+            timestamp: Some(Timestamp::now()),
+            id: uuid::Uuid::new_v4().to_string(),
+            subscription_id: o.subscription_id.clone(),
+            subscription_topic: o.payload.topic,
+            client_id: o.payload.client_id.clone(),
+            callback_url: o.callback_url.clone(),
+            payload: o.payload.clone(),
+            attempt: attempt as i64,
+            error_type: error_type.to_owned(),
+            error_message,
+        },
+    ));
+    let delay = RETRY_DELAYS.get(attempt - 1).copied();
+    if delay.is_none() {
+        m.deliveries[index].gave_up = true;
+    }
+    delay
+}

@@ -1,0 +1,974 @@
+//! The HTTP client for the Healthengine PMS API v1.9.0.
+//!
+//! One [`MarketClient`] per consumer (api key); one cheap [`PracticeClient`] per practice
+//! (practice id and key). Every call sends `api-key`, `practice-id`, `practice-key` and the
+//! configured `User-Agent`; bodies above [`ClientConfig::gzip_threshold`] bytes are sent gzipped.
+//! Each attempt has a timeout; idempotent calls (GETs, snapshots, the liveness contract, feature
+//! switches, subscription deletes) are retried a bounded number of times with jittered
+//! exponential backoff on timeouts, 429 and 5xx. Booking calls are never retried here: their
+//! outcome must be decided by the caller (the durable outbox).
+
+use std::{io::Write as _, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use rand::Rng as _;
+use reqwest::{Method, StatusCode, header};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{error::MarketError, format, types::*};
+
+/// The most snapshots `POST /availability/snapshots` takes in one call.
+pub const MAX_SNAPSHOTS_PER_BATCH: usize = 100;
+
+/// The most pages [`PracticeClient`] follows when collecting every page of a request list.
+const MAX_PAGES: u64 = 1_000;
+
+/// Build a User-Agent of the form the quick-start guide asks for:
+/// `APP_VENDOR_NAME (APP_VENDOR_EMAIL) APP_ENVIRONMENT`.
+///
+/// ```
+/// assert_eq!(
+///     slotbridge_market::user_agent("slotbridge", "integrations@slotbridge.example", "DEV"),
+///     "slotbridge (integrations@slotbridge.example) DEV"
+/// );
+/// ```
+pub fn user_agent(vendor: &str, email: &str, environment: &str) -> String {
+    format!("{vendor} ({email}) {environment}")
+}
+
+/// How to reach the marketplace, as which consumer.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL including `/pms-api/v1`, e.g. `https://healthengine.com.au/pms-api/v1`.
+    pub base_url: String,
+    /// The consumer's API key (sent as `api-key`).
+    pub api_key: SecretString,
+    /// The User-Agent (see [`user_agent`]).
+    pub user_agent: String,
+    /// Timeout of each attempt.
+    pub timeout: Duration,
+    /// Attempts of an idempotent call (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubled each retry, with full jitter.
+    pub retry_base: Duration,
+    /// Longest `Retry-After` we wait for before giving up with [`MarketError::RateLimited`].
+    pub max_retry_after: Duration,
+    /// Request bodies longer than this many bytes are sent with `Content-Encoding: gzip`.
+    pub gzip_threshold: usize,
+}
+
+impl ClientConfig {
+    /// A configuration with the defaults: User-Agent
+    /// `slotbridge (integrations@slotbridge.example) DEV`, 10 s timeout, 3 attempts from 250 ms,
+    /// gzip above 8 KiB.
+    pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_key,
+            user_agent: user_agent("slotbridge", "integrations@slotbridge.example", "DEV"),
+            timeout: Duration::from_secs(10),
+            max_attempts: 3,
+            retry_base: Duration::from_millis(250),
+            max_retry_after: Duration::from_secs(30),
+            gzip_threshold: 8 * 1024,
+        }
+    }
+
+    /// Replace the User-Agent.
+    pub fn with_user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// Replace the per-attempt timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Replace the retry policy of idempotent calls.
+    pub fn with_retries(mut self, max_attempts: u32, base: Duration) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self.retry_base = base;
+        self
+    }
+
+    /// Replace the gzip threshold (bytes).
+    pub fn with_gzip_threshold(mut self, bytes: usize) -> Self {
+        self.gzip_threshold = bytes;
+        self
+    }
+}
+
+/// A practice's credentials, as the practice admin received them on granting consent.
+#[derive(Debug, Clone)]
+pub struct PracticeCredentials {
+    /// The Healthengine practice id (sent as `practice-id`).
+    pub practice_id: String,
+    /// The practice key (sent as `practice-key`); never logged.
+    pub practice_key: SecretString,
+}
+
+impl PracticeCredentials {
+    /// Credentials from an id and a key.
+    pub fn new(practice_id: impl Into<String>, practice_key: impl Into<String>) -> Self {
+        Self {
+            practice_id: practice_id.into(),
+            practice_key: SecretString::from(practice_key.into()),
+        }
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    config: ClientConfig,
+}
+
+/// The marketplace client of one consumer. Cheap to clone.
+#[derive(Clone)]
+pub struct MarketClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MarketClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketClient")
+            .field("base_url", &self.inner.base)
+            .field("user_agent", &self.inner.config.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MarketClient {
+    /// A client for this configuration.
+    ///
+    /// # Errors
+    /// [`MarketError::Usage`] when the base URL is not an http(s) URL or the User-Agent is not a
+    /// valid header value.
+    pub fn new(config: ClientConfig) -> Result<Self, MarketError> {
+        let url = url::Url::parse(&config.base_url).map_err(|e| MarketError::Usage {
+            detail: format!("base_url {:?} is not a URL: {e}", config.base_url),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(MarketError::Usage {
+                detail: format!("base_url {:?} must be http or https", config.base_url),
+            });
+        }
+        header::HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| {
+            MarketError::Usage {
+                detail: "api_key contains characters not allowed in a header".into(),
+            }
+        })?;
+        let http = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| MarketError::Usage {
+                detail: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        Ok(Self {
+            inner: Arc::new(Inner { http, base, config }),
+        })
+    }
+
+    /// A handle for one practice.
+    pub fn practice(&self, credentials: PracticeCredentials) -> PracticeClient {
+        PracticeClient {
+            client: self.clone(),
+            credentials: Arc::new(credentials),
+        }
+    }
+}
+
+/// Calls for one practice. Cheap to clone.
+#[derive(Clone)]
+pub struct PracticeClient {
+    client: MarketClient,
+    credentials: Arc<PracticeCredentials>,
+}
+
+impl std::fmt::Debug for PracticeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PracticeClient")
+            .field("practice_id", &self.credentials.practice_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a call may be repeated safely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotent {
+    Yes,
+    No,
+}
+
+/// Query of `GET /subscriptionErrorLog`.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorLogQuery {
+    /// Only this subscription's errors.
+    pub subscription_id: Option<String>,
+    /// From this instant (UTC).
+    pub from: Option<Timestamp>,
+    /// Until this instant (UTC).
+    pub to: Option<Timestamp>,
+    /// The page, from 1.
+    pub page: Option<u64>,
+}
+
+impl PracticeClient {
+    /// The practice id this handle speaks for.
+    pub fn practice_id(&self) -> &str {
+        &self.credentials.practice_id
+    }
+
+    // ---- configuration ----------------------------------------------------------------------
+
+    /// `GET /config/livenessContract`.
+    pub async fn liveness_contract(&self) -> Result<LivenessContract, MarketError> {
+        self.get_json("/config/livenessContract", &[]).await
+    }
+
+    /// `POST /config/livenessContract`: create or replace the liveness contract.
+    pub async fn set_liveness_contract(
+        &self,
+        contract: &LivenessContract,
+    ) -> Result<(), MarketError> {
+        self.post_unit("/config/livenessContract", Some(contract), Idempotent::Yes)
+            .await
+    }
+
+    /// `POST /config/pmsResources/snapshot`: replace every PMS resource; missing ones are deleted.
+    pub async fn send_pms_resources(&self, resources: &[PmsResource]) -> Result<(), MarketError> {
+        self.post_unit(
+            "/config/pmsResources/snapshot",
+            Some(&resources),
+            Idempotent::Yes,
+        )
+        .await
+    }
+
+    /// `GET /config/pmsResources`.
+    pub async fn pms_resources(&self) -> Result<Vec<PmsResource>, MarketError> {
+        self.get_json("/config/pmsResources", &[]).await
+    }
+
+    /// `GET /config/pmsResources/findById?id=`: the matching resources (empty when none).
+    pub async fn find_pms_resource(&self, id: &str) -> Result<Vec<PmsResource>, MarketError> {
+        self.get_json("/config/pmsResources/findById", &[("id", id.to_owned())])
+            .await
+    }
+
+    /// `POST /config/pmsAppointmentTypes/snapshot`: replace every PMS appointment type.
+    pub async fn send_pms_appointment_types(
+        &self,
+        types: &[PmsAppointmentType],
+    ) -> Result<(), MarketError> {
+        self.post_unit(
+            "/config/pmsAppointmentTypes/snapshot",
+            Some(&types),
+            Idempotent::Yes,
+        )
+        .await
+    }
+
+    /// `GET /config/pmsAppointmentTypes`.
+    pub async fn pms_appointment_types(&self) -> Result<Vec<PmsAppointmentType>, MarketError> {
+        self.get_json("/config/pmsAppointmentTypes", &[]).await
+    }
+
+    /// `GET /config/pmsAppointmentTypes/findById?id=`.
+    pub async fn find_pms_appointment_type(
+        &self,
+        id: &str,
+    ) -> Result<Vec<PmsAppointmentType>, MarketError> {
+        self.get_json(
+            "/config/pmsAppointmentTypes/findById",
+            &[("id", id.to_owned())],
+        )
+        .await
+    }
+
+    // ---- availability -----------------------------------------------------------------------
+
+    /// `POST /availability/snapshot`: replace one resource's availability for one day.
+    pub async fn send_availability(
+        &self,
+        snapshot: &AvailabilitySnapshot,
+    ) -> Result<(), MarketError> {
+        self.post_unit("/availability/snapshot", Some(snapshot), Idempotent::Yes)
+            .await
+    }
+
+    /// `POST /availability/snapshots`: up to [`MAX_SNAPSHOTS_PER_BATCH`] snapshots in one call.
+    ///
+    /// # Errors
+    /// [`MarketError::Usage`] (nothing sent) for more than 100 snapshots. Snapshots that fail
+    /// validation are reported in the result's `failed` and `errors`, not as an error.
+    pub async fn send_availability_batch(
+        &self,
+        snapshots: &[AvailabilitySnapshot],
+    ) -> Result<SnapshotsResult, MarketError> {
+        if snapshots.len() > MAX_SNAPSHOTS_PER_BATCH {
+            return Err(MarketError::Usage {
+                detail: format!(
+                    "{} snapshots in one batch; the API takes at most {MAX_SNAPSHOTS_PER_BATCH}",
+                    snapshots.len()
+                ),
+            });
+        }
+        if snapshots.is_empty() {
+            return Ok(SnapshotsResult::default());
+        }
+        self.post_json("/availability/snapshots", &snapshots, Idempotent::Yes)
+            .await
+    }
+
+    /// Send any number of snapshots in batches of 100 and merge the results. Entries that are
+    /// array indexes (snapshots without `id`) are renumbered to index `snapshots`, so they can be
+    /// looked up in the caller's slice.
+    pub async fn send_availability_all(
+        &self,
+        snapshots: &[AvailabilitySnapshot],
+    ) -> Result<SnapshotsResult, MarketError> {
+        let mut merged = SnapshotsResult::default();
+        for (n, chunk) in snapshots.chunks(MAX_SNAPSHOTS_PER_BATCH).enumerate() {
+            let offset = n * MAX_SNAPSHOTS_PER_BATCH;
+            let r = self.send_availability_batch(chunk).await?;
+            let fix = |s: String| renumber(chunk, offset, s);
+            merged.created.extend(r.created.into_iter().map(fix));
+            merged.existing.extend(r.existing.into_iter().map(fix));
+            merged.failed.extend(r.failed.into_iter().map(fix));
+            merged
+                .errors
+                .extend(r.errors.into_iter().map(|e| SnapshotError {
+                    snapshot: fix(e.snapshot),
+                    error: e.error,
+                }));
+        }
+        Ok(merged)
+    }
+
+    // ---- requests ---------------------------------------------------------------------------
+
+    /// `GET /requests`: the request types with something outstanding, in the marketplace's order
+    /// (see [`RequestType::by_priority`] to process bookings first). Polling also tells the
+    /// marketplace the integration is alive.
+    pub async fn poll(&self) -> Result<Vec<RequestType>, MarketError> {
+        self.get_json("/requests", &[]).await
+    }
+
+    /// `GET /requests/bookings?page=`.
+    pub async fn booking_requests(&self, page: u64) -> Result<Page<Booking>, MarketError> {
+        self.request_page(RequestType::Bookings, page).await
+    }
+
+    /// `GET /requests/bookingUpdates?page=`.
+    pub async fn booking_update_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<BookingUpdate>, MarketError> {
+        self.request_page(RequestType::BookingUpdates, page).await
+    }
+
+    /// `GET /requests/availability?page=`.
+    pub async fn availability_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<AvailabilityRequest>, MarketError> {
+        self.request_page(RequestType::Availability, page).await
+    }
+
+    /// `GET /requests/pmsAppointmentChanges?page=`.
+    pub async fn pms_appointment_change_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<PmsAppointmentChangesRequest>, MarketError> {
+        self.request_page(RequestType::PmsAppointmentChanges, page)
+            .await
+    }
+
+    /// `GET /requests/availableDocuments?page=` (extra feature `documents`).
+    pub async fn available_documents_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<AvailableDocumentsRequest>, MarketError> {
+        self.request_page(RequestType::AvailableDocuments, page)
+            .await
+    }
+
+    /// `GET /requests/uploadDocuments?page=` (extra feature `documents`).
+    pub async fn upload_documents_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<UploadDocumentsRequest>, MarketError> {
+        self.request_page(RequestType::UploadDocuments, page).await
+    }
+
+    /// `GET /requests/clientSnapshots?page=` (extra feature `clientSnapshots`).
+    pub async fn client_snapshot_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<ClientSnapshotRequest>, MarketError> {
+        self.request_page(RequestType::ClientSnapshots, page).await
+    }
+
+    /// `GET /requests/attachDocuments?page=` (extra feature `attachDocuments`).
+    pub async fn attach_document_requests(
+        &self,
+        page: u64,
+    ) -> Result<Page<AttachDocumentRequest>, MarketError> {
+        self.request_page(RequestType::AttachDocuments, page).await
+    }
+
+    /// One page of the list of `kind` (which must have a target: not the two refresh requests).
+    pub async fn request_page<T: DeserializeOwned>(
+        &self,
+        kind: RequestType,
+        page: u64,
+    ) -> Result<Page<T>, MarketError> {
+        let Some(path) = kind.target() else {
+            return Err(MarketError::Usage {
+                detail: format!(
+                    "request type {kind} has no list: answer it by sending the snapshot"
+                ),
+            });
+        };
+        self.get_json(path, &[("page", page.max(1).to_string())])
+            .await
+    }
+
+    /// Every page of the list of `kind`, in order.
+    pub async fn all_requests<T: DeserializeOwned>(
+        &self,
+        kind: RequestType,
+    ) -> Result<Vec<T>, MarketError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let p: Page<T> = self.request_page(kind, page).await?;
+            let got = p.data.len();
+            out.extend(p.data);
+            if got == 0 || page >= p.page.total_pages || page >= MAX_PAGES {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    // ---- bookings ---------------------------------------------------------------------------
+
+    /// `POST /bookings/{id}/confirmInsert`: the booking is in the PMS.
+    pub async fn confirm_insert(
+        &self,
+        booking_id: i64,
+        body: &ConfirmBookingInsert,
+    ) -> Result<(), MarketError> {
+        self.post_unit(
+            &format!("/bookings/{booking_id}/confirmInsert"),
+            Some(body),
+            Idempotent::No,
+        )
+        .await
+    }
+
+    /// `POST /bookings/{id}/rejectInsert`: the booking could not be inserted (do it within 20 s).
+    pub async fn reject_insert(
+        &self,
+        booking_id: i64,
+        reason: Option<&str>,
+    ) -> Result<(), MarketError> {
+        self.post_unit(
+            &format!("/bookings/{booking_id}/rejectInsert"),
+            Some(&reason_body(reason)),
+            Idempotent::No,
+        )
+        .await
+    }
+
+    /// `POST /bookings/{id}/confirmUpdate/{requestId}`: the update is applied in the PMS.
+    pub async fn confirm_update(
+        &self,
+        booking_id: i64,
+        request_id: i64,
+    ) -> Result<(), MarketError> {
+        self.post_unit::<()>(
+            &format!("/bookings/{booking_id}/confirmUpdate/{request_id}"),
+            None,
+            Idempotent::No,
+        )
+        .await
+    }
+
+    /// `POST /bookings/{id}/rejectUpdate/{requestId}`: the update was not applied.
+    pub async fn reject_update(
+        &self,
+        booking_id: i64,
+        request_id: i64,
+        reason: Option<&str>,
+    ) -> Result<(), MarketError> {
+        self.post_unit(
+            &format!("/bookings/{booking_id}/rejectUpdate/{request_id}"),
+            Some(&reason_body(reason)),
+            Idempotent::No,
+        )
+        .await
+    }
+
+    /// `POST /bookings/{id}/cancel`: the booking was cancelled in the PMS.
+    pub async fn cancel(&self, booking_id: i64, reason: Option<&str>) -> Result<(), MarketError> {
+        self.post_unit(
+            &format!("/bookings/{booking_id}/cancel"),
+            Some(&reason_body(reason)),
+            Idempotent::No,
+        )
+        .await
+    }
+
+    /// `POST /bookings/{id}/didNotAttend`: the patient did not attend.
+    pub async fn did_not_attend(
+        &self,
+        booking_id: i64,
+        reason: Option<&str>,
+    ) -> Result<(), MarketError> {
+        self.post_unit(
+            &format!("/bookings/{booking_id}/didNotAttend"),
+            Some(&reason_body(reason)),
+            Idempotent::No,
+        )
+        .await
+    }
+
+    /// `POST /bookings/{id}/noPmsAppointmentChange`: answers a pmsAppointmentChanges request
+    /// when nothing changed.
+    pub async fn no_pms_appointment_change(&self, booking_id: i64) -> Result<(), MarketError> {
+        self.post_unit::<()>(
+            &format!("/bookings/{booking_id}/noPmsAppointmentChange"),
+            None,
+            Idempotent::No,
+        )
+        .await
+    }
+
+    // ---- features ---------------------------------------------------------------------------
+
+    /// `GET /features`.
+    pub async fn features(&self) -> Result<Vec<Feature>, MarketError> {
+        self.get_json("/features", &[]).await
+    }
+
+    /// `GET /features/{id}`.
+    pub async fn feature(&self, id: &str) -> Result<Feature, MarketError> {
+        self.get_json(&format!("/features/{}", path_segment(id)), &[])
+            .await
+    }
+
+    /// `POST /features/{id}/enable`.
+    pub async fn enable_feature(&self, id: &str) -> Result<(), MarketError> {
+        self.post_unit::<()>(
+            &format!("/features/{}/enable", path_segment(id)),
+            None,
+            Idempotent::Yes,
+        )
+        .await
+    }
+
+    /// `POST /features/{id}/disable`.
+    pub async fn disable_feature(&self, id: &str) -> Result<(), MarketError> {
+        self.post_unit::<()>(
+            &format!("/features/{}/disable", path_segment(id)),
+            None,
+            Idempotent::Yes,
+        )
+        .await
+    }
+
+    // ---- subscriptions ----------------------------------------------------------------------
+
+    /// `GET /subscription`.
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, MarketError> {
+        self.get_json("/subscription", &[]).await
+    }
+
+    /// `GET /subscription/{id}`.
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, MarketError> {
+        self.get_json(&format!("/subscription/{}", path_segment(id)), &[])
+            .await
+    }
+
+    /// `POST /subscription`: create a subscription (or update the one with the same topic and
+    /// callback URL); returns it with its id.
+    pub async fn create_subscription(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<Subscription, MarketError> {
+        self.post_json("/subscription", subscription, Idempotent::No)
+            .await
+    }
+
+    /// Renew a subscription: `POST /subscription` with the same topic and callback URL and a new
+    /// expiry. Returns the renewed subscription (same id).
+    pub async fn renew_subscription(
+        &self,
+        subscription: &Subscription,
+        expire_at: Option<Timestamp>,
+    ) -> Result<Subscription, MarketError> {
+        let mut renewed = subscription.clone();
+        renewed.expire_at = expire_at;
+        self.post_json("/subscription", &renewed, Idempotent::Yes)
+            .await
+    }
+
+    /// `DELETE /subscription/{id}`.
+    pub async fn delete_subscription(&self, id: &str) -> Result<(), MarketError> {
+        self.call(
+            Method::DELETE,
+            &format!("/subscription/{}", path_segment(id)),
+            &[],
+            None,
+            Idempotent::Yes,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET /subscriptionErrorLog`: failed webhook attempts.
+    pub async fn subscription_error_log(
+        &self,
+        query: &ErrorLogQuery,
+    ) -> Result<Page<SubscriptionErrorLog>, MarketError> {
+        let mut q = Vec::new();
+        if let Some(id) = &query.subscription_id {
+            q.push(("subscriptionId", id.clone()));
+        }
+        if let Some(t) = query.from {
+            q.push(("from", format::format_utc(t)));
+        }
+        if let Some(t) = query.to {
+            q.push(("to", format::format_utc(t)));
+        }
+        if let Some(p) = query.page {
+            q.push(("page", p.to_string()));
+        }
+        self.get_json("/subscriptionErrorLog", &q).await
+    }
+
+    // ---- plumbing ---------------------------------------------------------------------------
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, MarketError> {
+        let (_, body) = self
+            .call(Method::GET, path, query, None, Idempotent::Yes)
+            .await?;
+        parse(path, &body)
+    }
+
+    async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        idempotent: Idempotent,
+    ) -> Result<T, MarketError> {
+        let bytes = to_json(body)?;
+        let (_, body) = self
+            .call(Method::POST, path, &[], Some(bytes), idempotent)
+            .await?;
+        parse(path, &body)
+    }
+
+    async fn post_unit<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+        idempotent: Idempotent,
+    ) -> Result<(), MarketError> {
+        let bytes = body.map(to_json).transpose()?;
+        self.call(Method::POST, path, &[], bytes, idempotent)
+            .await
+            .map(|_| ())
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        idempotent: Idempotent,
+    ) -> Result<(StatusCode, Bytes), MarketError> {
+        let inner = &self.client.inner;
+        let cfg = &inner.config;
+        let body = body
+            .map(|b| encode_body(b, cfg.gzip_threshold))
+            .transpose()?;
+        let attempts = if idempotent == Idempotent::Yes {
+            cfg.max_attempts.max(1)
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.attempt(&method, path, query, body.as_ref()).await;
+            let err = match result {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e,
+            };
+            if attempt >= attempts || !err.is_transient() {
+                return Err(err);
+            }
+            let wait = match &err {
+                MarketError::RateLimited {
+                    retry_after: Some(d),
+                } if *d > cfg.max_retry_after => return Err(err),
+                MarketError::RateLimited {
+                    retry_after: Some(d),
+                } => *d,
+                _ => backoff(cfg.retry_base, attempt),
+            };
+            tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying marketplace call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&EncodedBody>,
+    ) -> Result<(StatusCode, Bytes), MarketError> {
+        let inner = &self.client.inner;
+        let mut req = inner
+            .http
+            .request(method.clone(), format!("{}{}", inner.base, path))
+            .header("api-key", inner.config.api_key.expose_secret())
+            .header("practice-id", &self.credentials.practice_id)
+            .header(
+                "practice-key",
+                self.credentials.practice_key.expose_secret(),
+            )
+            .header(header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(b.bytes.clone());
+            if b.gzipped {
+                req = req.header(header::CONTENT_ENCODING, "gzip");
+            }
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error(e, inner.config.timeout))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, inner.config.timeout))?;
+        tracing::debug!(%method, path, status = status.as_u16(), "marketplace call");
+        if status.is_success() {
+            return Ok((status, bytes));
+        }
+        let detail = error_detail(&bytes);
+        Err(match status.as_u16() {
+            400 => MarketError::Invalid { detail },
+            401 => MarketError::Unauthorized,
+            403 => MarketError::ConsentMissing {
+                practice_id: self.credentials.practice_id.clone(),
+                detail: (!detail.is_empty()).then_some(detail),
+            },
+            404 => MarketError::NotFound {
+                what: format!("{method} {path}"),
+            },
+            410 => MarketError::Gone { detail },
+            429 => MarketError::RateLimited { retry_after },
+            500..=599 => MarketError::Unavailable {
+                detail: format!("HTTP {status} on {method} {path}"),
+            },
+            _ => MarketError::Protocol {
+                detail: format!("HTTP {status} on {method} {path}: {detail}"),
+            },
+        })
+    }
+}
+
+fn reason_body(reason: Option<&str>) -> ReasonBody {
+    ReasonBody {
+        reason: reason.map(str::to_owned),
+    }
+}
+
+fn renumber(chunk: &[AvailabilitySnapshot], offset: usize, s: String) -> String {
+    if chunk.iter().any(|c| c.id.as_deref() == Some(s.as_str())) {
+        return s;
+    }
+    match s.parse::<usize>() {
+        Ok(i) if i < chunk.len() && chunk[i].id.is_none() => (offset + i).to_string(),
+        _ => s,
+    }
+}
+
+/// Percent-encode a path segment (ids are opaque strings).
+fn path_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+fn to_json<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>, MarketError> {
+    serde_json::to_vec(body).map_err(|e| MarketError::Usage {
+        detail: format!("cannot encode the body: {e}"),
+    })
+}
+
+struct EncodedBody {
+    bytes: Bytes,
+    gzipped: bool,
+}
+
+fn encode_body(json: Vec<u8>, threshold: usize) -> Result<EncodedBody, MarketError> {
+    if json.len() <= threshold {
+        return Ok(EncodedBody {
+            bytes: Bytes::from(json),
+            gzipped: false,
+        });
+    }
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&json)
+        .and_then(|_| enc.finish())
+        .map(|b| EncodedBody {
+            bytes: Bytes::from(b),
+            gzipped: true,
+        })
+        .map_err(|e| MarketError::Usage {
+            detail: format!("cannot gzip the body: {e}"),
+        })
+}
+
+fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, MarketError> {
+    serde_json::from_slice(body).map_err(|e| MarketError::Protocol {
+        detail: format!("{path}: body does not match the spec: {e}"),
+    })
+}
+
+fn error_detail(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct E {
+        error: Option<String>,
+        detail: Option<String>,
+    }
+    match serde_json::from_slice::<E>(body) {
+        Ok(E { error: Some(e), .. })
+        | Ok(E {
+            detail: Some(e), ..
+        }) => e,
+        _ => String::from_utf8_lossy(&body[..body.len().min(300)])
+            .trim()
+            .to_owned(),
+    }
+}
+
+fn transport_error(e: reqwest::Error, timeout: Duration) -> MarketError {
+    if e.is_timeout() {
+        MarketError::Timeout(timeout)
+    } else if e.is_decode() || e.is_body() {
+        MarketError::Protocol {
+            detail: format!("cannot read the answer: {e}"),
+        }
+    } else {
+        MarketError::Unavailable {
+            detail: format!("cannot reach Healthengine: {e}"),
+        }
+    }
+}
+
+/// Full-jitter exponential backoff: a random wait in `[0, base * 2^(attempt-1)]`, at most 30 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let cap = base
+        .saturating_mul(1 << (attempt.saturating_sub(1)).min(16))
+        .min(Duration::from_secs(30));
+    let ms = cap.as_millis() as u64;
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renumbering_offsets_indexes_but_keeps_ids() {
+        let s = |id: Option<&str>| AvailabilitySnapshot {
+            id: id.map(str::to_owned),
+            date: jiff::civil::date(2026, 1, 1),
+            pms_resource_id: "r".into(),
+            availability: vec![],
+        };
+        let chunk = vec![s(None), s(Some("x")), s(None)];
+        assert_eq!(renumber(&chunk, 100, "0".into()), "100");
+        assert_eq!(renumber(&chunk, 100, "2".into()), "102");
+        assert_eq!(renumber(&chunk, 100, "x".into()), "x");
+        assert_eq!(renumber(&chunk, 100, "1".into()), "1");
+    }
+
+    #[test]
+    fn bodies_above_the_threshold_are_gzipped() {
+        let small = encode_body(b"[]".to_vec(), 10).unwrap();
+        assert!(!small.gzipped);
+        let big = encode_body(vec![b' '; 5000], 10).unwrap();
+        assert!(big.gzipped);
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&big.bytes[..]), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 5000);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempt in 1..20 {
+            assert!(backoff(Duration::from_millis(250), attempt) <= Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let c = MarketClient::new(ClientConfig::new(
+            "http://127.0.0.1:1/pms-api/v1",
+            SecretString::from("topsecret-api"),
+        ))
+        .unwrap();
+        let p = c.practice(PracticeCredentials::new("1234567", "topsecret-practice"));
+        let dbg = format!(
+            "{c:?} {p:?} {:?}",
+            PracticeCredentials::new("1", "topsecret-practice")
+        );
+        assert!(!dbg.contains("topsecret"), "{dbg}");
+        let consent = MarketError::ConsentMissing {
+            practice_id: "1234567".into(),
+            detail: None,
+        };
+        let msg = consent.to_string();
+        assert!(
+            msg.contains("API Consumer Consent") && msg.contains("Grant new consent"),
+            "{msg}"
+        );
+    }
+}

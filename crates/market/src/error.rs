@@ -1,0 +1,84 @@
+//! The client's typed errors.
+
+use std::time::Duration;
+
+/// What went wrong talking to the marketplace.
+#[derive(Debug, thiserror::Error)]
+pub enum MarketError {
+    /// 403: the practice has not granted consent to this integration, or has revoked it. The
+    /// practice must be guided to grant it.
+    #[error(
+        "Healthengine refused access to practice {practice_id}: the practice has not granted consent \
+         to this integration, or has revoked it. To fix it, a practice administrator opens \
+         Healthengine Practice Admin → API Consumer Consent → Grant new consent, selects this \
+         integration, and then supplies the practice ID and practice key shown there"
+    )]
+    ConsentMissing {
+        /// The practice id that was used.
+        practice_id: String,
+        /// The marketplace's own words, if it said anything.
+        detail: Option<String>,
+    },
+    /// 401: the api-key is missing or invalid (a problem with our consumer credentials, not the
+    /// practice's).
+    #[error(
+        "Healthengine rejected the api-key (401): check the consumer API key this integration is configured with"
+    )]
+    Unauthorized,
+    /// 404: the resource does not exist.
+    #[error("not found on Healthengine: {what}")]
+    NotFound {
+        /// What was asked for.
+        what: String,
+    },
+    /// 400: the marketplace rejected the request's content.
+    #[error("Healthengine rejected the request as invalid: {detail}")]
+    Invalid {
+        /// The marketplace's reason.
+        detail: String,
+    },
+    /// 410: the resource was already handled or has expired.
+    #[error("gone on Healthengine (already handled or expired): {detail}")]
+    Gone {
+        /// The marketplace's reason.
+        detail: String,
+    },
+    /// 429: slow down.
+    #[error("Healthengine is rate limiting us{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// From the `Retry-After` header, when given.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx or the connection failed: the marketplace is unavailable.
+    #[error("Healthengine is unavailable: {detail}")]
+    Unavailable {
+        /// Status or connection error.
+        detail: String,
+    },
+    /// No answer within the per-request timeout.
+    #[error("Healthengine did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer did not follow the API (unexpected status or body).
+    #[error("unexpected answer from Healthengine: {detail}")]
+    Protocol {
+        /// What was unexpected.
+        detail: String,
+    },
+    /// The call was not made: the arguments break a rule of the API (e.g. more than 100
+    /// snapshots in a batch) or the client's configuration is wrong.
+    #[error("request not sent: {detail}")]
+    Usage {
+        /// What rule was broken.
+        detail: String,
+    },
+}
+
+impl MarketError {
+    /// Whether retrying the same idempotent call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout(_)
+        )
+    }
+}
