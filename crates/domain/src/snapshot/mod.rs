@@ -4,7 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
+mod validate;
+
+pub use validate::{
+    Day, DayZone, DiaryIndex, Problem, SnapshotError, ValidPractitioner, ValidReason, ValidRule,
+    ValidSnapshot,
+};
+
 /// A practice's setup and diary at one instant (`now`), in the practice's civil time.
+///
+/// This is the raw, deserialized form. [`Snapshot::validate`] checks every field and gives the
+/// [`ValidSnapshot`] that the availability engine reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// IANA time zone name of the practice, e.g. `Australia/Sydney`.
@@ -21,12 +31,16 @@ pub struct Snapshot {
     /// Minimum notice before a slot may start, in minutes; default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_notice_minutes: Option<u32>,
+    /// The practitioners and their weekly hours.
     #[serde(default)]
     pub practitioners: Vec<Practitioner>,
+    /// The booking reasons published online, each with its per-practitioner rules.
     #[serde(default)]
     pub booking_reasons: Vec<BookingReason>,
+    /// The diary's appointments.
     #[serde(default)]
     pub appointments: Vec<Appointment>,
+    /// The diary's dated blocks.
     #[serde(default)]
     pub blocks: Vec<Block>,
     /// Practice-local dates (`YYYY-MM-DD`) on which the practice is shut.
@@ -37,11 +51,15 @@ pub struct Snapshot {
 /// A practitioner's weekly hours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Practitioner {
+    /// The PMS's practitioner id, unique in the snapshot.
     pub id: String,
+    /// Display name.
     #[serde(default)]
     pub name: String,
+    /// Weekly working sessions; overlapping sessions are joined.
     #[serde(default)]
     pub sessions: Vec<WeeklyWindow>,
+    /// Weekly breaks, taken out of the sessions.
     #[serde(default)]
     pub breaks: Vec<WeeklyWindow>,
 }
@@ -49,17 +67,23 @@ pub struct Practitioner {
 /// A weekly recurring window: on each of `days` (`mon`..`sun`), from `start` to `end` (`HH:MM`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeeklyWindow {
+    /// Weekdays: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`.
     pub days: Vec<String>,
+    /// Local start time, `HH:MM`.
     pub start: String,
+    /// Local end time, `HH:MM`; `24:00` is the end of the day.
     pub end: String,
 }
 
 /// A booking reason (an appointment type on the marketplace) and its per-practitioner rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingReason {
+    /// The PMS's reason id, unique in the snapshot.
     pub id: String,
+    /// Display name.
     #[serde(default)]
     pub name: String,
+    /// Which practitioners publish this reason, and how.
     #[serde(default)]
     pub providers: Vec<ProviderRule>,
 }
@@ -67,8 +91,11 @@ pub struct BookingReason {
 /// "Configure Providers": one practitioner's publishing rule for a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderRule {
+    /// The practitioner's id.
     pub practitioner: String,
+    /// The appointment's length for this practitioner, in minutes.
     pub duration_minutes: u32,
+    /// Weekly publishing windows: a slot lies wholly inside their union for its weekday.
     #[serde(default)]
     pub windows: Vec<WeeklyWindow>,
 }
@@ -76,18 +103,26 @@ pub struct ProviderRule {
 /// An appointment in the diary, on a practice-local date.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appointment {
+    /// The practitioner's id.
     pub practitioner: String,
+    /// Practice-local date, `YYYY-MM-DD`.
     pub date: String,
+    /// Local start time, `HH:MM`.
     pub start: String,
+    /// Local end time, `HH:MM`; `24:00` is the end of the day.
     pub end: String,
 }
 
 /// A dated block (meeting, lunch, holiday). Without `practitioner` it applies to everyone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
+    /// The practitioner's id; `None` blocks every practitioner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub practitioner: Option<String>,
+    /// Practice-local date, `YYYY-MM-DD`.
     pub date: String,
+    /// Local start time, `HH:MM`.
     pub start: String,
+    /// Local end time, `HH:MM`; `24:00` is the end of the day.
     pub end: String,
 }
