@@ -9,10 +9,15 @@
 //! - [`practice`]: the PMS's setup and diary as the connector reads them; the snapshot is one
 //!   projection of it.
 //! - [`diagnostics`]: findings about a practice's setup, links and health, with fixes.
+//! - [`publish`]: the PMS setup and the engine's slots as the marketplace's resources, appointment
+//!   types and availability snapshots, with content hashes.
+//! - [`explain`]: why a slot is not published: the rule that removed it.
 //! - [`matching`]: patient matching: find the booking patient's PMS file, or decide it is new.
 
 pub mod availability;
 pub mod diagnostics;
+pub mod explain;
 pub mod matching;
 pub mod practice;
+pub mod publish;
 pub mod snapshot;
