@@ -16,8 +16,8 @@
 //!   it may be booked as. Every date of the horizon is sent, empty ones too, because the
 //!   marketplace's snapshots replace what it had.
 //!
-//! Each [`DayAvailability`] carries a content [`hash`](DayAvailability::hash) so that only
-//! (resource, date) pairs that changed are re-sent.
+//! [`DayAvailability`] is plain, sorted data: the same content always serialises to the same
+//! JSON, so the service can hash it to re-send only the (resource, date) pairs that changed.
 
 use std::collections::BTreeMap;
 
@@ -83,51 +83,6 @@ pub struct DayAvailability {
     pub date: Date,
     /// The ranges, sorted by start, end and types.
     pub ranges: Vec<Range>,
-}
-
-impl DayAvailability {
-    /// A stable content hash (FNV-1a 64 over a canonical rendering), as 16 hex digits. The same
-    /// content always gives the same hash, on every platform and Rust version.
-    pub fn hash(&self) -> String {
-        let mut h = Fnv::default();
-        h.write(self.resource.as_bytes());
-        h.write(b"|");
-        h.write(self.date.to_string().as_bytes());
-        for r in &self.ranges {
-            h.write(format!("|{}-{}/{}", r.start, r.end, r.slot_length_secs).as_bytes());
-            for t in &r.type_ids {
-                h.write(b",");
-                h.write(t.as_bytes());
-            }
-        }
-        format!("{:016x}", h.0)
-    }
-}
-
-/// A stable hash of any serialisable value (FNV-1a 64 over its JSON), for configuration
-/// snapshots: resources, appointment types, liveness contract.
-pub fn content_hash<T: Serialize>(value: &T) -> String {
-    let mut h = Fnv::default();
-    // Serialising our own plain data types cannot fail; an empty rendering still hashes.
-    h.write(&serde_json::to_vec(value).unwrap_or_default());
-    format!("{:016x}", h.0)
-}
-
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
 }
 
 fn specialty_code(s: Specialty) -> &'static str {
@@ -596,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_changes_with_content_and_only_with_content() {
+    fn a_desk_booking_changes_only_its_resource_and_date() {
         let s = setup();
         let res = resources(&s);
         let types = appointment_types(&s, &res);
@@ -606,10 +561,7 @@ mod tests {
         let dates = [date(2026, 4, 2), date(2026, 4, 3)];
         let before = availability(&res, &types, &compute_slots(&snap), &dates);
         let again = availability(&res, &types, &compute_slots(&snap), &dates);
-        assert_eq!(
-            before.iter().map(DayAvailability::hash).collect::<Vec<_>>(),
-            again.iter().map(DayAvailability::hash).collect::<Vec<_>>()
-        );
+        assert_eq!(before, again);
         // A desk booking on Friday for 1001 changes exactly that (resource, date).
         d.appointments.push(crate::practice::DiaryAppointment {
             id: "a1".into(),
@@ -627,7 +579,7 @@ mod tests {
         let changed: Vec<(&str, Date)> = before
             .iter()
             .zip(&after)
-            .filter(|(a, b)| a.hash() != b.hash())
+            .filter(|(a, b)| a != b)
             .map(|(_, b)| (b.resource.as_str(), b.date))
             .collect();
         assert_eq!(changed, [("1001", date(2026, 4, 3))]);
