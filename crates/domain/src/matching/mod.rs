@@ -63,43 +63,43 @@ use normalise::{
 #[serde(rename_all = "camelCase")]
 pub struct BookingPatient {
     /// Given name as typed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firstname: Option<String>,
     /// Family name as typed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lastname: Option<String>,
     /// Date of birth, `DD-MM-YYYY`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dob: Option<String>,
     /// The one phone number the marketplace collects (usually a mobile).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// Email address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Street address line.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Suburb.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suburb: Option<String>,
     /// State (NSW, VIC, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Postcode.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postcode: Option<String>,
     /// `Male`, `Female` or `Other`; not used for matching (the PMS record may not carry it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
     /// Medicare card number (10 digits).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medicare_number: Option<String>,
     /// Medicare individual reference number (1-9).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medicare_irn: Option<String>,
     /// Medicare card expiry, `m/Y`; not used for matching (it changes with every card).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medicare_expiry: Option<String>,
 }
 
@@ -109,31 +109,31 @@ pub struct PmsPatient {
     /// The PMS patient id (goes into `confirmInsert` as `pmsPatientId`).
     pub id: String,
     /// Given name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firstname: Option<String>,
     /// Family name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lastname: Option<String>,
     /// Date of birth.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dob: Option<Date>,
     /// Mobile phone, any written form.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mobile: Option<String>,
     /// Home or other phone, any written form.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// Email address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// The address on one line (street, suburb, state, postcode).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Medicare card number.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medicare: Option<String>,
     /// Medicare individual reference number.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irn: Option<String>,
 }
 
