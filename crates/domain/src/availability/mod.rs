@@ -25,7 +25,9 @@ use jiff::Timestamp;
 use jiff::tz::Offset;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-pub use intervals::{MinuteInterval, grid_starts, intersect_into, normalize, subtract_into};
+pub use intervals::{
+    MINUTES_PER_DAY, MinuteInterval, grid_starts, intersect_into, normalize, subtract_into,
+};
 
 use crate::snapshot::{Day, DayZone, ValidSnapshot};
 
@@ -172,7 +174,10 @@ fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers
     let weekday = day.weekday();
     let interval = snapshot.interval_minutes();
     let stacking = snapshot.stacking();
-    let earliest = earliest_second(snapshot.earliest_start());
+    let notice = Notice::for_day(snapshot, day);
+    if notice == Notice::Nothing {
+        return;
+    }
     let mut rule_index = 0usize;
     for (p, practitioner) in snapshot.practitioners().iter().enumerate() {
         let rules = snapshot.rules_of(p);
@@ -208,7 +213,7 @@ fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers
                 free_intervals(pieces, appointments, free);
                 'segment: for &f in free.iter() {
                     for minute in grid_starts(f, duration, interval) {
-                        if !publishable_start(snapshot, day, minute, earliest) {
+                        if !notice.allows(snapshot, day, minute) {
                             continue;
                         }
                         candidates.push((minute, tag));
@@ -223,20 +228,49 @@ fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers
     }
 }
 
-/// `ts` rounded up to whole seconds, as seconds since the epoch.
-fn earliest_second(ts: Timestamp) -> i64 {
-    ts.as_second() + i64::from(ts.subsec_nanosecond() > 0)
+/// Rules 4 and 6 for the starts of one date, decided once per date where possible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// Every start of the date is after `now + min_notice`: only minutes before `from` are not.
+    From(u16),
+    /// The whole date is before `now + min_notice`.
+    Nothing,
+    /// A DST change date: each start is resolved and compared on its own.
+    EachStart(i64),
 }
 
-/// Rules 4 and 6 for a start: it exists in the zone and is not before `earliest`.
-fn publishable_start(snapshot: &ValidSnapshot, day: &Day, minute: u16, earliest: i64) -> bool {
-    match day.zone() {
-        DayZone::Uniform {
-            midnight_second, ..
-        } => midnight_second + 60 * i64::from(minute) >= earliest,
-        DayZone::Irregular => snapshot
-            .resolve(day, minute)
-            .is_some_and(|(ts, _)| ts.as_second() >= earliest),
+impl Notice {
+    fn for_day(snapshot: &ValidSnapshot, day: &Day) -> Notice {
+        let earliest = snapshot.earliest_start();
+        // Rounded up to whole seconds: starts are whole minutes.
+        let earliest = earliest.as_second() + i64::from(earliest.subsec_nanosecond() > 0);
+        match day.zone() {
+            DayZone::Uniform {
+                midnight_second, ..
+            } => {
+                let wait = earliest - midnight_second;
+                if wait <= 0 {
+                    Notice::From(0)
+                } else if wait > i64::from(MINUTES_PER_DAY) * 60 {
+                    Notice::Nothing
+                } else {
+                    // The first whole minute at or after `earliest`.
+                    Notice::From(((wait + 59) / 60) as u16)
+                }
+            }
+            DayZone::Irregular => Notice::EachStart(earliest),
+        }
+    }
+
+    /// Whether a start at `minute` exists and is not before `now + min_notice`.
+    fn allows(self, snapshot: &ValidSnapshot, day: &Day, minute: u16) -> bool {
+        match self {
+            Notice::From(from) => minute >= from,
+            Notice::Nothing => false,
+            Notice::EachStart(earliest) => snapshot
+                .resolve(day, minute)
+                .is_some_and(|(ts, _)| ts.as_second() >= earliest),
+        }
     }
 }
 
@@ -280,30 +314,43 @@ fn emit_day<'a>(
         sorted
     };
     let rules = snapshot.rules();
-    let practitioners = snapshot.practitioners();
-    let reasons = snapshot.reasons();
     out.reserve(ordered.len());
     for &(minute, tag) in ordered {
         let rule = &rules[usize::from(tag)];
-        let Some((start, start_offset)) = snapshot.resolve(day, minute) else {
-            continue;
-        };
-        let end_second = start.as_second() + 60 * i64::from(rule.duration_minutes());
-        let Ok(end) = Timestamp::from_second(end_second) else {
-            continue;
-        };
-        let end_offset = match day.zone() {
+        let slot = match day.zone() {
             // Uniform means no transition until after the date's 24:00, and a slot ends by then.
-            DayZone::Uniform { offset, .. } => offset,
-            DayZone::Irregular => snapshot.timezone().to_offset(end),
+            DayZone::Uniform {
+                midnight_second,
+                offset,
+            } => {
+                let start_second = midnight_second + 60 * i64::from(minute);
+                let end_second = start_second + 60 * i64::from(rule.duration_minutes());
+                match (
+                    Timestamp::from_second(start_second),
+                    Timestamp::from_second(end_second),
+                ) {
+                    (Ok(start), Ok(end)) => (start, offset, end, offset),
+                    _ => continue,
+                }
+            }
+            DayZone::Irregular => {
+                let Some((start, start_offset)) = snapshot.resolve(day, minute) else {
+                    continue;
+                };
+                let end_second = start.as_second() + 60 * i64::from(rule.duration_minutes());
+                let Ok(end) = Timestamp::from_second(end_second) else {
+                    continue;
+                };
+                (start, start_offset, end, snapshot.timezone().to_offset(end))
+            }
         };
         out.push(Slot {
-            practitioner: practitioners[rule.practitioner()].id(),
-            reason: reasons[rule.reason()].id(),
-            start,
-            start_offset,
-            end,
-            end_offset,
+            practitioner: rule.practitioner_id(),
+            reason: rule.reason_id(),
+            start: slot.0,
+            start_offset: slot.1,
+            end: slot.2,
+            end_offset: slot.3,
         });
     }
 }

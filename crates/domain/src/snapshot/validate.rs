@@ -200,6 +200,8 @@ impl ValidReason {
 pub struct ValidRule {
     practitioner: usize,
     reason: usize,
+    practitioner_id: String,
+    reason_id: String,
     duration: u16,
     windows: [Vec<MinuteInterval>; 7],
 }
@@ -213,6 +215,16 @@ impl ValidRule {
     /// Index of the reason in [`ValidSnapshot::reasons`].
     pub fn reason(&self) -> usize {
         self.reason
+    }
+
+    /// The practitioner's id.
+    pub fn practitioner_id(&self) -> &str {
+        &self.practitioner_id
+    }
+
+    /// The reason's id.
+    pub fn reason_id(&self) -> &str {
+        &self.reason_id
     }
 
     /// The appointment's length in minutes (1..=1440).
@@ -548,6 +560,8 @@ impl Snapshot {
                 rules.push(ValidRule {
                     practitioner,
                     reason: reason_index,
+                    practitioner_id: practitioners[practitioner].id.clone(),
+                    reason_id: r.id.clone(),
                     duration: rule.duration_minutes as u16,
                     windows: weekly_set(&rule.windows, &format!("{path}.windows"))?,
                 });
