@@ -106,7 +106,7 @@ impl FromRequestParts<App> for Caller {
 }
 
 fn json<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+    crate::parse_json(body).map_err(ApiError::BadRequest)
 }
 
 /// A body that may be empty (`{}` assumed).

@@ -278,6 +278,9 @@ async fn gunzip(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
+    parts
+        .extensions
+        .insert(record::ReceivedHeaders(parts.headers.clone()));
     let bad = |m: &str| {
         (
             StatusCode::BAD_REQUEST,
@@ -301,4 +304,18 @@ async fn gunzip(req: Request, next: Next) -> Response {
         parts.headers.insert(header::CONTENT_LENGTH, v);
     }
     next.run(Request::from_parts(parts, Body::from(out))).await
+}
+
+/// Parse a JSON body; the error names the field (`[0].pmsAppointmentLength: invalid type ...`).
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("body: {inner}")
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
 }

@@ -11,10 +11,14 @@ use std::{
 
 use axum::{
     body::{Body, to_bytes},
-    extract::{Request, State},
+    extract::{OriginalUri, Request, State},
     middleware::Next,
     response::Response,
 };
+
+/// The request headers as received, before the gzip decoding rewrote them.
+#[derive(Debug, Clone)]
+pub struct ReceivedHeaders(pub axum::http::HeaderMap);
 
 /// The record file.
 #[derive(Debug)]
@@ -58,8 +62,12 @@ pub async fn record(
     };
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, LIMIT).await.unwrap_or_default();
-    let headers: serde_json::Map<String, serde_json::Value> = parts
-        .headers
+    let received = parts
+        .extensions
+        .get::<ReceivedHeaders>()
+        .map(|h| &h.0)
+        .unwrap_or(&parts.headers);
+    let headers: serde_json::Map<String, serde_json::Value> = received
         .iter()
         .map(|(k, v)| {
             let value = if k == "api-key" || k == "practice-key" {
@@ -70,10 +78,15 @@ pub async fn record(
             (k.as_str().to_owned(), serde_json::Value::String(value))
         })
         .collect();
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map(|o| o.0.clone())
+        .unwrap_or_else(|| parts.uri.clone());
     let mut line = serde_json::json!({
         "method": parts.method.as_str(),
-        "path": parts.uri.path(),
-        "query": parts.uri.query(),
+        "path": uri.path(),
+        "query": uri.query(),
         "headers": headers,
         "body": parsed(&bytes),
     });
