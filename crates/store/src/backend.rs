@@ -1,0 +1,157 @@
+//! The two backends behind [`Store`] and the macro that runs one body of code against either.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::error::StoreError;
+use crate::secrets::Keyring;
+
+/// The durable store. Cheap to clone (pools and keys are shared); `Send + Sync`, so it can be
+/// used from any tokio task.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) backend: Backend,
+    pub(crate) keys: Keyring,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+/// A connection pool of one of the supported databases.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to the backend's pool. The body is compiled once per backend,
+/// so it must be valid SQL and Rust for both.
+macro_rules! on_backend {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::backend::Backend::Sqlite($pool) => $body,
+            $crate::backend::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// What differs between the backends, reachable from inside [`on_backend!`] bodies.
+pub(crate) trait Pool {
+    /// The sqlx database type.
+    type Db: sqlx::Database;
+    /// Begin a transaction that will write. On SQLite this takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so transactions queue instead of failing with "database is locked"
+    /// when they upgrade from reading to writing.
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+    /// Pick the statement text for this backend.
+    fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str;
+}
+
+impl Pool for SqlitePool {
+    type Db = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+    fn pick(&self, sqlite: &'static str, _postgres: &'static str) -> &'static str {
+        sqlite
+    }
+}
+
+impl Pool for PgPool {
+    type Db = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+    fn pick(&self, _sqlite: &'static str, postgres: &'static str) -> &'static str {
+        postgres
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Open the store at `url`, creating (SQLite) and migrating the schema as needed, and check
+    /// that `keys` can decrypt every secret already stored.
+    ///
+    /// Accepted URLs: `sqlite://path?mode=rwc`, `sqlite:path`, `sqlite::memory:`,
+    /// `postgres://…` and `postgresql://…`.
+    pub async fn open(url: &str, keys: Keyring) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl {
+                    reason: e.to_string(),
+                })?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            // An in-memory database lives in its connection: keep exactly one.
+            let max = if in_memory { 1 } else { 4 };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(3600))
+                })
+                .connect_with(options)
+                .await?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+            Backend::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                reason: e.to_string(),
+            })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?;
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            Backend::Postgres(pool)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_owned();
+            return Err(StoreError::UnsupportedScheme { scheme });
+        };
+        let store = Store { backend, keys };
+        store.check_keys().await?;
+        Ok(store)
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Close every connection; later calls fail. Waits for checked-out connections to return.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}

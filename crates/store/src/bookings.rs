@@ -1,0 +1,555 @@
+//! The booking outbox: each marketplace booking is a row driven through a state machine,
+//! claimed by one worker at a time, every transition compare-and-set and logged.
+//!
+//! ```text
+//! Received ──▶ PatientResolved ──▶ Inserted ──▶ Confirmed
+//!     │               │                │
+//!     └───────────────┴────────────────┴──────▶ Rejected
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use crate::backend::{Pool, Store, on_backend};
+use crate::error::StoreError;
+use crate::types::{LinkId, after, instant, micros, opt_instant};
+
+/// Where a booking is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BookingState {
+    /// Taken from the marketplace, nothing done yet.
+    Received,
+    /// The patient was matched to (or created in) the PMS.
+    PatientResolved,
+    /// The appointment is in the PMS diary.
+    Inserted,
+    /// The marketplace was told it succeeded. Terminal.
+    Confirmed,
+    /// Refused (slot gone, patient unmatched, …). Terminal.
+    Rejected,
+}
+
+impl BookingState {
+    /// The stored text (`received`, `patient_resolved`, `inserted`, `confirmed`, `rejected`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingState::Received => "received",
+            BookingState::PatientResolved => "patient_resolved",
+            BookingState::Inserted => "inserted",
+            BookingState::Confirmed => "confirmed",
+            BookingState::Rejected => "rejected",
+        }
+    }
+
+    /// Parse the stored text.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => BookingState::Received,
+            "patient_resolved" => BookingState::PatientResolved,
+            "inserted" => BookingState::Inserted,
+            "confirmed" => BookingState::Confirmed,
+            "rejected" => BookingState::Rejected,
+            _ => return None,
+        })
+    }
+
+    /// Confirmed or rejected: no more work.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, BookingState::Confirmed | BookingState::Rejected)
+    }
+
+    /// Whether the state machine has an edge `self → to`.
+    pub fn can_become(self, to: BookingState) -> bool {
+        use BookingState::*;
+        matches!(
+            (self, to),
+            (Received, PatientResolved)
+                | (PatientResolved, Inserted)
+                | (Inserted, Confirmed)
+                | (Received | PatientResolved | Inserted, Rejected)
+        )
+    }
+}
+
+impl fmt::Display for BookingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn parse_state(column: &'static str, s: &str) -> Result<BookingState, StoreError> {
+    BookingState::parse(s).ok_or_else(|| StoreError::corrupt(column, format!("unknown {s:?}")))
+}
+
+/// A move to the next state, with what it learned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BookingTransition {
+    /// The patient is known in the PMS.
+    PatientResolved {
+        /// The PMS patient id.
+        pms_patient_id: String,
+        /// How the match was decided (the matcher's explanation).
+        match_decision: serde_json::Value,
+    },
+    /// The appointment was written into the diary.
+    Inserted {
+        /// The PMS appointment id.
+        pms_appointment_id: String,
+    },
+    /// The marketplace was told.
+    Confirmed,
+    /// The booking is refused.
+    Rejected {
+        /// Why, for the marketplace and the console.
+        reason: String,
+    },
+}
+
+impl BookingTransition {
+    /// The state this transition leads to.
+    pub fn target(&self) -> BookingState {
+        match self {
+            BookingTransition::PatientResolved { .. } => BookingState::PatientResolved,
+            BookingTransition::Inserted { .. } => BookingState::Inserted,
+            BookingTransition::Confirmed => BookingState::Confirmed,
+            BookingTransition::Rejected { .. } => BookingState::Rejected,
+        }
+    }
+}
+
+/// A booking as received from the marketplace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBooking {
+    /// The marketplace's booking id (unique).
+    pub booking_id: String,
+    /// The link it is for.
+    pub link_id: LinkId,
+    /// The marketplace's request, as received.
+    pub request: serde_json::Value,
+    /// When it arrived (also its first attempt time).
+    pub received_at: Timestamp,
+}
+
+/// A booking in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booking {
+    /// The marketplace's booking id.
+    pub booking_id: String,
+    /// The link it is for.
+    pub link_id: LinkId,
+    /// Where it is.
+    pub state: BookingState,
+    /// The marketplace's request.
+    pub request: serde_json::Value,
+    /// How many times a worker claimed it.
+    pub attempts: i64,
+    /// Not to be claimed before this.
+    pub next_attempt_at: Timestamp,
+    /// The worker holding it, while claimed.
+    pub claimed_by: Option<String>,
+    /// The claim lapses at this instant (a dead worker's claim is taken over).
+    pub claim_until: Option<Timestamp>,
+    /// The PMS patient, once resolved.
+    pub pms_patient_id: Option<String>,
+    /// The PMS appointment, once inserted.
+    pub pms_appointment_id: Option<String>,
+    /// The matcher's decision, once resolved.
+    pub match_decision: Option<serde_json::Value>,
+    /// Why it was rejected.
+    pub reject_reason: Option<String>,
+    /// The last retryable error.
+    pub last_error: Option<String>,
+    /// When it was received.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// One recorded change of a booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingEvent {
+    /// Order of events (increasing).
+    pub seq: i64,
+    /// The booking.
+    pub booking_id: String,
+    /// The state before (`None` for the first event).
+    pub from: Option<BookingState>,
+    /// The state after (same as `from` for a retry).
+    pub to: BookingState,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    booking_id: String,
+    link_id: Uuid,
+    state: String,
+    request: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    claimed_by: Option<String>,
+    claim_until: Option<i64>,
+    pms_patient_id: Option<String>,
+    pms_appointment_id: Option<String>,
+    match_decision: Option<String>,
+    reject_reason: Option<String>,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+macro_rules! booking_columns {
+    () => {
+        "booking_id, link_id, state, request, attempts, next_attempt_at, claimed_by, \
+         claim_until, pms_patient_id, pms_appointment_id, match_decision, reject_reason, \
+         last_error, created_at, updated_at"
+    };
+}
+
+impl TryFrom<BookingRow> for Booking {
+    type Error = StoreError;
+    fn try_from(r: BookingRow) -> Result<Self, StoreError> {
+        Ok(Booking {
+            booking_id: r.booking_id,
+            link_id: LinkId(r.link_id),
+            state: parse_state("bookings.state", &r.state)?,
+            request: serde_json::from_str(&r.request)
+                .map_err(|e| StoreError::corrupt("bookings.request", e))?,
+            attempts: r.attempts,
+            next_attempt_at: instant("bookings.next_attempt_at", r.next_attempt_at)?,
+            claimed_by: r.claimed_by,
+            claim_until: opt_instant("bookings.claim_until", r.claim_until)?,
+            pms_patient_id: r.pms_patient_id,
+            pms_appointment_id: r.pms_appointment_id,
+            match_decision: r
+                .match_decision
+                .map(|m| serde_json::from_str(&m))
+                .transpose()
+                .map_err(|e| StoreError::corrupt("bookings.match_decision", e))?,
+            reject_reason: r.reject_reason,
+            last_error: r.last_error,
+            created_at: instant("bookings.created_at", r.created_at)?,
+            updated_at: instant("bookings.updated_at", r.updated_at)?,
+        })
+    }
+}
+
+impl Store {
+    /// Put a booking in the outbox, unless its id is already there. Returns `true` if this
+    /// call added it; a duplicate changes nothing.
+    pub async fn enqueue_booking(&self, new: &NewBooking) -> Result<bool, StoreError> {
+        if new.booking_id.is_empty() || new.booking_id.len() > 256 {
+            return Err(StoreError::InvalidInput {
+                field: "booking_id",
+                message: format!(
+                    "expected 1 to 256 characters, found {} characters",
+                    new.booking_id.len()
+                ),
+            });
+        }
+        let at = micros(new.received_at);
+        let request = new.request.to_string();
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "INSERT INTO bookings (booking_id, link_id, state, request, attempts, \
+                 next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, 'received', $3, 0, $4, $4, $4) \
+                 ON CONFLICT (booking_id) DO NOTHING",
+            )
+            .bind(new.booking_id.clone())
+            .bind(new.link_id.0)
+            .bind(request)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "INSERT INTO booking_events (booking_id, from_state, to_state, reason, at) \
+                     VALUES ($1, NULL, 'received', 'received from the marketplace', $2)",
+                )
+                .bind(new.booking_id.clone())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// One booking.
+    pub async fn booking(&self, booking_id: &str) -> Result<Option<Booking>, StoreError> {
+        let row: Option<BookingRow> = on_backend!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                booking_columns!(),
+                " FROM bookings WHERE booking_id = $1"
+            ))
+            .bind(booking_id.to_owned())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Booking::try_from).transpose()
+    }
+
+    /// A link's bookings, newest first.
+    pub async fn bookings_for_link(
+        &self,
+        link_id: LinkId,
+        limit: u32,
+    ) -> Result<Vec<Booking>, StoreError> {
+        let rows: Vec<BookingRow> = on_backend!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                booking_columns!(),
+                " FROM bookings WHERE link_id = $1 ORDER BY created_at DESC, booking_id LIMIT $2"
+            ))
+            .bind(link_id.0)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(Booking::try_from).collect()
+    }
+
+    /// Claim up to `max` bookings that are due (`next_attempt_at <= now`), not finished, and
+    /// not claimed by a live claim, for `worker`, until `now + claim_for`. Each claim counts an
+    /// attempt. Two workers never claim the same booking: PostgreSQL skips rows another
+    /// transaction has locked (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer.
+    pub async fn claim_bookings(
+        &self,
+        worker: &str,
+        max: u32,
+        claim_for: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<Booking>, StoreError> {
+        let until = after(now, claim_for);
+        let rows: Vec<BookingRow> = on_backend!(self, |pool| {
+            sqlx::query_as(pool.pick(
+                concat!(
+                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE booking_id IN (SELECT booking_id FROM bookings \
+                       WHERE state IN ('received', 'patient_resolved', 'inserted') \
+                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
+                       ORDER BY next_attempt_at, booking_id LIMIT $4) \
+                     RETURNING ",
+                    booking_columns!()
+                ),
+                concat!(
+                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE booking_id IN (SELECT booking_id FROM bookings \
+                       WHERE state IN ('received', 'patient_resolved', 'inserted') \
+                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
+                       ORDER BY next_attempt_at, booking_id LIMIT $4 \
+                       FOR UPDATE SKIP LOCKED) \
+                     AND state IN ('received', 'patient_resolved', 'inserted') \
+                     AND (claim_until IS NULL OR claim_until <= $3) \
+                     RETURNING ",
+                    booking_columns!()
+                ),
+            ))
+            .bind(worker.to_owned())
+            .bind(until)
+            .bind(micros(now))
+            .bind(i64::from(max))
+            .fetch_all(pool)
+            .await?
+        });
+        let mut claimed = rows
+            .into_iter()
+            .map(Booking::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| {
+            (a.next_attempt_at, &a.booking_id).cmp(&(b.next_attempt_at, &b.booking_id))
+        });
+        Ok(claimed)
+    }
+
+    /// Move a booking from `from` along `transition`, compare-and-set: if it is no longer in
+    /// `from` (another worker moved it) nothing changes and
+    /// [`StoreError::BookingStateConflict`] says where it is. The change is logged with
+    /// `reason`. Reaching a terminal state releases the claim.
+    pub async fn transition_booking(
+        &self,
+        booking_id: &str,
+        from: BookingState,
+        transition: BookingTransition,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Booking, StoreError> {
+        let to = transition.target();
+        if !from.can_become(to) {
+            return Err(StoreError::InvalidTransition { from, to });
+        }
+        let (patient, decision, appointment, reject) = match &transition {
+            BookingTransition::PatientResolved {
+                pms_patient_id,
+                match_decision,
+            } => (
+                Some(pms_patient_id.clone()),
+                Some(match_decision.to_string()),
+                None,
+                None,
+            ),
+            BookingTransition::Inserted { pms_appointment_id } => {
+                (None, None, Some(pms_appointment_id.clone()), None)
+            }
+            BookingTransition::Confirmed => (None, None, None, None),
+            BookingTransition::Rejected { reason } => (None, None, None, Some(reason.clone())),
+        };
+        let at = micros(at);
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "UPDATE bookings SET state = $3, \
+                 pms_patient_id = COALESCE($4, pms_patient_id), \
+                 match_decision = COALESCE($5, match_decision), \
+                 pms_appointment_id = COALESCE($6, pms_appointment_id), \
+                 reject_reason = COALESCE($7, reject_reason), \
+                 claimed_by = CASE WHEN $8 THEN NULL ELSE claimed_by END, \
+                 claim_until = CASE WHEN $8 THEN NULL ELSE claim_until END, \
+                 last_error = NULL, updated_at = $9 \
+                 WHERE booking_id = $1 AND state = $2",
+            )
+            .bind(booking_id.to_owned())
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(patient)
+            .bind(decision)
+            .bind(appointment)
+            .bind(reject)
+            .bind(to.is_terminal())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM bookings WHERE booking_id = $1")
+                        .bind(booking_id.to_owned())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Err(match found {
+                    None => StoreError::BookingNotFound(booking_id.to_owned()),
+                    Some(s) => StoreError::BookingStateConflict {
+                        booking_id: booking_id.to_owned(),
+                        expected: from,
+                        found: parse_state("bookings.state", &s)?,
+                    },
+                });
+            }
+            sqlx::query(
+                "INSERT INTO booking_events (booking_id, from_state, to_state, reason, at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(booking_id.to_owned())
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(reason.to_owned())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        self.booking(booking_id)
+            .await?
+            .ok_or_else(|| StoreError::BookingNotFound(booking_id.to_owned()))
+    }
+
+    /// A retryable failure: keep the booking in `state` (compare-and-set), release its claim,
+    /// record `error`, and make it due again at `next_attempt_at`. Logged as an event.
+    pub async fn retry_booking(
+        &self,
+        booking_id: &str,
+        state: BookingState,
+        next_attempt_at: Timestamp,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<Booking, StoreError> {
+        let at = micros(at);
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "UPDATE bookings SET next_attempt_at = $3, last_error = $4, claimed_by = NULL, \
+                 claim_until = NULL, updated_at = $5 \
+                 WHERE booking_id = $1 AND state = $2 \
+                 AND state IN ('received', 'patient_resolved', 'inserted')",
+            )
+            .bind(booking_id.to_owned())
+            .bind(state.as_str())
+            .bind(micros(next_attempt_at))
+            .bind(error.to_owned())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM bookings WHERE booking_id = $1")
+                        .bind(booking_id.to_owned())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Err(match found {
+                    None => StoreError::BookingNotFound(booking_id.to_owned()),
+                    Some(s) => StoreError::BookingStateConflict {
+                        booking_id: booking_id.to_owned(),
+                        expected: state,
+                        found: parse_state("bookings.state", &s)?,
+                    },
+                });
+            }
+            sqlx::query(
+                "INSERT INTO booking_events (booking_id, from_state, to_state, reason, at) \
+                 VALUES ($1, $2, $2, $3, $4)",
+            )
+            .bind(booking_id.to_owned())
+            .bind(state.as_str())
+            .bind(format!("retry at {next_attempt_at}: {error}"))
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        self.booking(booking_id)
+            .await?
+            .ok_or_else(|| StoreError::BookingNotFound(booking_id.to_owned()))
+    }
+
+    /// Every recorded change of a booking, oldest first.
+    pub async fn booking_events(&self, booking_id: &str) -> Result<Vec<BookingEvent>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>, String, String, i64)> =
+            on_backend!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT seq, booking_id, from_state, to_state, reason, at \
+                     FROM booking_events WHERE booking_id = $1 ORDER BY seq",
+                )
+                .bind(booking_id.to_owned())
+                .fetch_all(pool)
+                .await?
+            });
+        rows.into_iter()
+            .map(|(seq, booking_id, from, to, reason, at)| {
+                Ok(BookingEvent {
+                    seq,
+                    booking_id,
+                    from: from
+                        .map(|f| parse_state("booking_events.from_state", &f))
+                        .transpose()?,
+                    to: parse_state("booking_events.to_state", &to)?,
+                    reason,
+                    at: instant("booking_events.at", at)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,1190 @@
+//! The store's behaviour, one suite run against both SQLite and PostgreSQL.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use jiff::civil::{Date, date};
+use jiff::{Timestamp, ToSpan};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use slotbridge_domain::practice::SiteSlug;
+use slotbridge_store::{
+    BookingState, BookingTransition, ConfigHashKind, ConsentStatus, ContentHash, HorizonDays,
+    KeyError, Keyring, LinkChanges, NewBooking, NewLink, NewMarketRequest, PublishItem,
+    RequestState, Store, StoreError, SyncChanges, SyncError,
+};
+use support::{Backend, Ctx};
+
+both_backends!(
+    link_crud_and_secrets_round_trip,
+    secrets_are_not_stored_in_plaintext,
+    one_enabled_link_per_practice,
+    practice_change_bumps_generation_and_forgets_publish_state,
+    publish_hashes_resend_only_changes,
+    config_hashes_are_recorded_per_kind,
+    sync_state_records_progress_and_errors,
+    requests_and_payloads_are_idempotent,
+    booking_outbox_moves_by_compare_and_set_and_logs_events,
+    booking_claims_expire_and_retries_wait,
+    concurrent_claimers_never_share_a_booking,
+    leases_are_exclusive_and_expired_ones_are_taken_over,
+    concurrent_nodes_split_links_without_overlap,
+    key_rotation_reseals_every_secret,
+    heartbeats_list_nodes,
+    bad_input_is_refused_with_the_field_named,
+);
+
+const PMS_KEY: &str = "pms-key-Zq7tXv93-plaintext";
+const PRACTICE_KEY: &str = "practice-key-Hw4nB8c1-plaintext";
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("valid instant")
+}
+
+fn new_link(slug: &str, practice: &str) -> NewLink {
+    NewLink {
+        site_slug: SiteSlug::parse(slug).expect("valid slug"),
+        pms_api_key: SecretString::from(format!("{PMS_KEY}-{practice}")),
+        market_practice_id: practice.to_owned(),
+        market_practice_key: SecretString::from(format!("{PRACTICE_KEY}-{practice}")),
+        enabled: true,
+        horizon_days: HorizonDays::default(),
+    }
+}
+
+fn item(resource: &str, day: Date, hash: u64) -> PublishItem {
+    PublishItem {
+        resource_id: resource.to_owned(),
+        day,
+        hash: ContentHash(hash),
+    }
+}
+
+async fn link_crud_and_secrets_round_trip(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = s.create_link(new_link("sharbour", "p-100")).await.unwrap();
+    assert_eq!(a.generation, 1);
+    assert_eq!(a.horizon_days.get(), 30);
+    assert!(a.enabled);
+    assert_eq!(a.pms_api_key.expose_secret(), format!("{PMS_KEY}-p-100"));
+    assert_eq!(
+        a.market_practice_key.expose_secret(),
+        format!("{PRACTICE_KEY}-p-100")
+    );
+    let debug = format!("{a:?}");
+    assert!(
+        !debug.contains(PMS_KEY) && !debug.contains(PRACTICE_KEY),
+        "{debug}"
+    );
+
+    // A second location of the same PMS site.
+    let b = s.create_link(new_link("sharbour", "p-200")).await.unwrap();
+    let c = s.create_link(new_link("lother1", "p-300")).await.unwrap();
+    let site = SiteSlug::parse("sharbour").unwrap();
+    let ids: Vec<_> = s
+        .links_for_site(&site)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, vec![a.id, b.id]);
+    assert_eq!(s.list_links().await.unwrap().len(), 3);
+    assert_eq!(
+        s.link_for_practice("p-300").await.unwrap().map(|l| l.id),
+        Some(c.id)
+    );
+
+    let updated = s
+        .update_link(
+            b.id,
+            LinkChanges {
+                horizon_days: Some(HorizonDays::new(90).unwrap()),
+                pms_api_key: Some(SecretString::from("new-pms-key")),
+                enabled: Some(false),
+                ..LinkChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.horizon_days.get(), 90);
+    assert!(!updated.enabled);
+    assert_eq!(updated.generation, 1, "no practice change, same generation");
+    assert_eq!(updated.pms_api_key.expose_secret(), "new-pms-key");
+    assert_eq!(
+        updated.market_practice_key.expose_secret(),
+        format!("{PRACTICE_KEY}-p-200"),
+        "untouched secret kept"
+    );
+    assert!(updated.updated_at >= updated.created_at);
+    assert_eq!(
+        s.link_for_practice("p-200").await.unwrap().map(|l| l.id),
+        None
+    );
+
+    assert!(s.delete_link(c.id).await.unwrap());
+    assert!(!s.delete_link(c.id).await.unwrap());
+    assert!(s.link(c.id).await.unwrap().is_none());
+    assert!(matches!(
+        s.update_link(c.id, LinkChanges::default()).await,
+        Err(StoreError::LinkNotFound(id)) if id == c.id
+    ));
+    assert!(matches!(
+        s.sync_state(c.id).await,
+        Err(StoreError::LinkNotFound(_))
+    ));
+
+    // Everything survives a restart.
+    let reopened = Store::open(&ctx.url, Keyring::parse(&ctx.keyring_text).unwrap())
+        .await
+        .unwrap();
+    let again = reopened.link(a.id).await.unwrap().expect("link persisted");
+    assert_eq!(
+        again.pms_api_key.expose_secret(),
+        format!("{PMS_KEY}-p-100")
+    );
+    assert_eq!(again.site_slug.as_str(), "sharbour");
+    reopened.close().await;
+}
+
+async fn secrets_are_not_stored_in_plaintext(ctx: Ctx) {
+    let s = &ctx.store;
+    for i in 0..3 {
+        s.create_link(new_link("sharbour", &format!("p-{i}")))
+            .await
+            .unwrap();
+    }
+    let link = s.link_for_practice("p-1").await.unwrap().unwrap();
+    s.update_link(
+        link.id,
+        LinkChanges {
+            market_practice_key: Some(SecretString::from(format!("{PRACTICE_KEY}-rotated"))),
+            ..LinkChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dump = ctx.raw_dump().await;
+    assert!(
+        dump.windows(b"sharbour".len()).any(|w| w == b"sharbour"),
+        "the dump sees the rows (non-secret slug found)"
+    );
+    for secret in [PMS_KEY, PRACTICE_KEY, "Zq7tXv93", "Hw4nB8c1"] {
+        assert!(
+            !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret:?} found in the {:?} database",
+            ctx.backend
+        );
+    }
+}
+
+async fn one_enabled_link_per_practice(ctx: Ctx) {
+    let s = &ctx.store;
+    let first = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let err = s.create_link(new_link("lother1", "p-1")).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::PracticeAlreadyLinked { market_practice_id } if market_practice_id == "p-1"),
+        "{err}"
+    );
+    // A disabled link to the same practice is allowed (e.g. prepared for a switch-over) ...
+    let mut spare = new_link("lother1", "p-1");
+    spare.enabled = false;
+    let spare = s.create_link(spare).await.unwrap();
+    // ... but cannot be enabled while the first one is.
+    let err = s
+        .update_link(
+            spare.id,
+            LinkChanges {
+                enabled: Some(true),
+                ..LinkChanges::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PracticeAlreadyLinked { .. }),
+        "{err}"
+    );
+    s.update_link(
+        first.id,
+        LinkChanges {
+            enabled: Some(false),
+            ..LinkChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    let enabled = s
+        .update_link(
+            spare.id,
+            LinkChanges {
+                enabled: Some(true),
+                ..LinkChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(enabled.enabled);
+    assert_eq!(
+        s.link_for_practice("p-1").await.unwrap().map(|l| l.id),
+        Some(spare.id)
+    );
+}
+
+async fn practice_change_bumps_generation_and_forgets_publish_state(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-old")).await.unwrap();
+    let day = date(2026, 12, 1);
+    let items = vec![item("r1", day, 1), item("r2", day, 2)];
+    s.record_published(link.id, 1, &items, t0()).await.unwrap();
+    s.record_config_hash(link.id, 1, ConfigHashKind::Resources, ContentHash(9), t0())
+        .await
+        .unwrap();
+    assert_eq!(s.published_items(link.id).await.unwrap().len(), 2);
+
+    // Same practice id: no change of generation.
+    let same = s
+        .update_link(
+            link.id,
+            LinkChanges {
+                market_practice_id: Some("p-old".into()),
+                ..LinkChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.generation, 1);
+    assert_eq!(s.published_items(link.id).await.unwrap().len(), 2);
+
+    let moved = s
+        .update_link(
+            link.id,
+            LinkChanges {
+                market_practice_id: Some("p-new".into()),
+                ..LinkChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.generation, 2);
+    assert_eq!(moved.market_practice_id, "p-new");
+    assert!(s.published_items(link.id).await.unwrap().is_empty());
+    assert_eq!(s.config_hashes(link.id).await.unwrap().resources, None);
+    // Everything is "changed" again for the new practice.
+    assert_eq!(
+        s.changed_publish_items(link.id, &items).await.unwrap(),
+        items
+    );
+
+    // A worker still publishing for generation 1 is refused and records nothing.
+    let err = s
+        .record_published(link.id, 1, &items, t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::StaleGeneration {
+                expected: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = s
+        .record_config_hash(link.id, 1, ConfigHashKind::Liveness, ContentHash(1), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::StaleGeneration { .. }), "{err}");
+    assert!(s.published_items(link.id).await.unwrap().is_empty());
+    s.record_published(link.id, 2, &items, t0()).await.unwrap();
+    assert_eq!(s.published_items(link.id).await.unwrap().len(), 2);
+}
+
+async fn publish_hashes_resend_only_changes(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let other = s.create_link(new_link("sharbour", "p-2")).await.unwrap();
+    let start = date(2026, 11, 25);
+    // A whole 90-day horizon for 8 resources: 720 pairs, more than one batch.
+    let horizon: Vec<PublishItem> = (0..8)
+        .flat_map(|r| {
+            (0..90).map(move |d| {
+                item(
+                    &format!("res-{r}"),
+                    start.checked_add(d.days()).unwrap(),
+                    (r * 1000 + d) as u64,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        s.changed_publish_items(link.id, &horizon)
+            .await
+            .unwrap()
+            .len(),
+        720,
+        "nothing published yet: everything is new"
+    );
+    s.record_published(link.id, 1, &horizon, t0())
+        .await
+        .unwrap();
+    assert!(
+        s.changed_publish_items(link.id, &horizon)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.changed_publish_items(other.id, &horizon)
+            .await
+            .unwrap()
+            .len(),
+        720,
+        "publish state is per link"
+    );
+
+    let mut next = horizon.clone();
+    next[5].hash = ContentHash(u64::MAX); // full 64-bit range survives the round trip
+    next[700].hash = ContentHash(42);
+    next.push(item("res-new", start, 7));
+    let changed = s.changed_publish_items(link.id, &next).await.unwrap();
+    assert_eq!(
+        changed,
+        vec![next[5].clone(), next[700].clone(), next[720].clone()]
+    );
+    let later = t0() + 60.seconds();
+    s.record_published(link.id, 1, &changed, later)
+        .await
+        .unwrap();
+    assert!(
+        s.changed_publish_items(link.id, &next)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stored = s.published_items(link.id).await.unwrap();
+    assert_eq!(stored.len(), 721);
+    let (max_item, at) = stored
+        .iter()
+        .find(|(i, _)| i.hash == ContentHash(u64::MAX))
+        .expect("max hash stored");
+    assert_eq!(max_item.resource_id, next[5].resource_id);
+    assert_eq!(*at, later);
+
+    // Repeated keys in one batch: the last one wins.
+    s.record_published(
+        link.id,
+        1,
+        &[item("res-0", start, 1), item("res-0", start, 2)],
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.changed_publish_items(link.id, &[item("res-0", start, 2)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Days in the past are forgotten.
+    let removed = s
+        .forget_published_before(link.id, start.checked_add(10.days()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(removed, 8 * 10 + 1);
+    assert_eq!(s.published_items(link.id).await.unwrap().len(), 721 - 81);
+}
+
+async fn config_hashes_are_recorded_per_kind(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let none = s.config_hashes(link.id).await.unwrap();
+    assert_eq!(
+        (none.resources, none.appointment_types, none.liveness),
+        (None, None, None)
+    );
+    s.record_config_hash(link.id, 1, ConfigHashKind::Resources, ContentHash(1), t0())
+        .await
+        .unwrap();
+    s.record_config_hash(
+        link.id,
+        1,
+        ConfigHashKind::AppointmentTypes,
+        ContentHash(2),
+        t0(),
+    )
+    .await
+    .unwrap();
+    s.record_config_hash(link.id, 1, ConfigHashKind::Resources, ContentHash(3), t0())
+        .await
+        .unwrap();
+    let h = s.config_hashes(link.id).await.unwrap();
+    assert_eq!(h.resources, Some(ContentHash(3)));
+    assert_eq!(h.appointment_types, Some(ContentHash(2)));
+    assert_eq!(h.liveness, None);
+    assert!(matches!(
+        s.record_config_hash(
+            slotbridge_store::LinkId::new(),
+            1,
+            ConfigHashKind::Liveness,
+            ContentHash(1),
+            t0()
+        )
+        .await,
+        Err(StoreError::LinkNotFound(_))
+    ));
+}
+
+async fn sync_state_records_progress_and_errors(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let fresh = s.sync_state(link.id).await.unwrap();
+    assert_eq!(fresh.last_pms_read_at, None);
+    assert_eq!(fresh.last_error, None);
+    assert_eq!(fresh.consent, ConsentStatus::Unknown);
+    assert!(fresh.health_flags.is_empty());
+
+    let err = SyncError {
+        kind: "pms_unauthorized".into(),
+        message: "the PMS refused the API key".into(),
+        at: t0(),
+    };
+    let flags: BTreeSet<String> = ["pms_unreachable".to_owned()].into();
+    let st = s
+        .update_sync_state(
+            link.id,
+            SyncChanges {
+                last_pms_read_at: Some(t0()),
+                last_poll_at: Some(t0() + 1.second()),
+                last_error: Some(Some(err.clone())),
+                change_cursor: Some(Some("cursor-17".into())),
+                consent: Some(ConsentStatus::Granted),
+                health_flags: Some(flags.clone()),
+                ..SyncChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.last_pms_read_at, Some(t0()));
+    assert_eq!(st.last_poll_at, Some(t0() + 1.second()));
+    assert_eq!(st.last_publish_at, None);
+    assert_eq!(st.last_error, Some(err.clone()));
+    assert_eq!(st.change_cursor.as_deref(), Some("cursor-17"));
+    assert_eq!(st.consent, ConsentStatus::Granted);
+    assert_eq!(st.health_flags, flags);
+
+    // Untouched fields stay; explicit clears clear.
+    let st = s
+        .update_sync_state(
+            link.id,
+            SyncChanges {
+                last_publish_at: Some(t0() + 2.seconds()),
+                ..SyncChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.last_error, Some(err));
+    assert_eq!(st.change_cursor.as_deref(), Some("cursor-17"));
+    assert_eq!(st.last_publish_at, Some(t0() + 2.seconds()));
+    let st = s
+        .update_sync_state(
+            link.id,
+            SyncChanges {
+                last_error: Some(None),
+                change_cursor: Some(None),
+                health_flags: Some(BTreeSet::new()),
+                ..SyncChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.last_error, None);
+    assert_eq!(st.change_cursor, None);
+    assert!(st.health_flags.is_empty());
+    assert_eq!(st.consent, ConsentStatus::Granted);
+    assert_eq!(s.all_sync_states().await.unwrap(), vec![st]);
+}
+
+async fn requests_and_payloads_are_idempotent(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let req = NewMarketRequest {
+        request_id: "req-1".into(),
+        kind: "booking".into(),
+        link_id: Some(link.id),
+        received_at: t0(),
+    };
+    assert!(s.record_request(&req).await.unwrap());
+    let duplicate = NewMarketRequest {
+        kind: "something-else".into(),
+        received_at: t0() + 5.seconds(),
+        ..req.clone()
+    };
+    assert!(!s.record_request(&duplicate).await.unwrap());
+    let logged = s.market_request("req-1").await.unwrap().unwrap();
+    assert_eq!(logged.kind, "booking", "a duplicate changes nothing");
+    assert_eq!(logged.received_at, t0());
+    assert_eq!(logged.state, RequestState::Received);
+
+    assert!(
+        s.finish_request("req-1", "accepted", Some("slot held"), t0() + 1.second())
+            .await
+            .unwrap()
+    );
+    // A late or duplicated completion changes nothing.
+    assert!(
+        !s.finish_request("req-1", "rejected", None, t0() + 9.seconds())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.finish_request("req-unknown", "accepted", None, t0())
+            .await
+            .unwrap()
+    );
+    let done = s.market_request("req-1").await.unwrap().unwrap();
+    assert_eq!(done.state, RequestState::Handled);
+    assert_eq!(done.outcome.as_deref(), Some("accepted"));
+    assert_eq!(done.detail.as_deref(), Some("slot held"));
+    assert_eq!(done.handled_at, Some(t0() + 1.second()));
+
+    for i in 2..5 {
+        s.record_request(&NewMarketRequest {
+            request_id: format!("req-{i}"),
+            kind: "cancellation".into(),
+            link_id: (i % 2 == 0).then_some(link.id),
+            received_at: t0() + i.seconds(),
+        })
+        .await
+        .unwrap();
+    }
+    let recent: Vec<String> = s
+        .recent_requests(None, 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(recent, ["req-4", "req-3", "req-2"]);
+    let for_link: Vec<String> = s
+        .recent_requests(Some(link.id), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(for_link, ["req-4", "req-2", "req-1"]);
+
+    assert!(s.mark_payload_seen("payload-a", t0()).await.unwrap());
+    assert!(
+        !s.mark_payload_seen("payload-a", t0() + 1.second())
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.mark_payload_seen("payload-b", t0() + 10.seconds())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.forget_payloads_before(t0() + 5.seconds()).await.unwrap(),
+        1
+    );
+    assert!(
+        s.mark_payload_seen("payload-a", t0() + 20.seconds())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.mark_payload_seen("payload-b", t0() + 20.seconds())
+            .await
+            .unwrap()
+    );
+}
+
+fn new_booking(id: &str, link: slotbridge_store::LinkId, at: Timestamp) -> NewBooking {
+    NewBooking {
+        booking_id: id.to_owned(),
+        link_id: link,
+        request: json!({"bookingId": id, "patient": {"firstName": "Ada"}}),
+        received_at: at,
+    }
+}
+
+async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    assert!(
+        s.enqueue_booking(&new_booking("b-1", link.id, t0()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.enqueue_booking(&new_booking("b-1", link.id, t0() + 1.second()))
+            .await
+            .unwrap(),
+        "a duplicated booking is not queued twice"
+    );
+    let b = s.booking("b-1").await.unwrap().unwrap();
+    assert_eq!(b.state, BookingState::Received);
+    assert_eq!(b.request["patient"]["firstName"], "Ada");
+    assert_eq!(b.attempts, 0);
+
+    let claimed = s
+        .claim_bookings("w1", 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].claimed_by.as_deref(), Some("w1"));
+    assert_eq!(claimed[0].attempts, 1);
+
+    let decision = json!({"rule": "exact name and date of birth", "score": 1.0});
+    let b = s
+        .transition_booking(
+            "b-1",
+            BookingState::Received,
+            BookingTransition::PatientResolved {
+                pms_patient_id: "pat-9".into(),
+                match_decision: decision.clone(),
+            },
+            "matched an existing patient",
+            t0() + 1.second(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.state, BookingState::PatientResolved);
+    assert_eq!(b.pms_patient_id.as_deref(), Some("pat-9"));
+    assert_eq!(b.match_decision, Some(decision));
+    assert_eq!(b.claimed_by.as_deref(), Some("w1"), "still claimed mid-way");
+
+    // A second worker acting on the stale state loses, and nothing changes.
+    let err = s
+        .transition_booking(
+            "b-1",
+            BookingState::Received,
+            BookingTransition::Rejected {
+                reason: "duplicate".into(),
+            },
+            "stale worker",
+            t0() + 2.seconds(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::BookingStateConflict {
+                expected: BookingState::Received,
+                found: BookingState::PatientResolved,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // No such edge.
+    let err = s
+        .transition_booking(
+            "b-1",
+            BookingState::PatientResolved,
+            BookingTransition::Confirmed,
+            "skipping insert",
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err}");
+    assert!(matches!(
+        s.transition_booking(
+            "nope",
+            BookingState::Received,
+            BookingTransition::Confirmed,
+            "",
+            t0()
+        )
+        .await,
+        Err(StoreError::InvalidTransition { .. })
+    ));
+    assert!(matches!(
+        s.transition_booking(
+            "nope",
+            BookingState::Inserted,
+            BookingTransition::Confirmed,
+            "",
+            t0()
+        )
+        .await,
+        Err(StoreError::BookingNotFound(_))
+    ));
+
+    let b = s
+        .transition_booking(
+            "b-1",
+            BookingState::PatientResolved,
+            BookingTransition::Inserted {
+                pms_appointment_id: "appt-5".into(),
+            },
+            "written to the diary",
+            t0() + 3.seconds(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.pms_appointment_id.as_deref(), Some("appt-5"));
+    let b = s
+        .transition_booking(
+            "b-1",
+            BookingState::Inserted,
+            BookingTransition::Confirmed,
+            "marketplace told",
+            t0() + 4.seconds(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.state, BookingState::Confirmed);
+    assert_eq!(b.claimed_by, None, "terminal state releases the claim");
+    assert_eq!(
+        b.pms_patient_id.as_deref(),
+        Some("pat-9"),
+        "earlier facts kept"
+    );
+    assert!(
+        s.claim_bookings("w2", 10, Duration::from_secs(60), t0() + 1.hours())
+            .await
+            .unwrap()
+            .is_empty(),
+        "finished bookings are never claimed"
+    );
+
+    let events = s.booking_events("b-1").await.unwrap();
+    let path: Vec<_> = events.iter().map(|e| (e.from, e.to)).collect();
+    use BookingState::*;
+    assert_eq!(
+        path,
+        vec![
+            (None, Received),
+            (Some(Received), PatientResolved),
+            (Some(PatientResolved), Inserted),
+            (Some(Inserted), Confirmed),
+        ]
+    );
+    assert_eq!(events[1].reason, "matched an existing patient");
+    assert_eq!(events[3].at, t0() + 4.seconds());
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // Rejection from the first state, with its reason.
+    s.enqueue_booking(&new_booking("b-2", link.id, t0()))
+        .await
+        .unwrap();
+    let r = s
+        .transition_booking(
+            "b-2",
+            Received,
+            BookingTransition::Rejected {
+                reason: "slot no longer free".into(),
+            },
+            "re-check failed",
+            t0() + 1.second(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state, Rejected);
+    assert_eq!(r.reject_reason.as_deref(), Some("slot no longer free"));
+    assert_eq!(s.bookings_for_link(link.id, 10).await.unwrap().len(), 2);
+}
+
+async fn booking_claims_expire_and_retries_wait(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    s.enqueue_booking(&new_booking("b-1", link.id, t0()))
+        .await
+        .unwrap();
+    s.enqueue_booking(&new_booking("b-later", link.id, t0() + 1.hours()))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    let first = s.claim_bookings("w1", 10, ttl, t0()).await.unwrap();
+    assert_eq!(first.len(), 1, "b-later is not due yet");
+    assert!(
+        s.claim_bookings("w2", 10, ttl, t0() + 10.seconds())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a live claim is respected"
+    );
+    // w1 died: after the claim lapses, w2 takes it over.
+    let taken = s
+        .claim_bookings("w2", 10, ttl, t0() + 31.seconds())
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].claimed_by.as_deref(), Some("w2"));
+    assert_eq!(taken[0].attempts, 2);
+
+    // A retryable failure: back off, claim released, error kept, event logged.
+    let retry_at = t0() + 5.minutes();
+    let b = s
+        .retry_booking(
+            "b-1",
+            BookingState::Received,
+            retry_at,
+            "PMS timed out",
+            t0() + 32.seconds(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.claimed_by, None);
+    assert_eq!(b.next_attempt_at, retry_at);
+    assert_eq!(b.last_error.as_deref(), Some("PMS timed out"));
+    assert!(
+        s.claim_bookings("w3", 10, ttl, t0() + 4.minutes())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = s
+        .claim_bookings("w3", 10, ttl, t0() + 2.hours())
+        .await
+        .unwrap();
+    let ids: Vec<_> = due.iter().map(|b| b.booking_id.as_str()).collect();
+    assert_eq!(ids, ["b-1", "b-later"], "oldest due first");
+    let err = s
+        .retry_booking("b-1", BookingState::Inserted, retry_at, "x", t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::BookingStateConflict { .. }),
+        "{err}"
+    );
+    let events = s.booking_events("b-1").await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].from, Some(BookingState::Received));
+    assert_eq!(events[1].to, BookingState::Received);
+    assert!(
+        events[1].reason.contains("PMS timed out"),
+        "{}",
+        events[1].reason
+    );
+}
+
+async fn concurrent_claimers_never_share_a_booking(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    const N: usize = 120;
+    for i in 0..N {
+        s.enqueue_booking(&new_booking(&format!("b-{i:03}"), link.id, t0()))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_bookings(&format!("w{w}"), 5, Duration::from_secs(600), t0())
+                    .await
+                    .expect("claim");
+                if got.is_empty() {
+                    break;
+                }
+                for b in got {
+                    assert_eq!(b.claimed_by.as_deref(), Some(format!("w{w}").as_str()));
+                    mine.push(b.booking_id);
+                }
+                tokio::task::yield_now().await;
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for id in t.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id.clone()), "{id} claimed twice");
+        }
+    }
+    assert_eq!(total, N);
+    assert_eq!(seen.len(), N);
+    for b in s.bookings_for_link(link.id, 1000).await.unwrap() {
+        assert_eq!(b.attempts, 1, "{} claimed more than once", b.booking_id);
+    }
+}
+
+async fn leases_are_exclusive_and_expired_ones_are_taken_over(ctx: Ctx) {
+    let s = &ctx.store;
+    let mut links = Vec::new();
+    for i in 0..10 {
+        links.push(
+            s.create_link(new_link("sharbour", &format!("p-{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut off = new_link("sharbour", "p-off");
+    off.enabled = false;
+    let off = s.create_link(off).await.unwrap().id;
+    let ttl = Duration::from_secs(30);
+
+    let a = s.acquire_leases("node-a", 6, ttl, t0()).await.unwrap();
+    assert_eq!(a.len(), 6);
+    let b = s.acquire_leases("node-b", 100, ttl, t0()).await.unwrap();
+    assert_eq!(b.len(), 4, "only the free links");
+    assert!(a.iter().all(|l| !b.contains(l)), "no link held twice");
+    assert!(
+        !a.contains(&off) && !b.contains(&off),
+        "disabled links are not leased"
+    );
+    assert!(
+        s.acquire_leases("node-a", 6, ttl, t0())
+            .await
+            .unwrap()
+            .is_empty(),
+        "node-a is at capacity"
+    );
+    for l in &a {
+        assert_eq!(
+            s.lease_holder(*l, t0()).await.unwrap().as_deref(),
+            Some("node-a")
+        );
+    }
+
+    // node-b keeps renewing; node-a goes silent and its leases expire.
+    let later = t0() + 20.seconds();
+    assert_eq!(s.renew_leases("node-b", ttl, later).await.unwrap(), b);
+    let after_expiry = t0() + 31.seconds();
+    assert_eq!(s.held_leases("node-a", after_expiry).await.unwrap(), vec![]);
+    let taken = s
+        .acquire_leases("node-b", 100, ttl, after_expiry)
+        .await
+        .unwrap();
+    assert_eq!(taken, a, "node-b takes over node-a's expired leases");
+    assert_eq!(
+        s.held_leases("node-b", after_expiry).await.unwrap().len(),
+        10
+    );
+    // node-a comes back: nothing to renew, it must stop working on those links.
+    assert!(
+        s.renew_leases("node-a", ttl, after_expiry)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Disabling a link frees its lease; a clean shutdown frees the rest.
+    s.update_link(
+        links[0],
+        LinkChanges {
+            enabled: Some(false),
+            ..LinkChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.lease_holder(links[0], after_expiry).await.unwrap(), None);
+    assert!(s.release_lease("node-b", links[1]).await.unwrap());
+    assert!(!s.release_lease("node-a", links[2]).await.unwrap());
+    assert_eq!(s.release_leases("node-b").await.unwrap(), 8);
+    let c = s
+        .acquire_leases("node-c", 100, ttl, after_expiry)
+        .await
+        .unwrap();
+    assert_eq!(c.len(), 9, "all enabled links are free again");
+}
+
+async fn concurrent_nodes_split_links_without_overlap(ctx: Ctx) {
+    let s = &ctx.store;
+    for i in 0..40 {
+        s.create_link(new_link("sharbour", &format!("p-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for n in 0..4 {
+        let store = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let node = format!("node-{n}");
+            let mut mine = Vec::new();
+            for round in 0..5 {
+                let now = t0() + (round as i64).seconds();
+                mine.extend(
+                    store
+                        .acquire_leases(&node, 15, Duration::from_secs(300), now)
+                        .await
+                        .expect("acquire"),
+                );
+                tokio::task::yield_now().await;
+            }
+            (node, mine)
+        }));
+    }
+    let mut holder = std::collections::HashMap::new();
+    for t in tasks {
+        let (node, mine) = t.await.unwrap();
+        assert!(mine.len() <= 15, "{node} over capacity: {}", mine.len());
+        for l in mine {
+            if let Some(other) = holder.insert(l, node.clone()) {
+                panic!("{l} acquired by both {other} and {node}");
+            }
+        }
+    }
+    assert_eq!(holder.len(), 40, "4 nodes x 15 cover all 40 links");
+    for (link, node) in holder {
+        assert_eq!(
+            s.lease_holder(link, t0() + 10.seconds()).await.unwrap(),
+            Some(node)
+        );
+    }
+}
+
+async fn key_rotation_reseals_every_secret(ctx: Ctx) {
+    let s = &ctx.store;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            s.create_link(new_link("sharbour", &format!("p-{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let k2 = Keyring::generate_key();
+    let both = format!("{}\nk2:{}", ctx.keyring_text, k2.expose_secret());
+    let only_new = format!("k2:{}", k2.expose_secret());
+
+    // Without the old key the store refuses to start, naming the missing key.
+    let err = Store::open(&ctx.url, Keyring::parse(&only_new).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Key(KeyError::UnknownKeyId { key_id, .. }) if key_id == "k1"),
+        "{err}"
+    );
+
+    let rotated = Store::open(&ctx.url, Keyring::parse(&both).unwrap())
+        .await
+        .unwrap();
+    // Old secrets still open; new ones are sealed with k2.
+    let l0 = rotated.link(ids[0]).await.unwrap().unwrap();
+    assert_eq!(l0.pms_api_key.expose_secret(), format!("{PMS_KEY}-p-0"));
+    rotated
+        .create_link(new_link("sharbour", "p-new"))
+        .await
+        .unwrap();
+    assert_eq!(rotated.rotate_secrets().await.unwrap(), 5);
+    assert_eq!(rotated.rotate_secrets().await.unwrap(), 0, "idempotent");
+    rotated.close().await;
+
+    // Now k1 can be dropped.
+    let new_only = Store::open(&ctx.url, Keyring::parse(&only_new).unwrap())
+        .await
+        .unwrap();
+    let links = new_only.list_links().await.unwrap();
+    assert_eq!(links.len(), 6);
+    for l in &links {
+        assert_eq!(
+            l.pms_api_key.expose_secret(),
+            format!("{PMS_KEY}-{}", l.market_practice_id)
+        );
+        assert_eq!(
+            l.market_practice_key.expose_secret(),
+            format!("{PRACTICE_KEY}-{}", l.market_practice_id)
+        );
+    }
+    new_only.close().await;
+    // And the old keyring alone no longer opens the store.
+    assert!(
+        Store::open(&ctx.url, Keyring::parse(&ctx.keyring_text).unwrap())
+            .await
+            .is_err()
+    );
+}
+
+async fn heartbeats_list_nodes(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    s.heartbeat("node-a", t0()).await.unwrap();
+    s.heartbeat("node-b", t0() + 1.second()).await.unwrap();
+    s.heartbeat("node-a", t0() + 2.seconds()).await.unwrap();
+    s.acquire_leases("node-a", 5, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    let nodes = s.nodes(t0() + 3.seconds()).await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0].node_id, "node-a");
+    assert_eq!(nodes[0].started_at, t0());
+    assert_eq!(nodes[0].last_seen_at, t0() + 2.seconds());
+    assert_eq!(nodes[0].leases, 1);
+    assert_eq!(nodes[1].leases, 0);
+    assert_eq!(s.forget_nodes_before(t0() + 2.seconds()).await.unwrap(), 1);
+    assert_eq!(s.nodes(t0()).await.unwrap().len(), 1);
+    let _ = link;
+}
+
+async fn bad_input_is_refused_with_the_field_named(ctx: Ctx) {
+    let s = &ctx.store;
+    let mut blank = new_link("sharbour", "p-1");
+    blank.pms_api_key = SecretString::from("  ");
+    let err = s.create_link(blank).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "pms_api_key",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = s.create_link(new_link("sharbour", " ")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "market_practice_id",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = HorizonDays::new(91).unwrap_err();
+    assert!(err.to_string().contains("horizon_days"), "{err}");
+    let err = s
+        .record_request(&NewMarketRequest {
+            request_id: String::new(),
+            kind: "booking".into(),
+            link_id: None,
+            received_at: t0(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "request_id",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        s.list_links().await.unwrap().is_empty(),
+        "nothing half-written"
+    );
+    let err = Store::open(
+        "mysql://localhost/x",
+        Keyring::parse(&ctx.keyring_text).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedScheme { .. }), "{err}");
+    let _ = Backend::Sqlite;
+}
