@@ -79,3 +79,57 @@ pub async fn run(args: Args) -> std::io::Result<()> {
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_flags_parse() {
+        let w = Wrapper::try_parse_from([
+            "market-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--time-factor",
+            "0.01",
+            "--consumer",
+            "slotbridge=k1",
+            "--consumer",
+            "other=k2",
+            "--practice",
+            "Harbour Dental",
+            "--record",
+            "calls.jsonl",
+        ])
+        .unwrap();
+        assert_eq!(w.args.time_factor, 0.01);
+        assert_eq!(w.args.consumers, ["slotbridge=k1", "other=k2"]);
+        assert_eq!(
+            w.args.record.as_deref(),
+            Some(std::path::Path::new("calls.jsonl"))
+        );
+        assert!(Wrapper::try_parse_from(["market-sim", "--time-factor", "fast"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_are_named() {
+        let mut args = Wrapper::try_parse_from(["market-sim", "--listen", "127.0.0.1:0"])
+            .unwrap()
+            .args;
+        args.consumers = vec!["no-equals-sign".into()];
+        let e = run(args.clone()).await.unwrap_err();
+        assert!(e.to_string().starts_with("--consumer:"), "{e}");
+        args.consumers = vec![];
+        args.time_factor = 0.0;
+        let e = run(args).await.unwrap_err();
+        assert!(e.to_string().contains("time factor"), "{e}");
+    }
+}

@@ -1197,50 +1197,49 @@ impl Market {
             .liveness
             .as_ref()
             .is_none_or(|c| c.live_hours.contains(local));
+        let live = |since: Timestamp| live_time(p, since, now);
         let mut reasons = Vec::new();
-        if live_now {
-            if let Some(since) = p.last_poll.or(p.integrated_since)
-                && now.duration_since(since) > window
-            {
+        if let Some(since) = p.last_poll.or(p.integrated_since)
+            && live(since) > window
+        {
+            reasons.push(format!(
+                "no poll of /requests for {} s of live hours (limit {} s)",
+                live(since).as_secs(),
+                window.as_secs()
+            ));
+        }
+        let late = |t: Timestamp| live(t) > window;
+        for b in self.bookings.values().filter(|b| b.practice_id == pid) {
+            if b.insert_pending && late(b.booked_at) {
                 reasons.push(format!(
-                    "no poll of /requests for {} s (limit {} s)",
-                    now.duration_since(since).as_secs(),
+                    "booking {} unanswered for more than {} s of live hours",
+                    b.id,
                     window.as_secs()
                 ));
             }
-            let old = |t: Timestamp| now.duration_since(t) > window;
-            for b in self.bookings.values().filter(|b| b.practice_id == pid) {
-                if b.insert_pending && old(b.booked_at) {
-                    reasons.push(format!(
-                        "booking {} unanswered for more than {} s",
-                        b.id,
-                        window.as_secs()
-                    ));
-                }
-                for u in b
-                    .updates
-                    .iter()
-                    .filter(|u| u.resolution.is_none() && old(u.created_at))
-                {
-                    reasons.push(format!(
-                        "booking update {} unanswered for more than {} s",
-                        u.request_id,
-                        window.as_secs()
-                    ));
-                }
-            }
-            for r in p
-                .requests
+            for u in b
+                .updates
                 .iter()
-                .filter(|r| r.request_type.is_critical() && old(r.created_at))
+                .filter(|u| u.resolution.is_none() && late(u.created_at))
             {
                 reasons.push(format!(
-                    "{} request {} unanswered for more than {} s",
-                    r.request_type,
-                    r.request_id,
+                    "booking update {} unanswered for more than {} s of live hours",
+                    u.request_id,
                     window.as_secs()
                 ));
             }
+        }
+        for r in p
+            .requests
+            .iter()
+            .filter(|r| r.request_type.is_critical() && late(r.created_at))
+        {
+            reasons.push(format!(
+                "{} request {} unanswered for more than {} s of live hours",
+                r.request_type,
+                r.request_id,
+                window.as_secs()
+            ));
         }
         Ok(Health {
             healthy: reasons.is_empty(),
@@ -1350,4 +1349,128 @@ pub fn snapshot_hash(s: &AvailabilitySnapshot) -> String {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How much of `[from, to)` lies within the practice's live hours (all of it without a liveness
+/// contract). Ranges are practice-local; a range ending at 23:59 runs to midnight. Public holidays
+/// are not known, so the weekday's hours apply. At most 400 days are examined.
+pub fn live_time(p: &Practice, from: Timestamp, to: Timestamp) -> SignedDuration {
+    if to <= from {
+        return SignedDuration::ZERO;
+    }
+    let Some(contract) = &p.liveness else {
+        return to.duration_since(from);
+    };
+    let (start, end) = (
+        from.to_zoned_datetime(p.tz.clone()).date(),
+        to.to_zoned_datetime(p.tz.clone()).date(),
+    );
+    let mut total = SignedDuration::ZERO;
+    let mut day = start;
+    for _ in 0..400 {
+        for r in contract.live_hours.day(day.weekday()) {
+            let open = day.to_datetime(r.start).to_zoned_datetime(p.tz.clone());
+            let close_civil = if r.end.hour() == 23 && r.end.minute() == 59 {
+                day.tomorrow()
+                    .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+                    .ok()
+            } else {
+                Some(day.to_datetime(r.end))
+            };
+            let close = close_civil.and_then(|c| c.to_zoned_datetime(p.tz.clone()).ok());
+            if let (Ok(open), Some(close)) = (open, close) {
+                let (a, b) = (open.timestamp().max(from), close.timestamp().min(to));
+                if a < b {
+                    total += b.duration_since(a);
+                }
+            }
+        }
+        if day >= end {
+            break;
+        }
+        match day.tomorrow() {
+            Ok(d) => day = d,
+            Err(_) => break,
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn practice(contract: Option<serde_json::Value>) -> Practice {
+        let mut m = Market::new(Timing { time_factor: 1.0 }, 10);
+        let id = m.add_practice("P", "Australia/Sydney", false).unwrap();
+        let mut p = m.practices.remove(&id).unwrap();
+        p.liveness = contract.map(|c| serde_json::from_value(c).unwrap());
+        p
+    }
+
+    fn at(s: &str) -> Timestamp {
+        jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
+            .unwrap()
+            .to_zoned_datetime(TimeZone::get("Australia/Sydney").unwrap())
+            .unwrap()
+            .timestamp()
+    }
+
+    #[test]
+    fn live_time_counts_only_the_contract_hours() {
+        // 2026-11-23 is a Monday.
+        let p = practice(Some(
+            serde_json::json!({"liveHours": {"monday": [{"start": "08:00", "end": "17:00"}],
+                                                              "tuesday": [{"start": "08:00", "end": "23:59"}]}}),
+        ));
+        assert_eq!(
+            live_time(&p, at("2026-11-23 16:55"), at("2026-11-23 18:00")).as_secs(),
+            300
+        );
+        // Overnight Monday 16:55 to Tuesday 08:07: 5 + 7 minutes.
+        assert_eq!(
+            live_time(&p, at("2026-11-23 16:55"), at("2026-11-24 08:07")).as_secs(),
+            720
+        );
+        // 23:59 runs to midnight.
+        assert_eq!(
+            live_time(&p, at("2026-11-24 23:50"), at("2026-11-25 01:00")).as_secs(),
+            600
+        );
+        let always = practice(None);
+        assert_eq!(
+            live_time(&always, at("2026-11-23 16:55"), at("2026-11-23 18:00")).as_secs(),
+            3900
+        );
+    }
+
+    #[test]
+    fn a_request_outside_live_hours_does_not_make_the_integration_unhealthy() {
+        let mut m = Market::new(Timing { time_factor: 1.0 }, 10);
+        let id = m.add_practice("P", "Australia/Sydney", false).unwrap();
+        m.add_consumer("c", Some("k".into())).unwrap();
+        m.grant_consent(id, "c", at("2026-11-23 17:30")).unwrap();
+        m.practice_mut(id).unwrap().liveness = Some(
+            serde_json::from_value(
+                serde_json::json!({"liveHours": {"tuesday": [{"start": "08:00", "end": "17:00"}]}}),
+            )
+            .unwrap(),
+        );
+        m.raise(
+            id,
+            RequestType::Availability,
+            Some(jiff::civil::date(2026, 11, 30)),
+            None,
+            None,
+            at("2026-11-23 18:00"),
+        )
+        .unwrap();
+        assert!(
+            m.health(id, at("2026-11-24 08:05")).unwrap().healthy,
+            "5 live minutes only"
+        );
+        let h = m.health(id, at("2026-11-24 08:15")).unwrap();
+        assert!(!h.healthy);
+        assert_eq!(h.reasons.len(), 2, "{:?}", h.reasons);
+    }
 }
