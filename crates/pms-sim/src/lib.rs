@@ -1,1 +1,395 @@
-//! A simulator of an Exact-style PMS API (see `docs/pms-api.md`).
+//! A simulator of an Exact-style PMS API (see `docs/pms-api.md`): many practices, each with its
+//! setup, diary, patients and API keys; the API under `/api/v1/sites/{slug}/`; desk controls
+//! under `/_desk`; fault injection under `/_sim/faults`.
+//!
+//! It is as strict as a real PMS: an online insert that overlaps anything or is off the grid is
+//! refused; inserts are idempotent on their external reference; the desk may double-book.
+//!
+//! Embedded use:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use slotbridge_pms_sim::{PmsSim, DEMO_SLUG, DEMO_API_KEY};
+//! let sim = PmsSim::builder().practices(10).seed(42).build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let handle = sim.serve(listener).await?;
+//! println!("{}/api/v1/sites/{DEMO_SLUG}/practice (X-API-KEY: {DEMO_API_KEY})", handle.base_url());
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::serve::{IncomingStream, Listener};
+use tokio::net::{TcpListener, TcpStream};
+
+mod api;
+pub mod cli;
+mod desk;
+pub mod faults;
+pub mod generate;
+pub mod practice;
+pub mod problem;
+mod registry;
+pub mod webhooks;
+pub mod wire;
+
+pub use desk::{DeskAction, DeskOutcome};
+pub use faults::{Burst429, Faults, Outage};
+pub use generate::{DEMO_API_KEY, DEMO_SLUG, Manifest, ManifestEntry, ManifestIssue, Misconfig};
+pub use problem::Problem;
+
+use crate::practice::{Change, Practice, Webhook};
+use crate::registry::{Registry, Shared};
+
+/// A per-key rate limit: a token bucket of `burst` tokens refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_second: 50.0,
+            burst: 200.0,
+        }
+    }
+}
+
+/// Builds a [`PmsSim`].
+#[derive(Debug, Clone)]
+pub struct PmsSimBuilder {
+    practices: u32,
+    seed: u64,
+    rate_limit: Option<RateLimit>,
+    resident_cap: usize,
+    epoch: Option<jiff::Timestamp>,
+    faults: Faults,
+}
+
+impl PmsSimBuilder {
+    /// How many practices to generate besides Harbour Dental (default 0).
+    pub fn practices(mut self, n: u32) -> Self {
+        self.practices = n;
+        self
+    }
+
+    /// The generation seed (default 1).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The per-key rate limit; `None` turns it off. Default: 50/s, bursts of 200.
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// At most this many unchanged generated practices stay in memory (default 256).
+    pub fn resident_cap(mut self, cap: usize) -> Self {
+        self.resident_cap = cap;
+        self
+    }
+
+    /// The instant whose practice-local date starts the generated diaries (default: now).
+    pub fn epoch(mut self, epoch: jiff::Timestamp) -> Self {
+        self.epoch = Some(epoch);
+        self
+    }
+
+    /// Faults in force from the start.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Build the simulator (Harbour Dental is built now, the others on first use).
+    pub fn build(self) -> PmsSim {
+        let epoch = self.epoch.unwrap_or_else(jiff::Timestamp::now);
+        let burst = self.faults.burst_429.map_or(0, |b| b.requests);
+        PmsSim {
+            state: Arc::new(SimState {
+                registry: Mutex::new(Registry::new(
+                    self.seed,
+                    self.practices,
+                    epoch,
+                    self.resident_cap,
+                )),
+                faults: Mutex::new(self.faults),
+                burst_left: AtomicU32::new(burst),
+                rate_limit: self.rate_limit,
+                buckets: Mutex::new(HashMap::new()),
+                client: reqwest::Client::new(),
+            }),
+        }
+    }
+}
+
+/// The simulator: practices and their state, ready to serve.
+#[derive(Debug, Clone)]
+pub struct PmsSim {
+    state: Arc<SimState>,
+}
+
+impl PmsSim {
+    /// Start building a simulator.
+    pub fn builder() -> PmsSimBuilder {
+        PmsSimBuilder {
+            practices: 0,
+            seed: 1,
+            rate_limit: Some(RateLimit::default()),
+            resident_cap: 256,
+            epoch: None,
+            faults: Faults::default(),
+        }
+    }
+
+    /// Which practice has which misconfiguration.
+    pub fn manifest(&self) -> Manifest {
+        self.state.manifest()
+    }
+
+    /// Apply a desk action (as the `/_desk` endpoints and start-up flags do).
+    pub fn desk(&self, action: DeskAction) -> Result<DeskOutcome, Problem> {
+        self.state.desk(action)
+    }
+
+    /// Replace the faults in force.
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.set_faults(faults);
+    }
+
+    /// The router serving the API, the desk and the simulator controls.
+    fn router(&self) -> Router {
+        let api = api::router().layer(axum::middleware::from_fn_with_state(
+            self.state.clone(),
+            faults::apply,
+        ));
+        api.merge(desk::router(self.state.clone()))
+            .fallback(|| async {
+                Problem::not_found("no such endpoint (see docs/pms-api.md)").into_response()
+            })
+            .with_state(self.state.clone())
+    }
+
+    /// Serve on `listener` until the handle is shut down.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<SimHandle> {
+        let addr = listener.local_addr()?;
+        let listener = SimListener {
+            inner: listener,
+            state: self.state.clone(),
+        };
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<PeerAddr>();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(SimHandle {
+            addr,
+            sim: self.clone(),
+            stop: Some(tx),
+            task,
+        })
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    sim: PmsSim,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{addr}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The simulator it serves.
+    pub fn sim(&self) -> &PmsSim {
+        &self.sim
+    }
+
+    /// Stop serving and wait for in-flight requests.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Wait until the server stops (it runs until [`SimHandle::shutdown`] or an error).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// The peer address of a connection (for the loopback-only desk).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, SimListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The TCP listener; during a `refused` outage it closes new connections at once.
+#[derive(Debug)]
+pub struct SimListener {
+    inner: TcpListener,
+    state: Arc<SimState>,
+}
+
+impl Listener for SimListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    if self.state.faults().outage == Some(Outage::Refused) {
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    return (stream, addr);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// The state shared by every request.
+#[derive(Debug)]
+pub struct SimState {
+    registry: Mutex<Registry>,
+    faults: Mutex<Faults>,
+    burst_left: AtomicU32,
+    rate_limit: Option<RateLimit>,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    client: reqwest::Client,
+}
+
+impl SimState {
+    fn practice(&self, slug: &str) -> Option<Shared> {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(slug)
+    }
+
+    fn insert_practice(&self, slug: &str, p: Practice) -> bool {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(slug, p)
+    }
+
+    fn resident(&self) -> usize {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .resident()
+    }
+
+    fn manifest(&self) -> Manifest {
+        let (seed, count) = {
+            let r = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+            (r.seed(), r.count())
+        };
+        generate::manifest(seed, count)
+    }
+
+    fn faults(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_faults(&self, f: Faults) {
+        self.burst_left
+            .store(f.burst_429.map_or(0, |b| b.requests), Ordering::SeqCst);
+        *self.faults.lock().unwrap_or_else(PoisonError::into_inner) = f;
+    }
+
+    /// Take a token from `key`'s bucket, or 429 with the seconds until one is back.
+    fn check_rate(&self, key: &str, now: Instant) -> Result<(), Problem> {
+        let Some(limit) = self.rate_limit else {
+            return Ok(());
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((limit.burst, now));
+        let refill = now.saturating_duration_since(*at).as_secs_f64() * limit.per_second;
+        *tokens = (*tokens + refill).min(limit.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - *tokens) / limit.per_second).ceil().max(1.0) as u64;
+            Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!(
+                    "this API key is limited to {} requests per second",
+                    limit.per_second
+                ),
+            )
+            .with_retry_after(wait))
+        }
+    }
+
+    /// Send a change to every webhook of `slug`, in the background.
+    fn deliver(&self, slug: &str, hooks: &[Webhook], change: Change) {
+        if hooks.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let event = webhooks::CloudEvent::new(slug, &change);
+        for hook in hooks {
+            rt.spawn(webhooks::deliver(
+                self.client.clone(),
+                hook.clone(),
+                event.clone(),
+            ));
+        }
+    }
+}

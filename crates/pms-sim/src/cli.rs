@@ -1,0 +1,199 @@
+//! `slotbridge pms-sim`: the command-line arguments and the server loop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::{DeskAction, Faults, PmsSim, RateLimit};
+
+/// Serve the Exact-style PMS simulator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7300", env = "PMS_SIM_LISTEN")]
+    pub listen: SocketAddr,
+    /// How many practices to generate besides the demo practice Harbour Dental.
+    #[arg(long, default_value_t = 10)]
+    pub practices: u32,
+    /// Generation seed: the same seed gives the same practices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the misconfiguration manifest (JSON) to this file.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Per-key rate limit in requests per second (0 turns it off).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate_limit: f64,
+    /// Per-key burst allowance.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate_burst: f64,
+    /// Unchanged generated practices kept in memory at most.
+    #[arg(long, default_value_t = 256)]
+    pub resident_cap: usize,
+    /// Faults in force from the start, as the JSON of `PUT /_sim/faults`.
+    #[arg(long, value_name = "JSON")]
+    pub faults: Option<String>,
+    /// Book at the desk: `{"site","practitioner","start","end"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub book: Vec<String>,
+    /// Remove an appointment: `{"site","id"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub remove: Vec<String>,
+    /// Add a block: `{"site","practitioner"?,"date","start","end","kind"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub block: Vec<String>,
+    /// Switch stacking: `{"site","enabled"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub stacking: Vec<String>,
+    /// Rename a booking reason: `{"site","reason","name"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub rename_reason: Vec<String>,
+    /// Delete a booking reason: `{"site","reason"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub delete_reason: Vec<String>,
+    /// Replace a practitioner's sessions: `{"site","practitioner","sessions","breaks"}`.
+    #[arg(long, value_name = "JSON")]
+    pub sessions: Vec<String>,
+    /// Revoke an API key: `{"site","key"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub revoke_key: Vec<String>,
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A flag's value is malformed.
+    #[error("--{flag}: {detail}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A desk flag could not be applied.
+    #[error("--{flag}: {detail}")]
+    Desk {
+        /// The flag.
+        flag: &'static str,
+        /// The problem's detail.
+        detail: String,
+    },
+    /// I/O (binding, writing the manifest).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl Args {
+    /// The desk actions of the flags, in the order: book, remove, block, stacking, rename,
+    /// delete reason, sessions, revoke key.
+    pub fn desk_actions(&self) -> Result<Vec<(&'static str, DeskAction)>, StartError> {
+        let groups: [(&'static str, &'static str, &Vec<String>); 8] = [
+            ("book", "book", &self.book),
+            ("remove", "remove", &self.remove),
+            ("block", "block", &self.block),
+            ("stacking", "stacking", &self.stacking),
+            ("rename-reason", "rename_reason", &self.rename_reason),
+            ("delete-reason", "delete_reason", &self.delete_reason),
+            ("sessions", "sessions", &self.sessions),
+            ("revoke-key", "revoke_key", &self.revoke_key),
+        ];
+        let mut out = Vec::new();
+        for (flag, tag, values) in groups {
+            for raw in values {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(raw).map_err(|e| StartError::Flag {
+                        flag,
+                        detail: format!("expected a JSON object: {e}"),
+                    })?;
+                let obj = v.as_object_mut().ok_or_else(|| StartError::Flag {
+                    flag,
+                    detail: "expected a JSON object".into(),
+                })?;
+                obj.insert("action".into(), tag.into());
+                let action = serde_json::from_value(v).map_err(|e| StartError::Flag {
+                    flag,
+                    detail: e.to_string(),
+                })?;
+                out.push((flag, action));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Build the simulator these arguments describe and apply the desk flags.
+    pub fn build(&self) -> Result<PmsSim, StartError> {
+        let faults: Faults = match &self.faults {
+            None => Faults::default(),
+            Some(raw) => {
+                let f: Faults = serde_json::from_str(raw).map_err(|e| StartError::Flag {
+                    flag: "faults",
+                    detail: e.to_string(),
+                })?;
+                f.validate().map_err(|detail| StartError::Flag {
+                    flag: "faults",
+                    detail,
+                })?;
+                f
+            }
+        };
+        let rate = (self.rate_limit > 0.0).then_some(RateLimit {
+            per_second: self.rate_limit,
+            burst: self.rate_burst.max(1.0),
+        });
+        let sim = PmsSim::builder()
+            .practices(self.practices)
+            .seed(self.seed)
+            .rate_limit(rate)
+            .resident_cap(self.resident_cap)
+            .faults(faults)
+            .build();
+        for (flag, action) in self.desk_actions()? {
+            sim.desk(action).map_err(|p| StartError::Desk {
+                flag,
+                detail: p.detail,
+            })?;
+        }
+        Ok(sim)
+    }
+}
+
+/// Run the simulator until Ctrl-C.
+pub async fn run(args: Args) -> Result<(), StartError> {
+    let sim = args.build()?;
+    if let Some(path) = &args.manifest {
+        let json = serde_json::to_vec_pretty(&sim.manifest()).unwrap_or_default();
+        std::fs::write(path, json).map_err(|source| StartError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| StartError::Io {
+            what: format!("binding {}", args.listen),
+            source,
+        })?;
+    let handle = sim.serve(listener).await.map_err(|source| StartError::Io {
+        what: "serving".into(),
+        source,
+    })?;
+    println!("pms-sim listening on {}", handle.base_url());
+    println!(
+        "demo practice: Harbour Dental, slug {} , API key {}",
+        crate::DEMO_SLUG,
+        crate::DEMO_API_KEY
+    );
+    println!(
+        "generated practices: {} (seed {}); manifest at {}/_sim/manifest",
+        args.practices,
+        args.seed,
+        handle.base_url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    handle.shutdown().await;
+    Ok(())
+}

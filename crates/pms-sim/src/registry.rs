@@ -1,0 +1,111 @@
+//! The practices a simulator holds. Generated practices are built on first use and, while
+//! nobody has changed them, may be dropped again and rebuilt identically later: this is how one
+//! process serves 10,000 practices in little memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crate::generate;
+use crate::practice::Practice;
+
+/// A shared practice.
+pub type Shared = Arc<Mutex<Practice>>;
+
+/// The practices of one simulator.
+#[derive(Debug)]
+pub struct Registry {
+    seed: u64,
+    count: u32,
+    epoch: jiff::Timestamp,
+    live: HashMap<String, Shared>,
+    clean: VecDeque<String>,
+    cap: usize,
+}
+
+impl Registry {
+    /// A registry of Harbour Dental and `count` generated practices, diaries from `epoch`'s date,
+    /// keeping at most `cap` unchanged generated practices in memory.
+    pub fn new(seed: u64, count: u32, epoch: jiff::Timestamp, cap: usize) -> Self {
+        let mut live = HashMap::new();
+        live.insert(
+            generate::DEMO_SLUG.to_owned(),
+            Arc::new(Mutex::new(generate::harbour_dental(seed, epoch))),
+        );
+        Self {
+            seed,
+            count,
+            epoch,
+            live,
+            clean: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The generation seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// How many practices are generated.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// How many practices are in memory now.
+    pub fn resident(&self) -> usize {
+        self.live.len()
+    }
+
+    /// The practice with `slug`, generating it if needed.
+    pub fn get(&mut self, slug: &str) -> Option<Shared> {
+        if let Some(p) = self.live.get(slug) {
+            return Some(p.clone());
+        }
+        let index = generate::index_of(self.seed, self.count, slug)?;
+        let p = Arc::new(Mutex::new(generate::generated(
+            self.seed, index, self.epoch,
+        )));
+        self.live.insert(slug.to_owned(), p.clone());
+        self.clean.push_back(slug.to_owned());
+        self.evict();
+        Some(p)
+    }
+
+    /// Add a practice created at the desk. `false` if the slug is taken.
+    pub fn insert(&mut self, slug: &str, practice: Practice) -> bool {
+        if self.live.contains_key(slug) || generate::index_of(self.seed, self.count, slug).is_some()
+        {
+            return false;
+        }
+        self.live
+            .insert(slug.to_owned(), Arc::new(Mutex::new(practice)));
+        true
+    }
+
+    /// Drop unchanged generated practices nobody is using, oldest first, down to the cap.
+    fn evict(&mut self) {
+        let mut kept = VecDeque::new();
+        while self.clean.len() + kept.len() > self.cap {
+            let Some(slug) = self.clean.pop_front() else {
+                break;
+            };
+            let Some(p) = self.live.get(&slug) else {
+                continue;
+            };
+            // Only the registry holds it, and none can take it while we hold the registry.
+            let idle = Arc::strong_count(p) == 1;
+            let dirty = p.lock().map(|g| g.dirty).unwrap_or(true);
+            if dirty {
+                continue; // changed: stays in memory for good, no longer a candidate
+            }
+            if idle {
+                self.live.remove(&slug);
+            } else {
+                kept.push_back(slug);
+            }
+        }
+        while let Some(s) = kept.pop_back() {
+            self.clean.push_front(s);
+        }
+    }
+}

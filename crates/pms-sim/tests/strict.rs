@@ -1,0 +1,481 @@
+//! The simulator is as strict as a real PMS: these tests drive it over real HTTP.
+
+use jiff::civil::Date;
+use serde_json::{Value, json};
+use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG, PmsSim, RateLimit, SimHandle};
+
+const SLUG: &str = "sstrict";
+
+struct Env {
+    handle: SimHandle,
+    http: reqwest::Client,
+    key: String,
+    monday: Date,
+    patient: String,
+}
+
+/// The next Monday at least two days from now (in Sydney).
+fn next_monday() -> Date {
+    let mut d = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+        .date()
+        .checked_add(jiff::Span::new().days(2))
+        .expect("date");
+    while d.weekday() != jiff::civil::Weekday::Monday {
+        d = d.tomorrow().expect("date");
+    }
+    d
+}
+
+fn setup_json(monday: Date) -> Value {
+    let week = json!(["mon", "tue", "wed", "thu", "fri"]);
+    let closed = monday.checked_add(jiff::Span::new().days(1)).expect("date");
+    json!({
+        "setup": {
+            "site": SLUG, "name": "Strict Dental", "timezone": "Australia/Sydney",
+            "phone": "(02) 9000 0000", "interval_minutes": 15, "stacking": true,
+            "practitioners": [
+                {"id": "D1", "title": "Dr", "first_name": "Ann", "last_name": "Lee", "specialties": ["dentist"]},
+                {"id": "H1", "title": "Ms", "first_name": "Bea", "last_name": "Ng", "specialties": ["hygienist"]}
+            ],
+            "online_booking": [
+                {"practitioner": "D1", "duration_minutes": 30},
+                {"practitioner": "H1", "duration_minutes": 45}
+            ],
+            "reasons": [{
+                "id": "R1", "name": "Healthengine", "marketing": true,
+                "providers": [
+                    {"practitioner": "D1", "duration_minutes": 30, "windows": [{"days": week, "start": "08:00", "end": "17:00"}]},
+                    {"practitioner": "H1", "duration_minutes": 45, "windows": [{"days": week, "start": "08:00", "end": "17:00"}]}
+                ]
+            }]
+        },
+        "hours": [
+            {"practitioner": "D1", "sessions": [{"days": week, "start": "08:00", "end": "17:00"}],
+             "breaks": [{"days": week, "start": "12:00", "end": "13:00"}]},
+            {"practitioner": "H1", "sessions": [{"days": week, "start": "08:00", "end": "17:00"}],
+             "breaks": []}
+        ],
+        "closed_dates": [closed.to_string()]
+    })
+}
+
+async fn env_with(rate: Option<RateLimit>) -> Env {
+    let sim = PmsSim::builder()
+        .practices(3)
+        .seed(5)
+        .rate_limit(rate)
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let handle = sim.serve(listener).await.expect("serve");
+    let http = reqwest::Client::new();
+    let monday = next_monday();
+    let resp = http
+        .post(format!("{}/_desk/practices", handle.base_url()))
+        .json(&setup_json(monday))
+        .send()
+        .await
+        .expect("create practice");
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.expect("json");
+    let key = created["api_key"].as_str().expect("key").to_owned();
+    let resp = http
+        .post(format!(
+            "{}/api/v1/sites/{SLUG}/patients",
+            handle.base_url()
+        ))
+        .header("x-api-key", &key)
+        .json(
+            &json!({"first_name": "Zoë", "last_name": "O'Brien", "date_of_birth": "1985-04-12",
+                      "mobile_phone": "0412 345 678", "email": "Zoe.OBrien@Example.com",
+                      "medicare": {"number": "2123456701", "irn": 1}}),
+        )
+        .send()
+        .await
+        .expect("patient");
+    let status = resp.status();
+    let patient: Value = resp.json().await.expect("json");
+    assert_eq!(status, 201, "{patient}");
+    Env {
+        handle,
+        http,
+        key,
+        monday,
+        patient: patient["id"].as_str().expect("id").to_owned(),
+    }
+}
+
+async fn env() -> Env {
+    env_with(None).await
+}
+
+impl Env {
+    fn url(&self, tail: &str) -> String {
+        format!("{}/api/v1/sites/{SLUG}/{tail}", self.handle.base_url())
+    }
+
+    fn at(&self, day_offset: i64, hm: &str) -> String {
+        let d = self
+            .monday
+            .checked_add(jiff::Span::new().days(day_offset))
+            .expect("date");
+        let t: jiff::civil::Time = format!("{hm}:00").parse().expect("time");
+        d.to_datetime(t)
+            .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+            .expect("zoned")
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    }
+
+    async fn insert(&self, p: &str, day: i64, start: &str, end: &str, xref: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("appointments"))
+            .header("x-api-key", &self.key)
+            .json(
+                &json!({"practitioner": p, "start": self.at(day, start), "end": self.at(day, end),
+                          "reason": "R1", "patient": self.patient, "external_ref": xref}),
+            )
+            .send()
+            .await
+            .expect("insert");
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            assert_eq!(
+                resp.headers()["content-type"],
+                "application/problem+json",
+                "errors are problem+json"
+            );
+        }
+        (status, resp.json().await.expect("json"))
+    }
+
+    async fn desk_book(&self, p: &str, day: i64, start: &str, end: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/_desk/sites/{SLUG}/appointments",
+                self.handle.base_url()
+            ))
+            .json(
+                &json!({"practitioner": p, "start": self.at(day, start), "end": self.at(day, end)}),
+            )
+            .send()
+            .await
+            .expect("desk");
+        (resp.status().as_u16(), resp.json().await.expect("json"))
+    }
+}
+
+fn kind(problem: &Value) -> &str {
+    problem["type"]
+        .as_str()
+        .and_then(|t| t.rsplit('/').next())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn online_insert_refuses_every_overlap_with_409() {
+    let e = env().await;
+    let (s, _) = e.desk_book("D1", 0, "09:00", "09:30").await;
+    assert_eq!(s, 201);
+    let (s, p) = e.insert("D1", 0, "09:00", "09:30", "x1").await;
+    assert_eq!((s, kind(&p)), (409, "overlaps-appointment"), "{p}");
+    let (s, p) = e.insert("D1", 0, "09:15", "09:45", "x2").await;
+    assert_eq!((s, kind(&p)), (409, "overlaps-appointment"), "{p}");
+    let (s, p) = e.insert("D1", 0, "11:45", "12:15", "x3").await;
+    assert_eq!((s, kind(&p)), (409, "overlaps-break"), "{p}");
+    let (s, p) = e.insert("D1", 0, "17:00", "17:30", "x4").await;
+    assert_eq!((s, kind(&p)), (409, "outside-reason-window"), "{p}");
+    let (s, p) = e.insert("D1", 1, "09:00", "09:30", "x5").await;
+    assert_eq!((s, kind(&p)), (409, "closed-date"), "{p}");
+    let (s, p) = e.insert("D1", 5, "09:00", "09:30", "x6").await;
+    assert!(s == 409, "{p}");
+    // A block for everyone.
+    let resp = e
+        .http
+        .post(format!("{}/_desk/sites/{SLUG}/blocks", e.handle.base_url()))
+        .json(
+            &json!({"date": e.monday.checked_add(jiff::Span::new().days(2)).expect("d").to_string(),
+                      "start": "10:00", "end": "11:00", "kind": "meeting"}),
+        )
+        .send()
+        .await
+        .expect("block");
+    assert_eq!(resp.status(), 201);
+    let (s, p) = e.insert("H1", 2, "10:30", "11:15", "x7").await;
+    assert_eq!((s, kind(&p)), (409, "overlaps-block"), "{p}");
+    // The slot right after the desk booking is free.
+    let (s, p) = e.insert("D1", 0, "09:30", "10:00", "x8").await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["source"], "online");
+    assert!(p["detail"].is_null());
+}
+
+#[tokio::test]
+async fn off_grid_and_wrong_duration_are_422() {
+    let e = env().await;
+    let (s, p) = e.insert("D1", 0, "09:05", "09:35", "g1").await;
+    assert_eq!((s, kind(&p)), (422, "off-grid"), "{p}");
+    assert!(p["detail"].as_str().expect("detail").contains("15-minute"));
+    let (s, p) = e.insert("D1", 0, "09:00", "09:45", "g2").await;
+    assert_eq!((s, kind(&p)), (422, "wrong-duration"), "{p}");
+    let (s, p) = e.insert("ZZ", 0, "09:00", "09:30", "g3").await;
+    assert_eq!((s, kind(&p)), (422, "invalid"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("practitioner")
+    );
+    let resp = e
+        .http
+        .post(e.url("appointments"))
+        .header("x-api-key", &e.key)
+        .json(
+            &json!({"practitioner": "D1", "start": "2026-12-01T09:00:00", "end": "x",
+                      "patient": e.patient, "external_ref": "g4"}),
+        )
+        .send()
+        .await
+        .expect("insert");
+    assert_eq!(resp.status(), 422);
+    let p: Value = resp.json().await.expect("json");
+    assert!(
+        p["detail"].as_str().expect("detail").starts_with("start"),
+        "{p}"
+    );
+}
+
+#[tokio::test]
+async fn insert_is_idempotent_on_external_ref() {
+    let e = env().await;
+    let (s1, a) = e.insert("H1", 0, "14:00", "14:45", "ref-1").await;
+    assert_eq!(s1, 201, "{a}");
+    let (s2, b) = e.insert("H1", 0, "14:00", "14:45", "ref-1").await;
+    assert_eq!(s2, 200, "{b}");
+    assert_eq!(a["id"], b["id"]);
+    let day = e.monday.to_string();
+    let rows: Value = e
+        .http
+        .get(format!(
+            "{}/_desk/sites/{SLUG}/appointments?date={day}",
+            e.handle.base_url()
+        ))
+        .send()
+        .await
+        .expect("desk list")
+        .json()
+        .await
+        .expect("json");
+    let rows = rows.as_array().expect("array");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for field in [
+        "id",
+        "practitioner",
+        "start",
+        "end",
+        "source",
+        "external_ref",
+        "notes",
+    ] {
+        assert!(rows[0].get(field).is_some(), "{field} missing");
+    }
+    assert_eq!(rows[0]["external_ref"], "ref-1");
+}
+
+#[tokio::test]
+async fn desk_may_double_book_and_remove() {
+    let e = env().await;
+    let (s1, a) = e.desk_book("D1", 0, "10:00", "10:30").await;
+    let (s2, b) = e.desk_book("D1", 0, "10:00", "10:30").await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_ne!(a["id"], b["id"]);
+    let resp = e
+        .http
+        .delete(format!(
+            "{}/_desk/sites/{SLUG}/appointments/{}",
+            e.handle.base_url(),
+            a["id"].as_str().expect("id")
+        ))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), 204);
+    // Still taken by the second one.
+    let (s, _) = e.insert("D1", 0, "10:00", "10:30", "d1").await;
+    assert_eq!(s, 409);
+    // There is no cancel through the API.
+    let resp = e
+        .http
+        .delete(e.url(&format!("appointments/{}", b["id"].as_str().expect("id"))))
+        .header("x-api-key", &e.key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), 405);
+}
+
+#[tokio::test]
+async fn auth_failures_are_distinct() {
+    let e = env().await;
+    let get = |key: &str, slug: &str| {
+        e.http
+            .get(format!(
+                "{}/api/v1/sites/{slug}/practice",
+                e.handle.base_url()
+            ))
+            .header("x-api-key", key)
+            .send()
+    };
+    let r = get("wrong", SLUG).await.expect("get");
+    assert_eq!(r.status(), 401);
+    let p: Value = r.json().await.expect("json");
+    assert_eq!(kind(&p), "unauthorized");
+    let r = get(&e.key, "snosuchsite").await.expect("get");
+    assert_eq!(r.status(), 404);
+    let r = get(DEMO_API_KEY, DEMO_SLUG).await.expect("get");
+    assert_eq!(r.status(), 200);
+    let r = e
+        .http
+        .delete(format!(
+            "{}/_desk/sites/{SLUG}/keys/{}",
+            e.handle.base_url(),
+            e.key
+        ))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 204);
+    let r = get(&e.key, SLUG).await.expect("get");
+    assert_eq!(r.status(), 401);
+    let p: Value = r.json().await.expect("json");
+    assert_eq!(kind(&p), "key-revoked");
+}
+
+#[tokio::test]
+async fn rate_limit_gives_429_with_retry_after() {
+    let e = env_with(Some(RateLimit {
+        per_second: 0.5,
+        burst: 3.0,
+    }))
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = e
+            .http
+            .get(e.url("practice"))
+            .header("x-api-key", &e.key)
+            .send()
+            .await
+            .expect("get");
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let secs: u64 = retry_after
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(secs >= 1);
+}
+
+#[tokio::test]
+async fn patients_are_searched_normalised() {
+    let e = env().await;
+    let search = |q: &'static str| {
+        let url = format!("{}?{q}", e.url("patients"));
+        let http = e.http.clone();
+        let key = e.key.clone();
+        async move {
+            let r = http
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .expect("get");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (s, v) = search("last_name=obrien&first_name=ZOE").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["items"].as_array().expect("items").len(), 1, "{v}");
+    let (_, v) = search("phone=%2B61412345678").await;
+    assert_eq!(v["items"].as_array().expect("items").len(), 1, "{v}");
+    let (_, v) = search("email=%20zoe.obrien@example.COM").await;
+    assert_eq!(v["items"].as_array().expect("items").len(), 1, "{v}");
+    let (_, v) = search("date_of_birth=1985-04-13").await;
+    assert_eq!(v["items"].as_array().expect("items").len(), 0, "{v}");
+    let (s, v) = search("").await;
+    assert_eq!(s, 422, "{v}");
+    let r = e
+        .http
+        .post(e.url("patients"))
+        .header("x-api-key", &e.key)
+        .json(
+            &json!({"first_name": "A", "last_name": "B", "date_of_birth": "1990-01-01",
+                      "medicare": {"number": "2123456711", "irn": 1}}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.expect("json");
+    assert!(
+        p["detail"]
+            .as_str()
+            .expect("d")
+            .starts_with("medicare.number"),
+        "{p}"
+    );
+}
+
+#[tokio::test]
+async fn generated_practices_serve_their_diary_and_manifest() {
+    let e = env().await;
+    let manifest = e.handle.sim().manifest();
+    assert_eq!(manifest.practices.len(), 4);
+    let entry = &manifest.practices[2];
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get(&entry.timezone).expect("tz"))
+        .date();
+    let to = today.checked_add(jiff::Span::new().days(7)).expect("d");
+    let r = e
+        .http
+        .get(format!(
+            "{}/api/v1/sites/{}/appointments?from={today}&to={to}&limit=50",
+            e.handle.base_url(),
+            entry.slug
+        ))
+        .header("x-api-key", &entry.api_key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.expect("json");
+    assert_eq!(page["items"].as_array().expect("items").len(), 50);
+    assert!(page["next_cursor"].is_string());
+    let start = page["items"][0]["start"].as_str().expect("start");
+    assert!(
+        start.parse::<jiff::Timestamp>().is_ok(),
+        "{start} has an offset"
+    );
+    let m: Value = e
+        .http
+        .get(format!("{}/_sim/manifest", e.handle.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(m["practices"][0]["slug"], DEMO_SLUG);
+}

@@ -1,0 +1,430 @@
+//! The Exact-style API client.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jiff::civil::Date;
+use rand::Rng;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use slotbridge_domain::practice::{Diary, IanaZone, PracticeSetup, SiteSlug};
+use tokio::sync::Semaphore;
+
+use crate::parse::{self, Page};
+use crate::types::{
+    Capabilities, Changes, Inserted, NewAppointment, NewPatient, Patient, PatientQuery,
+};
+use crate::{PmsConnector, PmsError};
+
+/// How an [`ExactConnector`] reaches one practice.
+#[derive(Clone)]
+pub struct ExactConfig {
+    /// The PMS's base URL, e.g. `http://127.0.0.1:7300` (the API is under `/api/v1`).
+    pub base_url: url::Url,
+    /// The practice's site slug.
+    pub site: SiteSlug,
+    /// The practice's API key.
+    pub api_key: SecretString,
+    /// Per-request timeout (default 10 s).
+    pub timeout: Duration,
+    /// Retries after the first attempt, for requests safe to repeat (default 3).
+    pub max_retries: u32,
+    /// First backoff; doubles per retry with jitter (default 200 ms).
+    pub backoff: Duration,
+    /// A `Retry-After` longer than this is not waited for: the error is returned (default 30 s).
+    pub max_retry_after: Duration,
+    /// Requests in flight to this site at most (default 4).
+    pub concurrency: usize,
+}
+
+impl ExactConfig {
+    /// A configuration with the defaults.
+    pub fn new(base_url: url::Url, site: SiteSlug, api_key: SecretString) -> Self {
+        Self {
+            base_url,
+            site,
+            api_key,
+            timeout: Duration::from_secs(10),
+            max_retries: 3,
+            backoff: Duration::from_millis(200),
+            max_retry_after: Duration::from_secs(30),
+            concurrency: 4,
+        }
+    }
+}
+
+impl std::fmt::Debug for ExactConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExactConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("site", &self.site)
+            .field("api_key", &"[redacted]")
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// The connector to one practice's Exact-style PMS.
+#[derive(Debug, Clone)]
+pub struct ExactConnector {
+    cfg: Arc<ExactConfig>,
+    client: reqwest::Client,
+    permits: Arc<Semaphore>,
+    zone: Arc<Mutex<Option<IanaZone>>>,
+}
+
+/// Whether a request may be sent again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Safe,
+    Never,
+}
+
+impl ExactConnector {
+    /// A connector with its own HTTP client.
+    pub fn new(cfg: ExactConfig) -> Self {
+        Self::with_client(cfg, reqwest::Client::new())
+    }
+
+    /// A connector sharing an HTTP client (connection pool) with others.
+    pub fn with_client(cfg: ExactConfig, client: reqwest::Client) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+            cfg: Arc::new(cfg),
+            client,
+            zone: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The site this connector talks to.
+    pub fn site(&self) -> &SiteSlug {
+        &self.cfg.site
+    }
+
+    fn url(&self, tail: &str) -> Result<url::Url, PmsError> {
+        self.cfg
+            .base_url
+            .join(&format!("/api/v1/sites/{}/{tail}", self.cfg.site))
+            .map_err(|e| PmsError::protocol(format!("base_url: {e}")))
+    }
+
+    /// One request with timeouts, the concurrency limit, and retries where `retry` allows.
+    async fn send(
+        &self,
+        method: Method,
+        tail: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        retry: Retry,
+    ) -> Result<(u16, Bytes), PmsError> {
+        let url = self.url(tail)?;
+        let attempts = match retry {
+            Retry::Safe => self.cfg.max_retries + 1,
+            Retry::Never => 1,
+        };
+        let mut backoff = self.cfg.backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .once(method.clone(), url.clone(), query, body.clone())
+                .await;
+            let err = match result {
+                Ok(ok) => return Ok(ok),
+                Err(e) if !e.is_transient() || attempt >= attempts => return Err(e),
+                Err(e) => e,
+            };
+            let wait = match &err {
+                PmsError::RateLimited { retry_after } => {
+                    if *retry_after > self.cfg.max_retry_after {
+                        return Err(err);
+                    }
+                    *retry_after
+                }
+                _ => {
+                    let jitter = rand::rng().random_range(0.5..=1.0);
+                    backoff.mul_f64(jitter)
+                }
+            };
+            tracing::debug!(site = %self.cfg.site, %tail, attempt, error = %err, ?wait, "retrying PMS request");
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn once(
+        &self,
+        method: Method,
+        url: url::Url,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes), PmsError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PmsError::Unavailable {
+                detail: "connector closed".into(),
+            })?;
+        let mut req = self
+            .client
+            .request(method, url)
+            .header("x-api-key", self.cfg.api_key.expose_secret())
+            .header("accept", "application/json")
+            .timeout(self.cfg.timeout)
+            .query(query);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if (200..300).contains(&status) {
+            Ok((status, bytes))
+        } else {
+            Err(parse::parse_error(status, &bytes, retry_after.as_deref()))
+        }
+    }
+
+    async fn get(&self, tail: &str, query: &[(&str, String)]) -> Result<Bytes, PmsError> {
+        Ok(self
+            .send(Method::GET, tail, query, None, Retry::Safe)
+            .await?
+            .1)
+    }
+
+    /// Read every page of a list.
+    async fn all<T>(
+        &self,
+        tail: &str,
+        query: &[(&str, String)],
+        parse: impl Fn(&[u8]) -> Result<Page<T>, PmsError>,
+    ) -> Result<Vec<T>, PmsError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut q = query.to_vec();
+            q.push(("limit", "500".into()));
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let page = parse(&self.get(tail, &q).await?)?;
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                Some(_) => {
+                    return Err(PmsError::protocol(format!(
+                        "{tail}: the cursor does not advance"
+                    )));
+                }
+                None => return Ok(out),
+            }
+        }
+        Err(PmsError::protocol(format!("{tail}: too many pages")))
+    }
+
+    /// The practice's time zone (read once, then remembered).
+    pub async fn zone(&self) -> Result<IanaZone, PmsError> {
+        if let Some(z) = self.zone.lock().ok().and_then(|g| g.clone()) {
+            return Ok(z);
+        }
+        let info = parse::parse_practice(&self.get("practice", &[]).await?)?;
+        let zone = IanaZone::parse(&info.timezone)
+            .map_err(|e| PmsError::protocol(format!("practice.timezone: {e}")))?;
+        if let Ok(mut g) = self.zone.lock() {
+            *g = Some(zone.clone());
+        }
+        Ok(zone)
+    }
+}
+
+fn transport(e: reqwest::Error) -> PmsError {
+    if e.is_timeout() {
+        PmsError::Timeout
+    } else if e.is_decode() {
+        PmsError::protocol(format!("body: {e}"))
+    } else {
+        // Connection refused, reset, closed mid-body: the PMS is not reachable right now.
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        PmsError::Unavailable { detail }
+    }
+}
+
+impl PmsConnector for ExactConnector {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            can_cancel_online: false,
+            can_search_patients: true,
+            webhooks: true,
+            change_feed: true,
+            max_horizon_days: 90,
+        }
+    }
+
+    async fn read_setup(&self) -> Result<PracticeSetup, PmsError> {
+        let info = parse::parse_practice(&self.get("practice", &[]).await?)?;
+        let timezone = IanaZone::parse(&info.timezone)
+            .map_err(|e| PmsError::protocol(format!("practice.timezone: {e}")))?;
+        if let Ok(mut g) = self.zone.lock() {
+            *g = Some(timezone.clone());
+        }
+        let practitioners = self
+            .all("practitioners", &[], parse::parse_practitioners)
+            .await?;
+        let online_booking = self
+            .all("online-booking", &[], parse::parse_online_booking)
+            .await?;
+        let web = parse::parse_web_setup(&self.get("web-setup", &[]).await?)?;
+        Ok(PracticeSetup {
+            site: self.cfg.site.clone(),
+            name: info.name,
+            timezone,
+            phone: info.phone,
+            interval_minutes: info.interval_minutes,
+            stacking: web.stacking,
+            practitioners,
+            online_booking,
+            reasons: web.reasons,
+        })
+    }
+
+    async fn read_diary(&self, from: Date, to: Date) -> Result<Diary, PmsError> {
+        if to <= from {
+            return Err(PmsError::Invalid {
+                kind: "range".into(),
+                detail: format!("to ({to}) must be after from ({from})"),
+            });
+        }
+        let zone = self.zone().await?;
+        let tz = zone.time_zone().clone();
+        let hours = self.all("sessions", &[], parse::parse_sessions).await?;
+        let range = [("from", from.to_string()), ("to", to.to_string())];
+        let blocks = self
+            .all("blocks", &range, |b| parse::parse_blocks(b, &tz))
+            .await?;
+        let closed_dates = self
+            .all("closed-dates", &[], parse::parse_closed_dates)
+            .await?
+            .into_iter()
+            .filter(|d| *d >= from && *d < to)
+            .collect();
+        let mut appointments = Vec::new();
+        let mut chunk_start = from;
+        while chunk_start < to {
+            let chunk_end = chunk_start
+                .checked_add(jiff::Span::new().days(90))
+                .unwrap_or(to)
+                .min(to);
+            let q = [
+                ("from", chunk_start.to_string()),
+                ("to", chunk_end.to_string()),
+            ];
+            appointments.extend(
+                self.all("appointments", &q, |b| parse::parse_appointments(b, &tz))
+                    .await?,
+            );
+            chunk_start = chunk_end;
+        }
+        Ok(Diary {
+            hours,
+            blocks,
+            closed_dates,
+            appointments,
+        })
+    }
+
+    async fn insert_appointment(&self, new: &NewAppointment) -> Result<Inserted, PmsError> {
+        if new.external_ref.trim().is_empty() {
+            return Err(PmsError::Invalid {
+                kind: "external-ref".into(),
+                detail: "an online insert needs an external reference".into(),
+            });
+        }
+        let zone = self.zone().await?;
+        let tz = zone.time_zone();
+        let instant = |dt: jiff::civil::DateTime| {
+            dt.to_zoned_datetime(tz.clone())
+                .map(|z| z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+                .map_err(|e| PmsError::Invalid {
+                    kind: "time".into(),
+                    detail: format!("{dt}: {e}"),
+                })
+        };
+        let body = serde_json::json!({
+            "practitioner": new.practitioner,
+            "start": instant(new.start)?,
+            "end": instant(new.end)?,
+            "reason": new.reason,
+            "patient": new.patient,
+            "notes": new.notes,
+            "external_ref": new.external_ref,
+        });
+        let bytes = serde_json::to_vec(&body).map_err(|e| PmsError::protocol(e.to_string()))?;
+        // Idempotent on the external reference, so safe to retry.
+        let (status, resp) = self
+            .send(Method::POST, "appointments", &[], Some(bytes), Retry::Safe)
+            .await?;
+        let appointment = parse::parse_appointment(&resp, tz)?;
+        Ok(Inserted {
+            appointment,
+            created: status == 201,
+        })
+    }
+
+    async fn create_patient(&self, new: &NewPatient) -> Result<Patient, PmsError> {
+        let bytes = serde_json::to_vec(new).map_err(|e| PmsError::protocol(e.to_string()))?;
+        // Not idempotent: a retry could create a second file.
+        let (_, resp) = self
+            .send(Method::POST, "patients", &[], Some(bytes), Retry::Never)
+            .await?;
+        parse::parse_patient(&resp)
+    }
+
+    async fn search_patients(&self, query: &PatientQuery) -> Result<Vec<Patient>, PmsError> {
+        let pairs = query.pairs();
+        if pairs.is_empty() {
+            return Err(PmsError::Invalid {
+                kind: "query".into(),
+                detail: "give at least one search criterion".into(),
+            });
+        }
+        self.all("patients", &pairs, parse::parse_patients).await
+    }
+
+    async fn read_changes(&self, since: Option<&str>) -> Result<Changes, PmsError> {
+        let mut q = vec![("limit", "500".to_owned())];
+        if let Some(s) = since {
+            q.push(("since", s.to_owned()));
+        }
+        match self.get("changes", &q).await {
+            Ok(bytes) => Ok(Changes::Page(parse::parse_changes(&bytes)?)),
+            Err(PmsError::Invalid { kind, .. }) if kind == "cursor-expired" => {
+                Ok(Changes::CursorExpired)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn register_webhook(&self, url: &str, secret: &SecretString) -> Result<String, PmsError> {
+        let body = serde_json::json!({ "url": url, "secret": secret.expose_secret() });
+        let bytes = serde_json::to_vec(&body).map_err(|e| PmsError::protocol(e.to_string()))?;
+        let (_, resp) = self
+            .send(Method::POST, "webhooks", &[], Some(bytes), Retry::Never)
+            .await?;
+        parse::parse_webhook_id(&resp)
+    }
+}

@@ -1,0 +1,215 @@
+//! Values the connector reads and writes besides the domain's setup and diary.
+
+use jiff::civil::{Date, DateTime};
+use serde::{Deserialize, Serialize};
+use slotbridge_domain::practice::DiaryAppointment;
+
+/// The practice record (`GET …/practice`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PracticeInfo {
+    /// Site slug.
+    pub slug: String,
+    /// Name.
+    pub name: String,
+    /// IANA time zone name.
+    pub timezone: String,
+    /// Phone.
+    #[serde(default)]
+    pub phone: String,
+    /// Diary interval, minutes.
+    pub interval_minutes: u32,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Street line.
+    pub line1: String,
+    /// Suburb.
+    pub suburb: String,
+    /// State.
+    pub state: String,
+    /// Postcode.
+    pub postcode: String,
+}
+
+/// A Medicare card number and IRN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Medicare {
+    /// 10 digits.
+    pub number: String,
+    /// Individual reference number, 1-9.
+    pub irn: u8,
+}
+
+/// A patient file in the PMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patient {
+    /// The PMS's id.
+    pub id: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Date of birth.
+    pub date_of_birth: Date,
+    /// Mobile phone.
+    #[serde(default)]
+    pub mobile_phone: Option<String>,
+    /// Home phone.
+    #[serde(default)]
+    pub home_phone: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Address.
+    #[serde(default)]
+    pub address: Option<Address>,
+    /// Medicare.
+    #[serde(default)]
+    pub medicare: Option<Medicare>,
+}
+
+/// A new patient file to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewPatient {
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Date of birth.
+    pub date_of_birth: Date,
+    /// Mobile phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobile_phone: Option<String>,
+    /// Home phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_phone: Option<String>,
+    /// Email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    /// Medicare.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub medicare: Option<Medicare>,
+}
+
+/// Patient search criteria; at least one must be set. Compared normalised by the PMS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientQuery {
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Date of birth.
+    pub date_of_birth: Option<Date>,
+    /// A phone number (mobile or home).
+    pub phone: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+}
+
+impl PatientQuery {
+    /// The query string pairs.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.first_name {
+            out.push(("first_name", v.clone()));
+        }
+        if let Some(v) = &self.last_name {
+            out.push(("last_name", v.clone()));
+        }
+        if let Some(v) = &self.date_of_birth {
+            out.push(("date_of_birth", v.to_string()));
+        }
+        if let Some(v) = &self.phone {
+            out.push(("phone", v.clone()));
+        }
+        if let Some(v) = &self.email {
+            out.push(("email", v.clone()));
+        }
+        out
+    }
+}
+
+/// An online booking to insert. Times are civil, in the practice's time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAppointment {
+    /// Practitioner id.
+    pub practitioner: String,
+    /// Practice-local start.
+    pub start: DateTime,
+    /// Practice-local end (start + the PMS's duration for the reason).
+    pub end: DateTime,
+    /// Booking reason id.
+    pub reason: Option<String>,
+    /// Patient id.
+    pub patient: String,
+    /// Notes.
+    pub notes: String,
+    /// The booking's reference: the insert is idempotent on it.
+    pub external_ref: String,
+}
+
+/// The result of an insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The appointment in the diary.
+    pub appointment: DiaryAppointment,
+    /// `false` when the external reference was already booked and this is the existing one.
+    pub created: bool,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Change type, e.g. `appointment.created`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The changed thing's id.
+    pub subject: String,
+    /// When.
+    pub time: String,
+    /// The changed thing.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePage {
+    /// The changes, oldest first.
+    pub changes: Vec<ChangeEntry>,
+    /// Pass as `since` next time.
+    pub next_cursor: String,
+}
+
+/// The result of reading the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Changes after the cursor.
+    Page(ChangePage),
+    /// The cursor is too old: read the setup and diary again, then use [`Changes::Page`]'s
+    /// cursor from a fresh read with `since = None`.
+    CursorExpired,
+}
+
+/// What a connector can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Whether online bookings can be cancelled through the API. Exact: no; patients must call
+    /// the practice, and the desk removes the appointment.
+    pub can_cancel_online: bool,
+    /// Whether patients can be searched.
+    pub can_search_patients: bool,
+    /// Whether the PMS pushes webhooks.
+    pub webhooks: bool,
+    /// Whether the PMS has a change feed.
+    pub change_feed: bool,
+    /// The furthest ahead the integration may publish, in days.
+    pub max_horizon_days: u32,
+}
