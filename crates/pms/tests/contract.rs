@@ -1,0 +1,527 @@
+//! Contract tests: the Exact connector against the PMS simulator over real HTTP, including every
+//! fault the simulator can inject.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::civil::{Date, DateTime};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use slotbridge_domain::practice::{SiteSlug, default_reason};
+use slotbridge_pms::webhook::verify_webhook;
+use slotbridge_pms::{
+    Changes, ExactConfig, ExactConnector, NewAppointment, NewPatient, PatientQuery, PmsConnector,
+    PmsError, read_snapshot,
+};
+use slotbridge_pms_sim::{
+    Burst429, DEMO_API_KEY, DEMO_SLUG, Faults, Outage, PmsSim, RateLimit, SimHandle,
+};
+
+const SLUG: &str = "scontract";
+
+/// A webhook delivery as received: content type, signature timestamp, signature, body.
+type Delivery = (String, String, String, Vec<u8>);
+
+struct Env {
+    handle: SimHandle,
+    key: String,
+    monday: Date,
+}
+
+fn sydney() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("Australia/Sydney").expect("tz")
+}
+
+fn next_monday() -> Date {
+    let mut d = jiff::Timestamp::now()
+        .to_zoned_datetime(sydney())
+        .date()
+        .checked_add(jiff::Span::new().days(2))
+        .expect("date");
+    while d.weekday() != jiff::civil::Weekday::Monday {
+        d = d.tomorrow().expect("date");
+    }
+    d
+}
+
+async fn env_with(rate: Option<RateLimit>) -> Env {
+    let sim = PmsSim::builder()
+        .practices(2)
+        .seed(9)
+        .rate_limit(rate)
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let handle = sim.serve(listener).await.expect("serve");
+    let week = json!(["mon", "tue", "wed", "thu", "fri"]);
+    let body = json!({
+        "setup": {
+            "site": SLUG, "name": "Contract Dental", "timezone": "Australia/Sydney",
+            "phone": "(02) 9000 0001", "interval_minutes": 15, "stacking": true,
+            "practitioners": [
+                {"id": "D1", "title": "Dr", "first_name": "Ann", "last_name": "Lee", "specialties": ["dentist"]},
+                {"id": "X9", "title": "Dr", "first_name": "Off", "last_name": "Line", "specialties": ["dentist"]}
+            ],
+            "online_booking": [{"practitioner": "D1", "duration_minutes": 30}],
+            "reasons": [{"id": "R1", "name": "Healthengine", "marketing": true, "providers": [
+                {"practitioner": "D1", "duration_minutes": 30, "windows": [{"days": week, "start": "08:00", "end": "17:00"}]}
+            ]}]
+        },
+        "hours": [{"practitioner": "D1", "sessions": [{"days": week, "start": "08:00", "end": "17:00"}],
+                   "breaks": [{"days": week, "start": "12:00", "end": "13:00"}]}]
+    });
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/_desk/practices", handle.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    Env {
+        key: created["api_key"].as_str().expect("key").to_owned(),
+        handle,
+        monday: next_monday(),
+    }
+}
+
+async fn env() -> Env {
+    env_with(None).await
+}
+
+impl Env {
+    fn config(&self, slug: &str, key: &str) -> ExactConfig {
+        let mut cfg = ExactConfig::new(
+            self.handle.base_url().parse().expect("url"),
+            SiteSlug::parse(slug).expect("slug"),
+            SecretString::from(key.to_owned()),
+        );
+        cfg.backoff = Duration::from_millis(20);
+        cfg
+    }
+
+    fn pms(&self) -> ExactConnector {
+        ExactConnector::new(self.config(SLUG, &self.key))
+    }
+
+    fn at(&self, day: i64, h: i8, m: i8) -> DateTime {
+        self.monday
+            .checked_add(jiff::Span::new().days(day))
+            .expect("date")
+            .at(h, m, 0, 0)
+    }
+
+    async fn patient(&self, pms: &ExactConnector) -> String {
+        pms.create_patient(&NewPatient {
+            first_name: "Ivy".into(),
+            last_name: "Tran".into(),
+            date_of_birth: jiff::civil::date(1990, 2, 3),
+            mobile_phone: Some("0400 111 222".into()),
+            home_phone: None,
+            email: Some("ivy@example.com".into()),
+            address: None,
+            medicare: None,
+        })
+        .await
+        .expect("patient")
+        .id
+    }
+
+    fn booking(&self, patient: &str, h: i8, m: i8, xref: &str) -> NewAppointment {
+        let start = self.at(0, h, m);
+        NewAppointment {
+            practitioner: "D1".into(),
+            start,
+            end: start
+                .checked_add(jiff::SignedDuration::from_mins(30))
+                .expect("end"),
+            reason: Some("R1".into()),
+            patient: patient.into(),
+            notes: "booked online".into(),
+            external_ref: xref.into(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn reads_setup_and_diary_into_the_domain_model() {
+    let e = env().await;
+    let pms = e.pms();
+    let setup = pms.read_setup().await.expect("setup");
+    assert_eq!(setup.name, "Contract Dental");
+    assert_eq!(setup.timezone.name(), "Australia/Sydney");
+    assert_eq!(setup.practitioners.len(), 2);
+    assert_eq!(setup.online_booking.len(), 1);
+    assert_eq!(
+        default_reason(&setup.reasons).map(|r| r.id.as_str()),
+        Some("R1")
+    );
+    // A desk booking shows up in the diary read, in civil time.
+    let desk = reqwest::Client::new()
+        .post(format!(
+            "{}/_desk/sites/{SLUG}/appointments",
+            e.handle.base_url()
+        ))
+        .json(&json!({"practitioner": "D1", "start": "2030-01-07T09:00:00+11:00", "end": "2030-01-07T09:30:00+11:00"}))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(desk.status(), 201);
+    let diary = pms
+        .read_diary(
+            jiff::civil::date(2030, 1, 1),
+            jiff::civil::date(2030, 1, 31),
+        )
+        .await
+        .expect("diary");
+    assert_eq!(diary.appointments.len(), 1);
+    assert_eq!(
+        diary.appointments[0].start,
+        jiff::civil::date(2030, 1, 7).at(9, 0, 0, 0)
+    );
+    assert_eq!(diary.hours.len(), 1);
+    assert!(!pms.capabilities().can_cancel_online);
+}
+
+#[tokio::test]
+async fn demo_practice_projects_to_a_snapshot() {
+    let e = env().await;
+    let pms = ExactConnector::new(e.config(DEMO_SLUG, DEMO_API_KEY));
+    let snap = read_snapshot(&pms, jiff::Timestamp::now(), 30)
+        .await
+        .expect("snapshot");
+    assert_eq!(snap.timezone, "Australia/Sydney");
+    assert!(snap.stacking);
+    assert_eq!(snap.practitioners.len(), 4);
+    assert!(
+        snap.appointments.len() > 100,
+        "{} appointments",
+        snap.appointments.len()
+    );
+    assert!(
+        snap.booking_reasons
+            .iter()
+            .any(|r| r.name == "Healthengine")
+    );
+}
+
+#[tokio::test]
+async fn inserts_are_idempotent_and_strict() {
+    let e = env().await;
+    let pms = e.pms();
+    let patient = e.patient(&pms).await;
+    let first = pms
+        .insert_appointment(&e.booking(&patient, 9, 0, "hb-1"))
+        .await
+        .expect("insert");
+    assert!(first.created);
+    let again = pms
+        .insert_appointment(&e.booking(&patient, 9, 0, "hb-1"))
+        .await
+        .expect("insert again");
+    assert!(!again.created);
+    assert_eq!(first.appointment.id, again.appointment.id);
+    let overlap = pms
+        .insert_appointment(&e.booking(&patient, 9, 15, "hb-2"))
+        .await;
+    assert!(
+        matches!(&overlap, Err(PmsError::Conflict { kind, .. }) if kind == "overlaps-appointment"),
+        "{overlap:?}"
+    );
+    let off_grid = pms
+        .insert_appointment(&e.booking(&patient, 10, 5, "hb-3"))
+        .await;
+    assert!(
+        matches!(&off_grid, Err(PmsError::Invalid { kind, .. }) if kind == "off-grid"),
+        "{off_grid:?}"
+    );
+    let found = pms
+        .search_patients(&PatientQuery {
+            last_name: Some("TRAN".into()),
+            date_of_birth: Some(jiff::civil::date(1990, 2, 3)),
+            ..PatientQuery::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, patient);
+}
+
+#[tokio::test]
+async fn auth_errors_map_to_their_variants() {
+    let e = env().await;
+    let wrong = ExactConnector::new(e.config(SLUG, "nope"));
+    assert!(matches!(
+        wrong.read_setup().await,
+        Err(PmsError::Unauthorized { .. })
+    ));
+    let unknown = ExactConnector::new(e.config("snowhere", &e.key));
+    assert!(matches!(
+        unknown.read_setup().await,
+        Err(PmsError::NotFound { .. })
+    ));
+    e.handle
+        .sim()
+        .desk(slotbridge_pms_sim::DeskAction::RevokeKey {
+            site: SLUG.into(),
+            key: e.key.clone(),
+        })
+        .expect("revoke");
+    assert!(matches!(
+        e.pms().read_setup().await,
+        Err(PmsError::KeyRevoked { .. })
+    ));
+}
+
+#[tokio::test]
+async fn api_key_never_appears_in_debug_output() {
+    let e = env().await;
+    let pms = e.pms();
+    let shown = format!("{pms:?} {:?}", e.config(SLUG, &e.key));
+    assert!(!shown.contains(&e.key), "{shown}");
+    assert!(shown.contains("redacted") || shown.contains("REDACTED"));
+}
+
+#[tokio::test]
+async fn rate_limit_without_retry_reports_retry_after() {
+    let e = env_with(Some(RateLimit {
+        per_second: 0.1,
+        burst: 1.0,
+    }))
+    .await;
+    let mut cfg = e.config(SLUG, &e.key);
+    cfg.max_retry_after = Duration::ZERO;
+    let pms = ExactConnector::new(cfg);
+    let _ = pms.zone().await.expect("first request fits the burst");
+    let err = pms.read_setup().await.expect_err("limited");
+    match err {
+        PmsError::RateLimited { retry_after } => assert!(retry_after >= Duration::from_secs(1)),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fault_burst_of_429_is_waited_out_honouring_retry_after() {
+    let e = env().await;
+    e.handle.sim().set_faults(Faults {
+        burst_429: Some(Burst429 {
+            requests: 2,
+            retry_after_secs: 1,
+        }),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let setup = e.pms().read_setup().await.expect("setup after the burst");
+    assert_eq!(setup.name, "Contract Dental");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited Retry-After twice"
+    );
+}
+
+#[tokio::test]
+async fn fault_server_errors_are_retried_then_reported_unavailable() {
+    let e = env().await;
+    e.handle.sim().set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    let err = e.pms().read_setup().await.expect_err("500s");
+    assert!(matches!(err, PmsError::Unavailable { .. }), "{err:?}");
+    e.handle.sim().set_faults(Faults::default());
+    assert!(e.pms().read_setup().await.is_ok());
+}
+
+#[tokio::test]
+async fn fault_outages_are_unavailable() {
+    let e = env().await;
+    for outage in [Outage::ServiceUnavailable, Outage::Refused] {
+        e.handle.sim().set_faults(Faults {
+            outage: Some(outage),
+            ..Faults::default()
+        });
+        let mut cfg = e.config(SLUG, &e.key);
+        cfg.max_retry_after = Duration::ZERO;
+        cfg.max_retries = 1;
+        let err = ExactConnector::new(cfg)
+            .read_setup()
+            .await
+            .expect_err("down");
+        assert!(
+            matches!(
+                err,
+                PmsError::Unavailable { .. } | PmsError::RateLimited { .. }
+            ),
+            "{outage:?}: {err:?}"
+        );
+        if outage == Outage::ServiceUnavailable {
+            assert!(matches!(err, PmsError::Unavailable { .. }), "{err:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn fault_latency_beyond_the_timeout_is_a_timeout() {
+    let e = env().await;
+    e.handle.sim().set_faults(Faults {
+        latency_ms: 1500,
+        jitter_ms: 100,
+        ..Faults::default()
+    });
+    let mut cfg = e.config(SLUG, &e.key);
+    cfg.timeout = Duration::from_millis(300);
+    cfg.max_retries = 1;
+    let err = ExactConnector::new(cfg)
+        .read_setup()
+        .await
+        .expect_err("slow");
+    assert_eq!(err, PmsError::Timeout);
+}
+
+#[tokio::test]
+async fn fault_slow_bodies_within_the_timeout_still_parse() {
+    let e = env().await;
+    e.handle.sim().set_faults(Faults {
+        slow_body_ms: 300,
+        latency_ms: 50,
+        ..Faults::default()
+    });
+    let setup = e.pms().read_setup().await.expect("slow but fine");
+    assert_eq!(setup.practitioners.len(), 2);
+    e.handle.sim().set_faults(Faults {
+        slow_body_ms: 5000,
+        ..Faults::default()
+    });
+    let mut cfg = e.config(SLUG, &e.key);
+    cfg.timeout = Duration::from_millis(400);
+    cfg.max_retries = 0;
+    let err = ExactConnector::new(cfg)
+        .read_setup()
+        .await
+        .expect_err("too slow");
+    assert_eq!(err, PmsError::Timeout);
+}
+
+#[tokio::test]
+async fn fault_dropped_connections_are_unavailable_not_panics() {
+    let e = env().await;
+    e.handle.sim().set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    let err = e.pms().read_setup().await.expect_err("dropped");
+    assert!(matches!(err, PmsError::Unavailable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn change_feed_and_signed_webhooks_report_desk_changes() {
+    let e = env().await;
+    let pms = e.pms();
+    let Changes::Page(start) = pms.read_changes(None).await.expect("feed") else {
+        panic!("fresh cursor cannot be expired");
+    };
+    // A webhook receiver.
+    let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    sink.lock().expect("lock").push((
+                        h("content-type"),
+                        h("x-signature-timestamp"),
+                        h("x-signature"),
+                        body.to_vec(),
+                    ));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook_url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let secret = SecretString::from("a-very-secret-signing-key".to_owned());
+    pms.register_webhook(&hook_url, &secret)
+        .await
+        .expect("register");
+    let desk = e
+        .handle
+        .sim()
+        .desk(slotbridge_pms_sim::DeskAction::Stacking {
+            site: SLUG.into(),
+            enabled: false,
+        })
+        .expect("desk");
+    assert_eq!(desk, slotbridge_pms_sim::DeskOutcome::Done);
+    let Changes::Page(page) = pms
+        .read_changes(Some(&start.next_cursor))
+        .await
+        .expect("feed")
+    else {
+        panic!("not expired");
+    };
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].kind, "setup.changed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let delivery = loop {
+        if let Some(d) = received.lock().expect("lock").first().cloned() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no webhook delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (content_type, ts, sig, body) = delivery;
+    assert_eq!(content_type, "application/cloudevents+json");
+    let event = verify_webhook(
+        &secret,
+        &ts,
+        &sig,
+        &body,
+        jiff::Timestamp::now(),
+        Duration::from_secs(300),
+    )
+    .expect("valid signature");
+    assert_eq!(event.siteslug, SLUG);
+    assert_eq!(event.kind, "dev.slotbridge.pms.setup.changed");
+    let wrong = SecretString::from("another-secret-entirely".to_owned());
+    assert!(
+        verify_webhook(
+            &wrong,
+            &ts,
+            &sig,
+            &body,
+            jiff::Timestamp::now(),
+            Duration::from_secs(300)
+        )
+        .is_err()
+    );
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert!(
+        verify_webhook(
+            &secret,
+            &ts,
+            &sig,
+            &tampered,
+            jiff::Timestamp::now(),
+            Duration::from_secs(300)
+        )
+        .is_err()
+    );
+    // The setup read now sees stacking off.
+    assert!(!pms.read_setup().await.expect("setup").stacking);
+}
