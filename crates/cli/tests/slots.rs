@@ -190,13 +190,13 @@ fn a_missing_or_mistyped_field_is_named() {
     let message = rejected(
         r#"{"now": "2026-04-03T08:00:00+11:00", "interval_minutes": 15, "stacking": true}"#,
     );
-    assert!(message.starts_with("missing field `timezone`"), "{message}");
+    assert_eq!(message, "snapshot: missing field `timezone`");
     let message = rejected(
         r#"{"timezone": "Australia/Sydney", "now": "2026-04-03T08:00:00+11:00", "interval_minutes": "15", "stacking": true}"#,
     );
-    assert!(
-        message.starts_with(r#"invalid type: string "15", expected u32 at line 1"#),
-        "{message}"
+    assert_eq!(
+        message,
+        r#"interval_minutes: invalid type: string "15", expected u32"#
     );
 }
 

@@ -48,10 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     };
-    let snapshot: Snapshot = match serde_json::from_str(&text) {
+    let snapshot = match Snapshot::from_json(&text) {
         Ok(snapshot) => snapshot,
-        Err(e) if e.is_data() => return Ok(usage_error(format_args!("{file}: {e}"))),
-        Err(e) => return Ok(usage_error(format_args!("{file}: invalid JSON: {e}"))),
+        Err(e) => return Ok(usage_error(format_args!("{file}: {e}"))),
     };
     let valid = match snapshot.validate() {
         Ok(valid) => valid,

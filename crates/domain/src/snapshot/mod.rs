@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod json;
 mod validate;
 
+pub use json::JsonError;
 pub use validate::{
     Day, DayZone, DiaryIndex, Problem, SnapshotError, ValidPractitioner, ValidReason, ValidRule,
     ValidSnapshot,

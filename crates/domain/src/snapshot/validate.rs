@@ -580,9 +580,21 @@ impl Snapshot {
         // Dates.
         let mut closed = HashSet::new();
         for (i, text) in self.closed_dates.iter().enumerate() {
-            closed.insert(parse_date(text, &format!("closed_dates[{i}]"))?);
+            closed.insert(parse_date(text).map_err(|e| err(format!("closed_dates[{i}]"), e))?);
         }
         let first_date = timezone.to_datetime(now).date();
+        // The zone's transitions around the horizon, found once (usually none or one).
+        let margin = jiff::SignedDuration::from_hours(24 * (i64::from(horizon) + 3));
+        let (from, to) = match (now.checked_sub(margin), now.checked_add(margin)) {
+            (Ok(from), Ok(to)) => (from, to),
+            _ => return Err(err("now", Problem::OutOfTimeRange)),
+        };
+        let transitions: Vec<i64> = timezone
+            .following(from)
+            .map(|t| t.timestamp())
+            .take_while(|&t| t <= to)
+            .map(Timestamp::as_second)
+            .collect();
         let mut days = Vec::with_capacity(horizon as usize);
         let mut date = first_date;
         for i in 0..horizon {
@@ -594,19 +606,25 @@ impl Snapshot {
             days.push(Day {
                 date,
                 closed: closed.contains(&date),
-                zone: day_zone(&timezone, date)
+                zone: day_zone(&timezone, &transitions, date)
                     .ok_or_else(|| err("now", Problem::OutOfTimeRange))?,
             });
         }
         let day_of = |date: Date| days.binary_search_by_key(&date, |d| d.date).ok();
 
-        // The diary, indexed by (practitioner, day).
+        // The diary, indexed by (practitioner, day). Paths are only formatted for an error.
+        let lookup = |id: &str| {
+            practitioner_index
+                .get(id)
+                .copied()
+                .ok_or_else(|| Problem::UnknownPractitioner(id.to_owned()))
+        };
         let mut entries = Vec::with_capacity(self.appointments.len());
         for (i, a) in self.appointments.iter().enumerate() {
-            let path = format!("appointments[{i}]");
-            let p = find_practitioner(&a.practitioner, format!("{path}.practitioner"))?;
-            let date = parse_date(&a.date, &format!("{path}.date"))?;
-            let interval = parse_interval(&a.start, &a.end, &path)?;
+            let at = |field: &str, problem| err(format!("appointments[{i}]{field}"), problem);
+            let p = lookup(&a.practitioner).map_err(|e| at(".practitioner", e))?;
+            let date = parse_date(&a.date).map_err(|e| at(".date", e))?;
+            let interval = parse_interval(&a.start, &a.end).map_err(|(f, e)| at(f, e))?;
             if let Some(d) = day_of(date) {
                 entries.push((p as u32, d as u32, interval));
             }
@@ -614,13 +632,13 @@ impl Snapshot {
         let appointments = DiaryIndex::build(practitioners.len(), days.len(), entries);
         let mut entries = Vec::with_capacity(self.blocks.len());
         for (i, b) in self.blocks.iter().enumerate() {
-            let path = format!("blocks[{i}]");
+            let at = |field: &str, problem| err(format!("blocks[{i}]{field}"), problem);
             let who = match &b.practitioner {
-                Some(id) => Some(find_practitioner(id, format!("{path}.practitioner"))?),
+                Some(id) => Some(lookup(id).map_err(|e| at(".practitioner", e))?),
                 None => None,
             };
-            let date = parse_date(&b.date, &format!("{path}.date"))?;
-            let interval = parse_interval(&b.start, &b.end, &path)?;
+            let date = parse_date(&b.date).map_err(|e| at(".date", e))?;
+            let interval = parse_interval(&b.start, &b.end).map_err(|(f, e)| at(f, e))?;
             if let Some(d) = day_of(date) {
                 match who {
                     Some(p) => entries.push((p as u32, d as u32, interval)),
@@ -707,8 +725,8 @@ fn parse_time(text: &str, end: bool) -> Result<u16, Problem> {
 }
 
 /// Parses a strict `YYYY-MM-DD` calendar date.
-fn parse_date(text: &str, path: &str) -> Result<Date, SnapshotError> {
-    let expected = || err(path, Problem::ExpectedDate(text.to_owned()));
+fn parse_date(text: &str) -> Result<Date, Problem> {
+    let expected = || Problem::ExpectedDate(text.to_owned());
     let bytes = text.as_bytes();
     let shape_ok = bytes.len() == 10
         && bytes[4] == b'-'
@@ -727,13 +745,14 @@ fn parse_date(text: &str, path: &str) -> Result<Date, SnapshotError> {
     }
 }
 
-/// Parses a `start`/`end` pair at `path` into an interval.
-fn parse_interval(start: &str, end: &str, path: &str) -> Result<MinuteInterval, SnapshotError> {
-    let s = parse_time(start, false).map_err(|p| err(format!("{path}.start"), p))?;
-    let e = parse_time(end, true).map_err(|p| err(format!("{path}.end"), p))?;
+/// Parses a `start`/`end` pair into an interval; an error comes with the field's path suffix
+/// (`.start`, `.end`, or empty for the pair).
+fn parse_interval(start: &str, end: &str) -> Result<MinuteInterval, (&'static str, Problem)> {
+    let s = parse_time(start, false).map_err(|p| (".start", p))?;
+    let e = parse_time(end, true).map_err(|p| (".end", p))?;
     MinuteInterval::new(s, e).ok_or_else(|| {
-        err(
-            path,
+        (
+            "",
             Problem::StartNotBeforeEnd {
                 start: start.to_owned(),
                 end: end.to_owned(),
@@ -753,7 +772,8 @@ fn weekly_set(
         if window.days.is_empty() {
             return Err(err(format!("{path}.days"), Problem::Empty));
         }
-        let interval = parse_interval(&window.start, &window.end, &path)?;
+        let interval = parse_interval(&window.start, &window.end)
+            .map_err(|(field, p)| err(format!("{path}{field}"), p))?;
         for (j, day) in window.days.iter().enumerate() {
             let wd = parse_weekday(day).ok_or_else(|| {
                 err(
@@ -770,8 +790,9 @@ fn weekly_set(
     Ok(set)
 }
 
-/// The offset rule of `date` in `tz`; `None` if the date is outside jiff's range.
-fn day_zone(tz: &TimeZone, date: Date) -> Option<DayZone> {
+/// The offset rule of `date` in `tz`, given the zone's `transitions` (epoch seconds) around it;
+/// `None` if the date is outside jiff's range.
+fn day_zone(tz: &TimeZone, transitions: &[i64], date: Date) -> Option<DayZone> {
     let midnight = date.to_datetime(Time::midnight());
     // The next day's midnight must be representable too, for slot ends at 24:00.
     date.tomorrow().ok()?;
@@ -780,10 +801,10 @@ fn day_zone(tz: &TimeZone, date: Date) -> Option<DayZone> {
             let start = offset.to_timestamp(midnight).ok()?;
             let day_end = start.as_second() + i64::from(MINUTES_PER_DAY) * 60;
             Timestamp::from_second(day_end + 2 * 86_400).ok()?;
-            let uniform = tz
-                .following(start)
-                .next()
-                .is_none_or(|t| t.timestamp().as_second() > day_end);
+            let start_second = start.as_second();
+            let uniform = !transitions
+                .iter()
+                .any(|&t| t > start_second && t <= day_end);
             Some(if uniform {
                 DayZone::Uniform {
                     midnight_second: start.as_second(),
@@ -821,10 +842,7 @@ mod tests {
 
     #[test]
     fn dates_are_strict_calendar_dates() {
-        assert_eq!(
-            parse_date("2026-04-03", "d"),
-            Ok(jiff::civil::date(2026, 4, 3))
-        );
+        assert_eq!(parse_date("2026-04-03"), Ok(jiff::civil::date(2026, 4, 3)));
         for bad in [
             "2026-02-30",
             "2026-4-3",
@@ -832,7 +850,7 @@ mod tests {
             "2026/04/03",
             "+02026-04-03",
         ] {
-            assert!(parse_date(bad, "d").is_err(), "{bad}");
+            assert!(parse_date(bad).is_err(), "{bad}");
         }
     }
 
