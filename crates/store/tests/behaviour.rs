@@ -15,7 +15,18 @@ use slotbridge_store::{
     KeyError, Keyring, LinkChanges, NewBooking, NewLink, NewMarketRequest, PublishItem,
     RequestState, Store, StoreError, SyncChanges, SyncError,
 };
-use support::{Backend, Ctx};
+use support::Ctx;
+
+#[tokio::test]
+async fn in_memory_sqlite_keeps_its_data_across_calls() {
+    let keys = Keyring::parse(&support::one_key()).unwrap();
+    let s = Store::open("sqlite::memory:", keys).await.unwrap();
+    assert_eq!(s.backend_name(), "sqlite");
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    for _ in 0..3 {
+        assert!(s.link(link.id).await.unwrap().is_some());
+    }
+}
 
 both_backends!(
     link_crud_and_secrets_round_trip,
@@ -1109,7 +1120,7 @@ async fn key_rotation_reseals_every_secret(ctx: Ctx) {
 
 async fn heartbeats_list_nodes(ctx: Ctx) {
     let s = &ctx.store;
-    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    s.create_link(new_link("sharbour", "p-1")).await.unwrap();
     s.heartbeat("node-a", t0()).await.unwrap();
     s.heartbeat("node-b", t0() + 1.second()).await.unwrap();
     s.heartbeat("node-a", t0() + 2.seconds()).await.unwrap();
@@ -1125,7 +1136,6 @@ async fn heartbeats_list_nodes(ctx: Ctx) {
     assert_eq!(nodes[1].leases, 0);
     assert_eq!(s.forget_nodes_before(t0() + 2.seconds()).await.unwrap(), 1);
     assert_eq!(s.nodes(t0()).await.unwrap().len(), 1);
-    let _ = link;
 }
 
 async fn bad_input_is_refused_with_the_field_named(ctx: Ctx) {
@@ -1186,5 +1196,4 @@ async fn bad_input_is_refused_with_the_field_named(ctx: Ctx) {
     .await
     .unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedScheme { .. }), "{err}");
-    let _ = Backend::Sqlite;
 }

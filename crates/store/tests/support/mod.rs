@@ -140,17 +140,11 @@ where
             let mut admin = match admin {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) if !in_ci() => {
-                    eprintln!(
-                        "SKIPPED {name} on PostgreSQL: no server at SLOTBRIDGE_TEST_PG_URL \
-                         ({e}); set CI to make this a failure"
-                    );
+                    skipped(&format!("no server at SLOTBRIDGE_TEST_PG_URL ({e})"), name);
                     return;
                 }
                 Err(_) if !in_ci() => {
-                    eprintln!(
-                        "SKIPPED {name} on PostgreSQL: server did not answer within 10 s; \
-                         set CI to make this a failure"
-                    );
+                    skipped("the server did not answer within 10 s", name);
                     return;
                 }
                 Ok(Err(e)) => panic!("CI is set and PostgreSQL at {admin_url} failed: {e}"),
@@ -190,6 +184,16 @@ where
             }
         }
     }
+}
+
+/// Say on the real stderr (not the test harness's captured one, so it shows even for a
+/// passing test) that a PostgreSQL test was skipped.
+fn skipped(why: &str, name: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED postgres::{name}: {why}; set CI to make this a failure"
+    );
 }
 
 /// Instantiate each named `async fn(Ctx)` once per backend, as `sqlite::name` and
