@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::backend::{Pool, Store, on_backend};
@@ -18,7 +19,8 @@ use crate::error::StoreError;
 use crate::types::{LinkId, after, instant, micros, opt_instant};
 
 /// Where a booking is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BookingState {
     /// Taken from the marketplace, nothing done yet.
     Received,
@@ -134,7 +136,7 @@ pub struct NewBooking {
 }
 
 /// A booking in the outbox.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Booking {
     /// The marketplace's booking id.
     pub booking_id: String,
@@ -169,7 +171,7 @@ pub struct Booking {
 }
 
 /// One recorded change of a booking.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BookingEvent {
     /// Order of events (increasing).
     pub seq: i64,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::backend::{Pool, Store, on_backend};
@@ -12,7 +13,7 @@ use crate::error::StoreError;
 use crate::types::{LinkId, after, instant, micros};
 
 /// A node's last heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeHeartbeat {
     /// The node.
     pub node_id: String,

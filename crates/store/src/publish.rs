@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
 use crate::backend::{Pool, Store, on_backend};
@@ -11,7 +12,7 @@ use crate::error::StoreError;
 use crate::types::{ContentHash, LinkId, day, day_text, instant, micros};
 
 /// One resource's availability for one day, by its content hash.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PublishItem {
     /// The marketplace resource (practitioner) id.
     pub resource_id: String,

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::backend::{Store, on_backend};
@@ -11,7 +12,8 @@ use crate::error::StoreError;
 use crate::types::{LinkId, instant, micros, opt_instant};
 
 /// Where a marketplace request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RequestState {
     /// Recorded, not yet answered.
     Received,
@@ -60,7 +62,7 @@ pub struct NewMarketRequest {
 }
 
 /// A logged marketplace request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MarketRequest {
     /// The marketplace's id for the request.
     pub request_id: String,

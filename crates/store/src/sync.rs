@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::backend::{Store, on_backend};
@@ -11,7 +12,8 @@ use crate::error::StoreError;
 use crate::types::{LinkId, instant, micros, opt_instant};
 
 /// The practice's consent to publishing, as last reported by the marketplace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     /// Not yet known.
     #[default]
@@ -52,7 +54,7 @@ impl fmt::Display for ConsentStatus {
 }
 
 /// The last error a link's sync hit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncError {
     /// A stable, machine-readable kind (e.g. `pms_unauthorized`), chosen by the service.
     pub kind: String,
@@ -63,7 +65,7 @@ pub struct SyncError {
 }
 
 /// A link's sync state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncState {
     /// The link.
     pub link_id: LinkId,
