@@ -555,3 +555,37 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BookingState::{self, *};
+
+    const ALL: [BookingState; 5] = [Received, PatientResolved, Inserted, Confirmed, Rejected];
+
+    #[test]
+    fn state_machine_edges_are_exactly_the_documented_ones() {
+        let mut edges = Vec::new();
+        for from in ALL {
+            for to in ALL {
+                if from.can_become(to) {
+                    edges.push((from, to));
+                }
+            }
+        }
+        assert_eq!(
+            edges,
+            vec![
+                (Received, PatientResolved),
+                (Received, Rejected),
+                (PatientResolved, Inserted),
+                (PatientResolved, Rejected),
+                (Inserted, Confirmed),
+                (Inserted, Rejected),
+            ]
+        );
+        for s in ALL {
+            assert_eq!(BookingState::parse(s.as_str()), Some(s));
+            assert_eq!(s.is_terminal(), ALL.iter().all(|t| !s.can_become(*t)));
+        }
+    }
+}

@@ -349,6 +349,27 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_and_only_with_its_own_aad(
+            text in ".{0,200}",
+            aad in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            other in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+        ) {
+            let keys = ring(&format!("a:{}\nb:{}",
+                Keyring::generate_key().expose_secret(),
+                Keyring::generate_key().expose_secret()));
+            let sealed = keys.seal(&text, &aad);
+            proptest::prop_assert_eq!(sealed.key_id.as_str(), "b");
+            proptest::prop_assert_eq!(sealed.ciphertext.len(), text.len() + 16);
+            let opened = keys.open(&sealed, &aad).unwrap();
+            proptest::prop_assert_eq!(opened.expose_secret(), text.as_str());
+            if other != aad {
+                proptest::prop_assert!(keys.open(&sealed, &other).is_err());
+            }
+        }
+    }
+
     #[test]
     fn bad_entries_are_named_without_key_material() {
         let k = Keyring::generate_key();
