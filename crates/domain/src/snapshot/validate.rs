@@ -5,7 +5,7 @@
 //! horizon's dates get their UTC offsets, and the diary's appointments and blocks are indexed by
 //! (practitioner, date), so that the engine never parses, looks up a name or searches a list.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
@@ -249,24 +249,32 @@ pub struct DiaryIndex {
 }
 
 impl DiaryIndex {
-    fn build(
-        practitioners: usize,
-        days: usize,
-        mut entries: Vec<(u32, u32, MinuteInterval)>,
-    ) -> Self {
-        entries.sort_unstable();
+    fn build(practitioners: usize, days: usize, entries: Vec<(u32, u32, MinuteInterval)>) -> Self {
+        // Sorting packed u64 keys (key, start, end) is several times faster than sorting tuples.
+        let mut packed: Vec<u64> = entries
+            .iter()
+            .map(|&(p, d, iv)| {
+                let key = p as u64 * days as u64 + u64::from(d);
+                key << 32 | u64::from(iv.start) << 16 | u64::from(iv.end)
+            })
+            .collect();
+        packed.sort_unstable();
         let keys = practitioners * days;
         let mut offsets = Vec::with_capacity(keys + 1);
-        let mut intervals: Vec<MinuteInterval> = Vec::with_capacity(entries.len());
+        let mut intervals: Vec<MinuteInterval> = Vec::with_capacity(packed.len());
         let mut next = 0;
         for key in 0..keys {
             offsets.push(intervals.len() as u32);
             let first_of_key = intervals.len();
-            while next < entries.len() {
-                let (p, d, interval) = entries[next];
-                if p as usize * days + d as usize != key {
+            while next < packed.len() {
+                let entry = packed[next];
+                if (entry >> 32) as usize != key {
                     break;
                 }
+                let interval = MinuteInterval {
+                    start: (entry >> 16) as u16,
+                    end: entry as u16,
+                };
                 let same_key = intervals.len() > first_of_key;
                 match intervals.last_mut() {
                     Some(last) if same_key && interval.start <= last.end => {
@@ -505,15 +513,14 @@ impl Snapshot {
             });
         }
         practitioners.sort_by(|a, b| a.id.cmp(&b.id));
-        let practitioner_index: HashMap<&str, usize> = practitioners
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id.as_str(), i))
-            .collect();
+        // Ids are sorted: a binary search is cheaper than hashing each reference.
+        let practitioner_index = |id: &str| {
+            practitioners
+                .binary_search_by(|p| p.id.as_str().cmp(id))
+                .ok()
+        };
         let find_practitioner = |id: &str, path: String| {
-            practitioner_index
-                .get(id)
-                .copied()
+            practitioner_index(id)
                 .ok_or_else(|| err(path, Problem::UnknownPractitioner(id.to_owned())))
         };
 
@@ -614,10 +621,7 @@ impl Snapshot {
 
         // The diary, indexed by (practitioner, day). Paths are only formatted for an error.
         let lookup = |id: &str| {
-            practitioner_index
-                .get(id)
-                .copied()
-                .ok_or_else(|| Problem::UnknownPractitioner(id.to_owned()))
+            practitioner_index(id).ok_or_else(|| Problem::UnknownPractitioner(id.to_owned()))
         };
         let mut entries = Vec::with_capacity(self.appointments.len());
         for (i, a) in self.appointments.iter().enumerate() {
