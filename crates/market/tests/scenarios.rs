@@ -111,6 +111,47 @@ async fn integration_of_pms_account_with_multi_location_support() {
     assert_eq!(north.pms_resources().await.unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn outstanding_requests_during_initial_configuration_synchronisation() {
+    // A booking is waiting from the practice's previous integration (another consumer).
+    let w = world().await;
+    w.configure().await;
+    let day = future_date(2);
+    w.practice
+        .send_availability(&snapshot("R1", day, &[("09:00", "12:00", 1800)]))
+        .await
+        .unwrap();
+    let (id, _) = w.book_first(&day.to_string()).await;
+    w.http
+        .delete(w.url(&format!("/practices/{}/consents/{CONSUMER}", w.pid())))
+        .send()
+        .await
+        .unwrap();
+    let (s, _) = w
+        .post(
+            "/consumers",
+            json!({"name": "next-vendor", "api_key": "next-vendor-key"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = w
+        .post(
+            &format!("/practices/{}/consents", w.pid()),
+            json!({"consumer": "next-vendor"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let next = client_for(&w.sim, "next-vendor-key").practice(PracticeCredentials::new(
+        w.pid(),
+        v["practice_key"].as_str().unwrap(),
+    ));
+    assert_eq!(next.poll().await.unwrap(), [RequestType::Bookings]);
+    assert_eq!(
+        next.booking_requests(1).await.unwrap().data[0].booking_id,
+        id
+    );
+}
+
 // ---- initial configuration --------------------------------------------------------------------
 
 #[tokio::test]
