@@ -1,1 +1,229 @@
-fn main() {}
+//! Load bench: one simulator with 10,000 generated practices, diary reads over real HTTP.
+//!
+//! `cargo bench -p slotbridge-pms-sim --bench diary_read` prints, for a
+//! `GET …/appointments` read of `BENCH_DAYS` days (default 1):
+//! 1. touching every practice once (cold: each practice is generated on first use), and the
+//!    process's resident memory afterwards;
+//! 2. an open-loop 500 requests/s for `BENCH_SECS` (default 20) over a working set of 200
+//!    practices (warm);
+//! 3. the same rate over all 10,000 practices (mostly cold, as most were dropped again).
+//!
+//! The client runs in the same process, so the memory figure is an upper bound for the server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use slotbridge_pms_sim::PmsSim;
+
+const PRACTICES: u32 = 10_000;
+const RATE: u64 = 500;
+
+fn rss_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn report(name: &str, mut lat: Vec<Duration>, errors: usize, elapsed: Duration) {
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{name}: {} requests in {:.1}s ({:.0}/s), errors {errors}, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        lat.len(),
+        elapsed.as_secs_f64(),
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0),
+    );
+}
+
+struct Target {
+    url: String,
+    key: String,
+}
+
+async fn open_loop(
+    http: &reqwest::Client,
+    targets: Arc<Vec<Target>>,
+    pool: usize,
+    secs: u64,
+) -> (Vec<Duration>, usize, Duration) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        tick.tick().await;
+        let i = rand::rng().random_range(0..pool.min(targets.len()));
+        let http = http.clone();
+        let targets = targets.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = &targets[i];
+            let sent = Instant::now();
+            let ok = http
+                .get(&t.url)
+                .header("x-api-key", &t.key)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            (sent.elapsed(), ok)
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((d, ok)) = t.await {
+            lat.push(d);
+            if !ok {
+                errors += 1;
+            }
+        }
+    }
+    (lat, errors, started.elapsed())
+}
+
+fn main() {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let days: i64 = std::env::var("BENCH_DAYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    // 0. Generation cost alone, on this thread.
+    let now = jiff::Timestamp::now();
+    let started = Instant::now();
+    let mut appointments = 0;
+    for index in 1..=50 {
+        appointments += slotbridge_pms_sim::generate::generated(1, index, now).appointment_count();
+    }
+    println!(
+        "generation: 50 practices in {:.0} ms ({:.1} ms each, {} appointments each on average)",
+        started.elapsed().as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64() * 1000.0 / 50.0,
+        appointments / 50
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let built = Instant::now();
+        let sim = PmsSim::builder()
+            .practices(PRACTICES)
+            .seed(1)
+            .rate_limit(None)
+            .build();
+        let manifest = sim.manifest();
+        println!(
+            "built simulator and manifest of {} practices in {:.2}s; RSS {:.0} MB",
+            manifest.practices.len(),
+            built.elapsed().as_secs_f64(),
+            rss_mb("VmRSS:")
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let handle = sim.serve(listener).await.expect("serve");
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client");
+        let today = jiff::Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+            .date();
+        let week = today
+            .checked_add(jiff::Span::new().days(days))
+            .expect("date");
+        println!("diary read: GET …/appointments for {days} day(s) from today, limit 500");
+        let targets: Arc<Vec<Target>> = Arc::new(
+            manifest
+                .practices
+                .iter()
+                .map(|p| Target {
+                    url: format!(
+                        "{}/api/v1/sites/{}/appointments?from={today}&to={week}&limit=500",
+                        handle.base_url(),
+                        p.slug
+                    ),
+                    key: p.api_key.clone(),
+                })
+                .collect(),
+        );
+
+        // 1. Touch every practice once, 8 at a time.
+        let started = Instant::now();
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        for chunk in targets.chunks(8) {
+            let mut set = Vec::new();
+            for t in chunk {
+                let http = http.clone();
+                let (url, key) = (t.url.clone(), t.key.clone());
+                set.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let ok = http
+                        .get(&url)
+                        .header("x-api-key", key)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    (sent.elapsed(), ok)
+                }));
+            }
+            for s in set {
+                if let Ok((d, ok)) = s.await {
+                    lat.push(d);
+                    errors += usize::from(!ok);
+                }
+            }
+        }
+        report("cold: every practice once", lat, errors, started.elapsed());
+        println!(
+            "after touching all {} practices: {} resident, RSS {:.0} MB, peak RSS {:.0} MB",
+            targets.len(),
+            sim.resident_practices(),
+            rss_mb("VmRSS:"),
+            rss_mb("VmHWM:")
+        );
+
+        // 2. Warm working set.
+        let warm = 200;
+        for t in targets.iter().take(warm) {
+            let _ = http.get(&t.url).header("x-api-key", &t.key).send().await;
+        }
+        let (lat, errors, elapsed) = open_loop(&http, targets.clone(), warm, secs).await;
+        report(
+            &format!("warm: {RATE}/s over {warm} practices"),
+            lat,
+            errors,
+            elapsed,
+        );
+
+        // 3. Everyone, mostly cold.
+        let (lat, errors, elapsed) = open_loop(&http, targets.clone(), targets.len(), secs).await;
+        report(
+            &format!("mixed: {RATE}/s over all {} practices", targets.len()),
+            lat,
+            errors,
+            elapsed,
+        );
+        println!(
+            "end: {} resident, RSS {:.0} MB, peak RSS {:.0} MB",
+            sim.resident_practices(),
+            rss_mb("VmRSS:"),
+            rss_mb("VmHWM:")
+        );
+        handle.shutdown().await;
+    });
+}

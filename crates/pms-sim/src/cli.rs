@@ -197,3 +197,111 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Args {
+        let mut full = vec!["pms-sim"];
+        full.extend_from_slice(argv);
+        Cli::try_parse_from(full).expect("arguments").args
+    }
+
+    #[tokio::test]
+    async fn desk_flags_apply_at_start() {
+        let args = parse(&[
+            "--practices",
+            "0",
+            "--stacking",
+            r#"{"site":"sharbourdental","enabled":false}"#,
+            "--rename-reason",
+            r#"{"site":"sharbourdental","reason":"R1","name":"Health Engine"}"#,
+            "--delete-reason",
+            r#"{"site":"sharbourdental","reason":"R5"}"#,
+            "--book",
+            r#"{"site":"sharbourdental","practitioner":"1001","start":"2030-01-07T09:00:00+11:00","end":"2030-01-07T09:30:00+11:00"}"#,
+            "--block",
+            r#"{"site":"sharbourdental","date":"2030-01-08","start":"08:00","end":"09:00","kind":"meeting"}"#,
+            "--sessions",
+            r#"{"site":"sharbourdental","practitioner":"1004","sessions":[{"days":["tue"],"start":"09:00","end":"15:00"}]}"#,
+            "--revoke-key",
+            r#"{"site":"sharbourdental","key":"demo-harbour-dental-key"}"#,
+        ]);
+        assert_eq!(args.desk_actions().expect("actions").len(), 7);
+        let sim = args.build().expect("build");
+        let Ok(crate::DeskOutcome::Key { api_key, .. }) = sim.desk(DeskAction::CreateKey {
+            site: "sharbourdental".into(),
+        }) else {
+            panic!("a new key");
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let handle = sim.serve(listener).await.expect("serve");
+        let http = reqwest::Client::new();
+        let get = |path: String, key: &str| {
+            http.get(format!("{}{path}", handle.base_url()))
+                .header("x-api-key", key)
+                .send()
+        };
+        let web: serde_json::Value = get("/api/v1/sites/sharbourdental/web-setup".into(), &api_key)
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(web["stacking"], false);
+        let names: Vec<&str> = web["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"Health Engine") && !names.contains(&"Scale & Clean"),
+            "{names:?}"
+        );
+        let day: serde_json::Value = get(
+            "/_desk/sites/sharbourdental/appointments?date=2030-01-07".into(),
+            "",
+        )
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(day.as_array().map(Vec::len), Some(1), "{day}");
+        let revoked = get(
+            "/api/v1/sites/sharbourdental/practice".into(),
+            crate::DEMO_API_KEY,
+        )
+        .await
+        .expect("get");
+        assert_eq!(revoked.status(), 401);
+        handle.shutdown().await;
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let args = parse(&["--stacking", "{not json"]);
+        let err = args.build().expect_err("bad json").to_string();
+        assert!(err.starts_with("--stacking:"), "{err}");
+        let args = parse(&["--remove", r#"{"site":"snowhere1","id":"A1"}"#]);
+        let err = args.build().expect_err("unknown site").to_string();
+        assert!(
+            err.starts_with("--remove:") && err.contains("snowhere1"),
+            "{err}"
+        );
+        let args = parse(&["--faults", r#"{"error_rate":2}"#]);
+        let err = args.build().expect_err("bad faults").to_string();
+        assert!(err.contains("error_rate"), "{err}");
+    }
+}

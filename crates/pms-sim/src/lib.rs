@@ -48,7 +48,7 @@ pub use generate::{DEMO_API_KEY, DEMO_SLUG, Manifest, ManifestEntry, ManifestIss
 pub use problem::Problem;
 
 use crate::practice::{Change, Practice, Webhook};
-use crate::registry::{Registry, Shared};
+use crate::registry::{Lookup, Registry, Shared};
 
 /// A per-key rate limit: a token bucket of `burst` tokens refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,6 +165,11 @@ impl PmsSim {
     /// Apply a desk action (as the `/_desk` endpoints and start-up flags do).
     pub fn desk(&self, action: DeskAction) -> Result<DeskOutcome, Problem> {
         self.state.desk(action)
+    }
+
+    /// How many practices are in memory now (the others are generated on first use).
+    pub fn resident_practices(&self) -> usize {
+        self.state.resident()
     }
 
     /// Replace the faults in force.
@@ -305,11 +310,27 @@ pub struct SimState {
 }
 
 impl SimState {
+    /// The practice with `slug`; a generated one is built outside the registry lock, so one
+    /// cold practice does not hold up requests to the others.
     fn practice(&self, slug: &str) -> Option<Shared> {
-        self.registry
+        let lookup = self
+            .registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(slug)
+            .lookup(slug);
+        match lookup {
+            Lookup::Live(p) => Some(p),
+            Lookup::Unknown => None,
+            Lookup::Generate { seed, index, epoch } => {
+                let p = generate::generated(seed, index, epoch);
+                Some(
+                    self.registry
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .adopt(slug, p),
+                )
+            }
+        }
     }
 
     fn insert_practice(&self, slug: &str, p: Practice) -> bool {

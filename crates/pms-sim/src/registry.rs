@@ -11,6 +11,24 @@ use crate::practice::Practice;
 /// A shared practice.
 pub type Shared = Arc<Mutex<Practice>>;
 
+/// Where a practice is.
+#[derive(Debug)]
+pub enum Lookup {
+    /// In memory.
+    Live(Shared),
+    /// Not in memory: build it with `generate::generated(seed, index, epoch)`.
+    Generate {
+        /// Generation seed.
+        seed: u64,
+        /// Practice index.
+        index: u32,
+        /// Diary start instant.
+        epoch: jiff::Timestamp,
+    },
+    /// No such practice.
+    Unknown,
+}
+
 /// The practices of one simulator.
 #[derive(Debug)]
 pub struct Registry {
@@ -56,19 +74,32 @@ impl Registry {
         self.live.len()
     }
 
-    /// The practice with `slug`, generating it if needed.
-    pub fn get(&mut self, slug: &str) -> Option<Shared> {
+    /// The practice with `slug` if it is in memory, or how to build it.
+    pub fn lookup(&self, slug: &str) -> Lookup {
         if let Some(p) = self.live.get(slug) {
-            return Some(p.clone());
+            return Lookup::Live(p.clone());
         }
-        let index = generate::index_of(self.seed, self.count, slug)?;
-        let p = Arc::new(Mutex::new(generate::generated(
-            self.seed, index, self.epoch,
-        )));
+        match generate::index_of(self.seed, self.count, slug) {
+            Some(index) => Lookup::Generate {
+                seed: self.seed,
+                index,
+                epoch: self.epoch,
+            },
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Keep a practice generated outside the lock; if another request got there first, theirs
+    /// is kept and returned.
+    pub fn adopt(&mut self, slug: &str, practice: Practice) -> Shared {
+        if let Some(p) = self.live.get(slug) {
+            return p.clone();
+        }
+        let p = Arc::new(Mutex::new(practice));
         self.live.insert(slug.to_owned(), p.clone());
         self.clean.push_back(slug.to_owned());
         self.evict();
-        Some(p)
+        p
     }
 
     /// Add a practice created at the desk. `false` if the slug is taken.
