@@ -965,46 +965,46 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
                 .into(),
         ));
     }
-    if let Some(age) = h.oldest_open_critical_request {
-        if age >= REQUEST_WARNING {
-            let severity = if age >= REQUEST_LIMIT {
-                Severity::Error
-            } else {
-                Severity::Warning
-            };
-            out.push(finding(
-                Code::RequestsNearLimit,
-                severity,
-                None,
-                None,
-                format!(
-                    "A critical marketplace request has waited {} minutes; after {} minutes the \
-                     marketplace flags the integration unhealthy and may hide the practice's \
-                     appointments.",
-                    minutes(age),
-                    minutes(REQUEST_LIMIT)
-                ),
-                "Check that the link is enabled and the PMS is reachable; see the request log for \
-                 the waiting request."
-                    .into(),
-            ));
-        }
+    if let Some(age) = h.oldest_open_critical_request
+        && age >= REQUEST_WARNING
+    {
+        let severity = if age >= REQUEST_LIMIT {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        out.push(finding(
+            Code::RequestsNearLimit,
+            severity,
+            None,
+            None,
+            format!(
+                "A critical marketplace request has waited {} minutes; after {} minutes the \
+                 marketplace flags the integration unhealthy and may hide the practice's \
+                 appointments.",
+                minutes(age),
+                minutes(REQUEST_LIMIT)
+            ),
+            "Check that the link is enabled and the PMS is reachable; see the request log for \
+             the waiting request."
+                .into(),
+        ));
     }
-    if let Some(age) = h.availability_age {
-        if age > h.availability_stale_after {
-            out.push(finding(
-                Code::AvailabilityStale,
-                Severity::Warning,
-                None,
-                None,
-                format!(
-                    "Availability was last published {} minutes ago; patients may see slots that \
-                     are gone.",
-                    minutes(age)
-                ),
-                "Use \"Resync availability\"; if it fails, the other findings say why.".into(),
-            ));
-        }
+    if let Some(age) = h.availability_age
+        && age > h.availability_stale_after
+    {
+        out.push(finding(
+            Code::AvailabilityStale,
+            Severity::Warning,
+            None,
+            None,
+            format!(
+                "Availability was last published {} minutes ago; patients may see slots that \
+                 are gone.",
+                minutes(age)
+            ),
+            "Use \"Resync availability\"; if it fails, the other findings say why.".into(),
+        ));
     }
     if !h.rejected_bookings.is_empty() {
         let reasons = h

@@ -341,7 +341,7 @@ fn slot_cause(
         );
     }
     let interval = snapshot.interval_minutes();
-    if minute % interval != 0 {
+    if !minute.is_multiple_of(interval) {
         let before = minute - minute % interval;
         return (
             Cause::Grid,

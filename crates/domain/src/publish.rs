@@ -224,9 +224,8 @@ pub fn availability(
     dates: &[Date],
 ) -> Vec<DayAvailability> {
     // (practitioner, date) -> (start, end, secs) -> reasons
-    type Key<'k> = (&'k str, Date);
-    let mut by_day: BTreeMap<Key<'_>, BTreeMap<(ClockTime, ClockTime, u32), Vec<&str>>> =
-        BTreeMap::new();
+    type Ranges<'r> = BTreeMap<(ClockTime, ClockTime, u32), Vec<&'r str>>;
+    let mut by_day: BTreeMap<(&str, Date), Ranges<'_>> = BTreeMap::new();
     for slot in slots {
         let start = slot.start_offset.to_datetime(slot.start);
         let end = slot.end_offset.to_datetime(slot.end);

@@ -1,0 +1,127 @@
+//! The composition root of one `slotbridge run` node: the store, the marketplace client, the
+//! lease supervisor with its link workers, and the HTTP server, stopped together by one
+//! cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use slotbridge_market::{ClientConfig, MarketClient};
+use slotbridge_store::{Keyring, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::worker::{self, Ctx, WorkerSettings};
+
+/// Everything a node needs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `sqlite://…?mode=rwc` or `postgres://…`.
+    pub database_url: String,
+    /// The marketplace API base URL including `/pms-api/v1`.
+    pub market_url: String,
+    /// This integration's marketplace api key.
+    pub market_api_key: SecretString,
+    /// The User-Agent sent to the marketplace.
+    pub user_agent: String,
+    /// The PMS API base URL.
+    pub pms_url: url::Url,
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// This node's id.
+    pub node_id: String,
+    /// Link polling interval.
+    pub poll_interval: Duration,
+    /// Lease time-to-live (a dead node's links are taken over after it).
+    pub lease_ttl: Duration,
+    /// Secret the PMS signs its webhooks with, if webhooks are used.
+    pub pms_webhook_secret: Option<SecretString>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] slotbridge_store::StoreError),
+    /// The marketplace client could not be built.
+    #[error("marketplace client: {0}")]
+    Market(#[from] slotbridge_market::MarketError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct Node {
+    /// Where its HTTP server listens.
+    pub addr: SocketAddr,
+    /// The shared context (store, workers).
+    pub ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Start a node.
+    pub async fn start(cfg: NodeConfig, keys: Keyring) -> Result<Node, StartError> {
+        let store = Store::open(&cfg.database_url, keys).await?;
+        let market = MarketClient::new(
+            ClientConfig::new(cfg.market_url.clone(), cfg.market_api_key.clone())
+                .with_user_agent(cfg.user_agent.clone()),
+        )?;
+        let mut settings = WorkerSettings::new(cfg.node_id.clone(), cfg.pms_url.clone());
+        settings.poll_interval = cfg.poll_interval;
+        settings.lease_ttl = cfg.lease_ttl;
+        let ctx = Ctx::new(store, market, settings);
+        let listener =
+            TcpListener::bind(cfg.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: cfg.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+        let cancel = CancellationToken::new();
+        let app = crate::http::router(ctx.clone(), cfg.pms_webhook_secret.clone());
+        let http_cancel = cancel.clone();
+        let http = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        let supervisor = tokio::spawn(worker::run_node(ctx.clone(), cancel.clone()));
+        tracing::info!(%addr, node = %cfg.node_id, "slotbridge node started");
+        Ok(Node {
+            addr,
+            ctx,
+            cancel,
+            tasks: vec![http, supervisor],
+        })
+    }
+
+    /// The node's base URL, e.g. `http://127.0.0.1:7400`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop: workers finish their current step, leases are released, the server drains.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

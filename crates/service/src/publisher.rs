@@ -1,0 +1,277 @@
+//! Publishing a practice to the marketplace: its configuration (liveness contract, resources,
+//! appointment types) and its availability, each sent only when its content changed since the
+//! last successful send (content hashes in the store).
+//!
+//! Everything here takes the PMS's setup and diary as already read; reading them is the PMS
+//! connector's job, deciding when to publish is the worker's.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use slotbridge_domain::availability::compute_slots;
+use slotbridge_domain::practice::{Diary, PracticeSetup, to_snapshot};
+use slotbridge_domain::publish::{self, AppointmentType, DayAvailability, Resource};
+use slotbridge_domain::snapshot::SnapshotError;
+use slotbridge_market::PracticeClient;
+use slotbridge_market::types::{
+    AvailabilityRange, AvailabilitySnapshot, LivenessContract, PmsAppointmentType, PmsResource,
+    Schedule, TimeRange,
+};
+use slotbridge_store::{ConfigHashKind, ContentHash, Link, PublishItem, Store, StoreError};
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The marketplace refused or failed the call.
+    #[error(transparent)]
+    Market(#[from] slotbridge_market::MarketError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The PMS data could not be turned into a valid snapshot.
+    #[error("the PMS setup is not a valid diary snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// What a configuration publish did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigOutcome {
+    /// The liveness contract was sent.
+    pub liveness_sent: bool,
+    /// The resources snapshot was sent.
+    pub resources_sent: bool,
+    /// The appointment types snapshot was sent.
+    pub types_sent: bool,
+}
+
+/// What an availability publish did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AvailabilityOutcome {
+    /// (resource, date) pairs in the horizon.
+    pub days: usize,
+    /// Pairs whose content changed and were sent.
+    pub sent: usize,
+    /// Pairs the marketplace accepted as new.
+    pub created: usize,
+    /// Pairs the marketplace already had with the same content.
+    pub existing: usize,
+    /// Pairs the marketplace refused, with its reasons.
+    pub failed: Vec<String>,
+    /// Slots the engine published in the horizon.
+    pub slots: usize,
+}
+
+/// The liveness contract: slotbridge is a service that answers around the clock, so every day
+/// and public holiday is live from 00:00 to 23:59.
+pub fn liveness_contract() -> LivenessContract {
+    let all_day = || {
+        Some(vec![TimeRange {
+            start: jiff::civil::time(0, 0, 0, 0),
+            end: jiff::civil::time(23, 59, 0, 0),
+        }])
+    };
+    LivenessContract {
+        live_hours: Schedule {
+            monday: all_day(),
+            tuesday: all_day(),
+            wednesday: all_day(),
+            thursday: all_day(),
+            friday: all_day(),
+            saturday: all_day(),
+            sunday: all_day(),
+            public_holidays: all_day(),
+        },
+    }
+}
+
+/// The marketplace's resources for the practice.
+pub fn resources_wire(resources: &[Resource]) -> Vec<PmsResource> {
+    resources
+        .iter()
+        .map(|r| PmsResource {
+            pms_resource_id: r.id.clone(),
+            pms_resource_name: r.name.clone(),
+            pms_practitioner_title: Some(r.title.clone()).filter(|t| !t.is_empty()),
+            pms_practitioner_firstname: Some(r.first_name.clone()),
+            pms_practitioner_lastname: Some(r.last_name.clone()),
+        })
+        .collect()
+}
+
+/// The marketplace's appointment types for the practice.
+pub fn types_wire(types: &[AppointmentType]) -> Vec<PmsAppointmentType> {
+    types
+        .iter()
+        .map(|t| PmsAppointmentType {
+            pms_appointment_type_id: t.id.clone(),
+            pms_appointment_type_name: t.name.clone(),
+            pms_appointment_length: Some(i64::from(t.length_minutes)),
+            pms_resource_id: t.resource.clone(),
+        })
+        .collect()
+}
+
+/// One day's availability as the marketplace's snapshot.
+pub fn day_wire(day: &DayAvailability) -> AvailabilitySnapshot {
+    AvailabilitySnapshot {
+        id: Some(format!("{}/{}", day.resource, day.date)),
+        date: day.date,
+        pms_resource_id: day.resource.clone(),
+        availability: day
+            .ranges
+            .iter()
+            .map(|r| AvailabilityRange {
+                start: civil_time(r.start),
+                end: civil_time(r.end),
+                slot_length: i64::from(r.slot_length_secs),
+                pms_appointment_type_ids: Some(r.type_ids.clone()),
+            })
+            .collect(),
+    }
+}
+
+/// `HH:MM` as a civil time; 24:00 (never in a range, which ends on its own date) is 23:59.
+fn civil_time(c: slotbridge_domain::practice::ClockTime) -> jiff::civil::Time {
+    let m = c.minutes().min(1439);
+    jiff::civil::Time::new((m / 60) as i8, (m % 60) as i8, 0, 0).unwrap_or(jiff::civil::Time::MIN)
+}
+
+fn hash_of<T: serde::Serialize>(value: &T) -> ContentHash {
+    // Serialising our own plain data cannot fail; an empty rendering would still hash.
+    ContentHash::of(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// Send the liveness contract, resources and appointment types that changed since the last
+/// successful send (all of them when `force`, as on link, re-enable and manual resync).
+pub async fn publish_config(
+    store: &Store,
+    market: &PracticeClient,
+    link: &Link,
+    setup: &PracticeSetup,
+    force: bool,
+    now: Timestamp,
+) -> Result<ConfigOutcome, PublishError> {
+    let known = store.config_hashes(link.id).await?;
+    let mut outcome = ConfigOutcome::default();
+
+    let liveness = liveness_contract();
+    let h = hash_of(&liveness);
+    if force || known.liveness != Some(h) {
+        market.set_liveness_contract(&liveness).await?;
+        store
+            .record_config_hash(link.id, link.generation, ConfigHashKind::Liveness, h, now)
+            .await?;
+        outcome.liveness_sent = true;
+    }
+
+    let resources = publish::resources(setup);
+    let wire = resources_wire(&resources);
+    let h = hash_of(&wire);
+    if force || known.resources != Some(h) {
+        market.send_pms_resources(&wire).await?;
+        store
+            .record_config_hash(link.id, link.generation, ConfigHashKind::Resources, h, now)
+            .await?;
+        outcome.resources_sent = true;
+    }
+
+    let types = types_wire(&publish::appointment_types(setup, &resources));
+    let h = hash_of(&types);
+    if force || known.appointment_types != Some(h) {
+        market.send_pms_appointment_types(&types).await?;
+        store
+            .record_config_hash(
+                link.id,
+                link.generation,
+                ConfigHashKind::AppointmentTypes,
+                h,
+                now,
+            )
+            .await?;
+        outcome.types_sent = true;
+    }
+    Ok(outcome)
+}
+
+/// The practice-local dates of the horizon starting at `now`.
+pub fn horizon_dates(setup: &PracticeSetup, now: Timestamp, horizon_days: u32) -> Vec<Date> {
+    let today = now
+        .to_zoned_datetime(setup.timezone.time_zone().clone())
+        .date();
+    (0..i64::from(horizon_days))
+        .filter_map(|n| today.checked_add(jiff::Span::new().days(n)).ok())
+        .collect()
+}
+
+/// Compute the practice's availability with the engine and send every (resource, date) whose
+/// content changed since it was last accepted (all of them when `force`). Restricting to
+/// `only` (resource, date) pairs serves the marketplace's availability requests.
+pub async fn publish_availability(
+    store: &Store,
+    market: &PracticeClient,
+    link: &Link,
+    setup: &PracticeSetup,
+    diary: &Diary,
+    force: bool,
+    now: Timestamp,
+) -> Result<AvailabilityOutcome, PublishError> {
+    let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
+    let snapshot = to_snapshot(setup, diary, now, horizon).validate()?;
+    let slots = compute_slots(&snapshot);
+    let resources = publish::resources(setup);
+    let types = publish::appointment_types(setup, &resources);
+    let dates = horizon_dates(setup, now, horizon);
+    let days = publish::availability(&resources, &types, &slots, &dates);
+
+    let wire: Vec<AvailabilitySnapshot> = days.iter().map(day_wire).collect();
+    let items: Vec<PublishItem> = days
+        .iter()
+        .zip(&wire)
+        .map(|(d, w)| PublishItem {
+            resource_id: d.resource.clone(),
+            day: d.date,
+            hash: hash_of(w),
+        })
+        .collect();
+    let changed: Vec<PublishItem> = if force {
+        items.clone()
+    } else {
+        store.changed_publish_items(link.id, &items).await?
+    };
+    let mut outcome = AvailabilityOutcome {
+        days: days.len(),
+        slots: slots.len(),
+        ..AvailabilityOutcome::default()
+    };
+    if changed.is_empty() {
+        return Ok(outcome);
+    }
+    let to_send: Vec<AvailabilitySnapshot> = changed
+        .iter()
+        .filter_map(|c| {
+            wire.iter()
+                .find(|w| w.pms_resource_id == c.resource_id && w.date == c.day)
+                .cloned()
+        })
+        .collect();
+    outcome.sent = to_send.len();
+    let result = market.send_availability_all(&to_send).await?;
+    outcome.created = result.created.len();
+    outcome.existing = result.existing.len();
+    outcome.failed = result
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.snapshot, e.error))
+        .collect();
+    // Record what the marketplace now holds: everything sent except what it refused.
+    let accepted: Vec<PublishItem> = changed
+        .into_iter()
+        .filter(|c| {
+            let id = format!("{}/{}", c.resource_id, c.day);
+            !result.failed.contains(&id)
+        })
+        .collect();
+    store
+        .record_published(link.id, link.generation, &accepted, now)
+        .await?;
+    Ok(outcome)
+}
