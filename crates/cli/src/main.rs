@@ -18,6 +18,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the demo: both simulators and the integration in one process, SQLite in a temporary
+    /// directory, the demo practice linked.
+    Demo(cmd::demo::Args),
+    /// Run one integration node (see docs/operations.md).
+    Run(cmd::run::Args),
     /// Compute the bookable slots of a diary snapshot (see docs/snapshot.md).
     Slots(cmd::slots::Args),
     /// Match a marketplace booking's patient against PMS patients, offline.
@@ -31,6 +36,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Slots(args) => cmd::slots::run(args),
         Command::Match(args) => cmd::matching::run(args),
         Command::PmsSim(args) => cmd::pms_sim::run(args),

@@ -1,0 +1,145 @@
+//! `slotbridge run`: one integration node, configured by a TOML file and the environment (see
+//! docs/operations.md). Several nodes may share one PostgreSQL database.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use serde::Deserialize;
+use slotbridge_service::node::{Node, NodeConfig};
+use slotbridge_store::Keyring;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (TOML); every key may also come from the environment as
+    /// SLOTBRIDGE_<KEY> (upper case), which wins.
+    #[arg(long, short, env = "SLOTBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The configuration file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    listen: Option<String>,
+    node_id: Option<String>,
+    market_url: Option<String>,
+    market_api_key: Option<String>,
+    user_agent: Option<String>,
+    pms_url: Option<String>,
+    poll_interval_ms: Option<u64>,
+    lease_ttl_secs: Option<u64>,
+    log_format: Option<String>,
+    pms_webhook_secret: Option<String>,
+}
+
+fn setting(file: &Option<String>, key: &str) -> Option<String> {
+    std::env::var(format!("SLOTBRIDGE_{}", key.to_uppercase()))
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| file.clone())
+}
+
+fn number(file: Option<u64>, key: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(format!("SLOTBRIDGE_{}", key.to_uppercase())) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{key}: expected a whole number, found {v:?}")),
+        _ => Ok(file),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match toml::from_str(&text) {
+                Ok(c) => c,
+                Err(e) => return Ok(super::usage_error(format!("{}: {e}", path.display()))),
+            }
+        }
+        None => FileConfig::default(),
+    };
+    let json_logs = setting(&file.log_format, "log_format").as_deref() == Some("json");
+    super::init_tracing(json_logs);
+    let required = |v: Option<String>, key: &str| {
+        v.ok_or_else(|| {
+            format!(
+                "{key}: missing (set it in the config file or SLOTBRIDGE_{})",
+                key.to_uppercase()
+            )
+        })
+    };
+    let config = (|| -> Result<NodeConfig, String> {
+        let listen: SocketAddr = setting(&file.listen, "listen")
+            .unwrap_or_else(|| "127.0.0.1:7400".into())
+            .parse()
+            .map_err(|e| format!("listen: {e}"))?;
+        let pms_url = required(setting(&file.pms_url, "pms_url"), "pms_url")?;
+        Ok(NodeConfig {
+            database_url: setting(&file.database_url, "database_url")
+                .unwrap_or_else(|| "sqlite://slotbridge.db?mode=rwc".into()),
+            market_url: required(setting(&file.market_url, "market_url"), "market_url")?,
+            market_api_key: SecretString::from(required(
+                setting(&file.market_api_key, "market_api_key"),
+                "market_api_key",
+            )?),
+            user_agent: setting(&file.user_agent, "user_agent")
+                .unwrap_or_else(|| "slotbridge (integrations@slotbridge.example) PROD".into()),
+            pms_url: pms_url.parse().map_err(|e| format!("pms_url: {e}"))?,
+            listen,
+            node_id: setting(&file.node_id, "node_id")
+                .unwrap_or_else(|| format!("node-{}", std::process::id())),
+            poll_interval: Duration::from_millis(
+                number(file.poll_interval_ms, "poll_interval_ms")
+                    .map_err(|e| format!("{e:#}"))?
+                    .unwrap_or(5000),
+            ),
+            lease_ttl: Duration::from_secs(
+                number(file.lease_ttl_secs, "lease_ttl_secs")
+                    .map_err(|e| format!("{e:#}"))?
+                    .unwrap_or(20),
+            ),
+            pms_webhook_secret: setting(&file.pms_webhook_secret, "pms_webhook_secret")
+                .map(SecretString::from),
+        })
+    })();
+    let config = match config {
+        Ok(c) => c,
+        Err(message) => return Ok(super::usage_error(message)),
+    };
+    let keys = match Keyring::from_env() {
+        Ok(k) => k,
+        Err(e) => return Ok(super::usage_error(format!("master key: {e}"))),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let node = Node::start(config, keys).await?;
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        node.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
