@@ -345,6 +345,14 @@ pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
     out
 }
 
+/// The integration-health findings alone, for when the PMS setup cannot be read at all.
+pub fn diagnose_health(health: &HealthView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    health_findings(health, &mut out);
+    out.sort_by_key(|f| (f.severity, f.code));
+    out
+}
+
 /// Whether any finding is an error (`slotbridge doctor` exits 1 then).
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)

@@ -110,6 +110,8 @@ pub fn router(ctx: Arc<Ctx>, pms_webhook_secret: Option<SecretString>) -> Router
         .route("/api/links", get(list_links).post(create_link))
         .route("/api/links/{id}", get(get_link).patch(update_link))
         .route("/api/links/{id}/resync", post(resync))
+        .route("/api/links/{id}/findings", get(findings))
+        .route("/api/links/{id}/explain", get(explain))
         .with_state(state)
         .nest("/webhooks/market", market_hooks)
 }
@@ -397,4 +399,156 @@ async fn resync(
             "the link is disabled or worked by another node; resync there",
         ))
     }
+}
+
+async fn load_link(s: &HttpState, id: &str) -> Result<Link, Problem> {
+    let id = link_id(id)?;
+    s.ctx
+        .store
+        .link(id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "Not found", format!("no link {id}")))
+}
+
+fn pms_problem(e: slotbridge_pms::PmsError) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "PMS unavailable",
+        format!("the PMS could not be read: {e}"),
+    )
+}
+
+/// `GET /api/links/{id}/findings`: the diagnostics for the link's practice, from a fresh read of
+/// the PMS and the link's sync state. When the PMS cannot be read, that is the finding.
+async fn findings(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<slotbridge_domain::diagnostics::Finding>>, Problem> {
+    use slotbridge_domain::diagnostics::{Consent, HealthView, Input, PmsAuth, diagnose};
+    let link = load_link(&s, &id).await?;
+    let state = s.ctx.store.sync_state(link.id).await?;
+    let now = Timestamp::now();
+    let error_kind = state.last_error.as_ref().map(|e| e.kind.as_str());
+    let mut health = HealthView {
+        pms_auth: match error_kind {
+            Some("pms_unauthorized") => PmsAuth::Rejected,
+            Some("pms_key_revoked") => PmsAuth::Revoked,
+            _ => PmsAuth::Ok,
+        },
+        pms_reachable: error_kind != Some("pms"),
+        pms_error: state
+            .last_error
+            .as_ref()
+            .filter(|_| error_kind == Some("pms"))
+            .map(|e| e.message.clone()),
+        consent: match state.consent {
+            slotbridge_store::ConsentStatus::Granted => Consent::Granted,
+            slotbridge_store::ConsentStatus::Withdrawn => Consent::Missing,
+            slotbridge_store::ConsentStatus::Unknown => Consent::Unknown,
+        },
+        market_reachable: error_kind != Some("market"),
+        market_error: state
+            .last_error
+            .as_ref()
+            .filter(|_| error_kind == Some("market"))
+            .map(|e| e.message.clone()),
+        oldest_open_critical_request: None,
+        availability_age: state
+            .last_publish_at
+            .map(|at| jiff::SignedDuration::from_secs(now.duration_since(at).as_secs())),
+        availability_stale_after: jiff::SignedDuration::from_mins(30),
+        rejected_bookings: Vec::new(),
+    };
+    for b in s.ctx.store.bookings_for_link(link.id, 50).await? {
+        if let Some(reason) = b.reject_reason {
+            health
+                .rejected_bookings
+                .push(slotbridge_domain::diagnostics::RejectedBooking {
+                    booking_id: b.booking_id,
+                    reason,
+                });
+        }
+    }
+    let pms = s.ctx.pms_connector(&link);
+    let read = async {
+        let setup = slotbridge_pms::PmsConnector::read_setup(&pms).await?;
+        let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
+        let dates = crate::publisher::horizon_dates(&setup, now, horizon);
+        let today = dates
+            .first()
+            .copied()
+            .unwrap_or(jiff::civil::date(2000, 1, 1));
+        let end = dates
+            .last()
+            .and_then(|d| d.tomorrow().ok())
+            .unwrap_or(today);
+        let diary = slotbridge_pms::PmsConnector::read_diary(&pms, today, end).await?;
+        Ok::<_, slotbridge_pms::PmsError>((setup, diary, today, horizon))
+    };
+    match read.await {
+        Ok((setup, diary, today, horizon)) => Ok(axum::Json(diagnose(
+            &Input::new(&setup, &diary, today, horizon).with_health(&health),
+        ))),
+        Err(e) => {
+            health.pms_auth = match e {
+                slotbridge_pms::PmsError::Unauthorized { .. } => PmsAuth::Rejected,
+                slotbridge_pms::PmsError::KeyRevoked { .. } => PmsAuth::Revoked,
+                _ => health.pms_auth,
+            };
+            if health.pms_auth == PmsAuth::Ok {
+                health.pms_reachable = false;
+                health.pms_error = Some(e.to_string());
+            }
+            // Without the setup only the health can be judged.
+            Ok(axum::Json(slotbridge_domain::diagnostics::diagnose_health(
+                &health,
+            )))
+        }
+    }
+}
+
+/// Query of `GET /api/links/{id}/explain`.
+#[derive(Debug, Deserialize)]
+pub struct ExplainQuery {
+    /// PMS practitioner id.
+    pub practitioner: String,
+    /// Practice-local start, `YYYY-MM-DDTHH:MM`.
+    pub at: String,
+    /// Booking reason id (all reasons when missing).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `GET /api/links/{id}/explain?practitioner=&at=&reason=`: why there is (no) slot then.
+async fn explain(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ExplainQuery>,
+) -> Result<axum::Json<slotbridge_domain::explain::Explanation>, Problem> {
+    let link = load_link(&s, &id).await?;
+    let at: jiff::civil::DateTime = q.at.parse().map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid input",
+            format!(
+                "at: expected a practice-local time like 2026-04-07T10:00, found {:?} ({e})",
+                q.at
+            ),
+        )
+    })?;
+    let pms = s.ctx.pms_connector(&link);
+    let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
+    let snapshot = slotbridge_pms::read_snapshot(&pms, Timestamp::now(), horizon)
+        .await
+        .map_err(pms_problem)?;
+    let valid = snapshot.validate().map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid PMS data",
+            e.to_string(),
+        )
+    })?;
+    slotbridge_domain::explain::explain(&valid, &q.practitioner, at, q.reason.as_deref())
+        .map(axum::Json)
+        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, "Not found", e.to_string()))
 }

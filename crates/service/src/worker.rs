@@ -144,7 +144,8 @@ impl Ctx {
         self.workers().keys().copied().collect()
     }
 
-    fn pms_for(&self, link: &Link) -> ExactConnector {
+    /// The PMS connector for a link.
+    pub fn pms_connector(&self, link: &Link) -> ExactConnector {
         ExactConnector::new(ExactConfig::new(
             self.settings.pms_url.clone(),
             link.site_slug.clone(),
@@ -471,7 +472,7 @@ async fn link_worker(
         }
     };
     let run = LinkRun {
-        pms: ctx.pms_for(&link),
+        pms: ctx.pms_connector(&link),
         market: ctx.market_for(&link),
         ctx: ctx.clone(),
         link,

@@ -317,3 +317,61 @@ async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_an
     assert_eq!(b["status"], "Confirmed", "the appointment stays: {b}");
     assert!(b.to_string().contains("call the practice"), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_explains_findings_and_missing_slots() {
+    let w = world().await;
+    let (day, slots) = linked_with_slots(&w).await;
+    let links = get(&w, format!("{}/api/links", w.node)).await;
+    let link = links[0]["id"].as_str().expect("link id").to_owned();
+    assert!(
+        !links.to_string().contains(DEMO_API_KEY),
+        "secrets are write-only"
+    );
+    let findings = get(&w, format!("{}/api/links/{link}/findings", w.node)).await;
+    let findings = findings.as_array().expect("findings");
+    assert!(
+        findings.iter().all(|f| f["severity"] != "error"),
+        "the demo practice is healthy: {findings:?}"
+    );
+    // A published slot is explained as published.
+    let slot = &slots[0];
+    let practitioner = slot["pms_resource_id"]
+        .as_str()
+        .and_then(|r| r.split(':').next())
+        .expect("practitioner")
+        .to_owned();
+    let local = slot["start"].as_str().expect("start")[..16].to_owned();
+    let e = get(
+        &w,
+        format!(
+            "{}/api/links/{link}/explain?practitioner={practitioner}&at={local}",
+            w.node
+        ),
+    )
+    .await;
+    assert_eq!(e["published"], true, "{e}");
+    // 03:00 is outside anyone's sessions.
+    let e = get(
+        &w,
+        format!(
+            "{}/api/links/{link}/explain?practitioner={practitioner}&at={day}T03:00",
+            w.node
+        ),
+    )
+    .await;
+    assert_eq!(e["published"], false, "{e}");
+    assert_eq!(e["cause"], "outside_sessions", "{e}");
+    // Bad input names the field.
+    let r = w
+        .http
+        .get(format!(
+            "{}/api/links/{link}/explain?practitioner=x&at=tuesday",
+            w.node
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap_or_default().contains("at:"));
+}
