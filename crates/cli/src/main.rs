@@ -23,6 +23,10 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Run one integration node (see docs/operations.md).
     Run(cmd::run::Args),
+    /// Print the findings (what is wrong, how to fix it) of the linked practices.
+    Doctor(cmd::doctor::Args),
+    /// Explain why there is no slot at a time for a practitioner.
+    Explain(cmd::explain::Args),
     /// Compute the bookable slots of a diary snapshot (see docs/snapshot.md).
     Slots(cmd::slots::Args),
     /// Match a marketplace booking's patient against PMS patients, offline.
@@ -38,6 +42,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
         Command::Slots(args) => cmd::slots::run(args),
         Command::Match(args) => cmd::matching::run(args),
         Command::PmsSim(args) => cmd::pms_sim::run(args),

@@ -52,12 +52,14 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         assert!(!info[key].is_null(), "{key} missing from {info}");
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let slots = rt.block_on(async {
+    let (slots, practitioner, day) = rt.block_on(async {
         let today = jiff::Timestamp::now()
             .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
             .date();
         let http = reqwest::Client::new();
         let mut total = 0;
+        let mut practitioner = String::new();
+        let mut first_day = String::new();
         for n in 0..7 {
             let day = today + jiff::Span::new().days(n);
             let url = format!(
@@ -73,11 +75,72 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
                 .json()
                 .await
                 .expect("json");
+            if let Some(s) = v.as_array().and_then(|a| a.first())
+                && practitioner.is_empty()
+            {
+                practitioner = s["pms_resource_id"]
+                    .as_str()
+                    .and_then(|r| r.split(':').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                first_day = day.to_string();
+            }
             total += v.as_array().map(Vec::len).unwrap_or(0);
         }
-        total
+        (total, practitioner, first_day)
     });
     assert!(slots > 0, "no bookable slots in the next week");
+    // doctor and explain, through the node's admin API.
+    let console = info["console"].as_str().expect("console");
+    let doctor = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
+        .args(["doctor", "--url", console, "--json"])
+        .output()
+        .expect("doctor");
+    assert_eq!(
+        doctor.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor json");
+    assert_eq!(report[0]["practice_id"], info["practice_id"]);
+    let explain = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
+        .args(["explain", "--url", console, "--practice"])
+        .arg(info["practice_id"].as_str().expect("id"))
+        .args([
+            "--practitioner",
+            &practitioner,
+            "--at",
+            &format!("{day}T03:00"),
+        ])
+        .output()
+        .expect("explain");
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert_eq!(
+        explain.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    assert!(
+        text.contains("No slot") && text.contains("outside their sessions"),
+        "{text}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
+        .args([
+            "explain",
+            "--url",
+            console,
+            "--practice",
+            "1",
+            "--practitioner",
+            "x",
+        ])
+        .args(["--at", "tuesday"])
+        .output()
+        .expect("explain");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--at"));
     // --record: every call the integration made, with secrets masked.
     let recorded = std::fs::read_to_string(&record).expect("record file");
     assert!(recorded.lines().count() > 3, "{recorded}");

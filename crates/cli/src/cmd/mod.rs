@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 pub mod demo;
+pub mod doctor;
+pub mod explain;
 pub mod market_sim;
 pub mod matching;
 pub mod pms_sim;

@@ -1,0 +1,128 @@
+//! `slotbridge doctor`: the findings for every linked practice (or one), from the admin API of a
+//! running node; a table for people or JSON. Exit status 1 when any finding is an error.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The node's base URL.
+    #[arg(long, env = "SLOTBRIDGE_URL", default_value = "http://127.0.0.1:7400")]
+    url: String,
+    /// Only the link of this marketplace practice id.
+    #[arg(long)]
+    practice: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(doctor(args))
+}
+
+/// GET a JSON document from the admin API, turning problem+json into one clear line.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let r = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach slotbridge at {url}"))?;
+    let status = r.status();
+    let body: Value = r.json().await.with_context(|| format!("{url}: not JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{url}: {} ({})",
+            body["detail"].as_str().unwrap_or("failed"),
+            status
+        );
+    }
+    Ok(body)
+}
+
+async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
+    let http = reqwest::Client::new();
+    let base = args.url.trim_end_matches('/');
+    let links = get_json(&http, &format!("{base}/api/links")).await?;
+    let links: Vec<&Value> = links
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let chosen: Vec<&Value> = links
+        .into_iter()
+        .filter(|l| {
+            args.practice
+                .as_deref()
+                .is_none_or(|p| l["practice_id"].as_str() == Some(p))
+        })
+        .collect();
+    if let Some(p) = &args.practice
+        && chosen.is_empty()
+    {
+        return Ok(super::usage_error(format!(
+            "--practice: no link for marketplace practice {p}"
+        )));
+    }
+    let mut report = Vec::new();
+    let mut errors = false;
+    for link in chosen {
+        let id = link["id"].as_str().unwrap_or_default();
+        let findings = get_json(&http, &format!("{base}/api/links/{id}/findings")).await?;
+        errors |= findings
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["severity"] == "error"));
+        report.push(serde_json::json!({
+            "practice_id": link["practice_id"],
+            "site_slug": link["site_slug"],
+            "link": id,
+            "findings": findings,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report {
+            println!(
+                "practice {} (PMS site {})",
+                r["practice_id"].as_str().unwrap_or_default(),
+                r["site_slug"].as_str().unwrap_or_default()
+            );
+            let findings = r["findings"].as_array().cloned().unwrap_or_default();
+            if findings.is_empty() {
+                println!("  no findings: everything the diagnostics check is in order\n");
+                continue;
+            }
+            for f in findings {
+                let about = [f["practitioner"].as_str(), f["reason"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!(
+                    "  {:<8} {}{}",
+                    f["severity"].as_str().unwrap_or_default().to_uppercase(),
+                    f["code"].as_str().unwrap_or_default(),
+                    if about.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({about})")
+                    }
+                );
+                println!(
+                    "           {}",
+                    f["explanation"].as_str().unwrap_or_default()
+                );
+                println!("           fix: {}", f["fix"].as_str().unwrap_or_default());
+            }
+            println!();
+        }
+    }
+    Ok(if errors {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
