@@ -1019,7 +1019,7 @@ fn generate() -> String {
     g.existing("dob-typo", &["hard", "dob-typo"], 5, |rng, p, b| {
         let d = p.dob;
         let wrong = if d.day() <= 12 && d.day() != d.month() {
-            date(d.year(), d.day(), d.month() as i8)
+            date(d.year(), d.day(), d.month())
         } else {
             date(d.year() + 1 - 2 * (rng.below(2) as i16), d.month(), d.day())
         };
