@@ -99,10 +99,10 @@ fn check(
         }
         _ => {}
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(v) {
-            errors.push(format!("{path}: {v} is not one of {options:?}"));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(v)
+    {
+        errors.push(format!("{path}: {v} is not one of {options:?}"));
     }
     if let Some(n) = v.as_f64() {
         if schema
@@ -128,10 +128,10 @@ fn check(
         {
             errors.push(format!("{path}: too short"));
         }
-        if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-            if !matches_pattern(p, s) {
-                errors.push(format!("{path}: {s:?} does not match {p}"));
-            }
+        if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+            && !matches_pattern(p, s)
+        {
+            errors.push(format!("{path}: {s:?} does not match {p}"));
         }
     }
     if let Some(items) = v.as_array() {
