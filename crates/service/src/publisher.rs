@@ -245,12 +245,17 @@ pub async fn publish_availability(
     if changed.is_empty() {
         return Ok(outcome);
     }
+    // Look the changed pairs up by key: a 90-day horizon of many resources is thousands of pairs.
+    let by_key: std::collections::HashMap<(&str, Date), &AvailabilitySnapshot> = wire
+        .iter()
+        .map(|w| ((w.pms_resource_id.as_str(), w.date), w))
+        .collect();
     let to_send: Vec<AvailabilitySnapshot> = changed
         .iter()
         .filter_map(|c| {
-            wire.iter()
-                .find(|w| w.pms_resource_id == c.resource_id && w.date == c.day)
-                .cloned()
+            by_key
+                .get(&(c.resource_id.as_str(), c.day))
+                .map(|w| (*w).clone())
         })
         .collect();
     outcome.sent = to_send.len();

@@ -192,15 +192,13 @@ async fn supervise(
     let now = Timestamp::now();
     let node = ctx.settings.node_id.as_str();
     ctx.store.heartbeat(node, now).await?;
-    let held = ctx
-        .store
+    ctx.store
         .renew_leases(node, ctx.settings.lease_ttl, now)
         .await?;
     ctx.store
         .acquire_leases(node, ctx.settings.max_links, ctx.settings.lease_ttl, now)
         .await?;
     let held_now = ctx.store.held_leases(node, now).await?;
-    let _ = held;
     // Stop workers whose lease was lost or whose link was disabled.
     let lost: Vec<LinkId> = ctx
         .workers()
