@@ -39,7 +39,7 @@ pub fn user_agent(vendor: &str, email: &str, environment: &str) -> String {
 }
 
 /// How to reach the marketplace, as which consumer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL including `/pms-api/v1`, e.g. `https://healthengine.com.au/pms-api/v1`.
     pub base_url: String,
@@ -57,6 +57,40 @@ pub struct ClientConfig {
     pub max_retry_after: Duration,
     /// Request bodies longer than this many bytes are sent with `Content-Encoding: gzip`.
     pub gzip_threshold: usize,
+    /// Told of every attempt: operation (`POST /bookings/{id}/confirmInsert`), outcome (`ok` or
+    /// the error's kind) and how long it took. For metrics.
+    pub observer: Option<CallObserver>,
+}
+
+/// Receives `(operation, outcome, elapsed)` for every call attempt.
+pub type CallObserver = Arc<dyn Fn(&str, &str, Duration) + Send + Sync>;
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"[redacted]")
+            .field("user_agent", &self.user_agent)
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A path with its numeric segments (booking ids) replaced by `{id}`: a bounded metric label.
+fn operation(method: &Method, path: &str) -> String {
+    let shape: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{method} {}", shape.join("/"))
 }
 
 impl ClientConfig {
@@ -73,6 +107,7 @@ impl ClientConfig {
             retry_base: Duration::from_millis(250),
             max_retry_after: Duration::from_secs(30),
             gzip_threshold: 8 * 1024,
+            observer: None,
         }
     }
 
@@ -92,6 +127,12 @@ impl ClientConfig {
     pub fn with_retries(mut self, max_attempts: u32, base: Duration) -> Self {
         self.max_attempts = max_attempts.max(1);
         self.retry_base = base;
+        self
+    }
+
+    /// Observe every call attempt (for metrics).
+    pub fn with_observer(mut self, observer: CallObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -715,7 +756,12 @@ impl PracticeClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started = std::time::Instant::now();
             let result = self.attempt(&method, path, query, body.as_ref()).await;
+            if let Some(observe) = &cfg.observer {
+                let outcome = result.as_ref().map_or_else(MarketError::kind, |_| "ok");
+                observe(&operation(&method, path), outcome, started.elapsed());
+            }
             let err = match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,

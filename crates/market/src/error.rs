@@ -81,4 +81,20 @@ impl MarketError {
             Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout(_)
         )
     }
+
+    /// A short, stable name of the variant, for metrics and logs (`consent_missing`, `gone`…).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ConsentMissing { .. } => "consent_missing",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound { .. } => "not_found",
+            Self::Invalid { .. } => "invalid",
+            Self::Gone { .. } => "gone",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::Protocol { .. } => "protocol",
+            Self::Usage { .. } => "usage",
+        }
+    }
 }

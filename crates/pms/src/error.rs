@@ -71,6 +71,21 @@ impl PmsError {
         )
     }
 
+    /// A short, stable name of the variant, for metrics and logs (`unauthorized`, `timeout`…).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PmsError::Unauthorized { .. } => "unauthorized",
+            PmsError::KeyRevoked { .. } => "key_revoked",
+            PmsError::NotFound { .. } => "not_found",
+            PmsError::Conflict { .. } => "conflict",
+            PmsError::Invalid { .. } => "invalid",
+            PmsError::RateLimited { .. } => "rate_limited",
+            PmsError::Unavailable { .. } => "unavailable",
+            PmsError::Timeout => "timeout",
+            PmsError::Protocol { .. } => "protocol",
+        }
+    }
+
     pub(crate) fn protocol(detail: impl Into<String>) -> Self {
         PmsError::Protocol {
             detail: detail.into(),

@@ -36,7 +36,13 @@ pub struct ExactConfig {
     pub max_retry_after: Duration,
     /// Requests in flight to this site at most (default 4).
     pub concurrency: usize,
+    /// Told of every attempt: operation (`GET diary`), outcome (`ok` or the error's kind) and
+    /// how long it took. For metrics.
+    pub observer: Option<CallObserver>,
 }
+
+/// Receives `(operation, outcome, elapsed)` for every request attempt.
+pub type CallObserver = Arc<dyn Fn(&str, &str, Duration) + Send + Sync>;
 
 impl ExactConfig {
     /// A configuration with the defaults.
@@ -50,6 +56,7 @@ impl ExactConfig {
             backoff: Duration::from_millis(200),
             max_retry_after: Duration::from_secs(30),
             concurrency: 4,
+            observer: None,
         }
     }
 }
@@ -63,6 +70,7 @@ impl std::fmt::Debug for ExactConfig {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("concurrency", &self.concurrency)
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }
@@ -129,9 +137,15 @@ impl ExactConnector {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started = std::time::Instant::now();
             let result = self
                 .once(method.clone(), url.clone(), query, body.clone())
                 .await;
+            if let Some(observe) = &self.cfg.observer {
+                let operation = format!("{method} {}", tail.split('/').next().unwrap_or(tail));
+                let outcome = result.as_ref().map_or_else(PmsError::kind, |_| "ok");
+                observe(&operation, outcome, started.elapsed());
+            }
             let err = match result {
                 Ok(ok) => return Ok(ok),
                 Err(e) if !e.is_transient() || attempt >= attempts => return Err(e),

@@ -35,7 +35,7 @@ pub mod types;
 pub mod webhook;
 
 pub use error::PmsError;
-pub use exact::{ExactConfig, ExactConnector};
+pub use exact::{CallObserver, ExactConfig, ExactConnector};
 pub use types::{
     Capabilities, ChangeEntry, ChangePage, Changes, Inserted, NewAppointment, NewPatient, Patient,
     PatientQuery, PracticeInfo,

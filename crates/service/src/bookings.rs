@@ -121,6 +121,29 @@ pub async fn handle<P: PmsConnector>(
     }
 }
 
+/// Called after every sync with the diary just read: the place where the booking pipeline looks
+/// at the diary (desk cancellations of online bookings are reported from here).
+pub async fn after_sync(
+    _ctx: &Arc<Ctx>,
+    _link: &Link,
+    _market: &PracticeClient,
+    _setup: &PracticeSetup,
+    _diary: &slotbridge_domain::practice::Diary,
+) -> Result<(), SyncFailure> {
+    Ok(())
+}
+
+/// Called at every poll tick of a link worker, after the marketplace's requests were answered:
+/// the place where the pipeline resumes bookings left unfinished (a crash, a transient failure).
+pub async fn on_tick<P: PmsConnector>(
+    _ctx: &Arc<Ctx>,
+    _link: &Link,
+    _pms: &P,
+    _market: &PracticeClient,
+) -> Result<(), SyncFailure> {
+    Ok(())
+}
+
 /// Why a booking step failed in a way that may succeed on a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {

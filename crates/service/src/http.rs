@@ -121,8 +121,7 @@ async fn market_payloads(
     mut rx: mpsc::Receiver<slotbridge_market::types::WebhookPayload>,
 ) {
     while let Some(p) = rx.recv().await {
-        tracing::debug!(topic = ?p.topic, "marketplace webhook");
-        ctx.trigger_all(Trigger::MarketRequests);
+        ctx.market_payload(&p);
     }
 }
 
@@ -132,36 +131,7 @@ async fn readyz(State(s): State<HttpState>) -> Result<&'static str, Problem> {
 }
 
 async fn metrics(State(s): State<HttpState>) -> Result<Response, Problem> {
-    let now = Timestamp::now();
-    let states = s.ctx.store.all_sync_states().await?;
-    let mut out = String::new();
-    out.push_str("# HELP slotbridge_sync_lag_seconds Seconds since availability was last published, per link.\n");
-    out.push_str("# TYPE slotbridge_sync_lag_seconds gauge\n");
-    for st in &states {
-        if let Some(at) = st.last_publish_at {
-            let lag = now.duration_since(at).as_secs().max(0);
-            out.push_str(&format!(
-                "slotbridge_sync_lag_seconds{{link=\"{}\"}} {lag}\n",
-                st.link_id
-            ));
-        }
-    }
-    out.push_str("# HELP slotbridge_link_errors Whether the link's last step failed, by kind.\n");
-    out.push_str("# TYPE slotbridge_link_errors gauge\n");
-    for st in &states {
-        if let Some(e) = &st.last_error {
-            out.push_str(&format!(
-                "slotbridge_link_errors{{link=\"{}\",kind=\"{}\"}} 1\n",
-                st.link_id, e.kind
-            ));
-        }
-    }
-    out.push_str("# HELP slotbridge_links_running Links this node works.\n");
-    out.push_str("# TYPE slotbridge_links_running gauge\n");
-    out.push_str(&format!(
-        "slotbridge_links_running {}\n",
-        s.ctx.running().len()
-    ));
+    let out = crate::metrics::render(&s.ctx).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
@@ -306,6 +276,7 @@ async fn create_link(
             horizon_days,
         })
         .await?;
+    s.ctx.links_changed();
     Ok((StatusCode::CREATED, axum::Json(LinkView::from(&link))))
 }
 

@@ -12,7 +12,8 @@ use slotbridge_store::{Keyring, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::worker::{self, Ctx, WorkerSettings};
+use crate::metrics::Metrics;
+use crate::worker::{self, Ctx, Webhooks, WorkerSettings};
 
 /// Everything a node needs.
 #[derive(Debug, Clone)]
@@ -35,8 +36,12 @@ pub struct NodeConfig {
     pub poll_interval: Duration,
     /// Lease time-to-live (a dead node's links are taken over after it).
     pub lease_ttl: Duration,
-    /// Secret the PMS signs its webhooks with, if webhooks are used.
+    /// Secret the PMS signs its webhooks with. When missing, the node makes a random one at
+    /// start (enough for one node; nodes behind one shared URL must share a configured secret).
     pub pms_webhook_secret: Option<SecretString>,
+    /// Where the PMS and the marketplace reach this node's `/webhooks/…` (for example
+    /// `https://slotbridge.example.com`). Defaults to `http://` + the bound listen address.
+    pub public_url: Option<url::Url>,
 }
 
 /// Why a node could not start.
@@ -72,14 +77,12 @@ impl Node {
     /// Start a node.
     pub async fn start(cfg: NodeConfig, keys: Keyring) -> Result<Node, StartError> {
         let store = Store::open(&cfg.database_url, keys).await?;
+        let metrics = Arc::new(Metrics::default());
         let market = MarketClient::new(
             ClientConfig::new(cfg.market_url.clone(), cfg.market_api_key.clone())
-                .with_user_agent(cfg.user_agent.clone()),
+                .with_user_agent(cfg.user_agent.clone())
+                .with_observer(Metrics::observer(&metrics, "market")),
         )?;
-        let mut settings = WorkerSettings::new(cfg.node_id.clone(), cfg.pms_url.clone());
-        settings.poll_interval = cfg.poll_interval;
-        settings.lease_ttl = cfg.lease_ttl;
-        let ctx = Ctx::new(store, market, settings);
         let listener =
             TcpListener::bind(cfg.listen)
                 .await
@@ -91,8 +94,29 @@ impl Node {
             addr: cfg.listen,
             source,
         })?;
+        let public_url = match &cfg.public_url {
+            Some(u) => u.clone(),
+            None => format!("http://{addr}")
+                .parse()
+                .map_err(|_| StartError::Listen {
+                    addr,
+                    source: std::io::Error::other("the listen address is not a valid URL host"),
+                })?,
+        };
+        let pms_webhook_secret = cfg
+            .pms_webhook_secret
+            .clone()
+            .unwrap_or_else(Keyring::generate_key);
+        let mut settings = WorkerSettings::new(cfg.node_id.clone(), cfg.pms_url.clone());
+        settings.poll_interval = cfg.poll_interval;
+        settings.lease_ttl = cfg.lease_ttl;
+        settings.webhooks = Some(Webhooks {
+            public_url,
+            pms_secret: pms_webhook_secret.clone(),
+        });
+        let ctx = Ctx::new(store, market, settings, metrics);
         let cancel = CancellationToken::new();
-        let app = crate::http::router(ctx.clone(), cfg.pms_webhook_secret.clone());
+        let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret));
         let http_cancel = cancel.clone();
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)

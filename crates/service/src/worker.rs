@@ -57,6 +57,17 @@ pub struct WorkerSettings {
     pub lease_ttl: Duration,
     /// How many links one node works at most.
     pub max_links: u32,
+    /// Where the PMS and the marketplace push to this node; `None`: polling only.
+    pub webhooks: Option<Webhooks>,
+}
+
+/// This node's webhook endpoints, registered with each linked PMS site and the marketplace.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    /// The node's public base URL; receivers are under `/webhooks/pms` and `/webhooks/market`.
+    pub public_url: url::Url,
+    /// The secret PMS deliveries are signed with.
+    pub pms_secret: secrecy::SecretString,
 }
 
 impl WorkerSettings {
@@ -69,6 +80,7 @@ impl WorkerSettings {
             full_resync: Duration::from_secs(15 * 60),
             lease_ttl: Duration::from_secs(20),
             max_links: 5000,
+            webhooks: None,
         }
     }
 }
@@ -81,6 +93,11 @@ pub struct Ctx {
     pub market: MarketClient,
     /// The settings.
     pub settings: WorkerSettings,
+    /// This node's metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// One HTTP client (connection pool) for every PMS connector of this node.
+    http: reqwest::Client,
+    lease_round: tokio::sync::Notify,
     workers: Mutex<HashMap<LinkId, Running>>,
 }
 
@@ -91,12 +108,21 @@ struct Running {
 }
 
 impl Ctx {
-    /// A context; no worker runs until [`run_node`].
-    pub fn new(store: Store, market: MarketClient, settings: WorkerSettings) -> Arc<Self> {
+    /// A context; no worker runs until [`run_node`]. `metrics` is shared with the marketplace
+    /// client's observer (see [`crate::metrics::Metrics::observer`]).
+    pub fn new(
+        store: Store,
+        market: MarketClient,
+        settings: WorkerSettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Ctx {
             store,
             market,
             settings,
+            metrics,
+            http: reqwest::Client::new(),
+            lease_round: tokio::sync::Notify::new(),
             workers: Mutex::new(HashMap::new()),
         })
     }
@@ -131,12 +157,32 @@ impl Ctx {
         }
     }
 
-    /// Stop the worker of `link` if this node runs it; the next lease round starts it again
-    /// (with a full configuration send) if the link is still enabled and held.
+    /// A marketplace webhook: wake the link it names (our subscriptions carry the link id as
+    /// `clientId`), or every link when it names none we know.
+    pub fn market_payload(&self, payload: &slotbridge_market::types::WebhookPayload) {
+        let link = payload
+            .client_id
+            .as_deref()
+            .and_then(|c| c.parse::<LinkId>().ok());
+        debug!(topic = ?payload.topic, ?link, "marketplace webhook");
+        match link {
+            Some(id) if self.trigger(id, Trigger::MarketRequests) => {}
+            _ => self.trigger_all(Trigger::MarketRequests),
+        }
+    }
+
+    /// Links were created, enabled or moved: run a lease round now instead of at the next tick.
+    pub fn links_changed(&self) {
+        self.lease_round.notify_one();
+    }
+
+    /// Stop the worker of `link` if this node runs it; the lease round that follows at once
+    /// starts it again (with a full configuration send) if the link is still enabled and held.
     pub fn restart(&self, link: LinkId) {
         if let Some(r) = self.workers().remove(&link) {
             r.cancel.cancel();
         }
+        self.links_changed();
     }
 
     /// The links this node works now.
@@ -146,11 +192,13 @@ impl Ctx {
 
     /// The PMS connector for a link.
     pub fn pms_connector(&self, link: &Link) -> ExactConnector {
-        ExactConnector::new(ExactConfig::new(
+        let mut cfg = ExactConfig::new(
             self.settings.pms_url.clone(),
             link.site_slug.clone(),
             link.pms_api_key.clone(),
-        ))
+        );
+        cfg.observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
+        ExactConnector::with_client(cfg, self.http.clone())
     }
 
     fn market_for(&self, link: &Link) -> PracticeClient {
@@ -171,6 +219,7 @@ pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = interval.tick() => {}
+            () = ctx.lease_round.notified() => {}
         }
         if let Err(e) = supervise(&ctx, &cancel).await {
             warn!(error = %e, "lease round failed");
@@ -329,6 +378,7 @@ impl LinkRun {
             now,
         )
         .await?;
+        crate::bookings::after_sync(&self.ctx, &self.link, &self.market, &setup, &diary).await?;
         debug!(link = %self.link.id, ?config, sent = avail.sent, slots = avail.slots, "synced");
         if !avail.failed.is_empty() {
             warn!(link = %self.link.id, failed = ?avail.failed, "marketplace refused some availability");
@@ -529,6 +579,12 @@ async fn link_worker(
             };
         }
         if poll_requests && let Err(e) = run.requests().await {
+            run.record_failure(&e).await;
+        }
+        if poll_requests
+            && let Err(e) =
+                crate::bookings::on_tick(&run.ctx, &run.link, &run.pms, &run.market).await
+        {
             run.record_failure(&e).await;
         }
     }

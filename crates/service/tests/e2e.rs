@@ -125,6 +125,7 @@ async fn world_on(db: Db) -> Option<World> {
             poll_interval: Duration::from_millis(500),
             lease_ttl: Duration::from_secs(4),
             pms_webhook_secret: None,
+            public_url: None,
         },
         Keyring::parse(KEY).expect("key"),
     )

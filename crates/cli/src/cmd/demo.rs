@@ -101,6 +101,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
             poll_interval: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(10),
             pms_webhook_secret: None,
+            public_url: None,
         },
         keys,
     )

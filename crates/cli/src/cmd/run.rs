@@ -35,6 +35,7 @@ struct FileConfig {
     lease_ttl_secs: Option<u64>,
     log_format: Option<String>,
     pms_webhook_secret: Option<String>,
+    public_url: Option<String>,
 }
 
 fn setting(file: &Option<String>, key: &str) -> Option<String> {
@@ -108,6 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
             pms_webhook_secret: setting(&file.pms_webhook_secret, "pms_webhook_secret")
                 .map(SecretString::from),
+            public_url: setting(&file.public_url, "public_url")
+                .map(|u| u.parse().map_err(|e| format!("public_url: {e}")))
+                .transpose()?,
         })
     })();
     let config = match config {
