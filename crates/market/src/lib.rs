@@ -28,8 +28,8 @@ pub mod types;
 pub mod webhook;
 
 pub use client::{
-    CallObserver, ClientConfig, ErrorLogQuery, MAX_SNAPSHOTS_PER_BATCH, MarketClient, PracticeClient,
-    PracticeCredentials, user_agent,
+    CallObserver, ClientConfig, ErrorLogQuery, MAX_SNAPSHOTS_PER_BATCH, MarketClient,
+    PracticeClient, PracticeCredentials, user_agent,
 };
 pub use error::MarketError;
 pub use webhook::{PayloadKey, WebhookReceiver};

@@ -154,13 +154,14 @@ impl Metrics {
 
     /// A call observer for the PMS connector (`side` = `"pms"`) or the marketplace client
     /// (`"market"`) that records into these metrics.
-    pub fn observer(
-        metrics: &Arc<Metrics>,
-        side: &'static str,
-    ) -> slotbridge_pms::CallObserver {
+    pub fn observer(metrics: &Arc<Metrics>, side: &'static str) -> slotbridge_pms::CallObserver {
         let metrics = Arc::clone(metrics);
         Arc::new(move |operation: &str, outcome: &str, elapsed: Duration| {
-            let family = if side == "pms" { &PMS_CALLS } else { &MARKET_CALLS };
+            let family = if side == "pms" {
+                &PMS_CALLS
+            } else {
+                &MARKET_CALLS
+            };
             metrics.observe(family, &[operation, outcome], elapsed);
         })
     }
