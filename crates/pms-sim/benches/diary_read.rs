@@ -2,13 +2,17 @@
 //!
 //! `cargo bench -p slotbridge-pms-sim --bench diary_read` prints, for a
 //! `GET …/appointments` read of `BENCH_DAYS` days (default 1):
+//! 0. the cost of generating a practice (its setup, hours, blocks and closed dates), of building
+//!    one diary day, and of building all 90 days and the patient files, on this thread;
 //! 1. touching every practice once (cold: each practice is generated on first use), and the
 //!    process's resident memory afterwards;
 //! 2. an open-loop 500 requests/s for `BENCH_SECS` (default 20) over a working set of 200
 //!    practices (warm);
-//! 3. the same rate over all 10,000 practices (mostly cold, as most were dropped again).
+//! 3. the same rate spread evenly over all 10,000 practices (mostly cold: all but
+//!    `BENCH_CAP`, default 256, were dropped again).
 //!
 //! The client runs in the same process, so the memory figure is an upper bound for the server.
+//! The load average is printed before and after (the machine is shared).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +33,12 @@ fn rss_mb(field: &str) -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn report(name: &str, mut lat: Vec<Duration>, errors: usize, elapsed: Duration) {
@@ -103,18 +113,48 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let cap: usize = std::env::var("BENCH_CAP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    println!(
+        "machine: {} CPUs, load average {} at the start",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
     // 0. Generation cost alone, on this thread.
     let now = jiff::Timestamp::now();
+    let n = 200u32;
+    let started = Instant::now();
+    let mut shells: Vec<_> = (1..=n)
+        .map(|index| slotbridge_pms_sim::generate::generated(1, index, now))
+        .collect();
+    let shell = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    let started = Instant::now();
+    for p in &mut shells {
+        let tz = p.tz().clone();
+        let today = now.to_zoned_datetime(tz).date();
+        let from = today.to_datetime(jiff::civil::Time::midnight());
+        let to = today
+            .tomorrow()
+            .expect("date")
+            .to_datetime(jiff::civil::Time::midnight());
+        p.appointments_between(from, to, None).count();
+    }
+    let day = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
     let started = Instant::now();
     let mut appointments = 0;
-    for index in 1..=50 {
-        appointments += slotbridge_pms_sim::generate::generated(1, index, now).appointment_count();
+    for p in &mut shells {
+        p.materialize_all();
+        appointments += p.appointment_count();
     }
+    let all = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    drop(shells);
     println!(
-        "generation: 50 practices in {:.0} ms ({:.1} ms each, {} appointments each on average)",
-        started.elapsed().as_secs_f64() * 1000.0,
-        started.elapsed().as_secs_f64() * 1000.0 / 50.0,
-        appointments / 50
+        "generation, per practice (mean of {n}): setup, hours, blocks and closed dates {shell:.3} ms; \
+         + one diary day {day:.3} ms; + the other 89 days and the patient files {all:.2} ms \
+         ({} appointments on average)",
+        appointments / n as usize
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
@@ -123,6 +163,7 @@ fn main() {
             .practices(PRACTICES)
             .seed(1)
             .rate_limit(None)
+            .resident_cap(cap)
             .build();
         let manifest = sim.manifest();
         println!(
@@ -219,10 +260,11 @@ fn main() {
             elapsed,
         );
         println!(
-            "end: {} resident, RSS {:.0} MB, peak RSS {:.0} MB",
+            "end: {} resident, RSS {:.0} MB, peak RSS {:.0} MB; load average {}",
             sim.resident_practices(),
             rss_mb("VmRSS:"),
-            rss_mb("VmHWM:")
+            rss_mb("VmHWM:"),
+            loadavg()
         );
         handle.shutdown().await;
     });

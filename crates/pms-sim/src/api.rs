@@ -285,7 +285,8 @@ fn parse_appt_cursor(s: &str) -> Option<(DateTime, u64)> {
 }
 
 async fn appointments(site: Site, Query(q): Q) -> Response {
-    let p = site.lock();
+    let mut p = site.lock();
+    let tz = p.tz().clone();
     let result = (|| {
         let (from, to) = range(&q, &p)?;
         let limit = limit(&q)?;
@@ -304,7 +305,7 @@ async fn appointments(site: Site, Query(q): Q) -> Response {
                 break;
             }
             last = Practice::appointment_key(a);
-            items.push(AppointmentOut::new(a, p.tz()));
+            items.push(AppointmentOut::new(a, &tz));
         }
         Ok::<_, Problem>(Page {
             items,
@@ -315,14 +316,15 @@ async fn appointments(site: Site, Query(q): Q) -> Response {
 }
 
 async fn appointment(site: Site, params: RawPathParams) -> Response {
-    let p = site.lock();
+    let mut p = site.lock();
+    let tz = p.tz().clone();
     let id = params
         .iter()
         .find(|(k, _)| *k == "id")
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default();
     match p.appointment(&id) {
-        Some(a) => Json(AppointmentOut::new(a, p.tz())).into_response(),
+        Some(a) => Json(AppointmentOut::new(a, &tz)).into_response(),
         None => Problem::not_found(format!("no appointment {id:?}")).into_response(),
     }
 }
@@ -594,7 +596,7 @@ async fn create_patient(State(state): State<Arc<SimState>>, site: Site, bytes: B
 }
 
 async fn search_patients(site: Site, Query(q): Q) -> Response {
-    let p = site.lock();
+    let mut p = site.lock();
     let result = (|| {
         let first = q.get("first_name").map(|s| normalize_name(s));
         let last = q.get("last_name").map(|s| normalize_name(s));
@@ -614,7 +616,7 @@ async fn search_patients(site: Site, Query(q): Q) -> Response {
             return Err(Problem::invalid("phone: too short to search by"));
         }
         let matches: Vec<Patient> = p
-            .patients
+            .patients()
             .iter()
             .filter(|x| {
                 first
@@ -648,13 +650,13 @@ async fn search_patients(site: Site, Query(q): Q) -> Response {
 }
 
 async fn patient(site: Site, params: RawPathParams) -> Response {
-    let p = site.lock();
+    let mut p = site.lock();
     let id = params
         .iter()
         .find(|(k, _)| *k == "id")
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default();
-    match p.patients.iter().find(|x| x.id == id) {
+    match p.patients().iter().find(|x| x.id == id) {
         Some(x) => Json(x.clone()).into_response(),
         None => Problem::not_found(format!("no patient {id:?}")).into_response(),
     }

@@ -53,6 +53,12 @@ pub struct Args {
     /// Replace a practitioner's sessions: `{"site","practitioner","sessions","breaks"}`.
     #[arg(long, value_name = "JSON")]
     pub sessions: Vec<String>,
+    /// Close the practice on a date: `{"site","date"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub close_date: Vec<String>,
+    /// Open a closed date again: `{"site","date"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub reopen_date: Vec<String>,
     /// Revoke an API key: `{"site","key"}` (repeatable).
     #[arg(long, value_name = "JSON")]
     pub revoke_key: Vec<String>,
@@ -89,9 +95,9 @@ pub enum StartError {
 
 impl Args {
     /// The desk actions of the flags, in the order: book, remove, block, stacking, rename,
-    /// delete reason, sessions, revoke key.
+    /// delete reason, sessions, close date, reopen date, revoke key.
     pub fn desk_actions(&self) -> Result<Vec<(&'static str, DeskAction)>, StartError> {
-        let groups: [(&'static str, &'static str, &Vec<String>); 8] = [
+        let groups: [(&'static str, &'static str, &Vec<String>); 10] = [
             ("book", "book", &self.book),
             ("remove", "remove", &self.remove),
             ("block", "block", &self.block),
@@ -99,6 +105,8 @@ impl Args {
             ("rename-reason", "rename_reason", &self.rename_reason),
             ("delete-reason", "delete_reason", &self.delete_reason),
             ("sessions", "sessions", &self.sessions),
+            ("close-date", "close_date", &self.close_date),
+            ("reopen-date", "reopen_date", &self.reopen_date),
             ("revoke-key", "revoke_key", &self.revoke_key),
         ];
         let mut out = Vec::new();
@@ -232,10 +240,16 @@ mod tests {
             r#"{"site":"sharbourdental","date":"2030-01-08","start":"08:00","end":"09:00","kind":"meeting"}"#,
             "--sessions",
             r#"{"site":"sharbourdental","practitioner":"1004","sessions":[{"days":["tue"],"start":"09:00","end":"15:00"}]}"#,
+            "--close-date",
+            r#"{"site":"sharbourdental","date":"2030-01-09"}"#,
+            "--close-date",
+            r#"{"site":"sharbourdental","date":"2030-01-10"}"#,
+            "--reopen-date",
+            r#"{"site":"sharbourdental","date":"2030-01-10"}"#,
             "--revoke-key",
             r#"{"site":"sharbourdental","key":"demo-harbour-dental-key"}"#,
         ]);
-        assert_eq!(args.desk_actions().expect("actions").len(), 7);
+        assert_eq!(args.desk_actions().expect("actions").len(), 10);
         let sim = args.build().expect("build");
         let Ok(crate::DeskOutcome::Key { api_key, .. }) = sim.desk(DeskAction::CreateKey {
             site: "sharbourdental".into(),
@@ -279,6 +293,45 @@ mod tests {
         .await
         .expect("json");
         assert_eq!(day.as_array().map(Vec::len), Some(1), "{day}");
+        let closed: serde_json::Value = get(
+            "/api/v1/sites/sharbourdental/closed-dates?limit=500".into(),
+            &api_key,
+        )
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+        let dates: Vec<&str> = closed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|d| d["date"].as_str())
+            .collect();
+        assert!(
+            dates.contains(&"2030-01-09") && !dates.contains(&"2030-01-10"),
+            "{dates:?}"
+        );
+        let changes: serde_json::Value = get(
+            "/api/v1/sites/sharbourdental/changes?limit=500".into(),
+            &api_key,
+        )
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+        let kinds: Vec<(&str, &str)> = changes["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| Some((c["type"].as_str()?, c["subject"].as_str()?)))
+            .collect();
+        assert!(
+            kinds.contains(&("closed_date.created", "2030-01-09"))
+                && kinds.contains(&("closed_date.deleted", "2030-01-10")),
+            "{kinds:?}"
+        );
         let revoked = get(
             "/api/v1/sites/sharbourdental/practice".into(),
             crate::DEMO_API_KEY,
@@ -300,6 +353,21 @@ mod tests {
             err.starts_with("--remove:") && err.contains("snowhere1"),
             "{err}"
         );
+        let args = parse(&[
+            "--reopen-date",
+            r#"{"site":"sharbourdental","date":"2030-01-11"}"#,
+        ]);
+        let err = args.build().expect_err("not closed").to_string();
+        assert!(
+            err.starts_with("--reopen-date:") && err.contains("2030-01-11"),
+            "{err}"
+        );
+        let args = parse(&[
+            "--close-date",
+            r#"{"site":"sharbourdental","date":"2030-02-30"}"#,
+        ]);
+        let err = args.build().expect_err("bad date").to_string();
+        assert!(err.starts_with("--close-date:"), "{err}");
         let args = parse(&["--faults", r#"{"error_rate":2}"#]);
         let err = args.build().expect_err("bad faults").to_string();
         assert!(err.contains("error_rate"), "{err}");

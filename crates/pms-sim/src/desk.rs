@@ -23,7 +23,7 @@ use crate::api::body;
 use crate::faults::Faults;
 use crate::practice::Practice;
 use crate::problem::Problem;
-use crate::wire::{parse_instant, rfc3339};
+use crate::wire::{ClosedDateOut, parse_instant, rfc3339};
 use crate::{PeerAddr, SimState};
 
 /// A receptionist's action on one practice (or the creation of a practice).
@@ -107,6 +107,21 @@ pub enum DeskAction {
         /// Weekly breaks.
         #[serde(default)]
         breaks: Vec<WeeklyWindow>,
+    },
+    /// Close the practice on a date: online inserts on it are refused with 409 `closed-date`.
+    /// Appointments already booked on it stay until the desk removes them.
+    CloseDate {
+        /// Site slug.
+        site: String,
+        /// Practice-local date.
+        date: Date,
+    },
+    /// Open a closed date again.
+    ReopenDate {
+        /// Site slug.
+        site: String,
+        /// Practice-local date.
+        date: Date,
     },
     /// Revoke an API key.
     RevokeKey {
@@ -236,9 +251,10 @@ impl SimState {
                     source: BookingSource::Desk,
                     external_ref: None,
                 });
+                let tz = p.tz().clone();
                 let data = p
                     .appointment(&id)
-                    .map(|a| serde_json::to_value(crate::wire::AppointmentOut::new(a, p.tz())))
+                    .map(|a| serde_json::to_value(crate::wire::AppointmentOut::new(a, &tz)))
                     .and_then(Result::ok)
                     .unwrap_or_default();
                 let c = p.record("appointment.created", &id, data, now);
@@ -384,6 +400,36 @@ impl SimState {
                 let c = p.record("sessions.changed", &practitioner, data, now);
                 (site, c, p.webhooks.clone(), DeskOutcome::Done)
             }
+            DeskAction::CloseDate { site, date } => {
+                let shared = site_of(&site)?;
+                let mut p = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !p.closed.insert(date) {
+                    return Err(Problem::new(
+                        StatusCode::CONFLICT,
+                        "already-closed",
+                        "Date already closed",
+                        format!("date: the practice is already closed on {date}"),
+                    ));
+                }
+                let id = date.to_string();
+                let data = serde_json::to_value(ClosedDateOut { date }).unwrap_or_default();
+                let c = p.record("closed_date.created", &id, data, now);
+                (site, c, p.webhooks.clone(), DeskOutcome::Created { id })
+            }
+            DeskAction::ReopenDate { site, date } => {
+                let shared = site_of(&site)?;
+                let mut p = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !p.closed.remove(&date) {
+                    return Err(missing("closed date", &date.to_string()));
+                }
+                let data = serde_json::to_value(ClosedDateOut { date }).unwrap_or_default();
+                let c = p.record("closed_date.deleted", &date.to_string(), data, now);
+                (site, c, p.webhooks.clone(), DeskOutcome::Done)
+            }
             DeskAction::RevokeKey { site, key } => {
                 let shared = site_of(&site)?;
                 let mut p = shared
@@ -424,6 +470,11 @@ pub fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
         .route("/_desk/sites/{slug}/appointments/{id}", delete(remove))
         .route("/_desk/sites/{slug}/stacking", put(stacking))
         .route("/_desk/sites/{slug}/blocks", post(block))
+        .route("/_desk/sites/{slug}/closed-dates", post(close_date))
+        .route(
+            "/_desk/sites/{slug}/closed-dates/{date}",
+            delete(reopen_date),
+        )
         .route(
             "/_desk/sites/{slug}/reasons/{id}",
             patch(rename_reason).delete(delete_reason),
@@ -508,9 +559,10 @@ async fn list_day(
     let Some(date) = q.get("date").and_then(|d| d.parse::<Date>().ok()) else {
         return Problem::invalid("date: required, YYYY-MM-DD").into_response();
     };
-    let p = shared
+    let mut p = shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tz = p.tz().clone();
     let from = date.to_datetime(jiff::civil::Time::midnight());
     let to = ClockTime::END_OF_DAY.on(date);
     let rows: Vec<DeskRow> = p
@@ -518,8 +570,8 @@ async fn list_day(
         .map(|a| DeskRow {
             id: a.id.clone(),
             practitioner: a.practitioner.clone(),
-            start: rfc3339(a.start, p.tz()),
-            end: rfc3339(a.end, p.tz()),
+            start: rfc3339(a.start, &tz),
+            end: rfc3339(a.end, &tz),
             source: a.source,
             external_ref: a.external_ref.clone(),
             notes: a.notes.clone(),
@@ -574,6 +626,29 @@ async fn stacking(State(s): State<Arc<SimState>>, params: RawPathParams, bytes: 
 async fn block(State(s): State<Arc<SimState>>, params: RawPathParams, bytes: Bytes) -> Response {
     let r = action(&bytes, "block", &param(&params, "slug"), &[]).and_then(|a| s.desk(a));
     respond(r, true)
+}
+
+async fn close_date(
+    State(s): State<Arc<SimState>>,
+    params: RawPathParams,
+    bytes: Bytes,
+) -> Response {
+    let r = action(&bytes, "close_date", &param(&params, "slug"), &[]).and_then(|a| s.desk(a));
+    respond(r, true)
+}
+
+async fn reopen_date(State(s): State<Arc<SimState>>, params: RawPathParams) -> Response {
+    let raw = param(&params, "date");
+    let r = raw
+        .parse::<Date>()
+        .map_err(|_| Problem::invalid(format!("date: expected YYYY-MM-DD, found {raw:?}")))
+        .and_then(|date| {
+            s.desk(DeskAction::ReopenDate {
+                site: param(&params, "slug"),
+                date,
+            })
+        });
+    respond(r, false)
 }
 
 async fn rename_reason(

@@ -4,7 +4,9 @@
 //! A practice is a pure function of `(seed, index, first diary date)`, so the simulator can
 //! generate it on first use and forget it again while nobody has changed it.
 
-use jiff::civil::{Date, DateTime};
+use std::collections::BTreeSet;
+
+use jiff::civil::Date;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -192,7 +194,7 @@ struct Identity {
     slug: String,
     name: String,
     key: String,
-    place: (&'static str, &'static str, &'static str, &'static str),
+    place: Place,
 }
 
 fn identity(seed: u64, index: u32) -> Identity {
@@ -635,7 +637,7 @@ fn harbour_setup() -> (PracticeSetup, Vec<PractitionerHours>) {
     (setup, hours)
 }
 
-fn make_patients(r: &mut StdRng, n: usize, place: (&str, &str, &str, &str)) -> Vec<Patient> {
+fn make_patients(r: &mut StdRng, n: usize, place: Place) -> Vec<Patient> {
     (0..n)
         .map(|i| {
             let first = *pick(r, FIRST);
@@ -702,12 +704,224 @@ fn make_patients(r: &mut StdRng, n: usize, place: (&str, &str, &str, &str)) -> V
         .collect()
 }
 
-/// Fill a practice's diary from `today` for [`DIARY_DAYS`] days with blocks, closed dates and
-/// appointments booking roughly `occupancy` of the open time.
-fn fill_diary(p: &mut Practice, r: &mut StdRng, today: Date, occupancy: f64) {
+/// Where a practice is: suburb, IANA time zone, phone area code, state.
+pub type Place = (&'static str, &'static str, &'static str, &'static str);
+
+const SYDNEY: Place = ("Sydney", "Australia/Sydney", "02", "NSW");
+
+/// Appointment numbers per generated day: day `d` of the diary (0-based from its first date)
+/// numbers its booked appointments from `DAY_IDS * (d + 1)`, so an id says which day it is on.
+pub const DAY_IDS: u64 = 1000;
+
+/// The first appointment number after the generated ones: new bookings count up from here.
+pub const FIRST_FREE_ID: u64 = DAY_IDS * (DIARY_DAYS as u64 + 1);
+
+const _: () = assert!(DIARY_DAYS <= 128, "built days are kept as a 128-bit set");
+
+/// What a generated practice's diary and patient files are made from, fixed when the practice
+/// is generated: the weekly hours, blocks and closed dates as generated, the booking reasons,
+/// the occupancy and the number of patient files.
+///
+/// Each day's appointments and the patient files come from their own random stream, so they
+/// are built on first use ([`Practice::appointments_between`] and friends), in any order, and
+/// always come out the same; later desk changes (new hours, blocks, closed dates, reasons) do
+/// not change what was booked before them.
+#[derive(Debug)]
+pub struct Plan {
+    seed: u64,
+    index: u32,
+    first: Date,
+    hours: Vec<PractitionerHours>,
+    blocks: Vec<DiaryBlock>,
+    closed: BTreeSet<Date>,
+    durations: Vec<u32>,
+    interval: u32,
+    reasons: Vec<String>,
+    occupancy: f64,
+    patients: usize,
+    place: Place,
+}
+
+impl Plan {
+    /// The first diary date (the practice-local date the simulator started on).
+    pub fn first_date(&self) -> Date {
+        self.first
+    }
+
+    /// Weekly hours as generated.
+    pub fn hours(&self) -> &[PractitionerHours] {
+        &self.hours
+    }
+
+    /// Blocks as generated, with their ids (`B1`, `B2`, …).
+    pub fn blocks(&self) -> &[DiaryBlock] {
+        &self.blocks
+    }
+
+    /// Closed dates as generated.
+    pub fn closed(&self) -> &BTreeSet<Date> {
+        &self.closed
+    }
+
+    /// How many patient files the practice starts with.
+    pub fn patient_count(&self) -> usize {
+        self.patients
+    }
+
+    /// The diary days (0-based) from `first` to `last` inclusive, within the generated diary.
+    pub fn days_between(&self, first: Date, last: Date) -> std::ops::Range<u32> {
+        let offset = |d: Date| {
+            self.first
+                .until(d)
+                .map_or(i64::MIN, |s| i64::from(s.get_days()))
+        };
+        let lo = offset(first).clamp(0, DIARY_DAYS);
+        let hi = offset(last).saturating_add(1).clamp(lo, DIARY_DAYS);
+        // Both are within 0..=DIARY_DAYS (≤ 128).
+        (lo as u32)..(hi as u32)
+    }
+
+    /// The day a generated appointment number belongs to (see [`DAY_IDS`]).
+    pub fn day_of_number(n: u64) -> Option<u32> {
+        (DAY_IDS..FIRST_FREE_ID)
+            .contains(&n)
+            .then(|| (n / DAY_IDS - 1) as u32)
+    }
+
+    /// The day a generated online booking's external reference (`he-YYYYMMDD-k`) is on.
+    pub fn day_of_ref(&self, external_ref: &str) -> Option<u32> {
+        let digits = external_ref.strip_prefix("he-")?.get(..8)?;
+        let date = Date::strptime("%Y%m%d", digits).ok()?;
+        let days = self.days_between(date, date);
+        (!days.is_empty()).then_some(days.start)
+    }
+
+    /// The appointments booked on diary day `day` (0-based), with their numbers.
+    pub fn day(&self, day: u32) -> Vec<(u64, DiaryAppointment)> {
+        let mut out = Vec::new();
+        let Ok(date) = self
+            .first
+            .checked_add(jiff::Span::new().days(i64::from(day)))
+        else {
+            return out;
+        };
+        if i64::from(day) >= DIARY_DAYS || self.closed.contains(&date) || self.durations.is_empty()
+        {
+            return out;
+        }
+        let r = &mut rng(self.seed, self.index, 1000 + u64::from(day));
+        let weekday = Weekday::of(date);
+        let mut number = DAY_IDS * (u64::from(day) + 1);
+        let mut online_ref = 0u32;
+        for h in &self.hours {
+            let busy: Vec<(u32, u32)> = h
+                .breaks
+                .iter()
+                .filter(|w| w.on(weekday))
+                .map(|w| (w.start.minutes(), w.end.minutes()))
+                .chain(
+                    self.blocks
+                        .iter()
+                        .filter(|b| {
+                            b.date == date
+                                && b.practitioner.as_ref().is_none_or(|x| *x == h.practitioner)
+                        })
+                        .map(|b| (b.start.minutes(), b.end.minutes())),
+                )
+                .collect();
+            for s in h.sessions.iter().filter(|w| w.on(weekday)) {
+                let mut at = s.start.minutes();
+                while at < s.end.minutes() {
+                    let d = *pick(r, &self.durations);
+                    let span = (at, at + d);
+                    if span.1 > s.end.minutes() {
+                        break;
+                    }
+                    if let Some(b) = busy.iter().find(|b| b.0 < span.1 && span.0 < b.1) {
+                        at = b.1.max(at + self.interval);
+                        continue;
+                    }
+                    if r.random_bool(self.occupancy) {
+                        let online = r.random_bool(0.1);
+                        let external_ref = online.then(|| {
+                            online_ref += 1;
+                            format!("he-{}-{online_ref}", date.strftime("%Y%m%d"))
+                        });
+                        let at_minute =
+                            |m: u32| ClockTime::from_minutes(m).unwrap_or(ClockTime::MIDNIGHT);
+                        let patient = (self.patients > 0)
+                            .then(|| format!("P{}", r.random_range(1..=self.patients)));
+                        let reason =
+                            (!self.reasons.is_empty()).then(|| pick(r, &self.reasons).clone());
+                        let notes = if r.random_bool(0.1) {
+                            (*pick(
+                                r,
+                                &[
+                                    "Sensitive upper left",
+                                    "Prefers mornings",
+                                    "Bring x-rays",
+                                    "Anxious patient",
+                                ],
+                            ))
+                            .into()
+                        } else {
+                            String::new()
+                        };
+                        out.push((
+                            number,
+                            DiaryAppointment {
+                                id: format!("A{number}"),
+                                practitioner: h.practitioner.clone(),
+                                start: at_minute(span.0).on(date),
+                                end: at_minute(span.1).on(date),
+                                reason,
+                                patient,
+                                notes,
+                                source: if online {
+                                    BookingSource::Online
+                                } else {
+                                    BookingSource::Desk
+                                },
+                                external_ref,
+                            },
+                        ));
+                        number += 1;
+                    }
+                    at = span.1;
+                }
+            }
+        }
+        debug_assert!(number < DAY_IDS * (u64::from(day) + 2), "too many in a day");
+        out
+    }
+
+    /// The patient files in id order (`P1`, `P2`, …), ids not yet set.
+    pub fn patients(&self) -> Vec<Patient> {
+        make_patients(
+            &mut rng(self.seed, self.index, 5),
+            self.patients,
+            self.place,
+        )
+    }
+}
+
+/// Plan a practice's diary from `today` for [`DIARY_DAYS`] days: closed dates and blocks now,
+/// appointments booking roughly `occupancy` of the open time later, one day at a time.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    (seed, index): (u64, u32),
+    setup: &PracticeSetup,
+    hours: Vec<PractitionerHours>,
+    today: Date,
+    occupancy: f64,
+    patients: usize,
+    place: Place,
+    r: &mut StdRng,
+) -> Plan {
     let end = today
         .checked_add(jiff::Span::new().days(DIARY_DAYS))
         .unwrap_or(today);
+    let mut closed = BTreeSet::new();
     // Public holidays and the odd closure.
     for (m, d) in [(12, 25), (12, 26), (1, 1), (1, 26), (4, 25)] {
         for year in [today.year(), today.year() + 1] {
@@ -715,29 +929,33 @@ fn fill_diary(p: &mut Practice, r: &mut StdRng, today: Date, occupancy: f64) {
                 && date >= today
                 && date < end
             {
-                p.closed.insert(date);
+                closed.insert(date);
             }
         }
     }
     if r.random_bool(0.3) {
         let off = r.random_range(7..DIARY_DAYS);
         if let Ok(d) = today.checked_add(jiff::Span::new().days(off)) {
-            p.closed.insert(d);
+            closed.insert(d);
         }
     }
-    let ids: Vec<String> = p.setup.practitioners.iter().map(|x| x.id.clone()).collect();
+    let ids: Vec<String> = setup.practitioners.iter().map(|x| x.id.clone()).collect();
+    let mut blocks = Vec::new();
+    let mut block = |practitioner: Option<String>, date, start, end, kind| {
+        blocks.push(DiaryBlock {
+            id: format!("B{}", blocks.len() + 1),
+            practitioner,
+            date,
+            start,
+            end,
+            kind,
+        });
+    };
     // Blocks: a monthly staff meeting for everyone, a holiday, a dated lunch.
     let mut date = today;
     while date < end {
         if date.day() <= 7 && Weekday::of(date) == Weekday::Mon {
-            p.put_block(DiaryBlock {
-                id: String::new(),
-                practitioner: None,
-                date,
-                start: t(8, 0),
-                end: t(9, 0),
-                kind: BlockKind::Meeting,
-            });
+            block(None, date, t(8, 0), t(9, 0), BlockKind::Meeting);
         }
         date = date.tomorrow().unwrap_or(end);
     }
@@ -746,119 +964,39 @@ fn fill_diary(p: &mut Practice, r: &mut StdRng, today: Date, occupancy: f64) {
         let first = r.random_range(10..DIARY_DAYS - 7);
         for k in 0..5 {
             if let Ok(d) = today.checked_add(jiff::Span::new().days(first + k)) {
-                p.put_block(DiaryBlock {
-                    id: String::new(),
-                    practitioner: Some(who.clone()),
-                    date: d,
-                    start: ClockTime::MIDNIGHT,
-                    end: ClockTime::END_OF_DAY,
-                    kind: BlockKind::Holiday,
-                });
+                block(
+                    Some(who.clone()),
+                    d,
+                    ClockTime::MIDNIGHT,
+                    ClockTime::END_OF_DAY,
+                    BlockKind::Holiday,
+                );
             }
         }
     }
     if !ids.is_empty() {
         let who = pick(r, &ids).clone();
         if let Ok(d) = today.checked_add(jiff::Span::new().days(r.random_range(1..DIARY_DAYS))) {
-            p.put_block(DiaryBlock {
-                id: String::new(),
-                practitioner: Some(who),
-                date: d,
-                start: t(13, 30),
-                end: t(14, 0),
-                kind: BlockKind::Lunch,
-            });
+            block(Some(who), d, t(13, 30), t(14, 0), BlockKind::Lunch);
         }
     }
-    let interval = p.setup.interval_minutes;
-    let durations: Vec<u32> = [30, 45, 60, 40, 20]
-        .into_iter()
-        .filter(|d| d % interval == 0)
-        .collect();
-    let reasons: Vec<String> = p.setup.reasons.iter().map(|x| x.id.clone()).collect();
-    let patients = p.patients.len();
-    let mut date = today;
-    let mut online_ref = 0u32;
-    while date < end {
-        let weekday = Weekday::of(date);
-        if !p.closed.contains(&date) {
-            for h in p.hours.clone() {
-                let busy: Vec<(u32, u32)> = h
-                    .breaks
-                    .iter()
-                    .filter(|w| w.on(weekday))
-                    .map(|w| (w.start.minutes(), w.end.minutes()))
-                    .chain(
-                        p.blocks
-                            .iter()
-                            .filter(|b| {
-                                b.date == date
-                                    && b.practitioner.as_ref().is_none_or(|x| *x == h.practitioner)
-                            })
-                            .map(|b| (b.start.minutes(), b.end.minutes())),
-                    )
-                    .collect();
-                for s in h.sessions.iter().filter(|w| w.on(weekday)) {
-                    let mut at = s.start.minutes();
-                    while at < s.end.minutes() {
-                        let d = *pick(r, &durations);
-                        let span = (at, at + d);
-                        if span.1 > s.end.minutes() {
-                            break;
-                        }
-                        if let Some(b) = busy.iter().find(|b| b.0 < span.1 && span.0 < b.1) {
-                            at = b.1.max(at + interval);
-                            continue;
-                        }
-                        if r.random_bool(occupancy) {
-                            let online = r.random_bool(0.1);
-                            let external_ref = online.then(|| {
-                                online_ref += 1;
-                                format!("he-{}-{online_ref}", date.strftime("%Y%m%d"))
-                            });
-                            let start: DateTime = ClockTime::from_minutes(span.0)
-                                .unwrap_or(ClockTime::MIDNIGHT)
-                                .on(date);
-                            let finish: DateTime = ClockTime::from_minutes(span.1)
-                                .unwrap_or(ClockTime::MIDNIGHT)
-                                .on(date);
-                            let patient = (patients > 0)
-                                .then(|| format!("P{}", r.random_range(1..=patients)));
-                            p.put_appointment(DiaryAppointment {
-                                id: String::new(),
-                                practitioner: h.practitioner.clone(),
-                                start,
-                                end: finish,
-                                reason: (!reasons.is_empty()).then(|| pick(r, &reasons).clone()),
-                                patient,
-                                notes: if r.random_bool(0.1) {
-                                    (*pick(
-                                        r,
-                                        &[
-                                            "Sensitive upper left",
-                                            "Prefers mornings",
-                                            "Bring x-rays",
-                                            "Anxious patient",
-                                        ],
-                                    ))
-                                    .into()
-                                } else {
-                                    String::new()
-                                },
-                                source: if online {
-                                    BookingSource::Online
-                                } else {
-                                    BookingSource::Desk
-                                },
-                                external_ref,
-                            });
-                        }
-                        at = span.1;
-                    }
-                }
-            }
-        }
-        date = date.tomorrow().unwrap_or(end);
+    let interval = setup.interval_minutes;
+    Plan {
+        seed,
+        index,
+        first: today,
+        hours,
+        blocks,
+        closed,
+        durations: [30, 45, 60, 40, 20]
+            .into_iter()
+            .filter(|d| d % interval == 0)
+            .collect(),
+        interval,
+        reasons: setup.reasons.iter().map(|x| x.id.clone()).collect(),
+        occupancy,
+        patients,
+        place,
     }
 }
 
@@ -868,32 +1006,35 @@ fn local_today(zone: &IanaZone, now: jiff::Timestamp) -> Date {
 }
 
 /// Build the demo practice, Harbour Dental, with its diary from the local date of `now`.
+/// Its appointments and patient files are built on first use (see [`Plan`]).
 pub fn harbour_dental(seed: u64, now: jiff::Timestamp) -> Practice {
     let (setup, hours) = harbour_setup();
     let today = local_today(&setup.timezone, now);
-    let mut p = Practice::new(setup, hours, vec![DEMO_API_KEY.to_owned()]);
     let mut r = rng(seed, 0, 4);
-    for patient in make_patients(&mut r, 400, ("Sydney", "Australia/Sydney", "02", "NSW")) {
-        p.put_patient(patient);
-    }
-    fill_diary(&mut p, &mut r, today, 0.65);
-    p
+    let plan = plan((seed, 0), &setup, hours, today, 0.65, 400, SYDNEY, &mut r);
+    Practice::from_plan(setup, vec![DEMO_API_KEY.to_owned()], plan)
 }
 
 /// Build generated practice `index` (1-based) with its diary from the local date of `now`.
+/// Its appointments and patient files are built on first use (see [`Plan`]).
 pub fn generated(seed: u64, index: u32, now: jiff::Timestamp) -> Practice {
     let id = identity(seed, index);
     let (setup, hours, _) = generated_setup(seed, index);
     let today = local_today(&setup.timezone, now);
-    let count = setup.practitioners.len();
-    let mut p = Practice::new(setup, hours, vec![id.key]);
+    let patients = 150 + 50 * setup.practitioners.len();
     let mut r = rng(seed, index, 4);
-    for patient in make_patients(&mut r, 150 + 50 * count, id.place) {
-        p.put_patient(patient);
-    }
     let occupancy = r.random_range(0.60..0.85);
-    fill_diary(&mut p, &mut r, today, occupancy);
-    p
+    let plan = plan(
+        (seed, index),
+        &setup,
+        hours,
+        today,
+        occupancy,
+        patients,
+        id.place,
+        &mut r,
+    );
+    Practice::from_plan(setup, vec![id.key], plan)
 }
 
 /// The manifest of Harbour Dental and `count` generated practices.
@@ -922,6 +1063,7 @@ pub fn manifest(seed: u64, count: u32) -> Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::civil::DateTime;
     use slotbridge_domain::practice::default_reason;
 
     #[test]
@@ -941,10 +1083,33 @@ mod tests {
     #[test]
     fn generation_is_deterministic() {
         let now: jiff::Timestamp = "2026-11-25T00:00:00Z".parse().expect("ts");
-        let a = generated(7, 3, now);
-        let b = generated(7, 3, now);
+        let mut a = generated(7, 3, now);
+        let mut b = generated(7, 3, now);
         assert_eq!(a.setup, b.setup);
+        assert_eq!(a.appointment_count(), 0, "days are built on first use");
+        // Built all at once, or day by day from the last to the first: the same diary.
+        a.materialize_all();
+        let first = local_today(&b.setup.timezone, now);
+        for back in (0..DIARY_DAYS).rev() {
+            let d = first
+                .checked_add(jiff::Span::new().days(back))
+                .expect("date");
+            let from = d.to_datetime(jiff::civil::Time::midnight());
+            let to = d
+                .tomorrow()
+                .expect("date")
+                .to_datetime(jiff::civil::Time::midnight());
+            b.appointments_between(from, to, None).count();
+        }
+        assert!(a.appointment_count() > 500, "{}", a.appointment_count());
         assert_eq!(a.appointment_count(), b.appointment_count());
+        let far = DateTime::constant(2100, 1, 1, 0, 0, 0, 0);
+        let start = first.to_datetime(jiff::civil::Time::midnight());
+        let all_a: Vec<_> = a.appointments_between(start, far, None).cloned().collect();
+        let all_b: Vec<_> = b.appointments_between(start, far, None).cloned().collect();
+        assert_eq!(all_a, all_b);
+        assert_eq!(a.patients(), b.patients());
+        assert_eq!(a.patients().len(), 150 + 50 * a.setup.practitioners.len());
         assert_eq!(manifest(7, 20), manifest(7, 20));
         assert_ne!(manifest(7, 20), manifest(8, 20));
     }
@@ -1002,7 +1167,7 @@ mod tests {
     fn diaries_are_60_to_85_percent_booked_and_respect_hours() {
         let now: jiff::Timestamp = "2026-11-25T00:00:00Z".parse().expect("ts");
         for index in 1..=4 {
-            let p = generated(3, index, now);
+            let mut p = generated(3, index, now);
             let mut open = 0u32;
             let today = local_today(&p.setup.timezone, now);
             let mut date = today;

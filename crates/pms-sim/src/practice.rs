@@ -2,6 +2,7 @@
 //! every rule a real PMS enforces when they change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use jiff::civil::{Date, DateTime};
@@ -11,6 +12,7 @@ use slotbridge_domain::practice::{
     Weekday,
 };
 
+use crate::generate::{FIRST_FREE_ID, Plan};
 use crate::problem::Problem;
 
 /// How many changes a practice keeps for the change feed; older cursors get 410.
@@ -155,6 +157,10 @@ pub struct OnlineInsert {
 }
 
 /// A practice held by the simulator.
+///
+/// A generated practice carries the [`Plan`] its diary was generated from and builds each day's
+/// appointments, and its patient files, on first use: every method that reads or changes
+/// appointments or patients builds what it needs first, so callers never see a day half built.
 #[derive(Debug)]
 pub struct Practice {
     /// The online-booking setup.
@@ -170,8 +176,12 @@ pub struct Practice {
     by_ref: HashMap<String, u64>,
     next_appt: u64,
     next_block: u64,
-    /// Patient files.
-    pub patients: Vec<Patient>,
+    plan: Option<Arc<Plan>>,
+    /// Bit `d` is set once day `d` of the plan is in `appts`.
+    built_days: u128,
+    patients: Vec<Patient>,
+    /// `false` while a plan's patient files are not built yet.
+    patients_built: bool,
     next_patient: u64,
     /// API keys.
     pub keys: Vec<ApiKey>,
@@ -208,7 +218,10 @@ impl Practice {
             by_ref: HashMap::new(),
             next_appt: 1,
             next_block: 1,
+            plan: None,
+            built_days: 0,
             patients: Vec::new(),
+            patients_built: true,
             next_patient: 1,
             keys: keys
                 .into_iter()
@@ -224,9 +237,97 @@ impl Practice {
         }
     }
 
+    /// A generated practice: hours, blocks and closed dates from `plan`; its appointments and
+    /// patient files are built from it on first use.
+    pub fn from_plan(setup: PracticeSetup, keys: Vec<String>, plan: Plan) -> Self {
+        let mut p = Self::new(setup, plan.hours().to_vec(), keys);
+        p.blocks = plan.blocks().to_vec();
+        p.next_block = p.blocks.len() as u64 + 1;
+        p.closed = plan.closed().clone();
+        p.next_appt = FIRST_FREE_ID;
+        p.next_patient = plan.patient_count() as u64 + 1;
+        p.patients_built = false;
+        p.plan = Some(Arc::new(plan));
+        p
+    }
+
     /// The practice's time zone.
     pub fn tz(&self) -> &jiff::tz::TimeZone {
         self.setup.timezone.time_zone()
+    }
+
+    /// Build the planned appointments of diary day `day` unless they are built already.
+    fn build_day(&mut self, plan: &Plan, day: u32) {
+        let bit = 1u128 << day;
+        if self.built_days & bit != 0 {
+            return;
+        }
+        self.built_days |= bit;
+        for (n, a) in plan.day(day) {
+            if let Some(r) = &a.external_ref {
+                self.by_ref.insert(r.clone(), n);
+            }
+            self.appt_keys.insert(n, a.start);
+            self.appts.insert((a.start, n), a);
+        }
+    }
+
+    /// Build the planned appointments of the dates `first..=last` not built yet.
+    fn build_dates(&mut self, first: Date, last: Date) {
+        if let Some(plan) = self.plan.clone() {
+            for day in plan.days_between(first, last) {
+                self.build_day(&plan, day);
+            }
+        }
+    }
+
+    /// Build the planned day that appointment number `n` is on.
+    fn build_day_of_number(&mut self, n: u64) {
+        if let Some(plan) = self.plan.clone()
+            && let Some(day) = Plan::day_of_number(n)
+        {
+            self.build_day(&plan, day);
+        }
+    }
+
+    /// Build the planned day that a generated online booking's reference is on.
+    fn build_day_of_ref(&mut self, external_ref: &str) {
+        if let Some(plan) = self.plan.clone()
+            && let Some(day) = plan.day_of_ref(external_ref)
+        {
+            self.build_day(&plan, day);
+        }
+    }
+
+    /// Build the whole planned diary and the patient files now.
+    pub fn materialize_all(&mut self) {
+        if let Some(plan) = self.plan.clone() {
+            for day in plan.days_between(plan.first_date(), jiff::civil::Date::MAX) {
+                self.build_day(&plan, day);
+            }
+        }
+        self.build_patients();
+    }
+
+    fn build_patients(&mut self) {
+        if self.patients_built {
+            return;
+        }
+        self.patients_built = true;
+        if let Some(plan) = &self.plan {
+            let mut files = plan.patients();
+            for (i, p) in files.iter_mut().enumerate() {
+                p.id = format!("P{}", i + 1);
+            }
+            files.append(&mut self.patients);
+            self.patients = files;
+        }
+    }
+
+    /// The patient files.
+    pub fn patients(&mut self) -> &[Patient] {
+        self.build_patients();
+        &self.patients
     }
 
     /// Add an appointment as loaded or booked, without any check; returns its id.
@@ -254,6 +355,7 @@ impl Practice {
 
     /// Add a patient file; returns it with its new id.
     pub fn put_patient(&mut self, mut p: Patient) -> Patient {
+        self.build_patients();
         p.id = format!("P{}", self.next_patient);
         self.next_patient += 1;
         self.patients.push(p.clone());
@@ -261,14 +363,34 @@ impl Practice {
     }
 
     /// The appointment with `id`.
-    pub fn appointment(&self, id: &str) -> Option<&DiaryAppointment> {
+    pub fn appointment(&mut self, id: &str) -> Option<&DiaryAppointment> {
         let n = appt_num(id)?;
+        self.build_day_of_number(n);
+        self.built_appointment(n)
+    }
+
+    fn built_appointment(&self, n: u64) -> Option<&DiaryAppointment> {
         let start = self.appt_keys.get(&n)?;
         self.appts.get(&(*start, n))
     }
 
     /// Appointments starting in `[from, to)`, after the `(start, number)` key `after`.
     pub fn appointments_between(
+        &mut self,
+        from: DateTime,
+        to: DateTime,
+        after: Option<(DateTime, u64)>,
+    ) -> impl Iterator<Item = &DiaryAppointment> {
+        let last = if to.time() == jiff::civil::Time::midnight() {
+            to.date().yesterday().unwrap_or(to.date())
+        } else {
+            to.date()
+        };
+        self.build_dates(from.date(), last);
+        self.built_between(from, to, after)
+    }
+
+    fn built_between(
         &self,
         from: DateTime,
         to: DateTime,
@@ -288,7 +410,7 @@ impl Practice {
         appt_num(&a.id).map(|n| (a.start, n))
     }
 
-    /// Number of appointments in the diary.
+    /// Number of appointments in memory (a generated diary's days count once built).
     pub fn appointment_count(&self) -> usize {
         self.appts.len()
     }
@@ -296,6 +418,7 @@ impl Practice {
     /// Remove an appointment (a desk action); returns it.
     pub fn remove_appointment(&mut self, id: &str) -> Option<DiaryAppointment> {
         let n = appt_num(id)?;
+        self.build_day_of_number(n);
         let start = self.appt_keys.remove(&n)?;
         let a = self.appts.remove(&(start, n))?;
         if let Some(r) = &a.external_ref {
@@ -377,12 +500,15 @@ impl Practice {
         ins: OnlineInsert,
         now: jiff::Timestamp,
     ) -> Result<(DiaryAppointment, bool), Problem> {
+        self.build_day_of_ref(&ins.external_ref);
         if let Some(n) = self.by_ref.get(&ins.external_ref)
             && let Some(start) = self.appt_keys.get(n)
             && let Some(a) = self.appts.get(&(*start, *n))
         {
             return Ok((a.clone(), false));
         }
+        self.build_dates(ins.start.date(), ins.start.date());
+        self.build_patients();
         self.check_online(&ins, now)?;
         let a = DiaryAppointment {
             id: String::new(),
@@ -558,7 +684,7 @@ impl Practice {
         }
         let day_start = date.to_datetime(jiff::civil::Time::midnight());
         if let Some(a) = self
-            .appointments_between(day_start, ins.end, None)
+            .built_between(day_start, ins.end, None)
             .find(|a| &a.practitioner == p && a.start < ins.end && ins.start < a.end)
         {
             return Err(conflict(

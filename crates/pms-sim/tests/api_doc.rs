@@ -129,6 +129,7 @@ async fn every_example_in_pms_api_md_runs() {
     while monday.weekday() != jiff::civil::Weekday::Monday {
         monday = monday.tomorrow().expect("date");
     }
+    let thursday = monday.checked_add(jiff::Span::new().days(3)).expect("date");
     let friday = monday.checked_add(jiff::Span::new().days(4)).expect("date");
     let offset = monday
         .at(9, 0, 0, 0)
@@ -138,6 +139,7 @@ async fn every_example_in_pms_api_md_runs() {
         .to_string();
     let mut vars: HashMap<String, String> = HashMap::from([
         ("monday".into(), monday.to_string()),
+        ("thursday".into(), thursday.to_string()),
         ("friday".into(), friday.to_string()),
         ("offset".into(), offset),
     ]);

@@ -479,3 +479,262 @@ async fn generated_practices_serve_their_diary_and_manifest() {
         .expect("json");
     assert_eq!(m["practices"][0]["slug"], DEMO_SLUG);
 }
+
+/// Events a webhook receiver got: (X-Signature-Timestamp, X-Signature, raw body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, bytes::Bytes)>>>;
+
+/// A webhook receiver on loopback that keeps everything POSTed to `/hook`.
+async fn receiver() -> (String, Received) {
+    let got: Received = Default::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let h = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                keep.lock().expect("lock").push((
+                    h("x-signature-timestamp"),
+                    h("x-signature"),
+                    body,
+                ));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, got)
+}
+
+/// Wait (up to 20 s) for a signed event of `kind` about `subject`; returns its JSON.
+async fn event(got: &Received, secret: &str, kind: &str, subject: &str) -> Value {
+    use hmac::Mac;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let events = got.lock().expect("lock").clone();
+        for (ts, sig, body) in events {
+            let v: Value = serde_json::from_slice(&body).expect("event json");
+            if v["type"] == kind && v["subject"] == subject {
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+                mac.update(format!("{ts}.").as_bytes());
+                mac.update(&body);
+                let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                assert_eq!(sig, expected, "signature of {v}");
+                return v;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} event for {subject} within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn desk_closes_and_reopens_a_date_with_feed_and_webhook() {
+    let e = env().await;
+    let secret = "closed-dates-secret-123";
+    let (hook, got) = receiver().await;
+    let r = e
+        .http
+        .post(e.url("webhooks"))
+        .header("x-api-key", &e.key)
+        .json(&json!({"url": hook, "secret": secret}))
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(r.status(), 201);
+    let feed = |since: String| {
+        let (http, url, key) = (e.http.clone(), e.url("changes"), e.key.clone());
+        async move {
+            let v: Value = http
+                .get(format!("{url}?since={since}"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .expect("changes")
+                .json()
+                .await
+                .expect("json");
+            v
+        }
+    };
+    let cursor = feed("0".into()).await["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let desk = format!("{}/_desk/sites/{SLUG}/closed-dates", e.handle.base_url());
+    let day = |n: i64| {
+        e.monday
+            .checked_add(jiff::Span::new().days(n))
+            .expect("date")
+            .to_string()
+    };
+    // A desk booking on Friday stays when Friday is closed.
+    let (s, booked) = e.desk_book("D1", 4, "09:00", "09:30").await;
+    assert_eq!(s, 201);
+
+    // Close Thursday.
+    let r = e
+        .http
+        .post(&desk)
+        .json(&json!({"date": day(3)}))
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.expect("json");
+    assert_eq!(created["id"], day(3));
+    let (s, p) = e.insert("D1", 3, "09:00", "09:30", "c1").await;
+    assert_eq!((s, kind(&p)), (409, "closed-date"), "{p}");
+    let listed: Value = e
+        .http
+        .get(e.url("closed-dates"))
+        .header("x-api-key", &e.key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let dates: Vec<&str> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|d| d["date"].as_str())
+        .collect();
+    assert_eq!(dates, vec![day(1).as_str(), day(3).as_str()]);
+    // Closing it twice is a conflict.
+    let r = e
+        .http
+        .post(&desk)
+        .json(&json!({"date": day(3)}))
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.expect("json");
+    assert_eq!(kind(&p), "already-closed", "{p}");
+
+    // The change feed and the webhook.
+    let page = feed(cursor.clone()).await;
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{page}"); // the desk booking, then the closure
+    assert_eq!(items[1]["type"], "closed_date.created");
+    assert_eq!(items[1]["subject"], day(3));
+    assert_eq!(items[1]["data"]["date"], day(3));
+    let ev = event(
+        &got,
+        secret,
+        "dev.slotbridge.pms.closed_date.created",
+        &day(3),
+    )
+    .await;
+    assert_eq!(ev["siteslug"], SLUG);
+    assert_eq!(ev["data"]["seq"], items[1]["seq"]);
+    assert_eq!(ev["data"]["object"]["date"], day(3));
+
+    // Close Friday: its appointment stays in the diary.
+    let r = e
+        .http
+        .post(&desk)
+        .json(&json!({"date": day(4)}))
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(r.status(), 201);
+    let friday: Value = e
+        .http
+        .get(format!(
+            "{}?from={}&to={}",
+            e.url("appointments"),
+            day(4),
+            day(5)
+        ))
+        .header("x-api-key", &e.key)
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(friday["items"][0]["id"], booked["id"], "{friday}");
+
+    // Reopen Thursday: online bookings fit again.
+    let cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
+    let r = e
+        .http
+        .delete(format!("{desk}/{}", day(3)))
+        .send()
+        .await
+        .expect("reopen");
+    assert_eq!(r.status(), 204);
+    let (s, p) = e.insert("D1", 3, "09:00", "09:30", "c2").await;
+    assert_eq!(s, 201, "{p}");
+    let page = feed(cursor).await;
+    let kinds: Vec<(&str, &str)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| Some((c["type"].as_str()?, c["subject"].as_str()?)))
+        .collect();
+    assert!(
+        kinds.contains(&("closed_date.deleted", day(3).as_str())),
+        "{kinds:?}"
+    );
+    event(
+        &got,
+        secret,
+        "dev.slotbridge.pms.closed_date.deleted",
+        &day(3),
+    )
+    .await;
+
+    // Reopening a date that is not closed, or is not a date.
+    let r = e
+        .http
+        .delete(format!("{desk}/{}", day(3)))
+        .send()
+        .await
+        .expect("reopen");
+    assert_eq!(r.status(), 404);
+    let r = e
+        .http
+        .delete(format!("{desk}/next-tuesday"))
+        .send()
+        .await
+        .expect("reopen");
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.expect("json");
+    assert!(
+        p["detail"].as_str().expect("detail").starts_with("date:"),
+        "{p}"
+    );
+    // Unknown site.
+    let r = e
+        .http
+        .post(format!(
+            "{}/_desk/sites/snosuchsite/closed-dates",
+            e.handle.base_url()
+        ))
+        .json(&json!({"date": day(3)}))
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(r.status(), 404);
+}
