@@ -1,26 +1,85 @@
 //! The service's HTTP face: health, metrics, the two webhook receivers (PMS CloudEvents and
-//! marketplace payloads) and the admin API for links.
+//! marketplace payloads), the admin API under `/api` with its OpenAPI 3.1 document at
+//! `/openapi.json`, and the operator console under `/console`.
 //!
-//! Errors are RFC 9457 problem+json. Secrets are write-only: no response carries an API key or
-//! a practice key.
+//! The admin API's handlers are thin over [`crate::admin`]; they need the bearer token when one is
+//! configured. Errors are RFC 9457 problem+json. Secrets are write-only: no response carries an
+//! API key or a practice key.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
-use slotbridge_domain::practice::SiteSlug;
-use slotbridge_store::{HorizonDays, Link, LinkChanges, LinkId, NewLink, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+use slotbridge_store::StoreError;
 use tokio::sync::mpsc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::admin::{
+    self, AdminError, CreateLink, ExplainQuery, ExplanationView, FindingView, LinkLog, LinkView,
+    PracticeSummary, ResyncAccepted, ResyncRequest, ResyncWhat, UpdateLink, WeekQuery, WeekView,
+};
 use crate::worker::{Ctx, Trigger};
+
+/// Who may use the admin API and the console.
+#[derive(Clone, Default)]
+pub struct AdminAccess {
+    /// The bearer token `/api/*` requires (it also logs in to the console). `None`: the API is
+    /// open, which a node allows only on a loopback address.
+    pub token: Option<SecretString>,
+    /// The console password (the token works too). Without both, the console cannot be logged
+    /// in to.
+    pub console_password: Option<SecretString>,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.as_ref().map(|_| "[set]"))
+            .field(
+                "console_password",
+                &self.console_password.as_ref().map(|_| "[set]"),
+            )
+            .finish()
+    }
+}
+
+/// Compare two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AdminAccess {
+    /// Whether `given` is the admin token.
+    pub fn token_matches(&self, given: &str) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|t| constant_time_eq(t.expose_secret().as_bytes(), given.as_bytes()))
+    }
+
+    /// Whether `given` logs in to the console: the console password or the admin token.
+    pub fn console_login(&self, given: &str) -> bool {
+        let password = self
+            .console_password
+            .as_ref()
+            .is_some_and(|p| constant_time_eq(p.expose_secret().as_bytes(), given.as_bytes()));
+        // Evaluate both, so the time does not tell which one matched.
+        let token = self.token_matches(given);
+        !given.is_empty() && (password | token)
+    }
+}
 
 /// What the HTTP layer needs.
 #[derive(Clone)]
@@ -90,30 +149,345 @@ impl From<StoreError> for Problem {
     }
 }
 
-/// The router: `/healthz`, `/readyz`, `/metrics`, `/webhooks/pms`, `/webhooks/market` and
-/// `/api/links…`.
-pub fn router(ctx: Arc<Ctx>, pms_webhook_secret: Option<SecretString>) -> Router {
+impl From<AdminError> for Problem {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "Not found", m),
+            AdminError::Invalid { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid input",
+                e.to_string(),
+            ),
+            AdminError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "Conflict", m),
+            AdminError::Pms(_) => {
+                Problem::new(StatusCode::BAD_GATEWAY, "PMS unavailable", e.to_string())
+            }
+            AdminError::PmsData(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid PMS data",
+                e.to_string(),
+            ),
+            AdminError::Store(s) => Problem::from(s),
+        }
+    }
+}
+
+/// The OpenAPI document's frame; the paths come from the handlers registered in [`api`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "slotbridge admin API",
+        description = "Links between PMS sites and marketplace practices, their health, \
+                       resyncs, findings, why-no-slot explanations, published availability and \
+                       the request and booking log. Every operation needs \
+                       `Authorization: Bearer <admin token>` when the node has one configured.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "links", description = "Links: create, read, update, enable and disable"),
+        (name = "health", description = "Practices at a glance, findings and explanations"),
+        (name = "log", description = "Requests and bookings"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The admin API's routes with their OpenAPI description (the two are built together, so no
+/// route is served undocumented).
+fn api() -> OpenApiRouter<HttpState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_links, create_link))
+        .routes(routes!(get_link, update_link))
+        .routes(routes!(resync, resync_progress))
+        .routes(routes!(findings))
+        .routes(routes!(explain))
+        .routes(routes!(week))
+        .routes(routes!(link_log))
+        .routes(routes!(list_practices))
+        .routes(routes!(get_practice))
+}
+
+/// The OpenAPI 3.1 document of the admin API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The router: `/healthz`, `/readyz`, `/metrics`, `/webhooks/pms`, `/webhooks/market`, the admin
+/// API under `/api` (behind the bearer token when `access` has one), `/openapi.json`, and the
+/// console under `/console` (`/` leads there).
+pub fn router(
+    ctx: Arc<Ctx>,
+    pms_webhook_secret: Option<SecretString>,
+    access: AdminAccess,
+) -> Router {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(market_payloads(ctx.clone(), rx));
     let market_hooks = slotbridge_market::WebhookReceiver::new(tx)
         .handoff_timeout(Duration::from_secs(2))
         .router();
     let state = HttpState {
-        ctx,
+        ctx: ctx.clone(),
         pms_webhook_secret,
     };
+    let (api, doc) = api().split_for_parts();
+    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document does not serialise");
+        "{}".to_owned()
+    }));
+    let api = api.route_layer(middleware::from_fn_with_state(
+        Arc::new(access.clone()),
+        require_token,
+    ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/webhooks/pms", post(pms_webhook))
-        .route("/api/links", get(list_links).post(create_link))
-        .route("/api/links/{id}", get(get_link).patch(update_link))
-        .route("/api/links/{id}/resync", post(resync))
-        .route("/api/links/{id}/findings", get(findings))
-        .route("/api/links/{id}/explain", get(explain))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
+        )
+        .merge(api)
         .with_state(state)
         .nest("/webhooks/market", market_hooks)
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .merge(crate::console::router(ctx, access))
+}
+
+/// `/api/*` needs `Authorization: Bearer <token>` when a token is configured.
+async fn require_token(
+    State(access): State<Arc<AdminAccess>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if access.token.is_some() {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !access.token_matches(given.trim()) {
+            let mut r = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "the admin API needs `Authorization: Bearer <admin token>` (config admin_token, \
+                 env SLOTBRIDGE_ADMIN_TOKEN)",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid body",
+            format!("the request body is not valid: {e}"),
+        )
+    })
+}
+
+type Json<T> = axum::Json<T>;
+
+/// List the links.
+#[utoipa::path(get, path = "/api/links", tag = "links",
+    responses((status = 200, description = "Every link (without secrets)", body = [LinkView]),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn list_links(State(s): State<HttpState>) -> Result<Json<Vec<LinkView>>, Problem> {
+    Ok(axum::Json(admin::list_links(&s.ctx).await?))
+}
+
+/// Link a PMS site to a marketplace practice.
+#[utoipa::path(post, path = "/api/links", tag = "links", request_body = CreateLink,
+    responses((status = 201, description = "Linked", body = LinkView),
+              (status = 409, description = "The practice is already linked by an enabled link"),
+              (status = 422, description = "Invalid input (the detail names the field)"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn create_link(
+    State(s): State<HttpState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<LinkView>), Problem> {
+    let req: CreateLink = json_body(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(admin::create_link(&s.ctx, req).await?),
+    ))
+}
+
+/// One link.
+#[utoipa::path(get, path = "/api/links/{id}", tag = "links",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "The link (without secrets)", body = LinkView),
+              (status = 404, description = "No such link"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn get_link(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<LinkView>, Problem> {
+    Ok(axum::Json(admin::get_link(&s.ctx, &id).await?))
+}
+
+/// Change a link: enable or disable it, move it to another practice, replace its keys
+/// (write-only) or its horizon.
+#[utoipa::path(patch, path = "/api/links/{id}", tag = "links", request_body = UpdateLink,
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "The link as changed", body = LinkView),
+              (status = 404, description = "No such link"),
+              (status = 409, description = "The new practice is already linked"),
+              (status = 422, description = "Invalid input"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn update_link(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<LinkView>, Problem> {
+    let req: UpdateLink = json_body(&body)?;
+    Ok(axum::Json(admin::update_link(&s.ctx, &id, req).await?))
+}
+
+/// Resend the configuration or every day of availability.
+#[utoipa::path(post, path = "/api/links/{id}/resync", tag = "links", request_body = ResyncRequest,
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 202, description = "Queued; follow it with GET", body = ResyncAccepted),
+              (status = 404, description = "No such link"),
+              (status = 409, description = "Disabled, or worked by another node"),
+              (status = 422, description = "`what` is not config or availability"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn resync(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ResyncAccepted>), Problem> {
+    let req: ResyncRequest = json_body(&body)?;
+    let what = ResyncWhat::parse(&req.what)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(admin::resync(&s.ctx, &id, what).await?),
+    ))
+}
+
+/// The progress of the link's last resync on this node.
+#[utoipa::path(get, path = "/api/links/{id}/resync", tag = "links",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "The last resync", body = admin::ResyncProgressView),
+              (status = 404, description = "No such link, or no resync asked on this node"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn resync_progress(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::ResyncProgressView>, Problem> {
+    Ok(axum::Json(admin::resync_progress(&s.ctx, &id).await?))
+}
+
+/// The findings: what is wrong with the practice's setup or the integration, and how to fix
+/// each, from a fresh read of the PMS.
+#[utoipa::path(get, path = "/api/links/{id}/findings", tag = "health",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "Findings, errors first", body = [FindingView]),
+              (status = 404, description = "No such link"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn findings(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<FindingView>>, Problem> {
+    Ok(axum::Json(admin::findings(&s.ctx, &id).await?))
+}
+
+/// Why there is (no) slot at a time for a practitioner.
+#[utoipa::path(get, path = "/api/links/{id}/explain", tag = "health",
+    params(("id" = String, Path, description = "Link id"), ExplainQuery),
+    responses((status = 200, description = "The answer, with the rule that removed the slot", body = ExplanationView),
+              (status = 404, description = "No such link, practitioner or reason"),
+              (status = 422, description = "`at` is not a practice-local time"),
+              (status = 502, description = "The PMS could not be read"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn explain(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExplainQuery>,
+) -> Result<Json<ExplanationView>, Problem> {
+    Ok(axum::Json(admin::explain(&s.ctx, &id, &q).await?))
+}
+
+/// The published availability of a week, per practitioner.
+#[utoipa::path(get, path = "/api/links/{id}/week", tag = "health",
+    params(("id" = String, Path, description = "Link id"), WeekQuery),
+    responses((status = 200, description = "Seven days of slots per practitioner", body = WeekView),
+              (status = 404, description = "No such link"),
+              (status = 422, description = "`start` is not a date"),
+              (status = 502, description = "The PMS could not be read"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn week(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    Query(q): Query<WeekQuery>,
+) -> Result<Json<WeekView>, Problem> {
+    Ok(axum::Json(
+        admin::week(&s.ctx, &id, q.start.as_deref()).await?,
+    ))
+}
+
+/// The request and booking log: each booking with every state transition and the reason for a
+/// rejection.
+#[utoipa::path(get, path = "/api/links/{id}/log", tag = "log",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "Newest first", body = LinkLog),
+              (status = 404, description = "No such link"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn link_log(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<LinkLog>, Problem> {
+    Ok(axum::Json(admin::log(&s.ctx, &id).await?))
+}
+
+/// Every practice with its health at a glance (from the stored state; no PMS read).
+#[utoipa::path(get, path = "/api/practices", tag = "health",
+    responses((status = 200, description = "One entry per link", body = [PracticeSummary]),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn list_practices(State(s): State<HttpState>) -> Result<Json<Vec<PracticeSummary>>, Problem> {
+    Ok(axum::Json(admin::practices(&s.ctx).await?))
+}
+
+/// One practice with its health at a glance.
+#[utoipa::path(get, path = "/api/practices/{id}", tag = "health",
+    params(("id" = String, Path, description = "Link id")),
+    responses((status = 200, description = "The practice", body = PracticeSummary),
+              (status = 404, description = "No such link"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn get_practice(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<PracticeSummary>, Problem> {
+    Ok(axum::Json(admin::practice(&s.ctx, &id).await?))
 }
 
 async fn market_payloads(
@@ -165,361 +539,4 @@ async fn pms_webhook(
     let woken = s.ctx.trigger_site(&event.siteslug, Trigger::PmsChanged);
     tracing::debug!(site = %event.siteslug, kind = %event.kind, woken, "PMS event");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A link as the admin API shows it: never with its secrets.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LinkView {
-    /// Link id.
-    pub id: String,
-    /// PMS site slug.
-    pub site_slug: String,
-    /// Marketplace practice id.
-    pub practice_id: String,
-    /// Whether it publishes and takes bookings.
-    pub enabled: bool,
-    /// Publishing horizon in days.
-    pub horizon_days: i64,
-    /// Bumped when the practice id changes.
-    pub generation: i64,
-    /// Whether a PMS API key and a practice key are set (they are write-only).
-    pub secrets_set: bool,
-}
-
-impl From<&Link> for LinkView {
-    fn from(l: &Link) -> Self {
-        LinkView {
-            id: l.id.to_string(),
-            site_slug: l.site_slug.as_str().to_owned(),
-            practice_id: l.market_practice_id.clone(),
-            enabled: l.enabled,
-            horizon_days: l.horizon_days.get(),
-            generation: l.generation,
-            secrets_set: true,
-        }
-    }
-}
-
-/// `POST /api/links`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLink {
-    /// PMS site slug.
-    pub site_slug: String,
-    /// PMS API key (write-only).
-    pub pms_api_key: String,
-    /// Marketplace practice id.
-    pub practice_id: String,
-    /// Marketplace practice key (write-only).
-    pub practice_key: String,
-    /// Publishing horizon, 1..=90 (default 30).
-    #[serde(default)]
-    pub horizon_days: Option<i64>,
-    /// Start enabled (default true).
-    #[serde(default)]
-    pub enabled: Option<bool>,
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid body",
-            format!("the request body is not valid: {e}"),
-        )
-    })
-}
-
-fn link_id(id: &str) -> Result<LinkId, Problem> {
-    id.parse()
-        .map_err(|e: StoreError| Problem::new(StatusCode::NOT_FOUND, "Not found", e.to_string()))
-}
-
-async fn create_link(
-    State(s): State<HttpState>,
-    body: Bytes,
-) -> Result<(StatusCode, axum::Json<LinkView>), Problem> {
-    let req: CreateLink = json_body(&body)?;
-    let site_slug = SiteSlug::parse(&req.site_slug).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid input",
-            format!("site_slug: {e}"),
-        )
-    })?;
-    let horizon_days = match req.horizon_days {
-        Some(d) => HorizonDays::new(d)?,
-        None => HorizonDays::DEFAULT,
-    };
-    for (field, v) in [
-        ("pms_api_key", &req.pms_api_key),
-        ("practice_id", &req.practice_id),
-        ("practice_key", &req.practice_key),
-    ] {
-        if v.trim().is_empty() {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid input",
-                format!("{field}: must not be empty"),
-            ));
-        }
-    }
-    let link = s
-        .ctx
-        .store
-        .create_link(NewLink {
-            site_slug,
-            pms_api_key: SecretString::from(req.pms_api_key),
-            market_practice_id: req.practice_id,
-            market_practice_key: SecretString::from(req.practice_key),
-            enabled: req.enabled.unwrap_or(true),
-            horizon_days,
-        })
-        .await?;
-    s.ctx.links_changed();
-    Ok((StatusCode::CREATED, axum::Json(LinkView::from(&link))))
-}
-
-async fn list_links(State(s): State<HttpState>) -> Result<axum::Json<Vec<LinkView>>, Problem> {
-    let links = s.ctx.store.list_links().await?;
-    Ok(axum::Json(links.iter().map(LinkView::from).collect()))
-}
-
-async fn get_link(
-    State(s): State<HttpState>,
-    Path(id): Path<String>,
-) -> Result<axum::Json<LinkView>, Problem> {
-    let id = link_id(&id)?;
-    let link =
-        s.ctx.store.link(id).await?.ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, "Not found", format!("no link {id}"))
-        })?;
-    Ok(axum::Json(LinkView::from(&link)))
-}
-
-/// `PATCH /api/links/{id}`: any of the fields; secrets are write-only.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateLink {
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-    /// New marketplace practice id (publishing moves to it).
-    pub practice_id: Option<String>,
-    /// New marketplace practice key.
-    pub practice_key: Option<String>,
-    /// New PMS API key.
-    pub pms_api_key: Option<String>,
-    /// New horizon.
-    pub horizon_days: Option<i64>,
-}
-
-async fn update_link(
-    State(s): State<HttpState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<axum::Json<LinkView>, Problem> {
-    let id = link_id(&id)?;
-    let req: UpdateLink = json_body(&body)?;
-    let changes = LinkChanges {
-        enabled: req.enabled,
-        market_practice_id: req.practice_id,
-        market_practice_key: req.practice_key.map(SecretString::from),
-        pms_api_key: req.pms_api_key.map(SecretString::from),
-        horizon_days: req.horizon_days.map(HorizonDays::new).transpose()?,
-        site_slug: None,
-    };
-    let link = s.ctx.store.update_link(id, changes).await?;
-    // The worker picks up the change: a new practice or a re-enable restarts it with a full
-    // configuration send.
-    s.ctx.restart(id);
-    Ok(axum::Json(LinkView::from(&link)))
-}
-
-/// `POST /api/links/{id}/resync`: `{"what": "config" | "availability"}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResyncRequest {
-    /// What to resend.
-    pub what: String,
-}
-
-async fn resync(
-    State(s): State<HttpState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<StatusCode, Problem> {
-    let id = link_id(&id)?;
-    let req: ResyncRequest = json_body(&body)?;
-    let trigger = match req.what.as_str() {
-        "config" => Trigger::ResyncConfig,
-        "availability" => Trigger::ResyncAvailability,
-        other => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid input",
-                format!("what: expected \"config\" or \"availability\", found {other:?}"),
-            ));
-        }
-    };
-    if s.ctx.trigger(id, trigger) {
-        Ok(StatusCode::ACCEPTED)
-    } else {
-        Err(Problem::new(
-            StatusCode::CONFLICT,
-            "Not running here",
-            "the link is disabled or worked by another node; resync there",
-        ))
-    }
-}
-
-async fn load_link(s: &HttpState, id: &str) -> Result<Link, Problem> {
-    let id = link_id(id)?;
-    s.ctx
-        .store
-        .link(id)
-        .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "Not found", format!("no link {id}")))
-}
-
-fn pms_problem(e: slotbridge_pms::PmsError) -> Problem {
-    Problem::new(
-        StatusCode::BAD_GATEWAY,
-        "PMS unavailable",
-        format!("the PMS could not be read: {e}"),
-    )
-}
-
-/// `GET /api/links/{id}/findings`: the diagnostics for the link's practice, from a fresh read of
-/// the PMS and the link's sync state. When the PMS cannot be read, that is the finding.
-async fn findings(
-    State(s): State<HttpState>,
-    Path(id): Path<String>,
-) -> Result<axum::Json<Vec<slotbridge_domain::diagnostics::Finding>>, Problem> {
-    use slotbridge_domain::diagnostics::{Consent, HealthView, Input, PmsAuth, diagnose};
-    let link = load_link(&s, &id).await?;
-    let state = s.ctx.store.sync_state(link.id).await?;
-    let now = Timestamp::now();
-    let error_kind = state.last_error.as_ref().map(|e| e.kind.as_str());
-    let mut health = HealthView {
-        pms_auth: match error_kind {
-            Some("pms_unauthorized") => PmsAuth::Rejected,
-            Some("pms_key_revoked") => PmsAuth::Revoked,
-            _ => PmsAuth::Ok,
-        },
-        pms_reachable: error_kind != Some("pms"),
-        pms_error: state
-            .last_error
-            .as_ref()
-            .filter(|_| error_kind == Some("pms"))
-            .map(|e| e.message.clone()),
-        consent: match state.consent {
-            slotbridge_store::ConsentStatus::Granted => Consent::Granted,
-            slotbridge_store::ConsentStatus::Withdrawn => Consent::Missing,
-            slotbridge_store::ConsentStatus::Unknown => Consent::Unknown,
-        },
-        market_reachable: error_kind != Some("market"),
-        market_error: state
-            .last_error
-            .as_ref()
-            .filter(|_| error_kind == Some("market"))
-            .map(|e| e.message.clone()),
-        oldest_open_critical_request: None,
-        availability_age: state
-            .last_publish_at
-            .map(|at| jiff::SignedDuration::from_secs(now.duration_since(at).as_secs())),
-        availability_stale_after: jiff::SignedDuration::from_mins(30),
-        rejected_bookings: Vec::new(),
-    };
-    for b in s.ctx.store.bookings_for_link(link.id, 50).await? {
-        if let Some(reason) = b.reject_reason {
-            health
-                .rejected_bookings
-                .push(slotbridge_domain::diagnostics::RejectedBooking {
-                    booking_id: b.booking_id,
-                    reason,
-                });
-        }
-    }
-    let pms = s.ctx.pms_connector(&link);
-    let read = async {
-        let setup = slotbridge_pms::PmsConnector::read_setup(&pms).await?;
-        let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
-        let dates = crate::publisher::horizon_dates(&setup, now, horizon);
-        let today = dates
-            .first()
-            .copied()
-            .unwrap_or(jiff::civil::date(2000, 1, 1));
-        let end = dates
-            .last()
-            .and_then(|d| d.tomorrow().ok())
-            .unwrap_or(today);
-        let diary = slotbridge_pms::PmsConnector::read_diary(&pms, today, end).await?;
-        Ok::<_, slotbridge_pms::PmsError>((setup, diary, today, horizon))
-    };
-    match read.await {
-        Ok((setup, diary, today, horizon)) => Ok(axum::Json(diagnose(
-            &Input::new(&setup, &diary, today, horizon).with_health(&health),
-        ))),
-        Err(e) => {
-            health.pms_auth = match e {
-                slotbridge_pms::PmsError::Unauthorized { .. } => PmsAuth::Rejected,
-                slotbridge_pms::PmsError::KeyRevoked { .. } => PmsAuth::Revoked,
-                _ => health.pms_auth,
-            };
-            if health.pms_auth == PmsAuth::Ok {
-                health.pms_reachable = false;
-                health.pms_error = Some(e.to_string());
-            }
-            // Without the setup only the health can be judged.
-            Ok(axum::Json(slotbridge_domain::diagnostics::diagnose_health(
-                &health,
-            )))
-        }
-    }
-}
-
-/// Query of `GET /api/links/{id}/explain`.
-#[derive(Debug, Deserialize)]
-pub struct ExplainQuery {
-    /// PMS practitioner id.
-    pub practitioner: String,
-    /// Practice-local start, `YYYY-MM-DDTHH:MM`.
-    pub at: String,
-    /// Booking reason id (all reasons when missing).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// `GET /api/links/{id}/explain?practitioner=&at=&reason=`: why there is (no) slot then.
-async fn explain(
-    State(s): State<HttpState>,
-    Path(id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<ExplainQuery>,
-) -> Result<axum::Json<slotbridge_domain::explain::Explanation>, Problem> {
-    let link = load_link(&s, &id).await?;
-    let at: jiff::civil::DateTime = q.at.parse().map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid input",
-            format!(
-                "at: expected a practice-local time like 2026-04-07T10:00, found {:?} ({e})",
-                q.at
-            ),
-        )
-    })?;
-    let pms = s.ctx.pms_connector(&link);
-    let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
-    let snapshot = slotbridge_pms::read_snapshot(&pms, Timestamp::now(), horizon)
-        .await
-        .map_err(pms_problem)?;
-    let valid = snapshot.validate().map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid PMS data",
-            e.to_string(),
-        )
-    })?;
-    slotbridge_domain::explain::explain(&valid, &q.practitioner, at, q.reason.as_deref())
-        .map(axum::Json)
-        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, "Not found", e.to_string()))
 }

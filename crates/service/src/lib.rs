@@ -2,12 +2,16 @@
 //!
 //! - [`publisher`]: configuration and availability to the marketplace, sending only what changed.
 //! - [`worker`]: leases on links and one worker per held link: PMS changes in, requests answered.
-//! - [`http`]: health, metrics, webhook receivers and the admin API for links.
+//! - [`http`]: health, metrics, webhook receivers, the admin API (`/api`, `/openapi.json`).
+//! - [`admin`]: the admin operations under both the admin API and the console.
+//! - [`console`]: the operator console (`/console`), server-rendered with htmx.
 //! - [`node`]: the composition root of one node (`slotbridge run`, `slotbridge demo`).
 //! - [`metrics`]: the node's Prometheus metrics.
 //! - [`bookings`]: the booking outbox: every booking into the diary exactly once, or rejected.
 
+pub mod admin;
 pub mod bookings;
+pub mod console;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -12,6 +12,7 @@ use slotbridge_store::{Keyring, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::AdminAccess;
 use crate::metrics::Metrics;
 use crate::worker::{self, Ctx, Webhooks, WorkerSettings};
 
@@ -53,6 +54,12 @@ pub enum StartError {
     /// The marketplace client could not be built.
     #[error("marketplace client: {0}")]
     Market(#[from] slotbridge_market::MarketError),
+    /// The admin API would be open on a non-loopback address.
+    #[error(
+        "no admin token: the admin API and the console would be open to the network on {0}; \
+         set admin_token (SLOTBRIDGE_ADMIN_TOKEN) or listen on a loopback address"
+    )]
+    AdminOpen(SocketAddr),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -74,8 +81,23 @@ pub struct Node {
 }
 
 impl Node {
-    /// Start a node.
+    /// Start a node whose admin API needs no token (allowed on a loopback address only) and
+    /// whose console cannot be logged in to. See [`Node::start_with_access`].
     pub async fn start(cfg: NodeConfig, keys: Keyring) -> Result<Node, StartError> {
+        Node::start_with_access(cfg, keys, AdminAccess::default()).await
+    }
+
+    /// Start a node; `access` says who may use the admin API (`/api`, bearer token) and the
+    /// console (`/console`, password or token). Without a token the node listens only on a
+    /// loopback address.
+    pub async fn start_with_access(
+        cfg: NodeConfig,
+        keys: Keyring,
+        access: AdminAccess,
+    ) -> Result<Node, StartError> {
+        if access.token.is_none() && !cfg.listen.ip().is_loopback() {
+            return Err(StartError::AdminOpen(cfg.listen));
+        }
         let store = Store::open(&cfg.database_url, keys).await?;
         let metrics = Arc::new(Metrics::default());
         let market = MarketClient::new(
@@ -116,7 +138,7 @@ impl Node {
         });
         let ctx = Ctx::new(store, market, settings, metrics);
         let cancel = CancellationToken::new();
-        let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret));
+        let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret), access);
         let http_cancel = cancel.clone();
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)

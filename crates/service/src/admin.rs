@@ -1,0 +1,1143 @@
+//! The admin operations: the one layer under both the JSON admin API (`http`) and the operator
+//! console (`console`). Neither of those reaches into the store or the PMS directly; both are thin
+//! over the functions here, which take the node's [`Ctx`] and return plain views (serialisable,
+//! described in the OpenAPI document, never carrying a secret).
+
+use std::collections::BTreeMap;
+
+use jiff::civil::{Date, DateTime};
+use jiff::{SignedDuration, Timestamp};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use slotbridge_domain::diagnostics::{
+    self, Consent, Finding, HealthView, Input, PmsAuth, RejectedBooking, Severity,
+};
+use slotbridge_domain::practice::{Diary, PracticeSetup, SiteSlug, to_snapshot};
+use slotbridge_pms::{PmsConnector, PmsError};
+use slotbridge_store::{
+    Booking, BookingEvent, ConsentStatus, HorizonDays, Link, LinkChanges, LinkId, MarketRequest,
+    NewLink, StoreError, SyncState,
+};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::worker::{Ctx, Trigger};
+
+/// Published availability older than this is stale.
+pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
+
+/// How many bookings and requests the log shows.
+pub const LOG_LIMIT: u32 = 50;
+
+/// Why an admin operation failed; the HTTP layer turns it into problem+json, the console into a
+/// message on the page.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No such link (or practitioner, or reason).
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is malformed or out of range.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault.
+        field: &'static str,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The operation conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The PMS could not be read.
+    #[error("the PMS could not be read: {0}")]
+    Pms(#[from] PmsError),
+    /// The PMS's data is not a valid diary.
+    #[error("the PMS data is not a valid diary: {0}")]
+    PmsData(String),
+    /// The store failed.
+    #[error("the store failed: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidInput { field, message } => AdminError::Invalid { field, message },
+            StoreError::PracticeAlreadyLinked { .. } => AdminError::Conflict(e.to_string()),
+            StoreError::LinkNotFound(_) => AdminError::NotFound(e.to_string()),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AdminError {
+    AdminError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn ts(t: Timestamp) -> String {
+    t.to_string()
+}
+
+/// A link as the admin API shows it: never with its secrets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    /// Link id (a UUID).
+    pub id: String,
+    /// PMS site slug.
+    pub site_slug: String,
+    /// Marketplace practice id.
+    pub practice_id: String,
+    /// Whether it publishes and takes bookings.
+    pub enabled: bool,
+    /// Publishing horizon in days.
+    pub horizon_days: i64,
+    /// Bumped when the practice id changes.
+    pub generation: i64,
+    /// Whether a PMS API key and a practice key are set (they are write-only).
+    pub secrets_set: bool,
+}
+
+impl From<&Link> for LinkView {
+    fn from(l: &Link) -> Self {
+        LinkView {
+            id: l.id.to_string(),
+            site_slug: l.site_slug.as_str().to_owned(),
+            practice_id: l.market_practice_id.clone(),
+            enabled: l.enabled,
+            horizon_days: l.horizon_days.get(),
+            generation: l.generation,
+            secrets_set: true,
+        }
+    }
+}
+
+/// `POST /api/links`: link a PMS site to a marketplace practice.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// PMS site slug.
+    pub site_slug: String,
+    /// PMS API key (write-only).
+    pub pms_api_key: String,
+    /// Marketplace practice id.
+    pub practice_id: String,
+    /// Marketplace practice key (write-only).
+    pub practice_key: String,
+    /// Publishing horizon, 1..=90 (default 30).
+    #[serde(default)]
+    pub horizon_days: Option<i64>,
+    /// Start enabled (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /api/links/{id}`: any of the fields; secrets are write-only (set, never shown).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLink {
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// New marketplace practice id (publishing moves to it).
+    pub practice_id: Option<String>,
+    /// New marketplace practice key.
+    pub practice_key: Option<String>,
+    /// New PMS API key.
+    pub pms_api_key: Option<String>,
+    /// New horizon, 1..=90.
+    pub horizon_days: Option<i64>,
+}
+
+/// What a resync resends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncWhat {
+    /// The configuration: liveness contract, resources, appointment types.
+    Config,
+    /// Every day of availability in the horizon.
+    Availability,
+}
+
+impl ResyncWhat {
+    /// `config` or `availability`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResyncWhat::Config => "config",
+            ResyncWhat::Availability => "availability",
+        }
+    }
+
+    /// Parse `config` or `availability`.
+    pub fn parse(s: &str) -> Result<Self, AdminError> {
+        match s {
+            "config" => Ok(ResyncWhat::Config),
+            "availability" => Ok(ResyncWhat::Availability),
+            other => Err(invalid(
+                "what",
+                format!("expected \"config\" or \"availability\", found {other:?}"),
+            )),
+        }
+    }
+}
+
+/// `POST /api/links/{id}/resync`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncRequest {
+    /// What to resend: `config` or `availability`.
+    pub what: String,
+}
+
+/// The answer to a resync request: accepted, with where it is now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResyncAccepted {
+    /// The link.
+    pub link: String,
+    /// What is resent.
+    pub what: ResyncWhat,
+    /// Where to follow its progress (`GET`).
+    pub progress_url: String,
+}
+
+/// The last error a link's sync hit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorView {
+    /// Machine-readable kind (`pms`, `pms_unauthorized`, `market`, `consent_missing`, ...).
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// Counts by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SeverityCounts {
+    /// Error-level findings.
+    pub error: u32,
+    /// Warnings.
+    pub warning: u32,
+    /// Informational.
+    pub info: u32,
+}
+
+impl SeverityCounts {
+    fn of(findings: &[FindingView]) -> Self {
+        let mut c = SeverityCounts::default();
+        for f in findings {
+            match f.severity.as_str() {
+                "error" => c.error += 1,
+                "warning" => c.warning += 1,
+                _ => c.info += 1,
+            }
+        }
+        c
+    }
+}
+
+/// Bookings by outcome, among the most recent [`LOG_LIMIT`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BookingCounts {
+    /// Confirmed (in the diary, the marketplace told).
+    pub confirmed: u32,
+    /// Rejected, with a reason.
+    pub rejected: u32,
+    /// Still being processed.
+    pub in_progress: u32,
+}
+
+/// One practice (link) with its health at a glance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PracticeSummary {
+    /// The link.
+    pub link: LinkView,
+    /// Whether this node works the link now (holds its lease).
+    pub running_here: bool,
+    /// Last successful read of the PMS (RFC 3339).
+    pub last_pms_read_at: Option<String>,
+    /// Last successful publish to the marketplace (RFC 3339).
+    pub last_publish_at: Option<String>,
+    /// Last poll of the marketplace's requests (RFC 3339).
+    pub last_poll_at: Option<String>,
+    /// Seconds since the last publish.
+    pub lag_seconds: Option<i64>,
+    /// The last error, until a sync succeeds.
+    pub last_error: Option<ErrorView>,
+    /// Consent to publish as last seen: `unknown`, `granted` or `withdrawn`.
+    pub consent: String,
+    /// Why the practice is unhealthy (`disabled`, `error`, `consent_missing`, `never_published`,
+    /// `stale`, `bookings_rejected`, or a flag raised by the service); empty when healthy.
+    pub unhealthy: Vec<String>,
+    /// The integration-health findings (no PMS read), by severity.
+    pub health_findings: SeverityCounts,
+    /// The most recent bookings, by outcome.
+    pub bookings: BookingCounts,
+}
+
+/// A finding: what is wrong and how to fix it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    /// Stable code, e.g. `stacking-off`.
+    pub code: String,
+    /// `error`, `warning` or `info`.
+    pub severity: String,
+    /// The PMS practitioner id it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practitioner: Option<String>,
+    /// The PMS booking reason it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What is wrong and what it does to availability or bookings.
+    pub explanation: String,
+    /// How to fix it, in the PMS's or the marketplace portal's own terms.
+    pub fix: String,
+}
+
+impl From<Finding> for FindingView {
+    fn from(f: Finding) -> Self {
+        FindingView {
+            code: f.code.as_str().to_owned(),
+            severity: f.severity.as_str().to_owned(),
+            practitioner: f.practitioner,
+            reason: f.reason,
+            explanation: f.explanation,
+            fix: f.fix,
+        }
+    }
+}
+
+/// Query of `GET /api/links/{id}/explain`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainQuery {
+    /// PMS practitioner id.
+    pub practitioner: String,
+    /// Practice-local start, `YYYY-MM-DDTHH:MM`.
+    pub at: String,
+    /// Booking reason id (every reason of the practitioner when missing).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The answer for one booking reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReasonAnswerView {
+    /// Reason id.
+    pub reason: String,
+    /// Reason name.
+    pub reason_name: String,
+    /// Whether a slot of this reason starting then is published.
+    pub published: bool,
+    /// The rule that removed it: `horizon`, `closed_date`, `outside_sessions`, `break`,
+    /// `block`, `appointment`, `window`, `grid`, `notice`, `dst_gap`, `stacking`, `no_rule`.
+    pub cause: Option<String>,
+    /// In words.
+    pub detail: String,
+}
+
+/// Why there is (no) slot at a time for a practitioner.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExplanationView {
+    /// The practitioner id.
+    pub practitioner: String,
+    /// The practice-local time asked about.
+    pub at: String,
+    /// Whether a slot is published then.
+    pub published: bool,
+    /// The rule that removed it (see [`ReasonAnswerView::cause`]).
+    pub cause: Option<String>,
+    /// One sentence.
+    pub summary: String,
+    /// Per reason.
+    pub reasons: Vec<ReasonAnswerView>,
+}
+
+impl From<slotbridge_domain::explain::Explanation> for ExplanationView {
+    fn from(e: slotbridge_domain::explain::Explanation) -> Self {
+        ExplanationView {
+            practitioner: e.practitioner,
+            at: e.at.to_string(),
+            published: e.published,
+            cause: e.cause.map(|c| c.as_str().to_owned()),
+            summary: e.summary,
+            reasons: e
+                .reasons
+                .into_iter()
+                .map(|r| ReasonAnswerView {
+                    reason: r.reason,
+                    reason_name: r.reason_name,
+                    published: r.published,
+                    cause: r.cause.map(|c| c.as_str().to_owned()),
+                    detail: r.detail,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Query of `GET /api/links/{id}/week`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WeekQuery {
+    /// First day (practice-local `YYYY-MM-DD`); today when missing.
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+/// One published slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SlotView {
+    /// Practice-local start, `HH:MM`.
+    pub start: String,
+    /// Practice-local end, `HH:MM`.
+    pub end: String,
+    /// Booking reason id.
+    pub reason: String,
+}
+
+/// One practitioner's published slots on one day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WeekDay {
+    /// The date.
+    pub date: String,
+    /// Whether the practice is closed that day.
+    pub closed: bool,
+    /// The slots, by start.
+    pub slots: Vec<SlotView>,
+}
+
+/// One practitioner's week.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PractitionerWeek {
+    /// PMS practitioner id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Seven days from the week's start.
+    pub days: Vec<WeekDay>,
+}
+
+/// The published availability of a week, per practitioner: the engine's slots from a fresh PMS
+/// read, the same computation the publisher sends.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WeekView {
+    /// The practice's name in the PMS.
+    pub practice_name: String,
+    /// The practice's IANA time zone.
+    pub timezone: String,
+    /// First day.
+    pub start: String,
+    /// The seven dates.
+    pub dates: Vec<String>,
+    /// Today (practice-local).
+    pub today: String,
+    /// Last day of the horizon.
+    pub horizon_end: String,
+    /// Per practitioner publishing online.
+    pub practitioners: Vec<PractitionerWeek>,
+    /// The booking reasons published online.
+    pub reasons: Vec<ReasonRef>,
+}
+
+/// A booking reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReasonRef {
+    /// Reason id.
+    pub id: String,
+    /// Reason name.
+    pub name: String,
+}
+
+/// A marketplace request as logged.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    /// The marketplace's request id.
+    pub request_id: String,
+    /// Its kind.
+    pub kind: String,
+    /// `received` or `handled`.
+    pub state: String,
+    /// When it arrived (RFC 3339).
+    pub received_at: String,
+    /// When it was answered.
+    pub handled_at: Option<String>,
+    /// How it was answered.
+    pub outcome: Option<String>,
+    /// Detail.
+    pub detail: Option<String>,
+}
+
+impl From<MarketRequest> for RequestView {
+    fn from(r: MarketRequest) -> Self {
+        RequestView {
+            request_id: r.request_id,
+            kind: r.kind,
+            state: r.state.as_str().to_owned(),
+            received_at: ts(r.received_at),
+            handled_at: r.handled_at.map(ts),
+            outcome: r.outcome,
+            detail: r.detail,
+        }
+    }
+}
+
+/// One state transition of a booking.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TransitionView {
+    /// The state before (none for the first).
+    pub from: Option<String>,
+    /// The state after (the same as `from` for a retry).
+    pub to: String,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+impl From<BookingEvent> for TransitionView {
+    fn from(e: BookingEvent) -> Self {
+        TransitionView {
+            from: e.from.map(|s| s.as_str().to_owned()),
+            to: e.to.as_str().to_owned(),
+            reason: e.reason,
+            at: ts(e.at),
+        }
+    }
+}
+
+/// A booking with every transition.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BookingView {
+    /// The marketplace's booking id.
+    pub booking_id: String,
+    /// `received`, `patient_resolved`, `inserted`, `confirmed` or `rejected`.
+    pub state: String,
+    /// The appointment's practice-local start, as the marketplace sent it.
+    pub appointment_time: Option<String>,
+    /// The PMS resource (practitioner and specialty) booked.
+    pub resource: Option<String>,
+    /// The marketplace appointment type's name.
+    pub appointment_type: Option<String>,
+    /// The PMS appointment, once inserted.
+    pub pms_appointment_id: Option<String>,
+    /// Why it was rejected.
+    pub reject_reason: Option<String>,
+    /// The last retryable error.
+    pub last_error: Option<String>,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When it was received (RFC 3339).
+    pub received_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// Every transition, oldest first.
+    pub transitions: Vec<TransitionView>,
+}
+
+fn booking_view(b: Booking, events: Vec<BookingEvent>) -> BookingView {
+    let field = |k: &str| b.request.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    BookingView {
+        appointment_time: field("pmsAppointmentTime"),
+        resource: field("pmsResourceId"),
+        appointment_type: field("comments"),
+        booking_id: b.booking_id,
+        state: b.state.as_str().to_owned(),
+        pms_appointment_id: b.pms_appointment_id,
+        reject_reason: b.reject_reason,
+        last_error: b.last_error,
+        attempts: b.attempts,
+        received_at: ts(b.created_at),
+        updated_at: ts(b.updated_at),
+        transitions: events.into_iter().map(TransitionView::from).collect(),
+    }
+}
+
+/// A link's request and booking log, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkLog {
+    /// Marketplace requests logged for the link.
+    pub requests: Vec<RequestView>,
+    /// Bookings with their transitions.
+    pub bookings: Vec<BookingView>,
+}
+
+fn link_id(id: &str) -> Result<LinkId, AdminError> {
+    id.parse()
+        .map_err(|_| AdminError::NotFound(format!("no link {id:?}")))
+}
+
+/// The link, or [`AdminError::NotFound`].
+pub async fn load_link(ctx: &Ctx, id: &str) -> Result<Link, AdminError> {
+    let lid = link_id(id)?;
+    ctx.store
+        .link(lid)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no link {id}")))
+}
+
+/// Every link.
+pub async fn list_links(ctx: &Ctx) -> Result<Vec<LinkView>, AdminError> {
+    Ok(ctx
+        .store
+        .list_links()
+        .await?
+        .iter()
+        .map(LinkView::from)
+        .collect())
+}
+
+/// One link.
+pub async fn get_link(ctx: &Ctx, id: &str) -> Result<LinkView, AdminError> {
+    Ok(LinkView::from(&load_link(ctx, id).await?))
+}
+
+fn non_empty(field: &'static str, v: &str) -> Result<(), AdminError> {
+    if v.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Link a PMS site to a marketplace practice.
+pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminError> {
+    let site_slug =
+        SiteSlug::parse(req.site_slug.trim()).map_err(|e| invalid("site_slug", e.to_string()))?;
+    let horizon_days = match req.horizon_days {
+        Some(d) => HorizonDays::new(d)?,
+        None => HorizonDays::DEFAULT,
+    };
+    non_empty("pms_api_key", &req.pms_api_key)?;
+    non_empty("practice_id", &req.practice_id)?;
+    non_empty("practice_key", &req.practice_key)?;
+    let link = ctx
+        .store
+        .create_link(NewLink {
+            site_slug,
+            pms_api_key: SecretString::from(req.pms_api_key),
+            market_practice_id: req.practice_id.trim().to_owned(),
+            market_practice_key: SecretString::from(req.practice_key),
+            enabled: req.enabled.unwrap_or(true),
+            horizon_days,
+        })
+        .await?;
+    Ok(LinkView::from(&link))
+}
+
+/// Change a link; the worker restarts with a full configuration send.
+pub async fn update_link(ctx: &Ctx, id: &str, req: UpdateLink) -> Result<LinkView, AdminError> {
+    let lid = link_id(id)?;
+    if let Some(p) = &req.practice_id {
+        non_empty("practice_id", p)?;
+    }
+    for (field, v) in [
+        ("practice_key", &req.practice_key),
+        ("pms_api_key", &req.pms_api_key),
+    ] {
+        if let Some(v) = v {
+            non_empty(field, v)?;
+        }
+    }
+    let changes = LinkChanges {
+        enabled: req.enabled,
+        market_practice_id: req.practice_id.map(|p| p.trim().to_owned()),
+        market_practice_key: req.practice_key.map(SecretString::from),
+        pms_api_key: req.pms_api_key.map(SecretString::from),
+        horizon_days: req.horizon_days.map(HorizonDays::new).transpose()?,
+        site_slug: None,
+    };
+    let link = ctx.store.update_link(lid, changes).await?;
+    // A new practice or a re-enable restarts the worker with a full configuration send.
+    ctx.restart(lid);
+    Ok(LinkView::from(&link))
+}
+
+/// Ask the link's worker to resend its configuration or its availability.
+pub async fn resync(ctx: &Ctx, id: &str, what: ResyncWhat) -> Result<ResyncAccepted, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let trigger = match what {
+        ResyncWhat::Config => Trigger::ResyncConfig,
+        ResyncWhat::Availability => Trigger::ResyncAvailability,
+    };
+    if !link.enabled {
+        return Err(AdminError::Conflict(
+            "the link is disabled: enable it first".into(),
+        ));
+    }
+    let asked_at = Timestamp::now();
+    if !ctx.trigger(link.id, trigger) {
+        return Err(AdminError::Conflict(
+            "the link is not worked by this node (another node holds it, or it is starting); \
+             resync there or try again in a few seconds"
+                .into(),
+        ));
+    }
+    resyncs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(link.id, (what, asked_at));
+    Ok(ResyncAccepted {
+        link: link.id.to_string(),
+        what,
+        progress_url: format!("/api/links/{}/resync", link.id),
+    })
+}
+
+/// Where a resync is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResyncProgressView {
+    /// What is resent.
+    pub what: ResyncWhat,
+    /// When it was asked for (RFC 3339).
+    pub requested_at: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// Why it failed.
+    pub message: Option<String>,
+    /// When it finished (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Days of availability sent so far, when known.
+    pub sent_days: Option<u32>,
+    /// Days to send, when known.
+    pub total_days: Option<u32>,
+}
+
+impl ResyncProgressView {
+    /// Done or failed.
+    pub fn finished(&self) -> bool {
+        matches!(self.state.as_str(), "done" | "failed")
+    }
+}
+
+/// Resyncs asked on this node: link -> (what, when). The worker reports a sync's end through
+/// the link's sync state (a publish or an error after the request).
+fn resyncs() -> &'static std::sync::Mutex<BTreeMap<LinkId, (ResyncWhat, Timestamp)>> {
+    static RESYNCS: std::sync::OnceLock<
+        std::sync::Mutex<BTreeMap<LinkId, (ResyncWhat, Timestamp)>>,
+    > = std::sync::OnceLock::new();
+    RESYNCS.get_or_init(Default::default)
+}
+
+/// The progress of the link's last resync asked on this node.
+pub async fn resync_progress(ctx: &Ctx, id: &str) -> Result<ResyncProgressView, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let asked = resyncs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&link.id)
+        .copied();
+    let Some((what, requested_at)) = asked else {
+        return Err(AdminError::NotFound(format!(
+            "no resync of link {} was asked on this node",
+            link.id
+        )));
+    };
+    let state = ctx.store.sync_state(link.id).await?;
+    let done = state.last_publish_at.filter(|at| *at >= requested_at);
+    let failed = state.last_error.as_ref().filter(|e| e.at >= requested_at);
+    let view =
+        |state: &str, message: Option<String>, finished_at: Option<Timestamp>| ResyncProgressView {
+            what,
+            requested_at: ts(requested_at),
+            state: state.to_owned(),
+            message,
+            finished_at: finished_at.map(ts),
+            sent_days: None,
+            total_days: None,
+        };
+    Ok(match (done, failed) {
+        (_, Some(e)) if done.is_none_or(|d| e.at > d) => {
+            view("failed", Some(e.message.clone()), Some(e.at))
+        }
+        (Some(d), _) => view("done", None, Some(d)),
+        _ if ctx.running().contains(&link.id) => view("running", None, None),
+        _ => view("queued", None, None),
+    })
+}
+
+fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> HealthView {
+    let error_kind = state.last_error.as_ref().map(|e| e.kind.as_str());
+    let message_if = |kind: &str| {
+        state
+            .last_error
+            .as_ref()
+            .filter(|_| error_kind == Some(kind))
+            .map(|e| e.message.clone())
+    };
+    HealthView {
+        pms_auth: match error_kind {
+            Some("pms_unauthorized") => PmsAuth::Rejected,
+            Some("pms_key_revoked") => PmsAuth::Revoked,
+            _ => PmsAuth::Ok,
+        },
+        pms_reachable: error_kind != Some("pms"),
+        pms_error: message_if("pms"),
+        consent: match state.consent {
+            ConsentStatus::Granted => Consent::Granted,
+            ConsentStatus::Withdrawn => Consent::Missing,
+            ConsentStatus::Unknown => Consent::Unknown,
+        },
+        market_reachable: error_kind != Some("market"),
+        market_error: message_if("market"),
+        oldest_open_critical_request: None,
+        availability_age: state
+            .last_publish_at
+            .map(|at| SignedDuration::from_secs(now.duration_since(at).as_secs())),
+        availability_stale_after: STALE_AFTER,
+        rejected_bookings: bookings
+            .iter()
+            .filter_map(|b| {
+                b.reject_reason.as_ref().map(|reason| RejectedBooking {
+                    booking_id: b.booking_id.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn summarize(
+    ctx: &Ctx,
+    link: &Link,
+    state: &SyncState,
+    bookings: &[Booking],
+    now: Timestamp,
+) -> PracticeSummary {
+    let health = health_view(state, bookings, now);
+    let health_findings: Vec<FindingView> = diagnostics::diagnose_health(&health)
+        .into_iter()
+        .map(FindingView::from)
+        .collect();
+    let lag = state
+        .last_publish_at
+        .map(|at| now.duration_since(at).as_secs().max(0));
+    let mut counts = BookingCounts::default();
+    for b in bookings {
+        match b.state {
+            slotbridge_store::BookingState::Confirmed => counts.confirmed += 1,
+            slotbridge_store::BookingState::Rejected => counts.rejected += 1,
+            _ => counts.in_progress += 1,
+        }
+    }
+    let mut unhealthy = Vec::new();
+    if !link.enabled {
+        unhealthy.push("disabled".to_owned());
+    }
+    if let Some(e) = &state.last_error {
+        unhealthy.push(format!("error: {}", e.kind));
+    }
+    if state.consent == ConsentStatus::Withdrawn {
+        unhealthy.push("consent_missing".to_owned());
+    }
+    match lag {
+        None if link.enabled => unhealthy.push("never_published".to_owned()),
+        Some(l) if link.enabled && l > STALE_AFTER.as_secs() => unhealthy.push("stale".to_owned()),
+        _ => {}
+    }
+    if counts.rejected > 0 {
+        unhealthy.push("bookings_rejected".to_owned());
+    }
+    unhealthy.extend(state.health_flags.iter().cloned());
+    PracticeSummary {
+        link: LinkView::from(link),
+        running_here: ctx.running().contains(&link.id),
+        last_pms_read_at: state.last_pms_read_at.map(ts),
+        last_publish_at: state.last_publish_at.map(ts),
+        last_poll_at: state.last_poll_at.map(ts),
+        lag_seconds: lag,
+        last_error: state.last_error.as_ref().map(|e| ErrorView {
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+            at: ts(e.at),
+        }),
+        consent: state.consent.as_str().to_owned(),
+        unhealthy,
+        health_findings: SeverityCounts::of(&health_findings),
+        bookings: counts,
+    }
+}
+
+/// Every practice with its health at a glance (no PMS read: from the stored sync state).
+pub async fn practices(ctx: &Ctx) -> Result<Vec<PracticeSummary>, AdminError> {
+    let now = Timestamp::now();
+    let links = ctx.store.list_links().await?;
+    let states: BTreeMap<LinkId, SyncState> = ctx
+        .store
+        .all_sync_states()
+        .await?
+        .into_iter()
+        .map(|s| (s.link_id, s))
+        .collect();
+    let mut out = Vec::with_capacity(links.len());
+    for link in &links {
+        let state = match states.get(&link.id) {
+            Some(s) => s.clone(),
+            None => ctx.store.sync_state(link.id).await?,
+        };
+        let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
+        out.push(summarize(ctx, link, &state, &bookings, now));
+    }
+    Ok(out)
+}
+
+/// One practice with its health at a glance.
+pub async fn practice(ctx: &Ctx, id: &str) -> Result<PracticeSummary, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let state = ctx.store.sync_state(link.id).await?;
+    let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
+    Ok(summarize(ctx, &link, &state, &bookings, Timestamp::now()))
+}
+
+/// A fresh read of a link's PMS: the setup and the diary over the link's horizon.
+pub struct PmsRead {
+    /// The setup.
+    pub setup: PracticeSetup,
+    /// The diary from `today` over the horizon.
+    pub diary: Diary,
+    /// Practice-local today.
+    pub today: Date,
+    /// Horizon in days.
+    pub horizon: u32,
+    /// When it was read.
+    pub now: Timestamp,
+}
+
+/// Read the link's PMS the way the publisher does.
+pub async fn read_pms(ctx: &Ctx, link: &Link) -> Result<PmsRead, PmsError> {
+    let pms = ctx.pms_connector(link);
+    let now = Timestamp::now();
+    let setup = pms.read_setup().await?;
+    let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
+    let today = now
+        .to_zoned_datetime(setup.timezone.time_zone().clone())
+        .date();
+    let end = today
+        .checked_add(jiff::Span::new().days(i64::from(horizon.max(1))))
+        .map_err(|e| PmsError::Protocol {
+            detail: format!("horizon: {e}"),
+        })?;
+    let diary = pms.read_diary(today, end).await?;
+    Ok(PmsRead {
+        setup,
+        diary,
+        today,
+        horizon,
+        now,
+    })
+}
+
+/// The findings from an already made read (or its failure) and the link's health.
+pub async fn findings_from(
+    ctx: &Ctx,
+    link: &Link,
+    read: Result<&PmsRead, &PmsError>,
+) -> Result<Vec<FindingView>, AdminError> {
+    let state = ctx.store.sync_state(link.id).await?;
+    let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
+    let mut health = health_view(&state, &bookings, Timestamp::now());
+    let found = match read {
+        Ok(r) => diagnostics::diagnose(
+            &Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health),
+        ),
+        Err(e) => {
+            health.pms_auth = match e {
+                PmsError::Unauthorized { .. } => PmsAuth::Rejected,
+                PmsError::KeyRevoked { .. } => PmsAuth::Revoked,
+                _ => health.pms_auth,
+            };
+            if health.pms_auth == PmsAuth::Ok {
+                health.pms_reachable = false;
+                health.pms_error = Some(e.to_string());
+            }
+            // Without the setup only the health can be judged.
+            diagnostics::diagnose_health(&health)
+        }
+    };
+    let mut found: Vec<FindingView> = found.into_iter().map(FindingView::from).collect();
+    found.sort_by_key(|f| match f.severity.as_str() {
+        "error" => 0,
+        "warning" => 1,
+        _ => 2,
+    });
+    Ok(found)
+}
+
+/// The diagnostics for the link's practice, from a fresh read of the PMS and the link's sync
+/// state. When the PMS cannot be read, that is the finding.
+pub async fn findings(ctx: &Ctx, id: &str) -> Result<Vec<FindingView>, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let read = read_pms(ctx, &link).await;
+    findings_from(ctx, &link, read.as_ref()).await
+}
+
+fn valid_snapshot(
+    read: &PmsRead,
+) -> Result<slotbridge_domain::snapshot::ValidSnapshot, AdminError> {
+    to_snapshot(&read.setup, &read.diary, read.now, read.horizon)
+        .validate()
+        .map_err(|e| AdminError::PmsData(e.to_string()))
+}
+
+/// Why there is (no) slot then, from an already made read.
+pub fn explain_from(read: &PmsRead, q: &ExplainQuery) -> Result<ExplanationView, AdminError> {
+    let at: DateTime = q.at.trim().parse().map_err(|e| {
+        invalid(
+            "at",
+            format!(
+                "expected a practice-local time like 2026-04-07T10:00, found {:?} ({e})",
+                q.at
+            ),
+        )
+    })?;
+    if q.practitioner.trim().is_empty() {
+        return Err(invalid("practitioner", "must not be empty"));
+    }
+    let valid = valid_snapshot(read)?;
+    let reason = q.reason.as_deref().filter(|r| !r.trim().is_empty());
+    slotbridge_domain::explain::explain(&valid, q.practitioner.trim(), at, reason)
+        .map(ExplanationView::from)
+        .map_err(|e| AdminError::NotFound(e.to_string()))
+}
+
+/// Why there is (no) slot at a time for a practitioner, from a fresh read of the PMS.
+pub async fn explain(ctx: &Ctx, id: &str, q: &ExplainQuery) -> Result<ExplanationView, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let read = read_pms(ctx, &link).await?;
+    explain_from(&read, q)
+}
+
+fn hhmm(t: jiff::civil::Time) -> String {
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
+
+/// The week's published availability from an already made read.
+pub fn week_from(read: &PmsRead, start: Option<&str>) -> Result<WeekView, AdminError> {
+    let start = match start.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s.parse::<Date>().map_err(|e| {
+            invalid(
+                "start",
+                format!("expected a date like 2026-04-07, found {s:?} ({e})"),
+            )
+        })?,
+        None => read.today,
+    };
+    let dates: Vec<Date> = (0..7)
+        .filter_map(|n| start.checked_add(jiff::Span::new().days(n)).ok())
+        .collect();
+    let valid = valid_snapshot(read)?;
+    let tz = valid.timezone().clone();
+    let slots = slotbridge_domain::availability::compute_slots(&valid);
+    // practitioner -> date -> slots
+    let mut by: BTreeMap<(&str, Date), Vec<SlotView>> = BTreeMap::new();
+    for s in &slots {
+        let start_local = s.start.to_zoned_datetime(tz.clone());
+        let date = start_local.date();
+        if !dates.contains(&date) {
+            continue;
+        }
+        let end_local = s.end.to_zoned_datetime(tz.clone());
+        let end = if end_local.date() == date {
+            hhmm(end_local.time())
+        } else {
+            "24:00".to_owned()
+        };
+        by.entry((s.practitioner, date))
+            .or_default()
+            .push(SlotView {
+                start: hhmm(start_local.time()),
+                end,
+                reason: s.reason.to_owned(),
+            });
+    }
+    let closed: Vec<Date> = valid
+        .days()
+        .iter()
+        .filter(|d| d.is_closed())
+        .map(|d| d.date())
+        .collect();
+    let practitioners = valid
+        .practitioners()
+        .iter()
+        .map(|p| PractitionerWeek {
+            id: p.id().to_owned(),
+            name: if p.name().is_empty() {
+                p.id().to_owned()
+            } else {
+                p.name().to_owned()
+            },
+            days: dates
+                .iter()
+                .map(|d| {
+                    let mut slots = by.remove(&(p.id(), *d)).unwrap_or_default();
+                    slots.sort_by(|a, b| a.start.cmp(&b.start).then(a.reason.cmp(&b.reason)));
+                    WeekDay {
+                        date: d.to_string(),
+                        closed: closed.contains(d),
+                        slots,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let horizon_end = read
+        .today
+        .checked_add(jiff::Span::new().days(i64::from(read.horizon.max(1)) - 1))
+        .unwrap_or(read.today);
+    Ok(WeekView {
+        practice_name: read.setup.name.clone(),
+        timezone: valid.timezone_name().to_owned(),
+        start: start.to_string(),
+        dates: dates.iter().map(Date::to_string).collect(),
+        today: read.today.to_string(),
+        horizon_end: horizon_end.to_string(),
+        practitioners,
+        reasons: valid
+            .reasons()
+            .iter()
+            .map(|r| ReasonRef {
+                id: r.id().to_owned(),
+                name: r.name().to_owned(),
+            })
+            .collect(),
+    })
+}
+
+/// The published availability of a week per practitioner, from a fresh PMS read and the engine.
+pub async fn week(ctx: &Ctx, id: &str, start: Option<&str>) -> Result<WeekView, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let read = read_pms(ctx, &link).await?;
+    week_from(&read, start)
+}
+
+/// The link's request and booking log, newest first, each booking with its transitions.
+pub async fn log(ctx: &Ctx, id: &str) -> Result<LinkLog, AdminError> {
+    let link = load_link(ctx, id).await?;
+    let requests = ctx
+        .store
+        .recent_requests(Some(link.id), LOG_LIMIT)
+        .await?
+        .into_iter()
+        .map(RequestView::from)
+        .collect();
+    let mut bookings = Vec::new();
+    for b in ctx.store.bookings_for_link(link.id, LOG_LIMIT).await? {
+        let events = ctx.store.booking_events(&b.booking_id).await?;
+        bookings.push(booking_view(b, events));
+    }
+    Ok(LinkLog { requests, bookings })
+}
+
+/// How severe, for sorting and styling.
+pub fn severity_rank(s: &str) -> u8 {
+    match s {
+        "error" => 0,
+        "warning" => 1,
+        _ => 2,
+    }
+}
+
+/// Whether any finding is an error.
+pub fn has_errors(findings: &[FindingView]) -> bool {
+    findings
+        .iter()
+        .any(|f| f.severity == Severity::Error.as_str())
+}
