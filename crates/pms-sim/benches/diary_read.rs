@@ -2,14 +2,14 @@
 //!
 //! `cargo bench -p slotbridge-pms-sim --bench diary_read` prints, for a
 //! `GET …/appointments` read of `BENCH_DAYS` days (default 1):
-//! 0. the cost of generating a practice (its setup, hours, blocks and closed dates), of building
-//!    one diary day, and of building all 90 days and the patient files, on this thread;
 //! 1. touching every practice once (cold: each practice is generated on first use), and the
 //!    process's resident memory afterwards;
 //! 2. an open-loop 500 requests/s for `BENCH_SECS` (default 20) over a working set of 200
 //!    practices (warm);
 //! 3. the same rate spread evenly over all 10,000 practices (mostly cold: all but
-//!    `BENCH_CAP`, default 256, were dropped again).
+//!    `BENCH_CAP`, default 256, were dropped again);
+//! 4. the cost of generating a practice (its setup, hours, blocks and closed dates), of building
+//!    one diary day, and of building all 90 days and the patient files, on this thread.
 //!
 //! The client runs in the same process, so the memory figure is an upper bound for the server.
 //! The load average is printed before and after (the machine is shared).
@@ -104,6 +104,43 @@ async fn open_loop(
     (lat, errors, started.elapsed())
 }
 
+/// 4. Generation cost alone, on this thread: the setup, hours, blocks and closed dates of a
+/// practice; one diary day; the other 89 days and the patient files (each practice dropped
+/// right after, so this does not hold memory).
+fn generation_cost() {
+    let now = jiff::Timestamp::now();
+    let n = 200u32;
+    let (mut shell, mut day, mut rest, mut appointments) = (0.0, 0.0, 0.0, 0);
+    for index in 1..=n {
+        let started = Instant::now();
+        let mut p = slotbridge_pms_sim::generate::generated(1, index, now);
+        shell += started.elapsed().as_secs_f64();
+        let today = now.to_zoned_datetime(p.tz().clone()).date();
+        let from = today.to_datetime(jiff::civil::Time::midnight());
+        let to = today
+            .tomorrow()
+            .expect("date")
+            .to_datetime(jiff::civil::Time::midnight());
+        let started = Instant::now();
+        p.appointments_between(from, to, None).count();
+        day += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        p.materialize_all();
+        rest += started.elapsed().as_secs_f64();
+        appointments += p.appointment_count();
+    }
+    let ms = |total: f64| total * 1000.0 / f64::from(n);
+    println!(
+        "generation, per practice (mean of {n}): setup, hours, blocks and closed dates {:.3} ms; \
+         + one diary day {:.3} ms; + the other 89 days and the patient files {:.2} ms \
+         ({} appointments on average)",
+        ms(shell),
+        ms(day),
+        ms(rest),
+        appointments / n as usize
+    );
+}
+
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
@@ -121,40 +158,6 @@ fn main() {
         "machine: {} CPUs, load average {} at the start",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
-    );
-    // 0. Generation cost alone, on this thread.
-    let now = jiff::Timestamp::now();
-    let n = 200u32;
-    let started = Instant::now();
-    let mut shells: Vec<_> = (1..=n)
-        .map(|index| slotbridge_pms_sim::generate::generated(1, index, now))
-        .collect();
-    let shell = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-    let started = Instant::now();
-    for p in &mut shells {
-        let tz = p.tz().clone();
-        let today = now.to_zoned_datetime(tz).date();
-        let from = today.to_datetime(jiff::civil::Time::midnight());
-        let to = today
-            .tomorrow()
-            .expect("date")
-            .to_datetime(jiff::civil::Time::midnight());
-        p.appointments_between(from, to, None).count();
-    }
-    let day = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-    let started = Instant::now();
-    let mut appointments = 0;
-    for p in &mut shells {
-        p.materialize_all();
-        appointments += p.appointment_count();
-    }
-    let all = started.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-    drop(shells);
-    println!(
-        "generation, per practice (mean of {n}): setup, hours, blocks and closed dates {shell:.3} ms; \
-         + one diary day {day:.3} ms; + the other 89 days and the patient files {all:.2} ms \
-         ({} appointments on average)",
-        appointments / n as usize
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
@@ -268,4 +271,5 @@ fn main() {
         );
         handle.shutdown().await;
     });
+    generation_cost();
 }

@@ -813,6 +813,7 @@ impl Plan {
         let weekday = Weekday::of(date);
         let mut number = DAY_IDS * (u64::from(day) + 1);
         let mut online_ref = 0u32;
+        let ref_date = date.strftime("%Y%m%d").to_string();
         for h in &self.hours {
             let busy: Vec<(u32, u32)> = h
                 .breaks
@@ -845,7 +846,7 @@ impl Plan {
                         let online = r.random_bool(0.1);
                         let external_ref = online.then(|| {
                             online_ref += 1;
-                            format!("he-{}-{online_ref}", date.strftime("%Y%m%d"))
+                            format!("he-{ref_date}-{online_ref}")
                         });
                         let at_minute =
                             |m: u32| ClockTime::from_minutes(m).unwrap_or(ClockTime::MIDNIGHT);

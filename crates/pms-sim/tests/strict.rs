@@ -738,3 +738,105 @@ async fn desk_closes_and_reopens_a_date_with_feed_and_webhook() {
         .expect("close");
     assert_eq!(r.status(), 404);
 }
+
+/// This machine's IPv4 address on its default route, if it has one (no packet is sent).
+fn outbound_ipv4() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("203.0.113.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn desk_and_sim_controls_answer_on_loopback_only() {
+    let sim = PmsSim::builder().rate_limit(None).build();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = sim.serve(listener).await.expect("serve");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let controls: [(&str, &str, Option<Value>); 8] = [
+        ("GET", "/_sim/manifest", None),
+        ("GET", "/_sim/faults", None),
+        (
+            "PUT",
+            "/_sim/faults",
+            Some(json!({"outage": "service_unavailable"})),
+        ),
+        (
+            "GET",
+            "/_desk/sites/sharbourdental/appointments?date=2030-01-07",
+            None,
+        ),
+        (
+            "POST",
+            "/_desk/sites/sharbourdental/closed-dates",
+            Some(json!({"date": "2030-01-08"})),
+        ),
+        (
+            "PUT",
+            "/_desk/sites/sharbourdental/stacking",
+            Some(json!({"enabled": false})),
+        ),
+        ("POST", "/_desk/sites/sharbourdental/keys", None),
+        (
+            "DELETE",
+            "/_desk/sites/sharbourdental/keys/demo-harbour-dental-key",
+            None,
+        ),
+    ];
+    let send = |base: String, method: &str, path: &str, body: Option<Value>| {
+        let mut req = http.request(method.parse().expect("method"), format!("{base}{path}"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    let api = |base: String| {
+        http.get(format!(
+            "{base}/api/v1/sites/{DEMO_SLUG}/closed-dates?limit=500"
+        ))
+        .header("x-api-key", DEMO_API_KEY)
+        .send()
+    };
+    match outbound_ipv4() {
+        Some(ip) => {
+            let far = format!("http://{ip}:{port}");
+            for (method, path, body) in controls.iter().cloned() {
+                let r = send(far.clone(), method, path, body).await.expect("send");
+                assert_eq!(r.status(), 403, "{method} {path} from {ip}");
+                assert_eq!(r.headers()["content-type"], "application/problem+json");
+                let p: Value = r.json().await.expect("json");
+                assert_eq!(kind(&p), "forbidden", "{p}");
+            }
+            // The API itself answers from anywhere, and none of the refused controls acted:
+            // no outage, no revoked key, no new closed date.
+            let r = api(far).await.expect("api");
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.expect("json");
+            assert!(
+                !v["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .any(|d| d["date"] == "2030-01-08"),
+                "{v}"
+            );
+        }
+        None => eprintln!(
+            "no non-loopback IPv4 address on this machine: nothing off-host can reach the \
+             simulator, so only the loopback half of this test ran"
+        ),
+    }
+    // From loopback every control works.
+    let near = format!("http://127.0.0.1:{port}");
+    for (method, path, body) in controls.iter().cloned() {
+        let r = send(near.clone(), method, path, body).await.expect("send");
+        assert!(r.status().is_success(), "{method} {path}: {}", r.status());
+    }
+    handle.shutdown().await;
+}
