@@ -13,4 +13,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse::parse_patient(data);
     let _ = parse::parse_patients(data);
     let _ = parse::parse_webhook_id(data);
+    let _ = parse::parse_webhooks(data);
 });

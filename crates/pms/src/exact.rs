@@ -434,6 +434,21 @@ impl PmsConnector for ExactConnector {
     }
 
     async fn register_webhook(&self, url: &str, secret: &SecretString) -> Result<String, PmsError> {
+        // One webhook per URL: a restart (or a new secret) replaces ours instead of piling up
+        // against the site's limit.
+        let existing = self.get("webhooks", &[]).await?;
+        for old in parse::parse_webhooks(&existing)? {
+            if old.url == url {
+                self.send(
+                    Method::DELETE,
+                    &format!("webhooks/{}", old.id),
+                    &[],
+                    None,
+                    Retry::Safe,
+                )
+                .await?;
+            }
+        }
         let body = serde_json::json!({ "url": url, "secret": secret.expose_secret() });
         let bytes = serde_json::to_vec(&body).map_err(|e| PmsError::protocol(e.to_string()))?;
         let (_, resp) = self

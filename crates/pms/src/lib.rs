@@ -82,7 +82,8 @@ pub trait PmsConnector: Send + Sync {
         since: Option<&str>,
     ) -> impl Future<Output = Result<Changes, PmsError>> + Send;
 
-    /// Register a webhook URL and its signing secret; returns the subscription id.
+    /// Register a webhook URL and its signing secret, replacing any webhook of the site with the
+    /// same URL; returns the subscription id.
     fn register_webhook(
         &self,
         url: &str,

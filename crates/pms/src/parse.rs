@@ -321,6 +321,20 @@ struct RawWebhook {
     id: String,
 }
 
+/// A registered webhook (`GET …/webhooks`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RegisteredWebhook {
+    /// Its id.
+    pub id: String,
+    /// Where it delivers.
+    pub url: String,
+}
+
+/// `GET …/webhooks`: the site's webhooks.
+pub fn parse_webhooks(bytes: &[u8]) -> Result<Vec<RegisteredWebhook>, PmsError> {
+    Ok(page::<RegisteredWebhook>(bytes, "webhooks")?.items)
+}
+
 /// `POST …/webhooks`: the new subscription's id.
 pub fn parse_webhook_id(bytes: &[u8]) -> Result<String, PmsError> {
     Ok(json::<RawWebhook>(bytes, "webhook")?.id)

@@ -16,13 +16,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use secrecy::ExposeSecret;
 use slotbridge_domain::practice::{Diary, PracticeSetup};
 use slotbridge_market::types::RequestType;
 use slotbridge_market::{MarketClient, MarketError, PracticeClient, PracticeCredentials};
 use slotbridge_pms::{Changes, ExactConfig, ExactConnector, PmsConnector, PmsError};
-use slotbridge_store::{ConsentStatus, Link, LinkId, Store, SyncChanges, SyncError};
+use slotbridge_store::{
+    ConsentStatus, Link, LinkId, NewMarketRequest, Store, SyncChanges, SyncError,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -59,6 +61,10 @@ pub struct WorkerSettings {
     pub max_links: u32,
     /// Where the PMS and the marketplace push to this node; `None`: polling only.
     pub webhooks: Option<Webhooks>,
+    /// With webhooks registered, how often the PMS change feed and the marketplace's requests
+    /// are still polled, to catch what a lost delivery missed (the marketplace asks for at
+    /// least hourly).
+    pub backstop_poll: Duration,
 }
 
 /// This node's webhook endpoints, registered with each linked PMS site and the marketplace.
@@ -71,7 +77,7 @@ pub struct Webhooks {
 }
 
 impl WorkerSettings {
-    /// Defaults: 5 s polling, 15 min resync, 20 s leases, 5000 links.
+    /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 20 s leases, 5000 links.
     pub fn new(node_id: impl Into<String>, pms_url: url::Url) -> Self {
         WorkerSettings {
             node_id: node_id.into(),
@@ -81,6 +87,7 @@ impl WorkerSettings {
             lease_ttl: Duration::from_secs(20),
             max_links: 5000,
             webhooks: None,
+            backstop_poll: Duration::from_secs(60),
         }
     }
 }
@@ -99,12 +106,49 @@ pub struct Ctx {
     http: reqwest::Client,
     lease_round: tokio::sync::Notify,
     workers: Mutex<HashMap<LinkId, Running>>,
+    progress: Mutex<HashMap<LinkId, ResyncProgress>>,
 }
 
 struct Running {
     tx: mpsc::Sender<Trigger>,
     cancel: CancellationToken,
     site: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Where an operator's resync of a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncState {
+    /// Asked for; the link's worker has not started it yet.
+    Queued,
+    /// Reading the PMS and sending.
+    Running,
+    /// Finished; the marketplace holds the result.
+    Done,
+    /// Finished with an error (see `error`).
+    Failed,
+}
+
+/// The progress of the last resync an operator asked for on a link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResyncProgress {
+    /// `config` or `availability`.
+    pub what: &'static str,
+    /// Where it is.
+    pub state: ResyncState,
+    /// When it was asked for.
+    pub requested_at: Timestamp,
+    /// When the worker started it.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// (resource, date) pairs sent to the marketplace.
+    pub sent_days: usize,
+    /// (resource, date) pairs in the horizon.
+    pub total_days: usize,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 impl Ctx {
@@ -124,6 +168,7 @@ impl Ctx {
             http: reqwest::Client::new(),
             lease_round: tokio::sync::Notify::new(),
             workers: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
         })
     }
 
@@ -133,12 +178,62 @@ impl Ctx {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Wake the worker of `link` (if this node runs it). Returns whether one was woken.
+    /// Wake the worker of `link` (if this node runs it). Returns whether one was woken. A
+    /// resync trigger is tracked: see [`Ctx::resync_progress`].
     pub fn trigger(&self, link: LinkId, trigger: Trigger) -> bool {
-        self.workers()
+        let woken = self
+            .workers()
             .get(&link)
             .map(|r| r.tx.try_send(trigger).is_ok() || r.tx.capacity() == 0)
-            .unwrap_or(false)
+            .unwrap_or(false);
+        let what = match trigger {
+            Trigger::ResyncConfig => Some("config"),
+            Trigger::ResyncAvailability => Some("availability"),
+            _ => None,
+        };
+        if let (true, Some(what)) = (woken, what) {
+            self.set_progress(
+                link,
+                ResyncProgress {
+                    what,
+                    state: ResyncState::Queued,
+                    requested_at: Timestamp::now(),
+                    started_at: None,
+                    finished_at: None,
+                    sent_days: 0,
+                    total_days: 0,
+                    error: None,
+                },
+            );
+        }
+        woken
+    }
+
+    /// The last operator resync of `link` on this node, if any.
+    pub fn resync_progress(&self, link: LinkId) -> Option<ResyncProgress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&link)
+            .cloned()
+    }
+
+    fn set_progress(&self, link: LinkId, progress: ResyncProgress) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(link, progress);
+    }
+
+    fn update_progress(&self, link: LinkId, f: impl FnOnce(&mut ResyncProgress)) {
+        if let Some(p) = self
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get_mut(&link)
+        {
+            f(p);
+        }
     }
 
     /// Wake every worker of a PMS site (one site may serve several practices).
@@ -225,9 +320,18 @@ pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
             warn!(error = %e, "lease round failed");
         }
     }
+    // Graceful: each worker finishes the step it is in (an in-flight booking included) before
+    // the leases are released.
     let running: Vec<Running> = ctx.workers().drain().map(|(_, r)| r).collect();
-    for r in running {
+    for r in &running {
         r.cancel.cancel();
+    }
+    let finish = futures::future::join_all(running.into_iter().map(|r| r.task));
+    if tokio::time::timeout(Duration::from_secs(30), finish)
+        .await
+        .is_err()
+    {
+        warn!("link workers did not finish within 30 s; releasing their leases anyway");
     }
     if let Err(e) = ctx.store.release_leases(&ctx.settings.node_id).await {
         warn!(error = %e, "releasing leases failed");
@@ -274,16 +378,17 @@ async fn supervise(
         }
         let (tx, rx) = mpsc::channel(16);
         let child = cancel.child_token();
+        info!(link = %id, site = %link.site_slug, practice = %link.market_practice_id, "starting link worker");
+        let task = tokio::spawn(link_worker(ctx.clone(), id, rx, child.clone()));
         ctx.workers().insert(
             id,
             Running {
                 tx,
-                cancel: child.clone(),
+                cancel: child,
                 site: link.site_slug.as_str().to_owned(),
+                task,
             },
         );
-        info!(link = %id, site = %link.site_slug, practice = %link.market_practice_id, "starting link worker");
-        tokio::spawn(link_worker(ctx.clone(), id, rx, child));
     }
     Ok(())
 }
@@ -332,6 +437,20 @@ struct LinkRun {
     market: PracticeClient,
 }
 
+/// What a sync sent.
+#[derive(Debug, Clone, Copy, Default)]
+struct Synced {
+    days: usize,
+    sent: usize,
+}
+
+/// Which pushes a link worker receives; without one, it polls that side every tick.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pushed {
+    pms: bool,
+    market: bool,
+}
+
 impl LinkRun {
     async fn read_pms(&self, now: Timestamp) -> Result<(PracticeSetup, Diary), SyncFailure> {
         let setup = self.pms.read_setup().await?;
@@ -346,7 +465,11 @@ impl LinkRun {
     }
 
     /// Read the PMS and publish what changed (everything when `force`).
-    async fn sync(&self, force_config: bool, force_availability: bool) -> Result<(), SyncFailure> {
+    async fn sync(
+        &self,
+        force_config: bool,
+        force_availability: bool,
+    ) -> Result<Synced, SyncFailure> {
         let now = Timestamp::now();
         let (setup, diary) = self.read_pms(now).await?;
         self.ctx
@@ -395,7 +518,54 @@ impl LinkRun {
                 },
             )
             .await?;
-        Ok(())
+        Ok(Synced {
+            days: avail.days,
+            sent: avail.sent,
+        })
+    }
+
+    /// Register this node's webhooks with the PMS site and the marketplace practice (replacing
+    /// earlier ones). What fails is logged and left to polling.
+    async fn subscribe(&self) -> Pushed {
+        let Some(hooks) = &self.ctx.settings.webhooks else {
+            return Pushed::default();
+        };
+        let base = hooks.public_url.as_str().trim_end_matches('/');
+        let pms = match self
+            .pms
+            .register_webhook(&format!("{base}/webhooks/pms"), &hooks.pms_secret)
+            .await
+        {
+            Ok(id) => {
+                debug!(link = %self.link.id, webhook = %id, "PMS webhook registered");
+                true
+            }
+            Err(e) => {
+                warn!(link = %self.link.id, error = %e, "PMS webhook not registered; polling the change feed");
+                false
+            }
+        };
+        let subscription = slotbridge_market::types::Subscription {
+            id: None,
+            client_id: Some(self.link.id.to_string()),
+            topic: slotbridge_market::types::SubscriptionTopic::All,
+            callback_url: format!("{base}/webhooks/market"),
+            start_at: None,
+            expire_at: Timestamp::now()
+                .checked_add(SignedDuration::from_hours(48))
+                .ok(),
+        };
+        let market = match self.market.create_subscription(&subscription).await {
+            Ok(sub) => {
+                debug!(link = %self.link.id, subscription = ?sub.id, "marketplace subscription in place");
+                true
+            }
+            Err(e) => {
+                warn!(link = %self.link.id, error = %e, "marketplace subscription failed; polling requests");
+                false
+            }
+        };
+        Pushed { pms, market }
     }
 
     /// Whether the PMS change feed has anything after our cursor (and move the cursor on).
@@ -427,15 +597,48 @@ impl LinkRun {
         Ok(changed && state.change_cursor.is_some())
     }
 
+    /// Log a request the worker answers itself, and its answer, in the request log.
+    async fn log_request(&self, kind: RequestType, received: Timestamp, detail: String) {
+        let id = format!(
+            "{}-{}-{}",
+            kind.as_str(),
+            self.link.id,
+            received.as_microsecond()
+        );
+        let logged = self
+            .ctx
+            .store
+            .record_request(&NewMarketRequest {
+                request_id: id.clone(),
+                kind: kind.as_str().to_owned(),
+                link_id: Some(self.link.id),
+                received_at: received,
+            })
+            .await;
+        let finished = match logged {
+            Ok(_) => {
+                self.ctx
+                    .store
+                    .finish_request(&id, "answered", Some(&detail), Timestamp::now())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = finished {
+            warn!(link = %self.link.id, error = %e, "request log write failed");
+        }
+    }
+
     /// Poll the marketplace and answer what is waiting, bookings first.
     async fn requests(&self) -> Result<(), SyncFailure> {
         let mut waiting = self.market.poll().await?;
+        let polled = Timestamp::now();
         self.ctx
             .store
             .update_sync_state(
                 self.link.id,
                 SyncChanges {
-                    last_poll_at: Some(Timestamp::now()),
+                    last_poll_at: Some(polled),
                     ..SyncChanges::default()
                 },
             )
@@ -447,6 +650,8 @@ impl LinkRun {
                 RequestType::PmsResources | RequestType::PmsAppointmentTypes => {
                     info!(link = %self.link.id, request = kind.as_str(), "configuration requested");
                     self.sync(true, false).await?;
+                    self.log_request(kind, polled, "configuration snapshots sent".into())
+                        .await;
                 }
                 RequestType::Availability => {
                     let asked = self
@@ -456,10 +661,25 @@ impl LinkRun {
                         )
                         .await?;
                     info!(link = %self.link.id, days = asked.len(), "availability requested");
-                    self.sync(false, true).await?;
+                    let synced = self.sync(false, true).await?;
+                    let days: Vec<String> = asked
+                        .iter()
+                        .map(|a| format!("{} {}", a.day, a.resource().unwrap_or("all resources")))
+                        .collect();
+                    self.log_request(
+                        kind,
+                        polled,
+                        format!(
+                            "asked for {}; sent {} of {} day snapshots",
+                            days.join(", "),
+                            synced.sent,
+                            synced.days
+                        ),
+                    )
+                    .await;
                 }
                 RequestType::Bookings | RequestType::BookingUpdates => {
-                    // Handled by the booking pipeline; never dropped.
+                    // Handled by the booking pipeline, which keeps its own log; never dropped.
                     crate::bookings::handle(&self.ctx, &self.link, &self.pms, &self.market, kind)
                         .await?;
                 }
@@ -473,6 +693,7 @@ impl LinkRun {
 
     async fn record_failure(&self, e: &SyncFailure) {
         warn!(link = %self.link.id, kind = e.kind(), error = %e, "sync failed");
+        self.ctx.metrics.error(e.kind());
         let changes = SyncChanges {
             last_error: Some(Some(SyncError {
                 kind: e.kind().to_owned(),
@@ -491,6 +712,50 @@ impl LinkRun {
             warn!(link = %self.link.id, error = %err, "recording the failure failed");
         }
     }
+
+    /// Sync, and account for it: metrics, the failure record, and the operator's resync
+    /// progress when `resync` names one. Returns whether it succeeded.
+    async fn sync_step(
+        &self,
+        force_config: bool,
+        force_availability: bool,
+        cause: &'static str,
+        woken: std::time::Instant,
+        resync: bool,
+    ) -> bool {
+        let id = self.link.id;
+        if resync {
+            self.ctx.update_progress(id, |p| {
+                p.state = ResyncState::Running;
+                p.started_at = Some(Timestamp::now());
+            });
+        }
+        let result = self.sync(force_config, force_availability).await;
+        self.ctx.metrics.published(cause, woken.elapsed());
+        if resync {
+            self.ctx.update_progress(id, |p| {
+                p.finished_at = Some(Timestamp::now());
+                match &result {
+                    Ok(synced) => {
+                        p.state = ResyncState::Done;
+                        p.sent_days = synced.sent;
+                        p.total_days = synced.days;
+                    }
+                    Err(e) => {
+                        p.state = ResyncState::Failed;
+                        p.error = Some(e.to_string());
+                    }
+                }
+            });
+        }
+        match result {
+            Ok(_) => true,
+            Err(e) => {
+                self.record_failure(&e).await;
+                false
+            }
+        }
+    }
 }
 
 /// Booking and booking-update requests first: other request types may depend on a booking.
@@ -503,6 +768,16 @@ fn priority(t: RequestType) -> u8 {
         RequestType::PmsResources | RequestType::PmsAppointmentTypes => 4,
         _ => 5,
     }
+}
+
+/// What one wake-up of a link worker does.
+struct Wake {
+    force_config: bool,
+    force_availability: bool,
+    sync: bool,
+    requests: bool,
+    cause: &'static str,
+    resync: bool,
 }
 
 async fn link_worker(
@@ -526,13 +801,19 @@ async fn link_worker(
         link,
     };
     // Link or re-enable: configuration first, then availability, then outstanding requests.
-    let mut healthy = match run.sync(true, false).await {
-        Ok(()) => true,
-        Err(e) => {
-            run.record_failure(&e).await;
-            false
-        }
-    };
+    // The change feed's cursor is taken first, so a change made before the webhook is registered
+    // is still seen below.
+    if let Err(e) = run.pms_changed().await {
+        run.record_failure(&e).await;
+    }
+    let started = std::time::Instant::now();
+    let mut healthy = run.sync_step(true, false, "start", started, false).await;
+    let mut pushed = run.subscribe().await;
+    if pushed.pms && matches!(run.pms_changed().await, Ok(true)) {
+        healthy = run
+            .sync_step(false, false, "start", std::time::Instant::now(), false)
+            .await;
+    }
     if let Err(e) = run.requests().await {
         run.record_failure(&e).await;
     }
@@ -541,8 +822,12 @@ async fn link_worker(
     let mut resync = tokio::time::interval(ctx.settings.full_resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
+    let backstop = ctx.settings.backstop_poll;
+    let mut last_changes_poll = std::time::Instant::now();
+    let mut last_requests_poll = std::time::Instant::now();
     loop {
-        let (force_config, force_availability, changed, poll_requests) = tokio::select! {
+        let woken = std::time::Instant::now();
+        let wake = tokio::select! {
             () = cancel.cancelled() => break,
             t = rx.recv() => match t {
                 None => break,
@@ -552,39 +837,70 @@ async fn link_worker(
                     while let Ok(more) = rx.try_recv() {
                         all.push(more);
                     }
-                    (
-                        all.contains(&Trigger::ResyncConfig),
-                        all.contains(&Trigger::ResyncAvailability),
-                        all.iter().any(|t| *t != Trigger::MarketRequests),
-                        all.contains(&Trigger::MarketRequests),
-                    )
+                    let resync = all.iter().any(|t| {
+                        matches!(t, Trigger::ResyncConfig | Trigger::ResyncAvailability)
+                    });
+                    Wake {
+                        force_config: all.contains(&Trigger::ResyncConfig),
+                        force_availability: all.contains(&Trigger::ResyncAvailability),
+                        sync: all.iter().any(|t| *t != Trigger::MarketRequests),
+                        requests: all.contains(&Trigger::MarketRequests),
+                        cause: if resync { "resync" } else { "pms_event" },
+                        resync,
+                    }
                 }
             },
             _ = poll.tick() => {
-                let changed = match run.pms_changed().await {
-                    Ok(c) => c,
-                    Err(e) => { run.record_failure(&e).await; false }
-                };
-                (false, false, changed || !healthy, true)
-            }
-            _ = resync.tick() => (true, true, true, true),
-        };
-        if changed || force_config || force_availability {
-            healthy = match run.sync(force_config || !healthy, force_availability).await {
-                Ok(()) => true,
-                Err(e) => {
-                    run.record_failure(&e).await;
+                let changed = if !pushed.pms || last_changes_poll.elapsed() >= backstop {
+                    last_changes_poll = std::time::Instant::now();
+                    match run.pms_changed().await {
+                        Ok(c) => c,
+                        Err(e) => { run.record_failure(&e).await; false }
+                    }
+                } else {
                     false
+                };
+                let requests = !pushed.market || last_requests_poll.elapsed() >= backstop;
+                Wake {
+                    force_config: false,
+                    force_availability: false,
+                    sync: changed || !healthy,
+                    requests,
+                    cause: "poll",
+                    resync: false,
                 }
-            };
+            }
+            _ = resync.tick() => {
+                // The periodic full resync also renews the webhook registrations.
+                pushed = run.subscribe().await;
+                Wake {
+                    force_config: true,
+                    force_availability: true,
+                    sync: true,
+                    requests: true,
+                    cause: "periodic",
+                    resync: false,
+                }
+            }
+        };
+        if wake.sync || wake.force_config || wake.force_availability {
+            healthy = run
+                .sync_step(
+                    wake.force_config || !healthy,
+                    wake.force_availability,
+                    wake.cause,
+                    woken,
+                    wake.resync,
+                )
+                .await;
         }
-        if poll_requests && let Err(e) = run.requests().await {
-            run.record_failure(&e).await;
+        if wake.requests {
+            last_requests_poll = std::time::Instant::now();
+            if let Err(e) = run.requests().await {
+                run.record_failure(&e).await;
+            }
         }
-        if poll_requests
-            && let Err(e) =
-                crate::bookings::on_tick(&run.ctx, &run.link, &run.pms, &run.market).await
-        {
+        if let Err(e) = crate::bookings::on_tick(&run.ctx, &run.link, &run.pms, &run.market).await {
             run.record_failure(&e).await;
         }
     }

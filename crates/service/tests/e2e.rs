@@ -19,6 +19,8 @@ struct World {
     market: String,
     node: String,
     practice_id: String,
+    /// Every marketplace API call the node made, one JSON line each.
+    record: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _node: Node,
     /// (server URL, database name) of a PostgreSQL database to drop afterwards.
@@ -91,8 +93,11 @@ async fn world_on(db: Db) -> Option<World> {
         .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
         .await
         .expect("pms sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("market-calls.jsonl");
     let market_sim = MarketSim::builder()
         .consumer("slotbridge", "test-api-key")
+        .record(record.clone())
         .build()
         .expect("market sim");
     let (practice_id, practice_key) = market_sim
@@ -102,7 +107,6 @@ async fn world_on(db: Db) -> Option<World> {
         .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
         .await
         .expect("serve market");
-    let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pg) = match db {
         Db::Sqlite => (
             format!("sqlite://{}/slotbridge.db?mode=rwc", dir.path().display()),
@@ -137,6 +141,7 @@ async fn world_on(db: Db) -> Option<World> {
         market: market.base_url(),
         node: node.url(),
         practice_id: practice_id.clone(),
+        record,
         _dir: dir,
         _node: node,
         pg,
@@ -468,4 +473,644 @@ async fn the_admin_api_explains_findings_and_missing_slots() {
         .expect("get");
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap_or_default().contains("at:"));
+}
+
+// ---- suggested-testing.md: linking, configuration and availability ---------------------------
+
+/// A new marketplace practice with consent for our consumer: `(practice_id, practice_key)`.
+async fn market_practice(w: &World, name: &str) -> (String, String) {
+    let r = w
+        .http
+        .post(format!("{}/_market/practices", w.market))
+        .json(&json!({"name": name, "timezone": "Australia/Sydney", "consumer": "slotbridge"}))
+        .send()
+        .await
+        .expect("create practice");
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    (
+        v["practice_id"].as_str().expect("id").to_owned(),
+        v["practice_key"].as_str().expect("key").to_owned(),
+    )
+}
+
+async fn create_link(w: &World, practice_id: &str, practice_key: &str) -> String {
+    let r = w
+        .http
+        .post(format!("{}/api/links", w.node))
+        .json(&json!({
+            "site_slug": DEMO_SLUG,
+            "pms_api_key": DEMO_API_KEY,
+            "practice_id": practice_id,
+            "practice_key": practice_key,
+        }))
+        .send()
+        .await
+        .expect("create link");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    v["id"].as_str().expect("link id").to_owned()
+}
+
+async fn first_link(w: &World) -> String {
+    get(w, format!("{}/api/links", w.node)).await[0]["id"]
+        .as_str()
+        .expect("link id")
+        .to_owned()
+}
+
+async fn patch_link(w: &World, link: &str, body: Value) {
+    let r = w
+        .http
+        .patch(format!("{}/api/links/{link}", w.node))
+        .json(&body)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
+async fn practice_view(w: &World, practice_id: &str) -> Value {
+    get(w, format!("{}/_market/practices/{practice_id}", w.market)).await
+}
+
+/// The marketplace API calls recorded so far for one practice: `(method path, body)`.
+fn recorded_calls(w: &World, practice_id: &str) -> Vec<(String, Value)> {
+    std::fs::read_to_string(&w.record)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|c| {
+            let h = &c["headers"];
+            h["practice-id"] == practice_id
+                || h.as_object().is_some_and(|o| {
+                    o.iter()
+                        .any(|(k, v)| k.eq_ignore_ascii_case("practice-id") && v == practice_id)
+                })
+        })
+        .map(|c| {
+            (
+                format!(
+                    "{} {}",
+                    c["method"].as_str().unwrap_or_default(),
+                    c["path"].as_str().unwrap_or_default()
+                ),
+                c["body"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn count_calls(w: &World, practice_id: &str, what: &str) -> usize {
+    recorded_calls(w, practice_id)
+        .iter()
+        .filter(|(c, _)| c.ends_with(what))
+        .count()
+}
+
+async fn book(w: &World, practice_id: &str, slot: &Value, first: &str) -> String {
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/practices/{practice_id}/bookings",
+            w.market
+        ))
+        .json(&json!({
+            "practitioner": slot["practitioner"],
+            "appointment_type": slot["appointment_type"],
+            "start": slot["start"],
+            "patient": {"firstname": first, "lastname": "Scenario", "dob": "1980-03-04",
+                        "phone": "0411 222 333", "email": format!("{first}@example.com")}
+        }))
+        .send()
+        .await
+        .expect("book");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    match &v["booking_id"] {
+        Value::Number(n) => n.to_string(),
+        other => other.as_str().expect("booking id").to_owned(),
+    }
+}
+
+async fn slots_on(w: &World, practice_id: &str, day: &str) -> Vec<Value> {
+    get(
+        w,
+        format!(
+            "{}/_market/practices/{practice_id}/slots?date={day}",
+            w.market
+        ),
+    )
+    .await
+    .as_array()
+    .cloned()
+    .unwrap_or_default()
+}
+
+async fn desk_book(w: &World, slot: &Value) {
+    let practitioner = slot["pms_resource_id"]
+        .as_str()
+        .and_then(|r| r.split(':').next())
+        .expect("practitioner");
+    let r = w
+        .http
+        .post(format!("{}/_desk/sites/{DEMO_SLUG}/appointments", w.pms))
+        .json(&json!({"practitioner": practitioner, "start": slot["start"], "end": slot["end"]}))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+}
+
+fn offers(slots: &[Value], slot: &Value) -> bool {
+    slots
+        .iter()
+        .any(|s| s["pms_resource_id"] == slot["pms_resource_id"] && s["start"] == slot["start"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_configuration_synchronisation_sends_liveness_resources_and_types_before_availability()
+ {
+    let w = world().await;
+    linked_with_slots(&w).await;
+    // A call is recorded once answered: wait for the availability's record line.
+    eventually(
+        "the availability recorded",
+        Duration::from_secs(10),
+        || async {
+            (count_calls(&w, &w.practice_id, "/availability/snapshots") > 0).then_some(json!(1))
+        },
+    )
+    .await;
+    let calls: Vec<String> = recorded_calls(&w, &w.practice_id)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    let at = |what: &str| {
+        calls
+            .iter()
+            .position(|c| c.ends_with(what))
+            .unwrap_or_else(|| panic!("{what} was never sent: {calls:?}"))
+    };
+    let liveness = at("/config/livenessContract");
+    let resources = at("/config/pmsResources/snapshot");
+    let types = at("/config/pmsAppointmentTypes/snapshot");
+    let availability = at("/availability/snapshots");
+    assert!(
+        liveness < resources && resources < types && types < availability,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_per_specialty() {
+    let w = world().await;
+    linked_with_slots(&w).await;
+    let p = practice_view(&w, &w.practice_id).await;
+    let ids: Vec<&str> = p["pms_resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["pmsResourceId"].as_str())
+        .collect();
+    // Harbour Dental's 1004 is both an oral health therapist and a hygienist.
+    let of_1004: Vec<&&str> = ids.iter().filter(|i| i.starts_with("1004")).collect();
+    assert!(ids.len() >= 5, "{p}");
+    assert_eq!(of_1004.len(), 2, "{ids:?}");
+    assert!(
+        ids.contains(&"1004:oht") && ids.contains(&"1004:hygienist"),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it() {
+    let w = world().await;
+    let (pid, key) = market_practice(&w, "Revoked Dental").await;
+    let r = w
+        .http
+        .delete(format!(
+            "{}/_market/practices/{pid}/consents/slotbridge",
+            w.market
+        ))
+        .send()
+        .await
+        .expect("revoke");
+    assert!(r.status().is_success(), "{}", r.status());
+    let link = create_link(&w, &pid, &key).await;
+    let findings = eventually(
+        "a consent finding with the fix",
+        Duration::from_secs(20),
+        || async {
+            let f = get(&w, format!("{}/api/links/{link}/findings", w.node)).await;
+            f.as_array()
+                .is_some_and(|a| a.iter().any(|f| f["code"] == "consent-missing"))
+                .then_some(f)
+        },
+    )
+    .await;
+    let consent = findings
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["code"] == "consent-missing"))
+        .expect("finding");
+    assert_eq!(consent["severity"], "error", "{consent}");
+    assert!(
+        consent.to_string().contains("Grant new consent"),
+        "the fix names the portal's steps: {consent}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_of_pms_account_with_multi_location_support_publishes_to_each_practice() {
+    let w = world().await;
+    linked_with_slots(&w).await;
+    let (second, key) = market_practice(&w, "Harbour Dental North").await;
+    create_link(&w, &second, &key).await;
+    let p = eventually(
+        "the second practice configured",
+        Duration::from_secs(20),
+        || async {
+            let p = practice_view(&w, &second).await;
+            (p["pms_resources"].as_array().is_some_and(|a| !a.is_empty())
+                && p["pms_appointment_types"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty()))
+            .then_some(p)
+        },
+    )
+    .await;
+    let first = practice_view(&w, &w.practice_id).await;
+    assert_eq!(p["pms_resources"], first["pms_resources"]);
+    eventually(
+        "the second practice's availability",
+        Duration::from_secs(20),
+        || async {
+            let a = get(
+                &w,
+                format!("{}/_market/practices/{second}/availability", w.market),
+            )
+            .await;
+            a.as_array().is_some_and(|a| !a.is_empty()).then_some(a)
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice() {
+    let w = world().await;
+    let (day, slots) = linked_with_slots(&w).await;
+    let link = first_link(&w).await;
+    let (new_id, new_key) = market_practice(&w, "Harbour Dental (new listing)").await;
+    patch_link(
+        &w,
+        &link,
+        json!({"practice_id": new_id, "practice_key": new_key}),
+    )
+    .await;
+    eventually(
+        "configuration and availability at the new practice",
+        Duration::from_secs(20),
+        || async {
+            let p = practice_view(&w, &new_id).await;
+            let a = get(
+                &w,
+                format!("{}/_market/practices/{new_id}/availability", w.market),
+            )
+            .await;
+            (p["pms_resources"].as_array().is_some_and(|a| !a.is_empty())
+                && a.as_array().is_some_and(|a| !a.is_empty()))
+            .then_some(p)
+        },
+    )
+    .await;
+    // Nothing more goes to the old practice: its calls stop growing, even after a PMS change.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let old_calls = recorded_calls(&w, &w.practice_id).len();
+    let new_calls = count_calls(&w, &new_id, "/availability/snapshots");
+    desk_book(&w, &slots[0]).await;
+    eventually(
+        "the new practice follows the PMS",
+        Duration::from_secs(10),
+        || async {
+            (count_calls(&w, &new_id, "/availability/snapshots") > new_calls).then_some(json!(1))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        recorded_calls(&w, &w.practice_id).len(),
+        old_calls,
+        "no transmission to the previous practice after the id changed"
+    );
+    let _ = day;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_configuration_availability_and_outstanding_requests_after_being_temporarily_disabled()
+ {
+    let w = world().await;
+    let (day, slots) = linked_with_slots(&w).await;
+    let link = first_link(&w).await;
+    patch_link(&w, &link, json!({"enabled": false})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let config_sends = count_calls(&w, &w.practice_id, "/config/pmsResources/snapshot");
+    // While disabled: a desk booking is not published, and a patient's booking waits.
+    desk_book(&w, &slots[0]).await;
+    let booking = book(&w, &w.practice_id, &slots[2], "Disabled").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        offers(&slots_on(&w, &w.practice_id, &day).await, &slots[0]),
+        "nothing is sent while the link is disabled"
+    );
+    patch_link(&w, &link, json!({"enabled": true})).await;
+    // Re-enabled: configuration is sent again, availability follows the PMS, and the waiting
+    // booking (an outstanding request) is handled by the integration, not auto-confirmed.
+    eventually(
+        "configuration sent after re-enabling",
+        Duration::from_secs(10),
+        || async {
+            (count_calls(&w, &w.practice_id, "/config/pmsResources/snapshot") > config_sends)
+                .then_some(json!(1))
+        },
+    )
+    .await;
+    eventually(
+        "the desk booking's slot is gone after re-enabling",
+        Duration::from_secs(10),
+        || async {
+            (!offers(&slots_on(&w, &w.practice_id, &day).await, &slots[0])).then_some(json!(1))
+        },
+    )
+    .await;
+    let b = eventually(
+        "the outstanding booking handled",
+        Duration::from_secs(15),
+        || async {
+            let b = get(&w, format!("{}/_market/bookings/{booking}", w.market)).await;
+            (b["status"] != "Requested").then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(b["status"], "Confirmed", "{b}");
+    assert_eq!(b["auto_confirmed"], false, "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_configuration_and_availability_resync_actions_by_pms_user() {
+    let w = world().await;
+    linked_with_slots(&w).await;
+    let link = first_link(&w).await;
+    for (what, call) in [
+        ("config", "/config/pmsAppointmentTypes/snapshot"),
+        ("availability", "/availability/snapshots"),
+    ] {
+        let before = count_calls(&w, &w.practice_id, call);
+        let r = w
+            .http
+            .post(format!("{}/api/links/{link}/resync", w.node))
+            .json(&json!({"what": what}))
+            .send()
+            .await
+            .expect("resync");
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+        eventually(
+            &format!("{what} resent"),
+            Duration::from_secs(10),
+            || async { (count_calls(&w, &w.practice_id, call) > before).then_some(json!(1)) },
+        )
+        .await;
+    }
+    // The availability resync sends every (resource, date) of the horizon, unchanged or not.
+    let last: usize = recorded_calls(&w, &w.practice_id)
+        .iter()
+        .filter(|(c, _)| c.ends_with("/availability/snapshots"))
+        .map(|(_, b)| b.as_array().map(Vec::len).unwrap_or(0))
+        .sum();
+    assert!(last >= 30, "a full horizon was sent: {last} snapshots");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds()
+{
+    let w = world().await;
+    linked_with_slots(&w).await;
+    let names = |p: &Value| -> Vec<String> {
+        p["pms_appointment_types"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["pmsAppointmentTypeName"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Rename R2 ("Check-up & Clean") at the desk.
+    let r = w
+        .http
+        .patch(format!("{}/_desk/sites/{DEMO_SLUG}/reasons/R2", w.pms))
+        .json(&json!({"name": "Check-up and Clean"}))
+        .send()
+        .await
+        .expect("rename");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    eventually("the renamed type", Duration::from_secs(5), || async {
+        let n = names(&practice_view(&w, &w.practice_id).await);
+        (n.iter().any(|n| n.contains("Check-up and Clean"))
+            && !n.iter().any(|n| n.contains("Check-up & Clean")))
+        .then_some(json!(n))
+    })
+    .await;
+    // Delete R3 ("Emergency").
+    let r = w
+        .http
+        .delete(format!("{}/_desk/sites/{DEMO_SLUG}/reasons/R3", w.pms))
+        .send()
+        .await
+        .expect("delete");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    eventually("the deleted type gone", Duration::from_secs(5), || async {
+        let n = names(&practice_view(&w, &w.practice_id).await);
+        (!n.iter().any(|n| n.contains("Emergency"))).then_some(json!(n))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s()
+{
+    let w = world().await;
+    let (day, before) = linked_with_slots(&w).await;
+    let r = w
+        .http
+        .put(format!("{}/_desk/sites/{DEMO_SLUG}/stacking", w.pms))
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .expect("stacking");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let after = eventually("stacking off published", Duration::from_secs(5), || async {
+        let now = slots_on(&w, &w.practice_id, &day).await;
+        (now.len() < before.len()).then_some(json!(now))
+    })
+    .await;
+    let after = after.as_array().expect("slots");
+    // Only the first free slot after each break: per practitioner and type, no two slots of one
+    // free segment, so consecutive slots never touch or overlap.
+    let mut by: std::collections::BTreeMap<(String, String), Vec<(String, String)>> =
+        Default::default();
+    for s in after {
+        by.entry((
+            s["pms_resource_id"].as_str().unwrap_or_default().to_owned(),
+            s["appointment_type"].to_string(),
+        ))
+        .or_default()
+        .push((
+            s["start"].as_str().unwrap_or_default().to_owned(),
+            s["end"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    for (key, mut v) in by {
+        v.sort();
+        for pair in v.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].0,
+                "{key:?}: {pair:?} are in one segment (stacking is off)"
+            );
+        }
+        assert!(v.len() <= 4, "{key:?}: {v:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outstanding_requests_during_initial_configuration_synchronisation_are_answered() {
+    let w = world().await;
+    linked_with_slots(&w).await;
+    // A second listing whose marketplace already holds a request before we link it.
+    let (pid, key) = market_practice(&w, "Harbour Dental (previous integration)").await;
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+        .date();
+    let day = today + jiff::Span::new().days(3);
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/practices/{pid}/requests/availability",
+            w.market
+        ))
+        .json(&json!({"day": day.to_string()}))
+        .send()
+        .await
+        .expect("raise");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    create_link(&w, &pid, &key).await;
+    eventually(
+        "the outstanding request answered",
+        Duration::from_secs(20),
+        || async {
+            let open = get(&w, format!("{}/_market/practices/{pid}/requests", w.market)).await;
+            let waiting = open["other"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|r| r["request_type"] == "availability"));
+            (!waiting
+                && recorded_calls(&w, &pid)
+                    .iter()
+                    .any(|(c, _)| c == "GET /pms-api/v1/requests"))
+            .then_some(open)
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_registers_its_webhooks_once_and_is_woken_by_them() {
+    let w = world().await;
+    linked_with_slots(&w).await;
+    // The PMS site has exactly one webhook to us, even after the worker restarts.
+    let link = first_link(&w).await;
+    patch_link(&w, &link, json!({"enabled": false})).await;
+    patch_link(&w, &link, json!({"enabled": true})).await;
+    let hooks = eventually(
+        "PMS webhook registered",
+        Duration::from_secs(10),
+        || async {
+            let v: Value = w
+                .http
+                .get(format!("{}/api/v1/sites/{DEMO_SLUG}/webhooks", w.pms))
+                .header("x-api-key", DEMO_API_KEY)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let ours = v["items"].as_array().map(|a| {
+                a.iter()
+                    .filter(|h| h["url"] == format!("{}/webhooks/pms", w.node))
+                    .count()
+            });
+            (ours == Some(1)).then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(hooks["items"].as_array().map(Vec::len), Some(1), "{hooks}");
+    // The marketplace holds a subscription to every request type, answered at once.
+    let calls = recorded_calls(&w, &w.practice_id);
+    assert!(
+        calls
+            .iter()
+            .any(|(c, b)| c.ends_with("POST /pms-api/v1/subscription")
+                && b["topic"] == "requests.*"
+                && b["callbackUrl"] == format!("{}/webhooks/market", w.node)),
+        "{calls:?}"
+    );
+    let (_day, slots) = linked_with_slots(&w).await;
+    let booking = book(&w, &w.practice_id, &slots[1], "Webhook").await;
+    let b = eventually("booking confirmed", Duration::from_secs(20), || async {
+        let b = get(&w, format!("{}/_market/bookings/{booking}", w.market)).await;
+        (b["status"] == "Confirmed").then_some(b)
+    })
+    .await;
+    assert_eq!(b["auto_confirmed"], false, "{b}");
+    let deliveries = eventually(
+        "the marketplace's webhooks acknowledged at the first attempt",
+        Duration::from_secs(10),
+        || async {
+            let d = get(
+                &w,
+                format!(
+                    "{}/_market/webhooks?practice_id={}",
+                    w.market, w.practice_id
+                ),
+            )
+            .await;
+            let all = d.as_array()?;
+            (!all.is_empty()
+                && all
+                    .iter()
+                    .all(|d| d["delivered"] == true && d["attempts"] == 1))
+            .then_some(d)
+        },
+    )
+    .await;
+    assert!(
+        deliveries.to_string().contains("bookings"),
+        "the booking was pushed: {deliveries}"
+    );
 }
