@@ -35,6 +35,28 @@ fn rss_mb(field: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds this process has used (user + system; server and client together).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the command name: state is field 3, utime 14 and stime 15, in clock ticks (100/s).
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (tick(11), tick(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+fn cpu_report(name: &str, cpu: f64, requests: usize, elapsed: Duration) {
+    println!(
+        "{name}: CPU (server and client) {:.3} ms per request, {:.0}% of one core",
+        cpu * 1000.0 / requests.max(1) as f64,
+        cpu * 100.0 / elapsed.as_secs_f64()
+    );
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -104,9 +126,9 @@ async fn open_loop(
     (lat, errors, started.elapsed())
 }
 
-/// 4. Generation cost alone, on this thread: the setup, hours, blocks and closed dates of a
-/// practice; one diary day; the other 89 days and the patient files (each practice dropped
-/// right after, so this does not hold memory).
+/// Phase 4, the generation cost alone, on this thread: the setup, hours, blocks and closed
+/// dates of a practice; one diary day; the other 89 days and the patient files (each practice
+/// dropped right after, so this does not hold memory).
 fn generation_cost() {
     let now = jiff::Timestamp::now();
     let n = 200u32;
@@ -207,6 +229,7 @@ fn main() {
 
         // 1. Touch every practice once, 8 at a time.
         let started = Instant::now();
+        let cpu = cpu_secs();
         let mut lat = Vec::new();
         let mut errors = 0;
         for chunk in targets.chunks(8) {
@@ -232,7 +255,9 @@ fn main() {
                 }
             }
         }
+        let n = lat.len();
         report("cold: every practice once", lat, errors, started.elapsed());
+        cpu_report("cold", cpu_secs() - cpu, n, started.elapsed());
         println!(
             "after touching all {} practices: {} resident, RSS {:.0} MB, peak RSS {:.0} MB",
             targets.len(),
@@ -246,22 +271,28 @@ fn main() {
         for t in targets.iter().take(warm) {
             let _ = http.get(&t.url).header("x-api-key", &t.key).send().await;
         }
+        let cpu = cpu_secs();
         let (lat, errors, elapsed) = open_loop(&http, targets.clone(), warm, secs).await;
+        let n = lat.len();
         report(
             &format!("warm: {RATE}/s over {warm} practices"),
             lat,
             errors,
             elapsed,
         );
+        cpu_report("warm", cpu_secs() - cpu, n, elapsed);
 
         // 3. Everyone, mostly cold.
+        let cpu = cpu_secs();
         let (lat, errors, elapsed) = open_loop(&http, targets.clone(), targets.len(), secs).await;
+        let n = lat.len();
         report(
             &format!("mixed: {RATE}/s over all {} practices", targets.len()),
             lat,
             errors,
             elapsed,
         );
+        cpu_report("mixed", cpu_secs() - cpu, n, elapsed);
         println!(
             "end: {} resident, RSS {:.0} MB, peak RSS {:.0} MB; load average {}",
             sim.resident_practices(),
