@@ -168,6 +168,9 @@ pub struct Booking {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// When a desk cancellation of its appointment was reported to the marketplace (confirmed
+    /// bookings only; reported once).
+    pub cancelled_at: Option<Timestamp>,
 }
 
 /// One recorded change of a booking.
@@ -204,13 +207,14 @@ struct BookingRow {
     last_error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    cancelled_at: Option<i64>,
 }
 
 macro_rules! booking_columns {
     () => {
         "booking_id, link_id, state, request, attempts, next_attempt_at, claimed_by, \
          claim_until, pms_patient_id, pms_appointment_id, match_decision, reject_reason, \
-         last_error, created_at, updated_at"
+         last_error, created_at, updated_at, cancelled_at"
     };
 }
 
@@ -238,6 +242,7 @@ impl TryFrom<BookingRow> for Booking {
             last_error: r.last_error,
             created_at: instant("bookings.created_at", r.created_at)?,
             updated_at: instant("bookings.updated_at", r.updated_at)?,
+            cancelled_at: opt_instant("bookings.cancelled_at", r.cancelled_at)?,
         })
     }
 }
@@ -525,6 +530,124 @@ impl Store {
         self.booking(booking_id)
             .await?
             .ok_or_else(|| StoreError::BookingNotFound(booking_id.to_owned()))
+    }
+
+    /// Like [`Store::claim_bookings`], for the bookings of one link only (a link's worker
+    /// resumes its own bookings).
+    pub async fn claim_link_bookings(
+        &self,
+        link_id: LinkId,
+        worker: &str,
+        max: u32,
+        claim_for: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<Booking>, StoreError> {
+        let until = after(now, claim_for);
+        let rows: Vec<BookingRow> = on_backend!(self, |pool| {
+            sqlx::query_as(pool.pick(
+                concat!(
+                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE booking_id IN (SELECT booking_id FROM bookings \
+                       WHERE link_id = $5 \
+                       AND state IN ('received', 'patient_resolved', 'inserted') \
+                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
+                       ORDER BY next_attempt_at, booking_id LIMIT $4) \
+                     RETURNING ",
+                    booking_columns!()
+                ),
+                concat!(
+                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE booking_id IN (SELECT booking_id FROM bookings \
+                       WHERE link_id = $5 \
+                       AND state IN ('received', 'patient_resolved', 'inserted') \
+                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
+                       ORDER BY next_attempt_at, booking_id LIMIT $4 \
+                       FOR UPDATE SKIP LOCKED) \
+                     AND state IN ('received', 'patient_resolved', 'inserted') \
+                     AND (claim_until IS NULL OR claim_until <= $3) \
+                     RETURNING ",
+                    booking_columns!()
+                ),
+            ))
+            .bind(worker.to_owned())
+            .bind(until)
+            .bind(micros(now))
+            .bind(i64::from(max))
+            .bind(link_id.0)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut claimed = rows
+            .into_iter()
+            .map(Booking::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| {
+            (a.next_attempt_at, &a.booking_id).cmp(&(b.next_attempt_at, &b.booking_id))
+        });
+        Ok(claimed)
+    }
+
+    /// A link's confirmed bookings received at or after `since` whose cancellation has not
+    /// been reported: the ones whose appointment may still be removed at the desk.
+    pub async fn standing_bookings(
+        &self,
+        link_id: LinkId,
+        since: Timestamp,
+    ) -> Result<Vec<Booking>, StoreError> {
+        let rows: Vec<BookingRow> = on_backend!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                booking_columns!(),
+                " FROM bookings WHERE link_id = $1 AND state = 'confirmed' \
+                 AND cancelled_at IS NULL AND created_at >= $2 \
+                 ORDER BY created_at, booking_id"
+            ))
+            .bind(link_id.0)
+            .bind(micros(since))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(Booking::try_from).collect()
+    }
+
+    /// Record that a confirmed booking's appointment was removed at the desk and the
+    /// marketplace was told, with `reason` in the booking's events. Only the first call for a
+    /// booking records anything: returns `false` when it was already recorded, or when the
+    /// booking is not confirmed.
+    pub async fn mark_booking_cancelled(
+        &self,
+        booking_id: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let at = micros(at);
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "UPDATE bookings SET cancelled_at = $2, updated_at = $2 \
+                 WHERE booking_id = $1 AND state = 'confirmed' AND cancelled_at IS NULL",
+            )
+            .bind(booking_id.to_owned())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "INSERT INTO booking_events (booking_id, from_state, to_state, reason, at) \
+                     VALUES ($1, 'confirmed', 'confirmed', $2, $3)",
+                )
+                .bind(booking_id.to_owned())
+                .bind(reason.to_owned())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
     }
 
     /// Every recorded change of a booking, oldest first.
