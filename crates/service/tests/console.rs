@@ -1,0 +1,947 @@
+//! The admin API and the operator console over real HTTP: both simulators and one node with an
+//! admin token and a console password, Harbour Dental and a misconfigured generated practice
+//! linked. The last test drives the console in headless Chromium (tests/browser/console.mjs).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use slotbridge_market_sim::MarketSim;
+use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG, PmsSim};
+use slotbridge_service::http::AdminAccess;
+use slotbridge_service::node::{Node, NodeConfig};
+use slotbridge_store::Keyring;
+use tokio::net::TcpListener;
+
+const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+const TOKEN: &str = "test-admin-token-0123456789";
+const PASSWORD: &str = "test console password";
+
+struct World {
+    http: reqwest::Client,
+    market: String,
+    node: String,
+    practice_id: String,
+    /// Link ids: Harbour Dental, the misconfigured practice.
+    harbour: String,
+    misconfigured: String,
+    /// The misconfigured practice's planted misconfigurations (simulator manifest kinds).
+    planted: Vec<String>,
+    _dir: tempfile::TempDir,
+    _node: Node,
+}
+
+async fn eventually<F, Fut, T>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+impl World {
+    fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.node)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("get");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+}
+
+async fn world() -> World {
+    let pms_sim = PmsSim::builder().practices(12).build();
+    let manifest = serde_json::to_value(pms_sim.manifest()).expect("manifest");
+    let mis = manifest["practices"]
+        .as_array()
+        .expect("practices")
+        .iter()
+        .skip(1)
+        .max_by_key(|p| p["misconfigurations"].as_array().map(Vec::len).unwrap_or(0))
+        .expect("a generated practice")
+        .clone();
+    let planted: Vec<String> = mis["misconfigurations"]
+        .as_array()
+        .expect("misconfigurations")
+        .iter()
+        .map(|m| m["kind"].as_str().expect("kind").to_owned())
+        .collect();
+    assert!(
+        !planted.is_empty(),
+        "no generated practice is misconfigured"
+    );
+    let pms = pms_sim
+        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+        .await
+        .expect("pms sim");
+    let market_sim = MarketSim::builder()
+        .consumer("slotbridge", "test-api-key")
+        .build()
+        .expect("market sim");
+    let (practice_id, practice_key) = market_sim
+        .create_practice("Harbour Dental", "Australia/Sydney", "slotbridge")
+        .expect("practice");
+    let (mis_id, mis_key) = market_sim
+        .create_practice(
+            mis["name"].as_str().expect("name"),
+            mis["timezone"].as_str().expect("tz"),
+            "slotbridge",
+        )
+        .expect("second practice");
+    let market = market_sim
+        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+        .await
+        .expect("serve market");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start_with_access(
+        NodeConfig {
+            database_url: format!("sqlite://{}/slotbridge.db?mode=rwc", dir.path().display()),
+            market_url: market.api_url(),
+            market_api_key: SecretString::from("test-api-key"),
+            user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
+            pms_url: pms.base_url().parse().expect("url"),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            node_id: "console-test".into(),
+            poll_interval: Duration::from_millis(500),
+            lease_ttl: Duration::from_secs(4),
+            pms_webhook_secret: None,
+            public_url: None,
+        },
+        Keyring::parse(KEY).expect("key"),
+        AdminAccess {
+            token: Some(SecretString::from(TOKEN)),
+            console_password: Some(SecretString::from(PASSWORD)),
+        },
+    )
+    .await
+    .expect("node");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let node_url = node.url();
+    let link = |site: String, key: String, pid: String, pkey: String| {
+        let http = http.clone();
+        let url = format!("{node_url}/api/links");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&json!({"site_slug": site, "pms_api_key": key, "practice_id": pid, "practice_key": pkey}))
+                .send()
+                .await
+                .expect("create link");
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        }
+    };
+    let harbour = link(
+        DEMO_SLUG.into(),
+        DEMO_API_KEY.into(),
+        practice_id.clone(),
+        practice_key,
+    )
+    .await;
+    let misconfigured = link(
+        mis["slug"].as_str().expect("slug").into(),
+        mis["api_key"].as_str().expect("key").into(),
+        mis_id,
+        mis_key,
+    )
+    .await;
+    let w = World {
+        http,
+        market: market.base_url(),
+        node: node.url(),
+        practice_id,
+        harbour,
+        misconfigured,
+        planted,
+        _dir: dir,
+        _node: node,
+    };
+    std::mem::forget(pms);
+    std::mem::forget(market);
+    // Step 2 on the marketplace for Harbour Dental, then wait for its first availability.
+    let practice = format!("{}/_market/practices/{}", w.market, w.practice_id);
+    eventually(
+        "configuration published",
+        Duration::from_secs(30),
+        || async {
+            let p: Value = w.http.get(&practice).send().await.ok()?.json().await.ok()?;
+            (p["pms_resources"].as_array().is_some_and(|a| !a.is_empty())
+                && p["pms_appointment_types"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty()))
+            .then_some(())
+        },
+    )
+    .await;
+    w.http
+        .post(format!("{practice}/auto-link"))
+        .send()
+        .await
+        .expect("auto-link");
+    eventually("first publish", Duration::from_secs(30), || async {
+        let p = w.get("/api/practices").await;
+        p.as_array()?
+            .iter()
+            .any(|p| p["link"]["id"] == w.harbour.as_str() && p["last_publish_at"].is_string())
+            .then_some(())
+    })
+    .await;
+    w
+}
+
+/// Every admin operation the console and the CLI rely on.
+const ADMIN_ROUTES: [(&str, &str); 12] = [
+    ("get", "/api/links"),
+    ("post", "/api/links"),
+    ("get", "/api/links/{id}"),
+    ("patch", "/api/links/{id}"),
+    ("post", "/api/links/{id}/resync"),
+    ("get", "/api/links/{id}/resync"),
+    ("get", "/api/links/{id}/findings"),
+    ("get", "/api/links/{id}/explain"),
+    ("get", "/api/links/{id}/week"),
+    ("get", "/api/links/{id}/log"),
+    ("get", "/api/practices"),
+    ("get", "/api/practices/{id}"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_token() {
+    let w = world().await;
+    // The document is open (it holds no secret) and is OpenAPI 3.1.
+    let doc: Value = w
+        .http
+        .get(w.api("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = ADMIN_ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, expected, "documented vs admin routes");
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("ops") {
+            assert!(
+                op["responses"]["200"].is_object()
+                    || op["responses"]["201"].is_object()
+                    || op["responses"]["202"].is_object(),
+                "{method} {path} documents no success response"
+            );
+        }
+    }
+    // Each documented route is served, and only with the token.
+    let unknown = "0191f3f0-0000-7000-8000-000000000000";
+    for (method, path) in ADMIN_ROUTES {
+        let url = w.api(&path.replace("{id}", unknown));
+        let m: reqwest::Method = method.to_uppercase().parse().expect("method");
+        let req = |token: Option<&str>| {
+            let mut r = w
+                .http
+                .request(m.clone(), &url)
+                .header("content-type", "application/json")
+                .body("{}");
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        for token in [None, Some("wrong-token")] {
+            let r = req(token).await.expect("send");
+            assert_eq!(r.status(), 401, "{method} {path} with {token:?}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer", "{method} {path}");
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+        }
+        let r = req(Some(TOKEN)).await.expect("send");
+        let status = r.status().as_u16();
+        assert!(
+            matches!(status, 200 | 404 | 422),
+            "{method} {path} with the token: {status}"
+        );
+        if status != 200 {
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/problem+json",
+                "{method} {path}: a served route answers problem+json, not the router's 404"
+            );
+        }
+    }
+    // Health, metrics and the webhooks stay open.
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let r = w.http.get(w.api(open)).send().await.expect("get");
+        assert_eq!(r.status(), 200, "{open}");
+    }
+}
+
+/// The diagnostics code of each misconfiguration the simulator plants.
+fn code_of(kind: &str) -> &'static str {
+    match kind {
+        "stacking_off" => "stacking-off",
+        "no_healthengine_reason" => "healthengine-reason-missing",
+        "health_engine_misspelt" => "healthengine-reason-misspelt",
+        "default_reason_too_short" => "default-reason-too-short",
+        "default_reason_not_all_types" => "default-reason-not-all-types",
+        "practitioner_missing_from_reason" => "practitioner-missing-from-reason",
+        "duration_mismatch" => "duration-mismatch",
+        other => panic!("unknown planted misconfiguration {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findings_with_fixes() {
+    let w = world().await;
+    let list = w.get("/api/practices").await;
+    let list = list.as_array().expect("list");
+    assert_eq!(list.len(), 2);
+    let harbour = list
+        .iter()
+        .find(|p| p["link"]["id"] == w.harbour.as_str())
+        .expect("harbour");
+    assert!(harbour["lag_seconds"].as_i64().is_some_and(|l| l >= 0));
+    assert!(harbour["last_pms_read_at"].is_string());
+    assert_eq!(harbour["consent"], "granted");
+    assert!(harbour["running_here"].as_bool().expect("running_here"));
+    assert!(
+        harbour["link"].get("pms_api_key").is_none() && harbour["link"]["secrets_set"] == true,
+        "secrets are write-only: {harbour}"
+    );
+    let findings = w
+        .get(&format!("/api/links/{}/findings", w.misconfigured))
+        .await;
+    let codes: BTreeSet<&str> = findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["code"].as_str().expect("code"))
+        .collect();
+    for kind in &w.planted {
+        assert!(
+            codes.contains(code_of(kind)),
+            "planted {kind} not among the findings {codes:?}"
+        );
+    }
+    for f in findings.as_array().expect("findings") {
+        assert!(
+            f["fix"].as_str().is_some_and(|s| s.len() > 10),
+            "a finding without a fix: {f}"
+        );
+    }
+    let one = w.get(&format!("/api/practices/{}", w.misconfigured)).await;
+    assert_eq!(one["link"]["id"], w.misconfigured.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_reports_its_progress_until_it_is_done() {
+    let w = world().await;
+    let none = w
+        .http
+        .get(w.api(&format!("/api/links/{}/resync", w.harbour)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(none.status(), 404, "no resync asked yet");
+    let bad = w
+        .http
+        .post(w.api(&format!("/api/links/{}/resync", w.harbour)))
+        .bearer_auth(TOKEN)
+        .json(&json!({"what": "everything"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), 422);
+    for what in ["config", "availability"] {
+        let r = w
+            .http
+            .post(w.api(&format!("/api/links/{}/resync", w.harbour)))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "what": what }))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 202);
+        let accepted: Value = r.json().await.expect("json");
+        assert_eq!(accepted["what"], what);
+        let url = accepted["progress_url"].as_str().expect("url").to_owned();
+        let done = eventually("resync done", Duration::from_secs(30), || async {
+            let p = w.get(&url).await;
+            assert_ne!(p["state"], "failed", "{p}");
+            (p["state"] == "done").then_some(p)
+        })
+        .await;
+        assert_eq!(done["what"], what);
+        let requested: jiff::Timestamp = done["requested_at"]
+            .as_str()
+            .expect("at")
+            .parse()
+            .expect("ts");
+        let finished: jiff::Timestamp = done["finished_at"]
+            .as_str()
+            .expect("at")
+            .parse()
+            .expect("ts");
+        assert!(finished >= requested, "{done}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_week_view_and_explain_agree_with_the_published_availability() {
+    let w = world().await;
+    let week = w.get(&format!("/api/links/{}/week", w.harbour)).await;
+    assert_eq!(week["dates"].as_array().expect("dates").len(), 7);
+    let practitioners = week["practitioners"].as_array().expect("practitioners");
+    assert!(!practitioners.is_empty());
+    // Days with published slots in the week view; the marketplace offers slots on no other day.
+    let mut view_days = BTreeSet::new();
+    let mut published = None;
+    for p in practitioners {
+        for d in p["days"].as_array().expect("days") {
+            if let Some(s) = d["slots"].as_array().and_then(|s| s.first()) {
+                view_days.insert(d["date"].as_str().expect("date").to_owned());
+                published.get_or_insert((
+                    p["id"].as_str().expect("id").to_owned(),
+                    format!(
+                        "{}T{}",
+                        d["date"].as_str().expect("date"),
+                        s["start"].as_str().expect("start")
+                    ),
+                ));
+            }
+        }
+    }
+    assert!(!view_days.is_empty(), "no slot in the week: {week}");
+    for date in week["dates"].as_array().expect("dates") {
+        let date = date.as_str().expect("date");
+        let slots: Value = w
+            .http
+            .get(format!(
+                "{}/_market/practices/{}/slots?date={date}",
+                w.market, w.practice_id
+            ))
+            .send()
+            .await
+            .expect("slots")
+            .json()
+            .await
+            .expect("json");
+        if slots.as_array().is_some_and(|s| !s.is_empty()) {
+            assert!(
+                view_days.contains(date),
+                "the marketplace offers slots on {date}, the week view shows none"
+            );
+        }
+    }
+    let bad = w
+        .http
+        .get(w.api(&format!("/api/links/{}/week?start=tuesday", w.harbour)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(bad.status(), 422);
+    // A published slot is explained as published; 03:00 the same day is outside the sessions.
+    let (practitioner, at) = published.expect("a published slot");
+    let yes = w
+        .get(&format!(
+            "/api/links/{}/explain?practitioner={practitioner}&at={at}",
+            w.harbour
+        ))
+        .await;
+    assert_eq!(yes["published"], true, "{yes}");
+    let night = format!("{}T03:00", &at[..10]);
+    let no = w
+        .get(&format!(
+            "/api/links/{}/explain?practitioner={practitioner}&at={night}",
+            w.harbour
+        ))
+        .await;
+    assert_eq!(no["published"], false, "{no}");
+    assert!(
+        matches!(
+            no["cause"].as_str(),
+            Some("outside_sessions" | "closed_date")
+        ),
+        "{no}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_shows_in_the_log_with_every_transition() {
+    let w = world().await;
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+        .date();
+    let mut slot = None;
+    for n in 1..14 {
+        let date = today + jiff::Span::new().days(n);
+        let slots: Value = w
+            .http
+            .get(format!(
+                "{}/_market/practices/{}/slots?date={date}",
+                w.market, w.practice_id
+            ))
+            .send()
+            .await
+            .expect("slots")
+            .json()
+            .await
+            .expect("json");
+        if let Some(s) = slots.as_array().and_then(|s| s.first()) {
+            slot = Some(s.clone());
+            break;
+        }
+    }
+    let slot = slot.expect("a bookable slot within two weeks");
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/practices/{}/bookings",
+            w.market, w.practice_id
+        ))
+        .json(&json!({
+            "practitioner": slot["practitioner"],
+            "appointment_type": slot["appointment_type"],
+            "start": slot["start"],
+            "patient": {"firstname": "Grace", "lastname": "Hopper", "dob": "1976-12-09",
+                        "phone": "0400 111 222", "email": "grace@example.com"},
+        }))
+        .send()
+        .await
+        .expect("book");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let booking_id = r.json::<Value>().await.expect("json")["booking_id"].to_string();
+    let booking_id = booking_id.trim_matches('"').to_owned();
+    let b = eventually("the booking answered", Duration::from_secs(40), || async {
+        let log = w.get(&format!("/api/links/{}/log", w.harbour)).await;
+        log["bookings"]
+            .as_array()?
+            .iter()
+            .find(|b| b["booking_id"] == booking_id.as_str())
+            .filter(|b| matches!(b["state"].as_str(), Some("confirmed" | "rejected")))
+            .cloned()
+    })
+    .await;
+    let transitions = b["transitions"].as_array().expect("transitions");
+    assert!(transitions.len() >= 2, "{b}");
+    assert_eq!(transitions.last().expect("last")["to"], b["state"], "{b}");
+    assert!(
+        transitions
+            .iter()
+            .all(|t| t["reason"].is_string() && t["at"].is_string())
+    );
+    if b["state"] == "rejected" {
+        assert!(
+            b["reject_reason"].is_string(),
+            "a rejection has its reason: {b}"
+        );
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_shows_a_secret() {
+    let w = world().await;
+    let r = w.http.get(w.api("/console")).send().await.expect("get");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+    let root = w.http.get(w.api("/")).send().await.expect("get");
+    assert_eq!(root.headers()["location"], "/console");
+    let login = w
+        .http
+        .get(w.api("/console/login"))
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        login.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("script-src 'self'")
+    );
+    let pre_cookie = set_cookies(&login)
+        .into_iter()
+        .find(|c| c.starts_with("sb_login="))
+        .expect("login cookie");
+    let pre = pre_cookie["sb_login=".len()..]
+        .split(';')
+        .next()
+        .expect("value")
+        .to_owned();
+    let page = login.text().await.expect("html");
+    assert_eq!(hidden_csrf(&page), pre);
+    let post_login = |password: &str, csrf: &str, cookie: Option<&str>| {
+        let mut r = w
+            .http
+            .post(w.api("/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("password", password), ("csrf", csrf)]));
+        if let Some(c) = cookie {
+            r = r.header("cookie", format!("sb_login={c}"));
+        }
+        r.send()
+    };
+    // Without the login form's token: refused.
+    assert_eq!(
+        post_login(PASSWORD, &pre, None)
+            .await
+            .expect("post")
+            .status(),
+        403
+    );
+    assert_eq!(
+        post_login(PASSWORD, "forged", Some(&pre))
+            .await
+            .expect("post")
+            .status(),
+        403
+    );
+    // A wrong password: refused.
+    assert_eq!(
+        post_login("guess", &pre, Some(&pre))
+            .await
+            .expect("post")
+            .status(),
+        401
+    );
+    // The password, and the admin token, log in.
+    for secret in [PASSWORD, TOKEN] {
+        let ok = post_login(secret, &pre, Some(&pre)).await.expect("post");
+        assert_eq!(ok.status(), 303);
+        let session = set_cookies(&ok)
+            .into_iter()
+            .find(|c| c.starts_with("sb_session="))
+            .expect("session cookie");
+        assert!(
+            session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+            "{session}"
+        );
+    }
+    let ok = post_login(PASSWORD, &pre, Some(&pre)).await.expect("post");
+    let session = set_cookies(&ok)
+        .into_iter()
+        .find(|c| c.starts_with("sb_session="))
+        .expect("session")
+        .split(';')
+        .next()
+        .expect("kv")
+        .to_owned();
+    let get = |path: String| {
+        w.http
+            .get(w.api(&path))
+            .header("cookie", session.clone())
+            .send()
+    };
+    let list = get("/console".into()).await.expect("list");
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.expect("html");
+    assert!(
+        list.contains(&w.practice_id),
+        "the list names Harbour's practice"
+    );
+    assert!(list.contains("Healthy") || list.contains("Unhealthy"));
+    let csrf = hidden_csrf(&list);
+    let practice = get(format!("/console/practices/{}", w.misconfigured))
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    for kind in &w.planted {
+        assert!(
+            practice.contains(&format!("data-code=\"{}\"", code_of(kind))),
+            "the page shows the finding for {kind}"
+        );
+    }
+    let harbour = get(format!("/console/practices/{}", w.harbour))
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        harbour.contains("<svg class=\"week-grid\""),
+        "the week grid is a picture"
+    );
+    for secret in [DEMO_API_KEY, "test-api-key", TOKEN, PASSWORD] {
+        assert!(!harbour.contains(secret), "the page shows a secret");
+    }
+    // Every form carries the session's CSRF token; a POST without it is refused.
+    let forms = harbour.matches("<form method=\"post\"").count();
+    let tokens = harbour
+        .matches(&format!("name=\"csrf\" value=\"{csrf}\""))
+        .count();
+    assert!(
+        forms >= 4 && tokens >= forms,
+        "{forms} forms, {tokens} tokens"
+    );
+    let resync = format!("/console/practices/{}/resync", w.harbour);
+    let refused = w
+        .http
+        .post(w.api(&resync))
+        .header("cookie", session.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("what", "availability")]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 403);
+    let forged = w
+        .http
+        .post(w.api(&resync))
+        .header("cookie", session.clone())
+        .header("x-csrf-token", "forged")
+        .header("hx-request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("what", "availability")]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), 403);
+    let accepted = w
+        .http
+        .post(w.api(&resync))
+        .header("cookie", session.clone())
+        .header("x-csrf-token", &csrf)
+        .header("hx-request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("what", "availability")]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(accepted.status(), 200);
+    let fragment = accepted.text().await.expect("html");
+    assert!(fragment.contains("id=\"resync-progress\""), "{fragment}");
+    // Settings: blank secrets keep the stored ones; the horizon changes.
+    let saved = w
+        .http
+        .post(w.api(&format!("/console/practices/{}/settings", w.harbour)))
+        .header("cookie", session.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("csrf", csrf.as_str()),
+            ("practice_id", w.practice_id.as_str()),
+            ("horizon_days", "21"),
+            ("pms_api_key", ""),
+            ("practice_key", ""),
+        ]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(saved.status(), 303);
+    let link = w.get(&format!("/api/links/{}", w.harbour)).await;
+    assert_eq!(link["horizon_days"], 21);
+    eventually(
+        "published again with the kept keys",
+        Duration::from_secs(30),
+        || async {
+            let p = w.get(&format!("/api/practices/{}", w.harbour)).await;
+            (p["last_error"].is_null() && p["running_here"] == true).then_some(())
+        },
+    )
+    .await;
+    // Logging out ends the session.
+    let out = w
+        .http
+        .post(w.api("/console/logout"))
+        .header("cookie", session.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 303);
+    let after = get("/console".into()).await.expect("get");
+    assert_eq!(after.status(), 303, "the session is gone");
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Skip visibly on a developer machine; under CI a missing browser or Node fails the test.
+fn missing(what: &str) {
+    assert!(
+        std::env::var_os("CI").is_none() || std::env::var_os("SLOTBRIDGE_SKIP_BROWSER").is_some(),
+        "CI is set but {what} (set SLOTBRIDGE_SKIP_BROWSER to skip on purpose)"
+    );
+    eprintln!("SKIPPED console browser test: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explains_and_logs_a_booking()
+ {
+    let Some(browser) = chromium() else {
+        return missing("chromium is not installed (scripts/ensure-chromium installs it)");
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("tests/browser");
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        return missing("Node.js is not installed");
+    }
+    if !dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        let ci = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output();
+        match ci {
+            Ok(o) if o.status.success() => {}
+            other => {
+                return missing(&format!(
+                    "`npm ci` in tests/browser failed: {}",
+                    other
+                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                        .unwrap_or_else(|e| e.to_string())
+                ));
+            }
+        }
+    }
+    let w = world().await;
+    // A day with bookable slots on the marketplace, and a time to explain (03:00 that day).
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+        .date();
+    let mut book_date = None;
+    for n in 1..14 {
+        let date = today + jiff::Span::new().days(n);
+        let slots: Value = w
+            .http
+            .get(format!(
+                "{}/_market/practices/{}/slots?date={date}",
+                w.market, w.practice_id
+            ))
+            .send()
+            .await
+            .expect("slots")
+            .json()
+            .await
+            .expect("json");
+        if slots.as_array().is_some_and(|s| !s.is_empty()) {
+            book_date = Some(date);
+            break;
+        }
+    }
+    let book_date = book_date.expect("a day with slots");
+    let shots = root.join("target/console-screenshots");
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("node")
+            .arg("console.mjs")
+            .current_dir(&dir)
+            .env("CHROMIUM", &browser)
+            .env("NODE_URL", &w.node)
+            .env("CONSOLE_PASSWORD", PASSWORD)
+            .env("MARKET_URL", &w.market)
+            .env("PRACTICE_ID", &w.practice_id)
+            .env("PRACTICE_LINK", &w.harbour)
+            .env("MISCONFIGURED_LINK", &w.misconfigured)
+            .env("BOOK_DATE", book_date.to_string())
+            .env("EXPLAIN_AT", format!("{book_date}T03:00"))
+            .env("SCREENSHOTS", &shots)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test finishes within 5 minutes")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("browser: all steps passed"),
+        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    for shot in [
+        "01-login",
+        "02-practices",
+        "04-findings",
+        "05-resync-done",
+        "07-explain",
+        "09-booking-log",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+}
