@@ -416,6 +416,8 @@ struct Outcome {
     confirmed: usize,
     auto_confirmed: usize,
     rejected: usize,
+    /// Why bookings were rejected, with how many each.
+    reasons: BTreeMap<String, usize>,
 }
 
 /// Every booking ends Confirmed or Rejected, none is in a diary twice, every Confirmed one is
@@ -500,6 +502,10 @@ async fn assert_exactly_once(
                     m.id
                 );
                 outcome.rejected += 1;
+                *outcome
+                    .reasons
+                    .entry(b["reject_reason"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
             }
         }
     }
