@@ -6,8 +6,8 @@
 //!    process's resident memory afterwards;
 //! 2. an open-loop 500 requests/s for `BENCH_SECS` (default 20) over a working set of 200
 //!    practices (warm);
-//! 3. the same rate spread evenly over all 10,000 practices (mostly cold: all but
-//!    `BENCH_CAP`, default 256, were dropped again);
+//! 3. the same rate spread evenly over all 10,000 practices (`BENCH_CAP` and `BENCH_BUDGET`,
+//!    default the simulator's, set how many stay in memory);
 //! 4. the cost of generating a practice (its setup, hours, blocks and closed dates), of building
 //!    one diary day, and of building all 90 days and the patient files, on this thread.
 //!
@@ -175,7 +175,11 @@ fn main() {
     let cap: usize = std::env::var("BENCH_CAP")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(slotbridge_pms_sim::DEFAULT_RESIDENT_CAP);
+    let budget: usize = std::env::var("BENCH_BUDGET")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(slotbridge_pms_sim::DEFAULT_RESIDENT_BUDGET);
     println!(
         "machine: {} CPUs, load average {} at the start",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -189,6 +193,7 @@ fn main() {
             .seed(1)
             .rate_limit(None)
             .resident_cap(cap)
+            .resident_budget(budget)
             .build();
         let manifest = sim.manifest();
         println!(
@@ -259,9 +264,10 @@ fn main() {
         report("cold: every practice once", lat, errors, started.elapsed());
         cpu_report("cold", cpu_secs() - cpu, n, started.elapsed());
         println!(
-            "after touching all {} practices: {} resident, RSS {:.0} MB, peak RSS {:.0} MB",
+            "after touching all {} practices: {} resident (weight {}), RSS {:.0} MB, peak RSS {:.0} MB",
             targets.len(),
             sim.resident_practices(),
+            sim.resident_weight(),
             rss_mb("VmRSS:"),
             rss_mb("VmHWM:")
         );
@@ -294,8 +300,9 @@ fn main() {
         );
         cpu_report("mixed", cpu_secs() - cpu, n, elapsed);
         println!(
-            "end: {} resident, RSS {:.0} MB, peak RSS {:.0} MB; load average {}",
+            "end: {} resident (weight {}), RSS {:.0} MB, peak RSS {:.0} MB; load average {}",
             sim.resident_practices(),
+            sim.resident_weight(),
             rss_mb("VmRSS:"),
             rss_mb("VmHWM:"),
             loadavg()

@@ -27,8 +27,12 @@ pub struct Args {
     #[arg(long, default_value_t = 200.0)]
     pub rate_burst: f64,
     /// Unchanged generated practices kept in memory at most.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = crate::DEFAULT_RESIDENT_CAP)]
     pub resident_cap: usize,
+    /// Weight budget of the generated practices in memory: a practice weighs 1, each diary day
+    /// read 1, its patient files 8 (about 20 KB a unit); unchanged ones are dropped beyond it.
+    #[arg(long, default_value_t = crate::DEFAULT_RESIDENT_BUDGET)]
+    pub resident_budget: usize,
     /// Faults in force from the start, as the JSON of `PUT /_sim/faults`.
     #[arg(long, value_name = "JSON")]
     pub faults: Option<String>,
@@ -157,6 +161,7 @@ impl Args {
             .seed(self.seed)
             .rate_limit(rate)
             .resident_cap(self.resident_cap)
+            .resident_budget(self.resident_budget)
             .faults(faults)
             .build();
         for (flag, action) in self.desk_actions()? {

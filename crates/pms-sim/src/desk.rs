@@ -731,5 +731,9 @@ async fn manifest(State(s): State<Arc<SimState>>) -> Response {
 }
 
 async fn stats(State(s): State<Arc<SimState>>) -> Response {
-    Json(serde_json::json!({ "resident_practices": s.resident() })).into_response()
+    Json(serde_json::json!({
+        "resident_practices": s.resident(),
+        "resident_weight": s.resident_weight(),
+    }))
+    .into_response()
 }

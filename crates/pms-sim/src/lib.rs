@@ -50,6 +50,12 @@ pub use problem::Problem;
 use crate::practice::{Change, Practice, Webhook};
 use crate::registry::{Lookup, Registry, Shared};
 
+/// The default cap on unchanged generated practices in memory.
+pub const DEFAULT_RESIDENT_CAP: usize = 20_000;
+/// The default weight budget of generated practices in memory (see
+/// [`PmsSimBuilder::resident_budget`]).
+pub const DEFAULT_RESIDENT_BUDGET: usize = 50_000;
+
 /// A per-key rate limit: a token bucket of `burst` tokens refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -75,6 +81,7 @@ pub struct PmsSimBuilder {
     seed: u64,
     rate_limit: Option<RateLimit>,
     resident_cap: usize,
+    resident_budget: usize,
     epoch: Option<jiff::Timestamp>,
     faults: Faults,
 }
@@ -98,9 +105,19 @@ impl PmsSimBuilder {
         self
     }
 
-    /// At most this many unchanged generated practices stay in memory (default 256).
+    /// At most this many unchanged generated practices stay in memory (default 20,000).
     pub fn resident_cap(mut self, cap: usize) -> Self {
         self.resident_cap = cap;
+        self
+    }
+
+    /// Unchanged generated practices are dropped (oldest first) while the generated practices
+    /// in memory weigh more than this: a practice weighs 1, each diary day built by a read 1
+    /// more, and its patient files 8 (see `practice::WEIGHT_PER_DAY`). A unit is about 20 KB;
+    /// the default, [`DEFAULT_RESIDENT_BUDGET`], keeps 10,000 practices read a day or two at a
+    /// time all in memory and bounds the total at about 1 GB whatever is read.
+    pub fn resident_budget(mut self, budget: usize) -> Self {
+        self.resident_budget = budget;
         self
     }
 
@@ -127,6 +144,7 @@ impl PmsSimBuilder {
                     self.practices,
                     epoch,
                     self.resident_cap,
+                    self.resident_budget,
                 )),
                 faults: Mutex::new(self.faults),
                 burst_left: AtomicU32::new(burst),
@@ -151,7 +169,8 @@ impl PmsSim {
             practices: 0,
             seed: 1,
             rate_limit: Some(RateLimit::default()),
-            resident_cap: 256,
+            resident_cap: DEFAULT_RESIDENT_CAP,
+            resident_budget: DEFAULT_RESIDENT_BUDGET,
             epoch: None,
             faults: Faults::default(),
         }
@@ -170,6 +189,11 @@ impl PmsSim {
     /// How many practices are in memory now (the others are generated on first use).
     pub fn resident_practices(&self) -> usize {
         self.state.resident()
+    }
+
+    /// What the generated practices in memory weigh (see [`PmsSimBuilder::resident_budget`]).
+    pub fn resident_weight(&self) -> usize {
+        self.state.resident_weight()
     }
 
     /// Replace the faults in force.
@@ -313,11 +337,11 @@ impl SimState {
     /// The practice with `slug`; a generated one is built outside the registry lock, so one
     /// cold practice does not hold up requests to the others.
     fn practice(&self, slug: &str) -> Option<Shared> {
-        let lookup = self
-            .registry
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .lookup(slug);
+        let lookup = {
+            let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+            registry.trim();
+            registry.lookup(slug)
+        };
         match lookup {
             Lookup::Live(p) => Some(p),
             Lookup::Unknown => None,
@@ -345,6 +369,13 @@ impl SimState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .resident()
+    }
+
+    fn resident_weight(&self) -> usize {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .weight()
     }
 
     fn manifest(&self) -> Manifest {

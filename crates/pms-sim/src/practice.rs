@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use jiff::civil::{Date, DateTime};
@@ -191,6 +192,24 @@ pub struct Practice {
     pub webhooks: Vec<Webhook>,
     /// Set on the first change: a changed practice is never evicted and regenerated.
     pub dirty: bool,
+    /// What this practice weighs in memory, in [`WEIGHT_PER_DAY`] units: 1 for the practice,
+    /// 1 per built diary day, [`WEIGHT_OF_PATIENTS`] once its patient files are built.
+    weight: usize,
+    /// The registry's total weight, kept up to date with ours while we are in it.
+    meter: Option<Arc<AtomicUsize>>,
+}
+
+/// A built diary day of a generated practice (about 30 appointments) is the weight unit.
+pub const WEIGHT_PER_DAY: usize = 1;
+/// A generated practice's patient files weigh as much as this many built days.
+pub const WEIGHT_OF_PATIENTS: usize = 8;
+
+impl Drop for Practice {
+    fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            m.fetch_sub(self.weight, Ordering::Relaxed);
+        }
+    }
 }
 
 fn appt_num(id: &str) -> Option<u64> {
@@ -234,6 +253,28 @@ impl Practice {
             next_seq: 1,
             webhooks: Vec::new(),
             dirty: false,
+            weight: WEIGHT_PER_DAY,
+            meter: None,
+        }
+    }
+
+    /// Count this practice's weight, now and as it grows, in `meter`.
+    pub fn attach_meter(&mut self, meter: Arc<AtomicUsize>) {
+        meter.fetch_add(self.weight, Ordering::Relaxed);
+        if let Some(old) = self.meter.replace(meter) {
+            old.fetch_sub(self.weight, Ordering::Relaxed);
+        }
+    }
+
+    /// What this practice weighs in memory (see [`WEIGHT_PER_DAY`]).
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn add_weight(&mut self, w: usize) {
+        self.weight += w;
+        if let Some(m) = &self.meter {
+            m.fetch_add(w, Ordering::Relaxed);
         }
     }
 
@@ -263,6 +304,7 @@ impl Practice {
             return;
         }
         self.built_days |= bit;
+        self.add_weight(WEIGHT_PER_DAY);
         for (n, a) in plan.day(day) {
             if let Some(r) = &a.external_ref {
                 self.by_ref.insert(r.clone(), n);
@@ -314,6 +356,9 @@ impl Practice {
             return;
         }
         self.patients_built = true;
+        if self.plan.is_some() {
+            self.add_weight(WEIGHT_OF_PATIENTS);
+        }
         if let Some(plan) = &self.plan {
             let mut files = plan.patients();
             for (i, p) in files.iter_mut().enumerate() {

@@ -3,6 +3,7 @@
 //! process serves 10,000 practices in little memory.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::generate;
@@ -38,12 +39,16 @@ pub struct Registry {
     live: HashMap<String, Shared>,
     clean: VecDeque<String>,
     cap: usize,
+    /// The total weight of the generated practices in memory (see [`Practice::weight`]).
+    weight: Arc<AtomicUsize>,
+    budget: usize,
 }
 
 impl Registry {
     /// A registry of Harbour Dental and `count` generated practices, diaries from `epoch`'s date,
-    /// keeping at most `cap` unchanged generated practices in memory.
-    pub fn new(seed: u64, count: u32, epoch: jiff::Timestamp, cap: usize) -> Self {
+    /// keeping at most `cap` unchanged generated practices in memory, and dropping unchanged
+    /// ones while the generated practices weigh more than `budget` (see [`Practice::weight`]).
+    pub fn new(seed: u64, count: u32, epoch: jiff::Timestamp, cap: usize, budget: usize) -> Self {
         let mut live = HashMap::new();
         live.insert(
             generate::DEMO_SLUG.to_owned(),
@@ -56,6 +61,20 @@ impl Registry {
             live,
             clean: VecDeque::new(),
             cap: cap.max(1),
+            weight: Arc::new(AtomicUsize::new(0)),
+            budget,
+        }
+    }
+
+    /// The total weight of the generated practices in memory.
+    pub fn weight(&self) -> usize {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Drop unchanged practices if reads built so much that the weight is over budget.
+    pub fn trim(&mut self) {
+        if self.weight() > self.budget {
+            self.evict();
         }
     }
 
@@ -91,10 +110,11 @@ impl Registry {
 
     /// Keep a practice generated outside the lock; if another request got there first, theirs
     /// is kept and returned.
-    pub fn adopt(&mut self, slug: &str, practice: Practice) -> Shared {
+    pub fn adopt(&mut self, slug: &str, mut practice: Practice) -> Shared {
         if let Some(p) = self.live.get(slug) {
             return p.clone();
         }
+        practice.attach_meter(self.weight.clone());
         let p = Arc::new(Mutex::new(practice));
         self.live.insert(slug.to_owned(), p.clone());
         self.clean.push_back(slug.to_owned());
@@ -113,10 +133,13 @@ impl Registry {
         true
     }
 
-    /// Drop unchanged generated practices nobody is using, oldest first, down to the cap.
+    /// Drop unchanged generated practices nobody is using, oldest first, down to the cap and
+    /// the weight budget.
     fn evict(&mut self) {
         let mut kept = VecDeque::new();
-        while self.clean.len() + kept.len() > self.cap {
+        while self.clean.len() + kept.len() > self.cap
+            || (self.weight() > self.budget && !self.clean.is_empty())
+        {
             let Some(slug) = self.clean.pop_front() else {
                 break;
             };

@@ -189,3 +189,58 @@ async fn generated_online_bookings_stay_idempotent_and_changes_survive_eviction(
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_weight_budget_drops_unchanged_practices_read_at_length() {
+    let epoch: jiff::Timestamp = "2026-11-25T01:00:00Z".parse().expect("ts");
+    let sim = PmsSim::builder()
+        .practices(12)
+        .seed(11)
+        .rate_limit(None)
+        .resident_budget(100)
+        .epoch(epoch)
+        .build();
+    let m = sim.manifest();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let h = sim.serve(listener).await.expect("serve");
+    // A day of each: light enough that every practice stays in memory.
+    for i in 1..=12 {
+        let (from, to) = dates(&m, i, epoch, 0, 1);
+        diary(&h, &m, i, &from, &to).await;
+    }
+    assert_eq!(h.sim().resident_practices(), 13);
+    let light = h.sim().resident_weight();
+    assert!((24..=100).contains(&light), "weight {light}");
+    // The whole 90 days of two of them (several pages each): over budget, so unchanged
+    // practices are dropped at each next request, oldest first, until the weight fits again
+    // (the last request may have built up to 90 days more).
+    for i in [3, 4] {
+        let (from, to) = dates(&m, i, epoch, 0, 90);
+        diary(&h, &m, i, &from, &to).await;
+    }
+    let (from, to) = dates(&m, 5, epoch, 0, 1);
+    diary(&h, &m, 5, &from, &to).await;
+    let heavy = h.sim().resident_weight();
+    assert!(heavy <= 100 + 92, "weight {heavy} after trimming");
+    assert!(h.sim().resident_practices() < 13);
+    // A changed practice is never dropped, whatever it weighs.
+    let p = &m.practices[6];
+    let r = reqwest::Client::new()
+        .put(format!("{}/_desk/sites/{}/stacking", h.base_url(), p.slug))
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(r.status(), 204);
+    let (from, to) = dates(&m, 6, epoch, 0, 90);
+    diary(&h, &m, 6, &from, &to).await;
+    for i in (1..=12).filter(|i| *i != 6) {
+        let (from, to) = dates(&m, i, epoch, 0, 90);
+        diary(&h, &m, i, &from, &to).await;
+    }
+    let (s, web) = get(&h, &m, 6, "web-setup").await;
+    assert_eq!((s, &web["stacking"]), (200, &json!(false)));
+    h.shutdown().await;
+}
