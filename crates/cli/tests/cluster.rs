@@ -55,7 +55,8 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let record = dir.path().join("market-calls.jsonl");
         let pms_sim = PmsSim::builder()
-            .practices(u32::try_from(count * 3).unwrap_or(30))
+            // About one generated practice in five is set up correctly.
+            .practices(u32::try_from(count * 9 + 9).unwrap_or(90))
             .build();
         let market_sim = MarketSim::builder()
             .consumer("slotbridge", MARKET_API_KEY)
