@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, default_value_t = crate::DEFAULT_RESIDENT_CAP)]
     pub resident_cap: usize,
     /// Weight budget of the generated practices in memory: a practice weighs 1, each diary day
-    /// read 1, its patient files 8 (about 20 KB a unit); unchanged ones are dropped beyond it.
+    /// read 1, its patient files 8 (about 16 KB a unit); unchanged ones are dropped beyond it.
     #[arg(long, default_value_t = crate::DEFAULT_RESIDENT_BUDGET)]
     pub resident_budget: usize,
     /// Faults in force from the start, as the JSON of `PUT /_sim/faults`.

@@ -113,9 +113,10 @@ impl PmsSimBuilder {
 
     /// Unchanged generated practices are dropped (oldest first) while the generated practices
     /// in memory weigh more than this: a practice weighs 1, each diary day built by a read 1
-    /// more, and its patient files 8 (see `practice::WEIGHT_PER_DAY`). A unit is about 20 KB;
-    /// the default, [`DEFAULT_RESIDENT_BUDGET`], keeps 10,000 practices read a day or two at a
-    /// time all in memory and bounds the total at about 1 GB whatever is read.
+    /// more, and its patient files 8 (see `practice::WEIGHT_PER_DAY`). A unit is about 16 KB
+    /// (measured, see `docs/performance.md`); the default, [`DEFAULT_RESIDENT_BUDGET`], keeps
+    /// 10,000 practices read a day or two at a time all in memory and bounds the total at about
+    /// 0.8 GB whatever is read.
     pub fn resident_budget(mut self, budget: usize) -> Self {
         self.resident_budget = budget;
         self
