@@ -90,22 +90,79 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         (total, practitioner, first_day)
     });
     assert!(slots > 0, "no bookable slots in the next week");
-    // doctor and explain, through the node's admin API.
-    let console = info["console"].as_str().expect("console");
+    // doctor and explain, through the node's admin API, with the demo's admin token.
+    let url = info["url"].as_str().expect("url");
+    let token = info["admin_token"].as_str().expect("admin token");
+    assert!(
+        info["console"]
+            .as_str()
+            .expect("console")
+            .ends_with("/console"),
+        "{info}"
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
+        .args(["doctor", "--url", url, "--json"])
+        .env_remove("SLOTBRIDGE_ADMIN_TOKEN")
+        .output()
+        .expect("doctor");
+    assert_ne!(
+        refused.status.code(),
+        Some(0),
+        "the admin API wants the token"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--token"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let doctor = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
-        .args(["doctor", "--url", console, "--json"])
+        .args(["doctor", "--url", url, "--json", "--token", token])
+        .output()
+        .expect("doctor");
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor json ({e}): {}",
+            String::from_utf8_lossy(&doctor.stderr)
+        )
+    });
+    let entries = report.as_array().expect("report");
+    assert_eq!(
+        entries.len(),
+        2,
+        "Harbour Dental and the misconfigured practice"
+    );
+    let errors = entries.iter().any(|e| {
+        e["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["severity"] == "error"))
+    });
+    assert_eq!(doctor.status.code(), Some(if errors { 1 } else { 0 }));
+    let misconfigured = entries
+        .iter()
+        .find(|e| e["practice_id"] == info["misconfigured_practice_id"])
+        .expect("the misconfigured practice is linked");
+    assert!(
+        misconfigured["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "the misconfigured practice has findings: {misconfigured}"
+    );
+    let harbour = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
+        .args(["doctor", "--url", url, "--json", "--practice"])
+        .arg(info["practice_id"].as_str().expect("id"))
+        .env("SLOTBRIDGE_ADMIN_TOKEN", token)
         .output()
         .expect("doctor");
     assert_eq!(
-        doctor.status.code(),
+        harbour.status.code(),
         Some(0),
         "{}",
-        String::from_utf8_lossy(&doctor.stderr)
+        String::from_utf8_lossy(&harbour.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor json");
+    let report: serde_json::Value = serde_json::from_slice(&harbour.stdout).expect("doctor json");
     assert_eq!(report[0]["practice_id"], info["practice_id"]);
     let explain = Command::new(env!("CARGO_BIN_EXE_slotbridge"))
-        .args(["explain", "--url", console, "--practice"])
+        .args(["explain", "--url", url, "--token", token, "--practice"])
         .arg(info["practice_id"].as_str().expect("id"))
         .args([
             "--practitioner",
@@ -130,7 +187,7 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         .args([
             "explain",
             "--url",
-            console,
+            url,
             "--practice",
             "1",
             "--practitioner",

@@ -20,7 +20,7 @@ use slotbridge_store::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::worker::{Ctx, Trigger};
+use crate::worker::{Ctx, ResyncState, Trigger};
 
 /// Published availability older than this is stale.
 pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
@@ -663,7 +663,6 @@ pub async fn resync(ctx: &Ctx, id: &str, what: ResyncWhat) -> Result<ResyncAccep
             "the link is disabled: enable it first".into(),
         ));
     }
-    let asked_at = Timestamp::now();
     if !ctx.trigger(link.id, trigger) {
         return Err(AdminError::Conflict(
             "the link is not worked by this node (another node holds it, or it is starting); \
@@ -671,10 +670,6 @@ pub async fn resync(ctx: &Ctx, id: &str, what: ResyncWhat) -> Result<ResyncAccep
                 .into(),
         ));
     }
-    resyncs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(link.id, (what, asked_at));
     Ok(ResyncAccepted {
         link: link.id.to_string(),
         what,
@@ -695,9 +690,9 @@ pub struct ResyncProgressView {
     pub message: Option<String>,
     /// When it finished (RFC 3339).
     pub finished_at: Option<String>,
-    /// Days of availability sent so far, when known.
+    /// (resource, date) pairs of availability sent so far, once the worker knows the total.
     pub sent_days: Option<u32>,
-    /// Days to send, when known.
+    /// (resource, date) pairs in the horizon, once known.
     pub total_days: Option<u32>,
 }
 
@@ -708,49 +703,34 @@ impl ResyncProgressView {
     }
 }
 
-/// Resyncs asked on this node: link -> (what, when). The worker reports a sync's end through
-/// the link's sync state (a publish or an error after the request).
-fn resyncs() -> &'static std::sync::Mutex<BTreeMap<LinkId, (ResyncWhat, Timestamp)>> {
-    static RESYNCS: std::sync::OnceLock<
-        std::sync::Mutex<BTreeMap<LinkId, (ResyncWhat, Timestamp)>>,
-    > = std::sync::OnceLock::new();
-    RESYNCS.get_or_init(Default::default)
-}
-
-/// The progress of the link's last resync asked on this node.
+/// The progress of the link's last resync asked on this node (the worker reports it).
 pub async fn resync_progress(ctx: &Ctx, id: &str) -> Result<ResyncProgressView, AdminError> {
     let link = load_link(ctx, id).await?;
-    let asked = resyncs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&link.id)
-        .copied();
-    let Some((what, requested_at)) = asked else {
-        return Err(AdminError::NotFound(format!(
+    let p = ctx.resync_progress(link.id).ok_or_else(|| {
+        AdminError::NotFound(format!(
             "no resync of link {} was asked on this node",
             link.id
-        )));
-    };
-    let state = ctx.store.sync_state(link.id).await?;
-    let done = state.last_publish_at.filter(|at| *at >= requested_at);
-    let failed = state.last_error.as_ref().filter(|e| e.at >= requested_at);
-    let view =
-        |state: &str, message: Option<String>, finished_at: Option<Timestamp>| ResyncProgressView {
-            what,
-            requested_at: ts(requested_at),
-            state: state.to_owned(),
-            message,
-            finished_at: finished_at.map(ts),
-            sent_days: None,
-            total_days: None,
-        };
-    Ok(match (done, failed) {
-        (_, Some(e)) if done.is_none_or(|d| e.at > d) => {
-            view("failed", Some(e.message.clone()), Some(e.at))
+        ))
+    })?;
+    let known = |n: usize| (p.total_days > 0).then(|| u32::try_from(n).unwrap_or(u32::MAX));
+    Ok(ResyncProgressView {
+        what: if p.what == "config" {
+            ResyncWhat::Config
+        } else {
+            ResyncWhat::Availability
+        },
+        requested_at: ts(p.requested_at),
+        state: match p.state {
+            ResyncState::Queued => "queued",
+            ResyncState::Running => "running",
+            ResyncState::Done => "done",
+            ResyncState::Failed => "failed",
         }
-        (Some(d), _) => view("done", None, Some(d)),
-        _ if ctx.running().contains(&link.id) => view("running", None, None),
-        _ => view("queued", None, None),
+        .to_owned(),
+        message: p.error.clone(),
+        finished_at: p.finished_at.map(ts),
+        sent_days: known(p.sent_days),
+        total_days: known(p.total_days),
     })
 }
 

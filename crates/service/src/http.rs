@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -317,6 +318,14 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
 
 type Json<T> = axum::Json<T>;
 
+fn query_problem(e: QueryRejection) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid query",
+        format!("the query string is not valid: {}", e.body_text()),
+    )
+}
+
 /// List the links.
 #[utoipa::path(get, path = "/api/links", tag = "links",
     responses((status = 200, description = "Every link (without secrets)", body = [LinkView]),
@@ -432,8 +441,9 @@ async fn findings(
 async fn explain(
     State(s): State<HttpState>,
     Path(id): Path<String>,
-    Query(q): Query<ExplainQuery>,
+    q: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> Result<Json<ExplanationView>, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
     Ok(axum::Json(admin::explain(&s.ctx, &id, &q).await?))
 }
 
@@ -448,8 +458,9 @@ async fn explain(
 async fn week(
     State(s): State<HttpState>,
     Path(id): Path<String>,
-    Query(q): Query<WeekQuery>,
+    q: Result<Query<WeekQuery>, QueryRejection>,
 ) -> Result<Json<WeekView>, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
     Ok(axum::Json(
         admin::week(&s.ctx, &id, q.start.as_deref()).await?,
     ))

@@ -11,6 +11,9 @@ pub struct Args {
     /// The node's base URL.
     #[arg(long, env = "SLOTBRIDGE_URL", default_value = "http://127.0.0.1:7400")]
     url: String,
+    /// The node's admin token (sent as `Authorization: Bearer`).
+    #[arg(long, env = "SLOTBRIDGE_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Only the link of this marketplace practice id.
     #[arg(long)]
     practice: Option<String>,
@@ -24,6 +27,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(doctor(args))
 }
 
+/// An HTTP client for the admin API: every request carries the bearer token when one is given.
+pub fn admin_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token.map(str::trim).filter(|t| !t.is_empty()) {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .context("--token: not a valid header value")?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
+
 /// GET a JSON document from the admin API, turning problem+json into one clear line.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
     let r = http
@@ -32,6 +49,11 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value
         .await
         .with_context(|| format!("cannot reach slotbridge at {url}"))?;
     let status = r.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        anyhow::bail!(
+            "{url}: the admin API wants a token: pass --token or set SLOTBRIDGE_ADMIN_TOKEN"
+        );
+    }
     let body: Value = r.json().await.with_context(|| format!("{url}: not JSON"))?;
     if !status.is_success() {
         anyhow::bail!(
@@ -44,7 +66,7 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value
 }
 
 async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
-    let http = reqwest::Client::new();
+    let http = admin_client(args.token.as_deref())?;
     let base = args.url.trim_end_matches('/');
     let links = get_json(&http, &format!("{base}/api/links")).await?;
     let links: Vec<&Value> = links

@@ -8,6 +8,9 @@ pub struct Args {
     /// The node's base URL.
     #[arg(long, env = "SLOTBRIDGE_URL", default_value = "http://127.0.0.1:7400")]
     url: String,
+    /// The node's admin token (sent as `Authorization: Bearer`).
+    #[arg(long, env = "SLOTBRIDGE_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The marketplace practice id.
     #[arg(long)]
     practice: String,
@@ -34,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let http = reqwest::Client::new();
+        let http = super::doctor::admin_client(args.token.as_deref())?;
         let base = args.url.trim_end_matches('/');
         let links = super::doctor::get_json(&http, &format!("{base}/api/links")).await?;
         let Some(link) = links.as_array().and_then(|a| {

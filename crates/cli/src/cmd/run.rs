@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::SecretString;
 use serde::Deserialize;
+use slotbridge_service::http::AdminAccess;
 use slotbridge_service::node::{Node, NodeConfig};
 use slotbridge_store::Keyring;
 
@@ -36,6 +37,8 @@ struct FileConfig {
     log_format: Option<String>,
     pms_webhook_secret: Option<String>,
     public_url: Option<String>,
+    admin_token: Option<String>,
+    console_password: Option<String>,
 }
 
 fn setting(file: &Option<String>, key: &str) -> Option<String> {
@@ -118,13 +121,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(message) => return Ok(super::usage_error(message)),
     };
+    let access = AdminAccess {
+        token: setting(&file.admin_token, "admin_token").map(SecretString::from),
+        console_password: setting(&file.console_password, "console_password")
+            .map(SecretString::from),
+    };
+    if access.token.is_none() && !config.listen.ip().is_loopback() {
+        return Ok(super::usage_error(format!(
+            "admin_token: missing, and the node listens on {} (not loopback): set admin_token \
+             (SLOTBRIDGE_ADMIN_TOKEN) so the admin API and the console are not open to the network",
+            config.listen
+        )));
+    }
     let keys = match Keyring::from_env() {
         Ok(k) => k,
         Err(e) => return Ok(super::usage_error(format!("master key: {e}"))),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let node = Node::start(config, keys).await?;
+        if access.token.is_none() {
+            tracing::warn!(
+                "no admin_token: the admin API (/api) needs no token; only loopback clients reach it"
+            );
+        }
+        let node = Node::start_with_access(config, keys, access).await?;
+        tracing::info!(console = %format!("{}/console", node.url()), "operator console");
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight work");
         node.shutdown().await;

@@ -265,11 +265,11 @@ pub fn resync_progress(
                         span class={"state state-" (p.state)} { (p.state) }
                         " (asked " (ago(Some(&p.requested_at))) ")"
                         @if let (Some(s), Some(t)) = (p.sent_days, p.total_days) {
-                            " — " (s) " of " (t) " days sent"
+                            " — " (s) " of " (t) " practitioner-days sent"
                         }
                     }
                     @if let (Some(s), Some(t)) = (p.sent_days, p.total_days) {
-                        progress max=(t) value=(s) aria-label="Days sent" { (s) " of " (t) }
+                        progress max=(t) value=(s) aria-label="Practitioner-days sent" { (s) " of " (t) }
                     } @else if !p.finished() {
                         progress aria-label="Resync in progress" {}
                     }
