@@ -626,7 +626,7 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
         world.spec("node-a", &db.url, None),
         world.spec("node-b", &db.url, None),
     ];
-    let mut nodes = vec![
+    let mut nodes = [
         NodeProcess::start(&specs[0], READY).await,
         NodeProcess::start(&specs[1], READY).await,
     ];
