@@ -249,6 +249,13 @@ async fn run_due<P: PmsConnector>(
     pms: &P,
     market: &PracticeClient,
 ) -> Result<(), SyncFailure> {
+    if !ctx
+        .store
+        .has_due_bookings(link.id, Timestamp::now())
+        .await?
+    {
+        return Ok(());
+    }
     let claimed = ctx
         .store
         .claim_link_bookings(
@@ -385,7 +392,7 @@ struct Round<'a, P> {
 /// What a step did.
 enum Moved {
     /// The booking moved on: the row as it is now.
-    To(Booking),
+    To(Box<Booking>),
     /// Nothing more to do in this round.
     Done,
 }
@@ -417,7 +424,7 @@ impl<P: PmsConnector> Round<'_, P> {
         loop {
             let result = self.step(&row, &b, diary).await;
             match result {
-                Ok(Moved::To(next)) => row = next,
+                Ok(Moved::To(next)) => row = *next,
                 Ok(Moved::Done) => return,
                 Err(Fail::Refuse(reason)) => {
                     self.reject(&row, &b, &reason).await;
@@ -471,7 +478,7 @@ impl<P: PmsConnector> Round<'_, P> {
                                 Timestamp::now(),
                             )
                             .await?;
-                        Ok(Moved::To(next))
+                        Ok(Moved::To(Box::new(next)))
                     }
                     Ok(Err(why)) => Err(Fail::Refuse(why)),
                     Err(e) => Err(pms_fail(e)),
@@ -484,7 +491,7 @@ impl<P: PmsConnector> Round<'_, P> {
                 let day = self.diary(diary, start.date()).await?;
                 // An insert may have gone through before a crash or a lost answer.
                 if let Some(found) = find_by_ref(day, b.booking_id) {
-                    return Ok(Moved::To(self.inserted(id, found, false).await?));
+                    return Ok(Moved::To(Box::new(self.inserted(id, found, false).await?)));
                 }
                 if !slot_free(setup, day, &resolved, start) {
                     return Err(Fail::Refuse(TAKEN.into()));
@@ -512,9 +519,9 @@ impl<P: PmsConnector> Round<'_, P> {
                     Ok(inserted) => {
                         let appointment = inserted.appointment.id.clone();
                         day.appointments.push(inserted.appointment);
-                        Ok(Moved::To(
+                        Ok(Moved::To(Box::new(
                             self.inserted(id, appointment, inserted.created).await?,
-                        ))
+                        )))
                     }
                     Err(PmsError::Conflict { .. }) => {
                         // The diary changed since it was read: read it again for the next one.
@@ -561,7 +568,7 @@ impl<P: PmsConnector> Round<'_, P> {
                         Timestamp::now(),
                     )
                     .await?;
-                self.ctx.metrics.booking("confirmed", since(b.booked_time));
+                self.ctx.metrics.booking("confirmed", since(row.created_at));
                 info!(booking = %id, link = %self.link.id, "booking confirmed");
                 Ok(Moved::Done)
             }
@@ -708,7 +715,7 @@ impl<P: PmsConnector> Round<'_, P> {
             .or_else(answered_ok)
         {
             Ok(()) => {
-                self.ctx.metrics.booking("rejected", since(b.booked_time));
+                self.ctx.metrics.booking("rejected", since(row.created_at));
                 info!(booking = %id, reason, "booking rejected");
             }
             Err(e) => {
@@ -795,7 +802,9 @@ fn after(now: Timestamp, wait: Duration) -> Timestamp {
         .unwrap_or(now)
 }
 
-/// Time since `t` (zero if `t` is in the future).
+/// Time since `t` (zero if `t` is in the future). Booking latencies are measured from the
+/// request's arrival at the integration (the outbox row's creation): the marketplace's
+/// `bookedTime` has whole seconds only.
 fn since(t: Timestamp) -> Duration {
     Duration::try_from(Timestamp::now().duration_since(t)).unwrap_or_default()
 }

@@ -532,6 +532,28 @@ impl Store {
             .ok_or_else(|| StoreError::BookingNotFound(booking_id.to_owned()))
     }
 
+    /// Whether the link has a booking [`Store::claim_link_bookings`] would claim at `now`: a
+    /// read, so an idle link's tick writes nothing.
+    pub async fn has_due_bookings(
+        &self,
+        link_id: LinkId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let found: Option<String> = on_backend!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT booking_id FROM bookings \
+                 WHERE state IN ('received', 'patient_resolved', 'inserted') \
+                 AND next_attempt_at <= $2 AND (claim_until IS NULL OR claim_until <= $2) \
+                 AND link_id = $1 LIMIT 1",
+            )
+            .bind(link_id.0)
+            .bind(micros(now))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(found.is_some())
+    }
+
     /// Like [`Store::claim_bookings`], for the bookings of one link only (a link's worker
     /// resumes its own bookings).
     pub async fn claim_link_bookings(

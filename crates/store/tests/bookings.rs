@@ -1,0 +1,173 @@
+//! The booking outbox's link-scoped claims and desk-cancellation records, on both backends.
+
+// Shared with behaviour.rs; this suite uses only part of it.
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use jiff::{Timestamp, ToSpan};
+use secrecy::SecretString;
+use serde_json::json;
+use slotbridge_domain::practice::SiteSlug;
+use slotbridge_store::{BookingState, BookingTransition, HorizonDays, NewBooking, NewLink};
+use support::Ctx;
+
+both_backends!(
+    a_link_claims_only_its_own_due_bookings,
+    a_desk_cancellation_is_recorded_once_for_a_confirmed_booking,
+);
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("valid instant")
+}
+
+fn new_link(slug: &str, practice: &str) -> NewLink {
+    NewLink {
+        site_slug: SiteSlug::parse(slug).expect("valid slug"),
+        pms_api_key: SecretString::from(format!("pms-key-{practice}")),
+        market_practice_id: practice.to_owned(),
+        market_practice_key: SecretString::from(format!("practice-key-{practice}")),
+        enabled: true,
+        horizon_days: HorizonDays::default(),
+    }
+}
+
+fn booking(id: &str, link: slotbridge_store::LinkId, at: Timestamp) -> NewBooking {
+    NewBooking {
+        booking_id: id.to_owned(),
+        link_id: link,
+        request: json!({"bookingId": id}),
+        received_at: at,
+    }
+}
+
+async fn a_link_claims_only_its_own_due_bookings(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let b = s.create_link(new_link("sbay", "p-2")).await.unwrap();
+    for (id, link) in [("a-1", a.id), ("a-2", a.id), ("b-1", b.id)] {
+        assert!(s.enqueue_booking(&booking(id, link, t0())).await.unwrap());
+    }
+    // a-2 waits for a retry later.
+    s.retry_booking(
+        "a-2",
+        BookingState::Received,
+        t0() + 10.seconds(),
+        "PMS unavailable",
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert!(s.has_due_bookings(a.id, t0()).await.unwrap());
+    let claimed = s
+        .claim_link_bookings(a.id, "w1", 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|b| b.booking_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["a-1"],
+        "the other link's and the not-yet-due bookings stay"
+    );
+    // Claimed: not claimed again until the claim lapses.
+    assert!(!s.has_due_bookings(a.id, t0() + 1.second()).await.unwrap());
+    assert!(
+        s.claim_link_bookings(a.id, "w2", 10, Duration::from_secs(60), t0() + 1.second())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = s
+        .claim_link_bookings(a.id, "w2", 10, Duration::from_secs(60), t0() + 61.seconds())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = later.iter().map(|b| b.booking_id.as_str()).collect();
+    assert_eq!(ids, ["a-1", "a-2"], "a lapsed claim and a due retry");
+    let other = s
+        .claim_link_bookings(b.id, "w1", 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].booking_id, "b-1");
+}
+
+async fn a_desk_cancellation_is_recorded_once_for_a_confirmed_booking(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    s.enqueue_booking(&booking("c-1", link.id, t0()))
+        .await
+        .unwrap();
+    s.enqueue_booking(&booking("c-2", link.id, t0()))
+        .await
+        .unwrap();
+    let steps = [
+        BookingTransition::PatientResolved {
+            pms_patient_id: "P1".into(),
+            match_decision: json!({}),
+        },
+        BookingTransition::Inserted {
+            pms_appointment_id: "A1".into(),
+        },
+        BookingTransition::Confirmed,
+    ];
+    let mut state = BookingState::Received;
+    for step in steps {
+        let next = step.target();
+        s.transition_booking("c-1", state, step, "step", t0())
+            .await
+            .unwrap();
+        state = next;
+    }
+    // Not confirmed: nothing to record.
+    assert!(
+        !s.mark_booking_cancelled("c-2", "removed at the desk", t0())
+            .await
+            .unwrap()
+    );
+    let standing = s
+        .standing_bookings(link.id, t0() - 1.second())
+        .await
+        .unwrap();
+    assert_eq!(standing.len(), 1);
+    assert_eq!(standing[0].booking_id, "c-1");
+    assert!(standing[0].cancelled_at.is_none());
+    // Bookings received before `since` are not watched.
+    assert!(
+        s.standing_bookings(link.id, t0() + 1.second())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let at = t0() + 5.seconds();
+    assert!(
+        s.mark_booking_cancelled("c-1", "appointment A1 removed at the desk", at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.mark_booking_cancelled("c-1", "appointment A1 removed at the desk", at)
+            .await
+            .unwrap(),
+        "recorded once"
+    );
+    let row = s.booking("c-1").await.unwrap().unwrap();
+    assert_eq!(row.state, BookingState::Confirmed);
+    assert_eq!(row.cancelled_at, Some(at));
+    assert!(
+        s.standing_bookings(link.id, t0() - 1.second())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let events = s.booking_events("c-1").await.unwrap();
+    let desk: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason.contains("removed at the desk"))
+        .collect();
+    assert_eq!(desk.len(), 1);
+    assert_eq!(
+        (desk[0].from, desk[0].to),
+        (Some(BookingState::Confirmed), BookingState::Confirmed)
+    );
+}
