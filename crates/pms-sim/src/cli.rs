@@ -241,6 +241,10 @@ mod tests {
             r#"{"site":"sharbourdental","reason":"R5"}"#,
             "--book",
             r#"{"site":"sharbourdental","practitioner":"1001","start":"2030-01-07T09:00:00+11:00","end":"2030-01-07T09:30:00+11:00"}"#,
+            "--book",
+            r#"{"site":"sharbourdental","practitioner":"1002","start":"2030-01-07T10:00:00+11:00","end":"2030-01-07T10:30:00+11:00"}"#,
+            "--remove",
+            r#"{"site":"sharbourdental","id":"A91001"}"#,
             "--block",
             r#"{"site":"sharbourdental","date":"2030-01-08","start":"08:00","end":"09:00","kind":"meeting"}"#,
             "--sessions",
@@ -254,7 +258,7 @@ mod tests {
             "--revoke-key",
             r#"{"site":"sharbourdental","key":"demo-harbour-dental-key"}"#,
         ]);
-        assert_eq!(args.desk_actions().expect("actions").len(), 10);
+        assert_eq!(args.desk_actions().expect("actions").len(), 12);
         let sim = args.build().expect("build");
         let Ok(crate::DeskOutcome::Key { api_key, .. }) = sim.desk(DeskAction::CreateKey {
             site: "sharbourdental".into(),
@@ -297,7 +301,9 @@ mod tests {
         .json()
         .await
         .expect("json");
+        // The second booking (A91001: new ids count up from A91000, after the generated ones) was removed.
         assert_eq!(day.as_array().map(Vec::len), Some(1), "{day}");
+        assert_eq!(day[0]["practitioner"], "1001", "{day}");
         let closed: serde_json::Value = get(
             "/api/v1/sites/sharbourdental/closed-dates?limit=500".into(),
             &api_key,
