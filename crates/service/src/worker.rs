@@ -348,10 +348,17 @@ async fn supervise(
     ctx.store
         .renew_leases(node, ctx.settings.lease_ttl, now)
         .await?;
+    // Share the links evenly among the live nodes: take up to a fair share, and hand back what
+    // is above it (a node that just joined then gets its part on its next round).
+    let share = fair_share(ctx, now).await?;
     ctx.store
-        .acquire_leases(node, ctx.settings.max_links, ctx.settings.lease_ttl, now)
+        .acquire_leases(node, share, ctx.settings.lease_ttl, now)
         .await?;
-    let held_now = ctx.store.held_leases(node, now).await?;
+    let mut held_now = ctx.store.held_leases(node, now).await?;
+    if held_now.len() > share as usize {
+        let shed: Vec<LinkId> = held_now.split_off(share as usize);
+        hand_back(ctx, &shed).await;
+    }
     // Stop workers whose lease was lost or whose link was disabled.
     let lost: Vec<LinkId> = ctx
         .workers()
@@ -391,6 +398,56 @@ async fn supervise(
         );
     }
     Ok(())
+}
+
+/// How many links this node should work: the enabled links divided among the nodes seen within
+/// one lease time-to-live (rounded up), at most `max_links`.
+async fn fair_share(ctx: &Ctx, now: Timestamp) -> Result<u32, slotbridge_store::StoreError> {
+    let ttl = jiff::SignedDuration::try_from(ctx.settings.lease_ttl).unwrap_or_default();
+    let live = ctx
+        .store
+        .nodes(now)
+        .await?
+        .iter()
+        .filter(|n| now.duration_since(n.last_seen_at) <= ttl)
+        .count()
+        .max(1);
+    let enabled = ctx
+        .store
+        .list_links()
+        .await?
+        .iter()
+        .filter(|l| l.enabled)
+        .count();
+    let share = enabled.div_ceil(live).max(1);
+    Ok(u32::try_from(share)
+        .unwrap_or(u32::MAX)
+        .min(ctx.settings.max_links))
+}
+
+/// Stop the workers of `links`, wait for their current step to finish, then release their
+/// leases, so the node that takes them over never works one practice at the same time as this.
+async fn hand_back(ctx: &Arc<Ctx>, links: &[LinkId]) {
+    let stopping: Vec<Running> = {
+        let mut workers = ctx.workers();
+        links.iter().filter_map(|id| workers.remove(id)).collect()
+    };
+    for r in &stopping {
+        r.cancel.cancel();
+    }
+    let finish = futures::future::join_all(stopping.into_iter().map(|r| r.task));
+    if tokio::time::timeout(Duration::from_secs(30), finish)
+        .await
+        .is_err()
+    {
+        warn!("handed-back workers did not finish within 30 s");
+    }
+    for id in links {
+        info!(link = %id, "handing the link to a less loaded node");
+        if let Err(e) = ctx.store.release_lease(&ctx.settings.node_id, *id).await {
+            warn!(link = %id, error = %e, "releasing a lease failed");
+        }
+    }
 }
 
 /// Why a sync step failed, in the terms the diagnostics use.

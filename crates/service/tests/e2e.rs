@@ -22,7 +22,9 @@ struct World {
     /// Every marketplace API call the node made, one JSON line each.
     record: std::path::PathBuf,
     _dir: tempfile::TempDir,
-    _node: Node,
+    first_node: Node,
+    /// The first node's configuration, to start more nodes on the same database.
+    config: NodeConfig,
     /// (server URL, database name) of a PostgreSQL database to drop afterwards.
     pg: Option<(String, String)>,
 }
@@ -117,24 +119,22 @@ async fn world_on(db: Db) -> Option<World> {
             (url, Some((base, name)))
         }
     };
-    let node = Node::start(
-        NodeConfig {
-            database_url,
-            market_url: market.api_url(),
-            market_api_key: SecretString::from("test-api-key"),
-            user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
-            pms_url: pms.base_url().parse().expect("url"),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            node_id: "test-node".into(),
-            poll_interval: Duration::from_millis(500),
-            lease_ttl: Duration::from_secs(4),
-            pms_webhook_secret: None,
-            public_url: None,
-        },
-        Keyring::parse(KEY).expect("key"),
-    )
-    .await
-    .expect("node");
+    let config = NodeConfig {
+        database_url,
+        market_url: market.api_url(),
+        market_api_key: SecretString::from("test-api-key"),
+        user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
+        pms_url: pms.base_url().parse().expect("url"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        node_id: "test-node".into(),
+        poll_interval: Duration::from_millis(500),
+        lease_ttl: Duration::from_secs(4),
+        pms_webhook_secret: None,
+        public_url: None,
+    };
+    let node = Node::start(config.clone(), Keyring::parse(KEY).expect("key"))
+        .await
+        .expect("node");
     let w = World {
         http: reqwest::Client::new(),
         pms: pms.base_url(),
@@ -143,7 +143,8 @@ async fn world_on(db: Db) -> Option<World> {
         practice_id: practice_id.clone(),
         record,
         _dir: dir,
-        _node: node,
+        first_node: node,
+        config,
         pg,
     };
     // The sims must outlive the test: keep their handles alive by leaking them into tasks.
@@ -240,26 +241,9 @@ async fn linked_with_slots(w: &World) -> (String, Vec<Value>) {
     .expect("slots")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn linking_the_pms_account_with_a_practice_publishes_configuration_and_availability() {
-    linking_publishes(world().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_linking_publishes_configuration_and_availability() {
-    if let Some(w) = world_on(Db::Postgres).await {
-        linking_publishes(w).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once() {
-    if let Some(w) = world_on(Db::Postgres).await {
-        booking_confirmed(w).await;
-    }
-}
-
-async fn linking_publishes(w: World) {
+async fn linking_the_pms_account_with_a_practice_publishes_configuration_and_availability(
+    w: World,
+) {
     let (_day, slots) = linked_with_slots(&w).await;
     assert!(
         slots
@@ -274,9 +258,7 @@ async fn linking_publishes(w: World) {
     assert!(p["liveness_contract"].is_object(), "{p}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds() {
-    let w = world().await;
+async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: World) {
     let (day, slots) = linked_with_slots(&w).await;
     let slot = &slots[0];
     let resource = slot["pms_resource_id"].as_str().expect("resource");
@@ -309,12 +291,7 @@ async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once() {
-    booking_confirmed(world().await).await;
-}
-
-async fn booking_confirmed(w: World) {
+async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w: World) {
     let (day, slots) = linked_with_slots(&w).await;
     let slot = slots.last().expect("slot");
     let r = w
@@ -366,9 +343,7 @@ async fn booking_confirmed(w: World) {
     assert!(mine[0]["notes"].as_str().is_some_and(|n| n.contains(&id)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer() {
-    let w = world().await;
+async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: World) {
     let (_day, slots) = linked_with_slots(&w).await;
     let slot = &slots[1];
     let r = w
@@ -417,9 +392,7 @@ async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_an
     assert!(b.to_string().contains("call the practice"), "{b}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_api_explains_findings_and_missing_slots() {
-    let w = world().await;
+async fn the_admin_api_explains_findings_and_missing_slots(w: World) {
     let (day, slots) = linked_with_slots(&w).await;
     let links = get(&w, format!("{}/api/links", w.node)).await;
     let link = links[0]["id"].as_str().expect("link id").to_owned();
@@ -628,10 +601,9 @@ fn offers(slots: &[Value], slot: &Value) -> bool {
         .any(|s| s["pms_resource_id"] == slot["pms_resource_id"] && s["start"] == slot["start"])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn initial_configuration_synchronisation_sends_liveness_resources_and_types_before_availability()
- {
-    let w = world().await;
+async fn initial_configuration_synchronisation_sends_liveness_resources_and_types_before_availability(
+    w: World,
+) {
     linked_with_slots(&w).await;
     // A call is recorded once answered: wait for the availability's record line.
     eventually(
@@ -662,9 +634,9 @@ async fn initial_configuration_synchronisation_sends_liveness_resources_and_type
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_per_specialty() {
-    let w = world().await;
+async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_per_specialty(
+    w: World,
+) {
     linked_with_slots(&w).await;
     let p = practice_view(&w, &w.practice_id).await;
     let ids: Vec<&str> = p["pms_resources"]
@@ -683,9 +655,7 @@ async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_p
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it() {
-    let w = world().await;
+async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it(w: World) {
     let (pid, key) = market_practice(&w, "Revoked Dental").await;
     let r = w
         .http
@@ -720,9 +690,9 @@ async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integration_of_pms_account_with_multi_location_support_publishes_to_each_practice() {
-    let w = world().await;
+async fn integration_of_pms_account_with_multi_location_support_publishes_to_each_practice(
+    w: World,
+) {
     linked_with_slots(&w).await;
     let (second, key) = market_practice(&w, "Harbour Dental North").await;
     create_link(&w, &second, &key).await;
@@ -756,9 +726,7 @@ async fn integration_of_pms_account_with_multi_location_support_publishes_to_eac
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice() {
-    let w = world().await;
+async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice(w: World) {
     let (day, slots) = linked_with_slots(&w).await;
     let link = first_link(&w).await;
     let (new_id, new_key) = market_practice(&w, "Harbour Dental (new listing)").await;
@@ -806,10 +774,9 @@ async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practic
     let _ = day;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sending_configuration_availability_and_outstanding_requests_after_being_temporarily_disabled()
- {
-    let w = world().await;
+async fn sending_configuration_availability_and_outstanding_requests_after_being_temporarily_disabled(
+    w: World,
+) {
     let (day, slots) = linked_with_slots(&w).await;
     let link = first_link(&w).await;
     patch_link(&w, &link, json!({"enabled": false})).await;
@@ -856,9 +823,7 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
     assert_eq!(b["auto_confirmed"], false, "{b}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manual_configuration_and_availability_resync_actions_by_pms_user() {
-    let w = world().await;
+async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: World) {
     linked_with_slots(&w).await;
     let link = first_link(&w).await;
     for (what, call) in [
@@ -890,10 +855,9 @@ async fn manual_configuration_and_availability_resync_actions_by_pms_user() {
     assert!(last >= 30, "a full horizon was sent: {last} snapshots");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds()
-{
-    let w = world().await;
+async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds(
+    w: World,
+) {
     linked_with_slots(&w).await;
     let names = |p: &Value| -> Vec<String> {
         p["pms_appointment_types"]
@@ -944,10 +908,9 @@ async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s()
-{
-    let w = world().await;
+async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s(
+    w: World,
+) {
     let (day, before) = linked_with_slots(&w).await;
     let r = w
         .http
@@ -994,9 +957,7 @@ async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outstanding_requests_during_initial_configuration_synchronisation_are_answered() {
-    let w = world().await;
+async fn outstanding_requests_during_initial_configuration_synchronisation_are_answered(w: World) {
     linked_with_slots(&w).await;
     // A second listing whose marketplace already holds a request before we link it.
     let (pid, key) = market_practice(&w, "Harbour Dental (previous integration)").await;
@@ -1038,9 +999,7 @@ async fn outstanding_requests_during_initial_configuration_synchronisation_are_a
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_node_registers_its_webhooks_once_and_is_woken_by_them() {
-    let w = world().await;
+async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: World) {
     linked_with_slots(&w).await;
     // The PMS site has exactly one webhook to us, even after the worker restarts.
     let link = first_link(&w).await;
@@ -1114,3 +1073,86 @@ async fn the_node_registers_its_webhooks_once_and_is_woken_by_them() {
         "the booking was pushed: {deliveries}"
     );
 }
+
+async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time(w: World) {
+    linked_with_slots(&w).await;
+    for n in 0..3 {
+        let (pid, key) = market_practice(&w, &format!("Harbour Dental {n}")).await;
+        create_link(&w, &pid, &key).await;
+    }
+    let mut config = w.config.clone();
+    config.node_id = "test-node-2".into();
+    let second = Node::start(config, Keyring::parse(KEY).expect("key"))
+        .await
+        .expect("second node");
+    let first = &w.first_node;
+    let split = eventually(
+        "the links split 2 and 2",
+        Duration::from_secs(30),
+        || async {
+            let a = first.ctx.running();
+            let b = second.ctx.running();
+            (a.len() == 2 && b.len() == 2).then(|| json!([a.len(), b.len()]))
+        },
+    )
+    .await;
+    // Sampled for a while: no link is ever worked by both nodes.
+    for _ in 0..20 {
+        let a = first.ctx.running();
+        let b = second.ctx.running();
+        assert!(
+            a.iter().all(|id| !b.contains(id)),
+            "{a:?} and {b:?} overlap"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The second node stops: the first takes all four back.
+    second.shutdown().await;
+    eventually(
+        "all links back on one node",
+        Duration::from_secs(30),
+        || async { (first.ctx.running().len() == 4).then_some(json!(4)) },
+    )
+    .await;
+    let _ = split;
+}
+
+/// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
+/// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::$name(super::world().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                if let Some(w) = super::world_on(super::Db::Postgres).await {
+                    super::$name(w).await;
+                }
+            }
+        }
+    )*};
+}
+
+scenarios!(
+    two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time,
+    linking_the_pms_account_with_a_practice_publishes_configuration_and_availability,
+    a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once,
+    a_desk_booking_disappears_from_the_marketplace_within_5_seconds,
+    a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer,
+    the_admin_api_explains_findings_and_missing_slots,
+    initial_configuration_synchronisation_sends_liveness_resources_and_types_before_availability,
+    managing_pms_practitioners_with_multiple_specialties_sends_a_resource_per_specialty,
+    practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it,
+    integration_of_pms_account_with_multi_location_support_publishes_to_each_practice,
+    updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice,
+    sending_configuration_availability_and_outstanding_requests_after_being_temporarily_disabled,
+    manual_configuration_and_availability_resync_actions_by_pms_user,
+    changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds,
+    turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s,
+    outstanding_requests_during_initial_configuration_synchronisation_are_answered,
+    the_node_registers_its_webhooks_once_and_is_woken_by_them,
+);
