@@ -773,6 +773,9 @@ struct NewBooking {
     patient: NewPatient,
     reason: Option<String>,
     is_new_patient: Option<bool>,
+    /// Book from a stale page: accepted even when other bookings already hold the slot.
+    #[serde(default)]
+    stale: bool,
 }
 
 /// Turn the control API's patient into the wire patient, naming the bad field.
@@ -824,7 +827,7 @@ async fn book(
     patient.suburb = b.patient.suburb;
     patient.state = b.patient.state;
     patient.postcode = b.patient.postcode;
-    let (id, out) = app.lock().book(
+    let (id, out) = app.lock().book_from(
         pid(&p)?,
         &b.practitioner,
         &b.appointment_type,
@@ -833,6 +836,7 @@ async fn book(
         b.reason,
         b.is_new_patient,
         Timestamp::now(),
+        b.stale,
     )?;
     delivery::spawn(&app, out);
     Ok((StatusCode::CREATED, Json(json!({"booking_id": id}))))

@@ -1057,6 +1057,18 @@ impl Market {
 
     /// Bookable slots of a practice on a day.
     pub fn slots(&self, pid: u64, date: Date, now: Timestamp) -> Result<Vec<Slot>, SimError> {
+        self.offered(pid, date, now, true)
+    }
+
+    /// The slots of a day; with `skip_taken` false, also those other bookings already hold
+    /// (what a patient looking at a page loaded before those bookings still sees).
+    fn offered(
+        &self,
+        pid: u64,
+        date: Date,
+        now: Timestamp,
+        skip_taken: bool,
+    ) -> Result<Vec<Slot>, SimError> {
         let p = self.practice(pid)?;
         if p.hide_when_unhealthy && !self.health(pid, now)?.healthy {
             return Ok(Vec::new());
@@ -1071,9 +1083,10 @@ impl Market {
             .into_iter()
             .filter(|s| {
                 s.start > now_local
-                    && !taken
-                        .iter()
-                        .any(|b| b.blocks(&s.pms_resource_id, s.start, s.end))
+                    && !(skip_taken
+                        && taken
+                            .iter()
+                            .any(|b| b.blocks(&s.pms_resource_id, s.start, s.end)))
             })
             .collect())
     }
@@ -1091,10 +1104,39 @@ impl Market {
         is_new_patient: Option<bool>,
         now: Timestamp,
     ) -> Result<(i64, Vec<Outgoing>), SimError> {
+        self.book_from(
+            pid,
+            practitioner,
+            appointment_type,
+            start,
+            patient,
+            reason,
+            is_new_patient,
+            now,
+            false,
+        )
+    }
+
+    /// [`Market::book`], and with `stale` a booking from a page loaded before other patients
+    /// took the slot: the marketplace accepts it and leaves it to the PMS integration to refuse
+    /// (how several patients end up booking one slot at once).
+    #[allow(clippy::too_many_arguments)]
+    pub fn book_from(
+        &mut self,
+        pid: u64,
+        practitioner: &str,
+        appointment_type: &str,
+        start: Timestamp,
+        patient: Patient,
+        reason: Option<String>,
+        is_new_patient: Option<bool>,
+        now: Timestamp,
+        stale: bool,
+    ) -> Result<(i64, Vec<Outgoing>), SimError> {
         self.settle(now);
         let p = self.practice(pid)?;
         let local = start.to_zoned_datetime(p.tz.clone()).datetime();
-        let slots = self.slots(pid, local.date(), now)?;
+        let slots = self.offered(pid, local.date(), now, !stale)?;
         let slot = slots
             .into_iter()
             .find(|s| {

@@ -77,14 +77,14 @@ pub struct Webhooks {
 }
 
 impl WorkerSettings {
-    /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 20 s leases, 5000 links.
+    /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 10 s leases, 5000 links.
     pub fn new(node_id: impl Into<String>, pms_url: url::Url) -> Self {
         WorkerSettings {
             node_id: node_id.into(),
             pms_url,
             poll_interval: Duration::from_secs(5),
             full_resync: Duration::from_secs(15 * 60),
-            lease_ttl: Duration::from_secs(20),
+            lease_ttl: Duration::from_secs(10),
             max_links: 5000,
             webhooks: None,
             backstop_poll: Duration::from_secs(60),

@@ -1117,6 +1117,96 @@ async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_tim
     let _ = split;
 }
 
+async fn a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_99_rejected_within_20_s(
+    w: World,
+) {
+    let (day, slots) = linked_with_slots(&w).await;
+    let slot = slots[slots.len() / 2].clone();
+    // Each patient books from a page loaded before the others booked ("stale"), all at once.
+    let started = Instant::now();
+    let ids = futures::future::join_all((0..100).map(|n| {
+        let w = &w;
+        let slot = slot.clone();
+        async move {
+            let r = w
+                .http
+                .post(format!(
+                    "{}/_market/practices/{}/bookings",
+                    w.market, w.practice_id
+                ))
+                .json(&json!({
+                    "practitioner": slot["practitioner"],
+                    "appointment_type": slot["appointment_type"],
+                    "start": slot["start"],
+                    "stale": true,
+                    "patient": {"firstname": format!("Patient{n}"), "lastname": "Crowd",
+                                "dob": "1990-05-06", "phone": format!("04{n:08}"),
+                                "email": format!("crowd{n}@example.com")}
+                }))
+                .send()
+                .await
+                .expect("book");
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+            let v: Value = r.json().await.expect("json");
+            v["booking_id"].to_string()
+        }
+    }))
+    .await;
+    let mut confirmed = Vec::new();
+    let mut rejected = 0;
+    for id in &ids {
+        let b = eventually(
+            "every booking answered",
+            Duration::from_secs(40),
+            || async {
+                let b = get(&w, format!("{}/_market/bookings/{id}", w.market)).await;
+                (b["status"] != "Requested").then_some(b)
+            },
+        )
+        .await;
+        match b["status"].as_str() {
+            Some("Confirmed") => {
+                assert_eq!(
+                    b["auto_confirmed"], false,
+                    "confirmed by the integration: {b}"
+                );
+                confirmed.push(id.clone());
+            }
+            Some("Rejected") => {
+                assert_eq!(b["late_reject"], false, "rejected within 20 s: {b}");
+                assert!(
+                    b["reject_reason"].as_str().is_some_and(|r| !r.is_empty()),
+                    "{b}"
+                );
+                rejected += 1;
+            }
+            other => panic!("unexpected {other:?}: {b}"),
+        }
+    }
+    assert_eq!((confirmed.len(), rejected), (1, 99));
+    let diary = get(
+        &w,
+        format!("{}/_desk/sites/{DEMO_SLUG}/appointments?date={day}", w.pms),
+    )
+    .await;
+    let online: Vec<&Value> = diary
+        .as_array()
+        .expect("diary")
+        .iter()
+        .filter(|a| {
+            a["external_ref"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("HE-"))
+        })
+        .collect();
+    assert_eq!(online.len(), 1, "{diary}");
+    assert_eq!(online[0]["external_ref"], format!("HE-{}", confirmed[0]));
+    eprintln!(
+        "100 bookings of one slot answered in {:?}",
+        started.elapsed()
+    );
+}
+
 /// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
 /// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
 macro_rules! scenarios {
@@ -1138,6 +1228,7 @@ macro_rules! scenarios {
 }
 
 scenarios!(
+    a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_99_rejected_within_20_s,
     two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time,
     linking_the_pms_account_with_a_practice_publishes_configuration_and_availability,
     a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once,

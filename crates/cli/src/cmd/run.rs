@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             lease_ttl: Duration::from_secs(
                 number(file.lease_ttl_secs, "lease_ttl_secs")
                     .map_err(|e| format!("{e:#}"))?
-                    .unwrap_or(20),
+                    .unwrap_or(10),
             ),
             pms_webhook_secret: setting(&file.pms_webhook_secret, "pms_webhook_secret")
                 .map(SecretString::from),
