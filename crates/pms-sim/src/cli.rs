@@ -57,6 +57,10 @@ pub struct Args {
     /// Replace a practitioner's sessions: `{"site","practitioner","sessions","breaks"}`.
     #[arg(long, value_name = "JSON")]
     pub sessions: Vec<String>,
+    /// Publish a practitioner online or stop (Online Booking Configuration):
+    /// `{"site","practitioner","enabled","duration_minutes"?}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub online_booking: Vec<String>,
     /// Close the practice on a date: `{"site","date"}` (repeatable).
     #[arg(long, value_name = "JSON")]
     pub close_date: Vec<String>,
@@ -99,9 +103,9 @@ pub enum StartError {
 
 impl Args {
     /// The desk actions of the flags, in the order: book, remove, block, stacking, rename,
-    /// delete reason, sessions, close date, reopen date, revoke key.
+    /// delete reason, sessions, online booking, close date, reopen date, revoke key.
     pub fn desk_actions(&self) -> Result<Vec<(&'static str, DeskAction)>, StartError> {
-        let groups: [(&'static str, &'static str, &Vec<String>); 10] = [
+        let groups: [(&'static str, &'static str, &Vec<String>); 11] = [
             ("book", "book", &self.book),
             ("remove", "remove", &self.remove),
             ("block", "block", &self.block),
@@ -109,6 +113,7 @@ impl Args {
             ("rename-reason", "rename_reason", &self.rename_reason),
             ("delete-reason", "delete_reason", &self.delete_reason),
             ("sessions", "sessions", &self.sessions),
+            ("online-booking", "online_booking", &self.online_booking),
             ("close-date", "close_date", &self.close_date),
             ("reopen-date", "reopen_date", &self.reopen_date),
             ("revoke-key", "revoke_key", &self.revoke_key),

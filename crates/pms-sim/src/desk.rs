@@ -96,6 +96,20 @@ pub enum DeskAction {
         /// Reason id.
         reason: String,
     },
+    /// Online Booking Configuration: publish a practitioner online (with an online appointment
+    /// duration) or stop publishing them. This is what adds or removes the practitioner's PMS
+    /// resources on the marketplace.
+    OnlineBooking {
+        /// Site slug.
+        site: String,
+        /// Practitioner id.
+        practitioner: String,
+        /// Publish online or not.
+        enabled: bool,
+        /// The online appointment duration in minutes (kept, or 30, when missing).
+        #[serde(default)]
+        duration_minutes: Option<u32>,
+    },
     /// Replace a practitioner's weekly sessions and breaks.
     Sessions {
         /// Site slug.
@@ -368,6 +382,49 @@ impl SimState {
                 );
                 (site, c, p.webhooks.clone(), DeskOutcome::Done)
             }
+            DeskAction::OnlineBooking {
+                site,
+                practitioner,
+                enabled,
+                duration_minutes,
+            } => {
+                let shared = site_of(&site)?;
+                let mut p = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if p.setup.practitioner(&practitioner).is_none() {
+                    return Err(missing("practitioner", &practitioner));
+                }
+                if duration_minutes.is_some_and(|d| d == 0 || d > 480) {
+                    return Err(Problem::invalid(
+                        "duration_minutes: expected 1 to 480 minutes",
+                    ));
+                }
+                let kept = p
+                    .setup
+                    .online_booking
+                    .iter()
+                    .find(|e| e.practitioner == practitioner)
+                    .map(|e| e.duration_minutes);
+                p.setup
+                    .online_booking
+                    .retain(|e| e.practitioner != practitioner);
+                if enabled {
+                    p.setup
+                        .online_booking
+                        .push(slotbridge_domain::practice::OnlineBookingEntry {
+                            practitioner: practitioner.clone(),
+                            duration_minutes: duration_minutes.or(kept).unwrap_or(30),
+                        });
+                }
+                let c = p.record(
+                    "setup.changed",
+                    "online-booking",
+                    serde_json::json!({ "practitioner": practitioner, "enabled": enabled }),
+                    now,
+                );
+                (site, c, p.webhooks.clone(), DeskOutcome::Done)
+            }
             DeskAction::Sessions {
                 site,
                 practitioner,
@@ -482,6 +539,10 @@ pub fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
         .route(
             "/_desk/sites/{slug}/practitioners/{id}/hours",
             put(set_hours),
+        )
+        .route(
+            "/_desk/sites/{slug}/practitioners/{id}/online-booking",
+            put(set_online_booking),
         )
         .route("/_desk/sites/{slug}/keys", post(create_key))
         .route("/_desk/sites/{slug}/keys/{id}", delete(revoke_key))
@@ -667,6 +728,17 @@ async fn delete_reason(State(s): State<Arc<SimState>>, params: RawPathParams) ->
         site: param(&params, "slug"),
         reason: param(&params, "id"),
     });
+    respond(r, false)
+}
+
+async fn set_online_booking(
+    State(s): State<Arc<SimState>>,
+    params: RawPathParams,
+    bytes: Bytes,
+) -> Response {
+    let extra = [("practitioner", param(&params, "id"))];
+    let r =
+        action(&bytes, "online_booking", &param(&params, "slug"), &extra).and_then(|a| s.desk(a));
     respond(r, false)
 }
 

@@ -1207,6 +1207,57 @@ async fn a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_
     );
 }
 
+async fn changes_detected_in_pms_resource_snapshot_reach_the_marketplace_within_5_seconds(
+    w: World,
+) {
+    linked_with_slots(&w).await;
+    let resources = |p: &Value| -> Vec<String> {
+        p["pms_resources"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["pmsResourceId"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(resources(&practice_view(&w, &w.practice_id).await).contains(&"1003".to_owned()));
+    let online = |enabled: bool| {
+        let w = &w;
+        async move {
+            let r = w
+                .http
+                .put(format!(
+                    "{}/_desk/sites/{DEMO_SLUG}/practitioners/1003/online-booking",
+                    w.pms
+                ))
+                .json(&json!({"enabled": enabled}))
+                .send()
+                .await
+                .expect("desk");
+            assert!(
+                r.status().is_success(),
+                "{}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+    };
+    // Ms Wilson stops publishing online: her resource leaves the snapshot.
+    online(false).await;
+    eventually("the resource removed", Duration::from_secs(5), || async {
+        let r = resources(&practice_view(&w, &w.practice_id).await);
+        (!r.contains(&"1003".to_owned())).then_some(json!(r))
+    })
+    .await;
+    // And back.
+    online(true).await;
+    eventually("the resource back", Duration::from_secs(5), || async {
+        let r = resources(&practice_view(&w, &w.practice_id).await);
+        r.contains(&"1003".to_owned()).then_some(json!(r))
+    })
+    .await;
+}
+
 /// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
 /// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
 macro_rules! scenarios {
@@ -1228,6 +1279,7 @@ macro_rules! scenarios {
 }
 
 scenarios!(
+    changes_detected_in_pms_resource_snapshot_reach_the_marketplace_within_5_seconds,
     a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_99_rejected_within_20_s,
     two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time,
     linking_the_pms_account_with_a_practice_publishes_configuration_and_availability,
