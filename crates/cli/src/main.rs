@@ -32,7 +32,7 @@ enum Command {
     /// Match a marketplace booking's patient against PMS patients, offline.
     Match(cmd::matching::Args),
     /// Serve the Exact-style PMS simulator (see docs/pms-api.md).
-    PmsSim(cmd::pms_sim::Args),
+    PmsSim(Box<cmd::pms_sim::Args>),
     /// Serve the marketplace simulator (see docs/market-sim.md).
     MarketSim(cmd::market_sim::Args),
 }
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Slots(args) => cmd::slots::run(args),
         Command::Match(args) => cmd::matching::run(args),
-        Command::PmsSim(args) => cmd::pms_sim::run(args),
+        Command::PmsSim(args) => cmd::pms_sim::run(*args),
         Command::MarketSim(args) => cmd::market_sim::run(args),
     };
     match result {

@@ -758,7 +758,13 @@ fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> Healt
         },
         market_reachable: error_kind != Some("market"),
         market_error: message_if("market"),
-        oldest_open_critical_request: None,
+        // Bookings still in the outbox are the critical requests the marketplace is waiting on
+        // (the worker answers availability and configuration requests as it reads them).
+        oldest_open_critical_request: bookings
+            .iter()
+            .filter(|b| !b.state.is_terminal())
+            .map(|b| SignedDuration::from_secs(now.duration_since(b.created_at).as_secs()))
+            .max(),
         availability_age: state
             .last_publish_at
             .map(|at| SignedDuration::from_secs(now.duration_since(at).as_secs())),
@@ -1120,4 +1126,70 @@ pub fn has_errors(findings: &[FindingView]) -> bool {
     findings
         .iter()
         .any(|f| f.severity == Severity::Error.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn booking(id: &str, state: slotbridge_store::BookingState, age_secs: i64) -> Booking {
+        let at = Timestamp::now() - SignedDuration::from_secs(age_secs);
+        Booking {
+            booking_id: id.into(),
+            link_id: "00000000-0000-0000-0000-000000000001"
+                .parse()
+                .expect("link id"),
+            state,
+            request: serde_json::Value::Null,
+            attempts: 1,
+            next_attempt_at: at,
+            claimed_by: None,
+            claim_until: None,
+            pms_patient_id: None,
+            pms_appointment_id: None,
+            match_decision: None,
+            reject_reason: None,
+            last_error: None,
+            created_at: at,
+            updated_at: at,
+            cancelled_at: None,
+        }
+    }
+
+    #[test]
+    fn a_booking_waiting_for_minutes_is_a_request_nearing_the_10_minute_limit() {
+        use slotbridge_store::BookingState::{Confirmed, PatientResolved, Received};
+        let state = SyncState {
+            link_id: "00000000-0000-0000-0000-000000000001"
+                .parse()
+                .expect("link id"),
+            last_pms_read_at: None,
+            last_publish_at: Some(Timestamp::now()),
+            last_poll_at: None,
+            last_error: None,
+            change_cursor: None,
+            consent: ConsentStatus::Granted,
+            health_flags: Default::default(),
+            updated_at: Timestamp::now(),
+        };
+        let now = Timestamp::now();
+        let bookings = [
+            booking("1", Confirmed, 3600),
+            booking("2", PatientResolved, 420),
+            booking("3", Received, 30),
+        ];
+        let h = health_view(&state, &bookings, now);
+        let age = h.oldest_open_critical_request.expect("an open booking");
+        assert!((419..=421).contains(&age.as_secs()), "{age:?}");
+        let findings = diagnostics::diagnose_health(&h);
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.code == diagnostics::Code::RequestsNearLimit),
+            "{findings:?}"
+        );
+        // Only answered bookings: nothing is waiting.
+        let h = health_view(&state, &bookings[..1], now);
+        assert_eq!(h.oldest_open_critical_request, None);
+    }
 }
