@@ -6,7 +6,8 @@
 //!   (confirmInsert), through the marketplace's webhook, the outbox, patient matching and the
 //!   PMS insert.
 //!
-//! `cargo bench -p slotbridge-service --bench integration [-- N]` (N samples of each, default 60).
+//! `cargo bench -p slotbridge-service --bench integration [-- N [PAUSE_MS]]` (N samples of each,
+//! default 60; PAUSE_MS between samples, default 0: back to back).
 //! Under `cargo test` it only says how to run it: it is a measurement, not a test.
 
 use std::time::{Duration, Instant};
@@ -30,16 +31,14 @@ fn main() {
         );
         return;
     }
-    let samples: usize = args
-        .iter()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(60);
+    let numbers: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let samples = numbers.first().map_or(60, |n| *n as usize);
+    let pause = Duration::from_millis(numbers.get(1).copied().unwrap_or(0));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(samples));
+    rt.block_on(run(samples, pause));
 }
 
 struct Bench {
@@ -79,7 +78,11 @@ fn offered(slots: &[Value], slot: &Value) -> bool {
         .any(|s| s["pms_resource_id"] == slot["pms_resource_id"] && s["start"] == slot["start"])
 }
 
-async fn run(samples: usize) {
+async fn run(samples: usize, pause: Duration) {
+    println!(
+        "{samples} samples of each, {} ms between samples",
+        pause.as_millis()
+    );
     let pms_sim = PmsSim::builder().build();
     let pms = pms_sim
         .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
@@ -193,6 +196,7 @@ async fn run(samples: usize) {
             tokio::time::sleep(POLL).await;
         }
         fresh.push(started.elapsed());
+        tokio::time::sleep(pause).await;
     }
     report(
         "PMS desk booking → slot gone from the marketplace",
@@ -241,6 +245,7 @@ async fn run(samples: usize) {
             status["status"].as_str().unwrap_or("?").to_owned()
         };
         *outcomes.entry(outcome).or_default() += 1;
+        tokio::time::sleep(pause).await;
     }
     report(
         "marketplace booking → answered by the integration",
