@@ -156,12 +156,12 @@ impl Metrics {
     /// (`"market"`) that records into these metrics.
     pub fn observer(metrics: &Arc<Metrics>, side: &'static str) -> slotbridge_pms::CallObserver {
         let metrics = Arc::clone(metrics);
+        let family = if side == "pms" {
+            &PMS_CALLS
+        } else {
+            &MARKET_CALLS
+        };
         Arc::new(move |operation: &str, outcome: &str, elapsed: Duration| {
-            let family = if side == "pms" {
-                &PMS_CALLS
-            } else {
-                &MARKET_CALLS
-            };
             metrics.observe(family, &[operation, outcome], elapsed);
         })
     }

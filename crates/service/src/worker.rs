@@ -412,13 +412,7 @@ async fn fair_share(ctx: &Ctx, now: Timestamp) -> Result<u32, slotbridge_store::
         .filter(|n| now.duration_since(n.last_seen_at) <= ttl)
         .count()
         .max(1);
-    let enabled = ctx
-        .store
-        .list_links()
-        .await?
-        .iter()
-        .filter(|l| l.enabled)
-        .count();
+    let enabled = usize::try_from(ctx.store.count_enabled_links().await?).unwrap_or(usize::MAX);
     let share = enabled.div_ceil(live).max(1);
     Ok(u32::try_from(share)
         .unwrap_or(u32::MAX)

@@ -517,44 +517,6 @@ fn summary(v: &[f64]) -> String {
     )
 }
 
-/// Not a test of behaviour: books one slot at a time through the marketplace and prints the
-/// booking → confirmInsert latency (for docs/performance.md). `BOOKINGS=n` (default 40).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement, run by hand: cargo test -p slotbridge-service --test bookings -- --ignored --nocapture"]
-async fn measure_booking_to_confirm_insert_latency() {
-    let w = world(Db::Sqlite).await.expect("world");
-    let (first, _) = linked_with_slots(&w).await;
-    let n: usize = std::env::var("BOOKINGS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
-    let mut day: jiff::civil::Date = first.parse().expect("date");
-    let (mut total, mut processing, mut days) = (Vec::new(), Vec::new(), 0);
-    while total.len() < n && days < 30 {
-        let slots = w.slots(&day.to_string()).await;
-        let Some(slot) = slots.first() else {
-            day = day.tomorrow().expect("date");
-            days += 1;
-            continue;
-        };
-        let id = w.book(slot, &format!("Measure{}", total.len()), None).await;
-        let b = w.answered(id, Duration::from_secs(30)).await;
-        if b["status"] == "Confirmed" {
-            let (t, p) = latencies(&w, id).await;
-            total.push(t);
-            processing.push(p);
-        }
-    }
-    eprintln!(
-        "MEASURED booking -> confirmInsert, one booking at a time, poll 500 ms, {}:\n  \
-         from the patient's booking: {}\n  from the request's arrival: {}",
-        w.store().backend_name(),
-        summary(&total),
-        summary(&processing)
-    );
-    assert_eq!(total.len(), n);
-}
-
 macro_rules! on_both {
     ($($name:ident => $pg:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

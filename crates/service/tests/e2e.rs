@@ -294,30 +294,7 @@ async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: Worl
 async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w: World) {
     let (day, slots) = linked_with_slots(&w).await;
     let slot = slots.last().expect("slot");
-    let r = w
-        .http
-        .post(format!(
-            "{}/_market/practices/{}/bookings",
-            w.market, w.practice_id
-        ))
-        .json(&json!({
-            "practitioner": slot["practitioner"],
-            "appointment_type": slot["appointment_type"],
-            "start": slot["start"],
-            "patient": {"firstname": "Ada", "lastname": "Lovelace", "dob": "1990-12-10",
-                        "phone": "0412 345 678", "email": "ada@example.com"}
-        }))
-        .send()
-        .await
-        .expect("book");
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    let booking: Value = r.json().await.expect("json");
-    let id = booking["booking_id"].clone();
-    let id = id
-        .as_i64()
-        .map(|n| n.to_string())
-        .or_else(|| id.as_str().map(str::to_owned))
-        .expect("id");
+    let id = book(&w, &w.practice_id, slot, "Ada").await;
     let status = eventually("booking confirmed", Duration::from_secs(20), || async {
         let b = get(&w, format!("{}/_market/bookings/{id}", w.market)).await;
         (b["status"] != "Requested").then_some(b)
@@ -345,29 +322,7 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
 
 async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: World) {
     let (_day, slots) = linked_with_slots(&w).await;
-    let slot = &slots[1];
-    let r = w
-        .http
-        .post(format!(
-            "{}/_market/practices/{}/bookings",
-            w.market, w.practice_id
-        ))
-        .json(&json!({
-            "practitioner": slot["practitioner"],
-            "appointment_type": slot["appointment_type"],
-            "start": slot["start"],
-            "patient": {"firstname": "Grace", "lastname": "Hopper", "dob": "1985-01-02",
-                        "phone": "0400 000 111", "email": "grace@example.com"}
-        }))
-        .send()
-        .await
-        .expect("book");
-    assert_eq!(r.status(), 201);
-    let booking: Value = r.json().await.expect("json");
-    let id = booking["booking_id"]
-        .to_string()
-        .trim_matches('"')
-        .to_owned();
+    let id = book(&w, &w.practice_id, &slots[1], "Grace").await;
     eventually("booking confirmed", Duration::from_secs(20), || async {
         let b = get(&w, format!("{}/_market/bookings/{id}", w.market)).await;
         (b["status"] == "Confirmed").then_some(b)

@@ -242,6 +242,16 @@ impl Store {
         rows.into_iter().map(|r| self.link_from_row(r)).collect()
     }
 
+    /// How many links are enabled (without reading, or decrypting, the links themselves).
+    pub async fn count_enabled_links(&self) -> Result<u64, StoreError> {
+        let n: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE enabled = TRUE")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The links of one PMS site (several when the site has several locations), oldest first.
     pub async fn links_for_site(&self, site_slug: &SiteSlug) -> Result<Vec<Link>, StoreError> {
         let rows: Vec<LinkRow> = on_backend!(self, |pool| {
