@@ -221,6 +221,7 @@ impl MarketClient {
         PracticeClient {
             client: self.clone(),
             credentials: Arc::new(credentials),
+            guard: None,
         }
     }
 }
@@ -230,7 +231,12 @@ impl MarketClient {
 pub struct PracticeClient {
     client: MarketClient,
     credentials: Arc<PracticeCredentials>,
+    guard: Option<CallGuard>,
 }
+
+/// Asked before every call attempt; `false` refuses the call with [`MarketError::Fenced`]
+/// without sending anything.
+pub type CallGuard = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl std::fmt::Debug for PracticeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -261,6 +267,13 @@ pub struct ErrorLogQuery {
 }
 
 impl PracticeClient {
+    /// This handle, asking `guard` before every call attempt (a worker's lease fence): a call
+    /// it refuses fails with [`MarketError::Fenced`] and nothing is sent.
+    pub fn with_guard(mut self, guard: CallGuard) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
     /// The practice id this handle speaks for.
     pub fn practice_id(&self) -> &str {
         &self.credentials.practice_id
@@ -756,6 +769,9 @@ impl PracticeClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if self.guard.as_ref().is_some_and(|allowed| !allowed()) {
+                return Err(MarketError::Fenced);
+            }
             let started = std::time::Instant::now();
             let result = self.attempt(&method, path, query, body.as_ref()).await;
             if let Some(observe) = &cfg.observer {

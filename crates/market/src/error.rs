@@ -5,6 +5,10 @@ use std::time::Duration;
 /// What went wrong talking to the marketplace.
 #[derive(Debug, thiserror::Error)]
 pub enum MarketError {
+    /// The call was not made: the caller's guard refused it (the node no longer holds the link
+    /// it works on). See [`crate::PracticeClient::with_guard`].
+    #[error("the call was not made: this node no longer holds the link")]
+    Fenced,
     /// 403: the practice has not granted consent to this integration, or has revoked it. The
     /// practice must be guided to grant it.
     #[error(
@@ -95,6 +99,7 @@ impl MarketError {
             Self::Timeout(_) => "timeout",
             Self::Protocol { .. } => "protocol",
             Self::Usage { .. } => "usage",
+            Self::Fenced => "fenced",
         }
     }
 }

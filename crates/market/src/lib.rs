@@ -28,7 +28,7 @@ pub mod types;
 pub mod webhook;
 
 pub use client::{
-    CallObserver, ClientConfig, ErrorLogQuery, MAX_SNAPSHOTS_PER_BATCH, MarketClient,
+    CallGuard, CallObserver, ClientConfig, ErrorLogQuery, MAX_SNAPSHOTS_PER_BATCH, MarketClient,
     PracticeClient, PracticeCredentials, user_agent,
 };
 pub use error::MarketError;

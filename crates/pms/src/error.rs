@@ -5,6 +5,10 @@ use std::time::Duration;
 /// Everything that can go wrong talking to a PMS.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PmsError {
+    /// The call was not made: the caller no longer holds the link it works on (its lease was
+    /// lost or lapsed). Not transient: the caller stops.
+    #[error("the call was not made: this node no longer holds the link")]
+    Fenced,
     /// The API key was not accepted (401).
     #[error("the PMS did not accept the API key: {detail}")]
     Unauthorized {
@@ -83,6 +87,7 @@ impl PmsError {
             PmsError::Unavailable { .. } => "unavailable",
             PmsError::Timeout => "timeout",
             PmsError::Protocol { .. } => "protocol",
+            PmsError::Fenced => "fenced",
         }
     }
 

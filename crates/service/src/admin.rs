@@ -20,7 +20,7 @@ use slotbridge_store::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::worker::{Ctx, ResyncState, Trigger};
+use crate::ctx::{Ctx, ResyncState, Trigger};
 
 /// Published availability older than this is stale.
 pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
@@ -64,6 +64,15 @@ impl From<StoreError> for AdminError {
             StoreError::PracticeAlreadyLinked { .. } => AdminError::Conflict(e.to_string()),
             StoreError::LinkNotFound(_) => AdminError::NotFound(e.to_string()),
             other => AdminError::Store(other),
+        }
+    }
+}
+
+impl From<slotbridge_domain::horizon::HorizonError> for AdminError {
+    fn from(e: slotbridge_domain::horizon::HorizonError) -> Self {
+        AdminError::Invalid {
+            field: e.field(),
+            message: e.detail(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::admin::{
     self, AdminError, CreateLink, ExplainQuery, ExplanationView, FindingView, LinkLog, LinkView,
     PracticeSummary, ResyncAccepted, ResyncRequest, ResyncWhat, UpdateLink, WeekQuery, WeekView,
 };
-use crate::worker::{Ctx, Trigger};
+use crate::ctx::{Ctx, Trigger};
 
 /// Who may use the admin API and the console.
 #[derive(Clone, Default)]

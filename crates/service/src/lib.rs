@@ -1,7 +1,9 @@
 //! The integration service: wires the PMS connector, the marketplace client and the store.
 //!
 //! - [`publisher`]: configuration and availability to the marketplace, sending only what changed.
-//! - [`worker`]: leases on links and one worker per held link: PMS changes in, requests answered.
+//! - [`ctx`]: the shared context of a node (store, marketplace client, settings, clock).
+//! - [`supervisor`]: fenced leases on links and one supervised worker per held link.
+//! - [`worker`]: a link's worker: PMS changes in, requests answered, backoff and breaker.
 //! - [`http`]: health, metrics, webhook receivers, the admin API (`/api`, `/openapi.json`).
 //! - [`admin`]: the admin operations under both the admin API and the console.
 //! - [`console`]: the operator console (`/console`), server-rendered with htmx.
@@ -12,8 +14,10 @@
 pub mod admin;
 pub mod bookings;
 pub mod console;
+pub mod ctx;
 pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod publisher;
+pub mod supervisor;
 pub mod worker;

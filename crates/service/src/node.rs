@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::AdminAccess;
 use crate::metrics::Metrics;
-use crate::worker::{self, Ctx, Webhooks, WorkerSettings};
+use crate::ctx::{Ctx, Webhooks, WorkerSettings};
+use crate::supervisor;
 
 /// Everything a node needs.
 #[derive(Debug, Clone)]
@@ -148,7 +149,7 @@ impl Node {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        let supervisor = tokio::spawn(worker::run_node(ctx.clone(), cancel.clone()));
+        let supervisor = tokio::spawn(supervisor::run_node(ctx.clone(), cancel.clone()));
         tracing::info!(%addr, node = %cfg.node_id, "slotbridge node started");
         Ok(Node {
             addr,

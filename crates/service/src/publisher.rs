@@ -16,7 +16,7 @@ use slotbridge_market::types::{
     AvailabilityRange, AvailabilitySnapshot, LivenessContract, PmsAppointmentType, PmsResource,
     Schedule, TimeRange,
 };
-use slotbridge_store::{ConfigHashKind, ContentHash, Link, PublishItem, Store, StoreError};
+use slotbridge_store::{ConfigHashKind, ContentHash, Lease, Link, PublishItem, Store, StoreError};
 
 /// Why publishing failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +144,7 @@ fn hash_of<T: serde::Serialize>(value: &T) -> ContentHash {
 /// successful send (all of them when `force`, as on link, re-enable and manual resync).
 pub async fn publish_config(
     store: &Store,
+    lease: &Lease,
     market: &PracticeClient,
     link: &Link,
     setup: &PracticeSetup,
@@ -158,7 +159,7 @@ pub async fn publish_config(
     if force || known.liveness != Some(h) {
         market.set_liveness_contract(&liveness).await?;
         store
-            .record_config_hash(link.id, link.generation, ConfigHashKind::Liveness, h, now)
+            .record_config_hash(lease, link.generation, ConfigHashKind::Liveness, h, now)
             .await?;
         outcome.liveness_sent = true;
     }
@@ -169,7 +170,7 @@ pub async fn publish_config(
     if force || known.resources != Some(h) {
         market.send_pms_resources(&wire).await?;
         store
-            .record_config_hash(link.id, link.generation, ConfigHashKind::Resources, h, now)
+            .record_config_hash(lease, link.generation, ConfigHashKind::Resources, h, now)
             .await?;
         outcome.resources_sent = true;
     }
@@ -180,7 +181,7 @@ pub async fn publish_config(
         market.send_pms_appointment_types(&types).await?;
         store
             .record_config_hash(
-                link.id,
+                lease,
                 link.generation,
                 ConfigHashKind::AppointmentTypes,
                 h,
@@ -207,6 +208,7 @@ pub fn horizon_dates(setup: &PracticeSetup, now: Timestamp, horizon_days: u32) -
 /// `only` (resource, date) pairs serves the marketplace's availability requests.
 pub async fn publish_availability(
     store: &Store,
+    lease: &Lease,
     market: &PracticeClient,
     link: &Link,
     setup: &PracticeSetup,
@@ -276,7 +278,7 @@ pub async fn publish_availability(
         })
         .collect();
     store
-        .record_published(link.id, link.generation, &accepted, now)
+        .record_published(lease, link.generation, &accepted, now)
         .await?;
     Ok(outcome)
 }

@@ -1,445 +1,122 @@
-//! The node's work: hold leases on links, and for each held link run one worker that keeps the
-//! marketplace in step with the PMS and answers the marketplace's requests.
+//! One link's worker: keeps the marketplace in step with the PMS and answers the marketplace's
+//! requests, under a fenced lease (see [`crate::supervisor`]).
 //!
 //! A link worker:
-//! - on start (a new lease, link creation or re-enable) sends the configuration (liveness
-//!   contract, resources, appointment types), publishes the availability and checks for
-//!   outstanding requests (suggested-testing: linking, re-enabling);
+//! - on start (a new lease, link creation, a change of the link, re-enable) sends the
+//!   configuration (liveness contract, resources, appointment types), publishes the
+//!   availability and checks for outstanding requests (suggested-testing: linking, re-enabling);
 //! - on a PMS change (a webhook from the PMS, or the change feed at each tick) re-reads the
 //!   setup and diary and sends what changed: config snapshots by hash, availability per
 //!   (resource, date) by hash;
 //! - polls the marketplace's requests every tick (5 s by default) and answers them, bookings
 //!   first;
-//! - resyncs everything periodically, and on the operator's request.
+//! - resyncs everything periodically, and on the operator's request;
+//! - backs off with jitter (up to 60 s) after a transient failure, and parks after a lasting
+//!   one (a PMS key refused or revoked, marketplace consent missing) until the link changes or
+//!   an operator resyncs; bookings are still answered while publishing backs off;
+//! - stops at once when its fence no longer holds, and, when stopped because its link changed
+//!   or was disabled, first finishes the bookings in flight with the settings it started with.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use secrecy::ExposeSecret;
+use slotbridge_domain::backoff::{Breaker, BreakerState, FailureClass, Jitter, Lasting};
 use slotbridge_domain::practice::{Diary, PracticeSetup};
 use slotbridge_market::types::RequestType;
-use slotbridge_market::{MarketClient, MarketError, PracticeClient, PracticeCredentials};
-use slotbridge_pms::{Changes, ExactConfig, ExactConnector, PmsConnector, PmsError};
+use slotbridge_market::{MarketError, PracticeClient};
+use slotbridge_pms::{Changes, PmsConnector, PmsError};
 use slotbridge_store::{
-    ConsentStatus, Link, LinkId, NewMarketRequest, Store, SyncChanges, SyncError,
+    ConsentStatus, Lease, Link, NewMarketRequest, StoreError, SyncChanges, SyncError,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::ctx::{Ctx, ResyncState, Trigger};
 use crate::publisher::{self, PublishError};
+use crate::supervisor::{Fence, FencedPms};
 
-/// What wakes a link worker besides its timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// The PMS said the diary or setup changed.
-    PmsChanged,
-    /// The marketplace said requests are waiting (a webhook).
-    MarketRequests,
-    /// An operator asked to resend the configuration.
-    ResyncConfig,
-    /// An operator asked to resend all availability.
-    ResyncAvailability,
+/// How a link worker ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// The supervisor stopped it (node shutdown, a change of the link, handing it back).
+    Stopped,
+    /// Its fence no longer held: another node may hold the link now.
+    Fenced,
+    /// The link no longer exists.
+    Gone,
+    /// It failed; the supervisor restarts it with backoff and shows the reason on the link.
+    Failed(String),
 }
 
-/// How a node works.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// This node's id (unique among nodes sharing a database).
-    pub node_id: String,
-    /// The PMS API's base URL.
-    pub pms_url: url::Url,
-    /// How often each link polls the marketplace's requests and the PMS change feed.
-    pub poll_interval: Duration,
-    /// How often each link resends everything.
-    pub full_resync: Duration,
-    /// How long a lease lasts without renewal; a dead node's links are taken over after it.
-    pub lease_ttl: Duration,
-    /// How many links one node works at most.
-    pub max_links: u32,
-    /// Where the PMS and the marketplace push to this node; `None`: polling only.
-    pub webhooks: Option<Webhooks>,
-    /// With webhooks registered, how often the PMS change feed and the marketplace's requests
-    /// are still polled, to catch what a lost delivery missed (the marketplace asks for at
-    /// least hourly).
-    pub backstop_poll: Duration,
+/// What kind of failure stopped a sync step: stored on the link (its `last_error.kind`), shown
+/// by the console and counted in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The PMS refused the API key (401).
+    PmsUnauthorized,
+    /// The practice revoked the API key.
+    PmsKeyRevoked,
+    /// The PMS failed otherwise (down, timeout, unexpected answer).
+    Pms,
+    /// The practice has not granted this integration consent on the marketplace.
+    ConsentMissing,
+    /// The marketplace failed otherwise.
+    Market,
+    /// The PMS setup could not be published (invalid snapshot).
+    Publish,
+    /// The store failed.
+    Store,
+    /// This node no longer holds the link.
+    Fenced,
+    /// The link's worker stopped and is being restarted.
+    WorkerFailed,
 }
 
-/// This node's webhook endpoints, registered with each linked PMS site and the marketplace.
-#[derive(Debug, Clone)]
-pub struct Webhooks {
-    /// The node's public base URL; receivers are under `/webhooks/pms` and `/webhooks/market`.
-    pub public_url: url::Url,
-    /// The secret PMS deliveries are signed with.
-    pub pms_secret: secrecy::SecretString,
-}
+impl FailureKind {
+    /// Every kind.
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::PmsUnauthorized,
+        FailureKind::PmsKeyRevoked,
+        FailureKind::Pms,
+        FailureKind::ConsentMissing,
+        FailureKind::Market,
+        FailureKind::Publish,
+        FailureKind::Store,
+        FailureKind::Fenced,
+        FailureKind::WorkerFailed,
+    ];
 
-impl WorkerSettings {
-    /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 10 s leases, 5000 links.
-    pub fn new(node_id: impl Into<String>, pms_url: url::Url) -> Self {
-        WorkerSettings {
-            node_id: node_id.into(),
-            pms_url,
-            poll_interval: Duration::from_secs(5),
-            full_resync: Duration::from_secs(15 * 60),
-            lease_ttl: Duration::from_secs(10),
-            max_links: 5000,
-            webhooks: None,
-            backstop_poll: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Shared by the supervisor, the link workers and the HTTP layer.
-pub struct Ctx {
-    /// The store.
-    pub store: Store,
-    /// The marketplace client.
-    pub market: MarketClient,
-    /// The settings.
-    pub settings: WorkerSettings,
-    /// This node's metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// One HTTP client (connection pool) for every PMS connector of this node.
-    http: reqwest::Client,
-    lease_round: tokio::sync::Notify,
-    workers: Mutex<HashMap<LinkId, Running>>,
-    progress: Mutex<HashMap<LinkId, ResyncProgress>>,
-}
-
-struct Running {
-    tx: mpsc::Sender<Trigger>,
-    cancel: CancellationToken,
-    site: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Where an operator's resync of a link is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResyncState {
-    /// Asked for; the link's worker has not started it yet.
-    Queued,
-    /// Reading the PMS and sending.
-    Running,
-    /// Finished; the marketplace holds the result.
-    Done,
-    /// Finished with an error (see `error`).
-    Failed,
-}
-
-/// The progress of the last resync an operator asked for on a link.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ResyncProgress {
-    /// `config` or `availability`.
-    pub what: &'static str,
-    /// Where it is.
-    pub state: ResyncState,
-    /// When it was asked for.
-    pub requested_at: Timestamp,
-    /// When the worker started it.
-    pub started_at: Option<Timestamp>,
-    /// When it ended.
-    pub finished_at: Option<Timestamp>,
-    /// (resource, date) pairs sent to the marketplace.
-    pub sent_days: usize,
-    /// (resource, date) pairs in the horizon.
-    pub total_days: usize,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
-impl Ctx {
-    /// A context; no worker runs until [`run_node`]. `metrics` is shared with the marketplace
-    /// client's observer (see [`crate::metrics::Metrics::observer`]).
-    pub fn new(
-        store: Store,
-        market: MarketClient,
-        settings: WorkerSettings,
-        metrics: Arc<crate::metrics::Metrics>,
-    ) -> Arc<Self> {
-        Arc::new(Ctx {
-            store,
-            market,
-            settings,
-            metrics,
-            http: reqwest::Client::new(),
-            lease_round: tokio::sync::Notify::new(),
-            workers: Mutex::new(HashMap::new()),
-            progress: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn workers(&self) -> std::sync::MutexGuard<'_, HashMap<LinkId, Running>> {
-        self.workers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Wake the worker of `link` (if this node runs it). Returns whether one was woken. A
-    /// resync trigger is tracked: see [`Ctx::resync_progress`].
-    pub fn trigger(&self, link: LinkId, trigger: Trigger) -> bool {
-        let woken = self
-            .workers()
-            .get(&link)
-            .map(|r| r.tx.try_send(trigger).is_ok() || r.tx.capacity() == 0)
-            .unwrap_or(false);
-        let what = match trigger {
-            Trigger::ResyncConfig => Some("config"),
-            Trigger::ResyncAvailability => Some("availability"),
-            _ => None,
-        };
-        if let (true, Some(what)) = (woken, what) {
-            self.set_progress(
-                link,
-                ResyncProgress {
-                    what,
-                    state: ResyncState::Queued,
-                    requested_at: Timestamp::now(),
-                    started_at: None,
-                    finished_at: None,
-                    sent_days: 0,
-                    total_days: 0,
-                    error: None,
-                },
-            );
-        }
-        woken
-    }
-
-    /// The last operator resync of `link` on this node, if any.
-    pub fn resync_progress(&self, link: LinkId) -> Option<ResyncProgress> {
-        self.progress
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&link)
-            .cloned()
-    }
-
-    fn set_progress(&self, link: LinkId, progress: ResyncProgress) {
-        self.progress
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(link, progress);
-    }
-
-    fn update_progress(&self, link: LinkId, f: impl FnOnce(&mut ResyncProgress)) {
-        if let Some(p) = self
-            .progress
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get_mut(&link)
-        {
-            f(p);
+    /// The stored name (`pms_key_revoked`, `consent_missing`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::PmsUnauthorized => "pms_unauthorized",
+            FailureKind::PmsKeyRevoked => "pms_key_revoked",
+            FailureKind::Pms => "pms",
+            FailureKind::ConsentMissing => "consent_missing",
+            FailureKind::Market => "market",
+            FailureKind::Publish => "publish",
+            FailureKind::Store => "store",
+            FailureKind::Fenced => "fenced",
+            FailureKind::WorkerFailed => "worker_failed",
         }
     }
 
-    /// Wake every worker of a PMS site (one site may serve several practices).
-    pub fn trigger_site(&self, site: &str, trigger: Trigger) -> usize {
-        self.workers()
-            .values()
-            .filter(|r| r.site == site)
-            .filter(|r| r.tx.try_send(trigger).is_ok())
-            .count()
+    /// The kind a stored name stands for.
+    pub fn parse(s: &str) -> Option<FailureKind> {
+        FailureKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Wake every worker (a marketplace webhook names no practice we can map cheaply).
-    pub fn trigger_all(&self, trigger: Trigger) {
-        for r in self.workers().values() {
-            let _ = r.tx.try_send(trigger);
-        }
-    }
-
-    /// A marketplace webhook: wake the link it names (our subscriptions carry the link id as
-    /// `clientId`), or every link when it names none we know.
-    pub fn market_payload(&self, payload: &slotbridge_market::types::WebhookPayload) {
-        let link = payload
-            .client_id
-            .as_deref()
-            .and_then(|c| c.parse::<LinkId>().ok());
-        debug!(topic = ?payload.topic, ?link, "marketplace webhook");
-        match link {
-            Some(id) if self.trigger(id, Trigger::MarketRequests) => {}
-            _ => self.trigger_all(Trigger::MarketRequests),
-        }
-    }
-
-    /// Links were created, enabled or moved: run a lease round now instead of at the next tick.
-    pub fn links_changed(&self) {
-        self.lease_round.notify_one();
-    }
-
-    /// Stop the worker of `link` if this node runs it; the lease round that follows at once
-    /// starts it again (with a full configuration send) if the link is still enabled and held.
-    pub fn restart(&self, link: LinkId) {
-        if let Some(r) = self.workers().remove(&link) {
-            r.cancel.cancel();
-        }
-        self.links_changed();
-    }
-
-    /// The links this node works now.
-    pub fn running(&self) -> Vec<LinkId> {
-        self.workers().keys().copied().collect()
-    }
-
-    /// The PMS connector for a link.
-    pub fn pms_connector(&self, link: &Link) -> ExactConnector {
-        let mut cfg = ExactConfig::new(
-            self.settings.pms_url.clone(),
-            link.site_slug.clone(),
-            link.pms_api_key.clone(),
-        );
-        cfg.observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
-        ExactConnector::with_client(cfg, self.http.clone())
-    }
-
-    fn market_for(&self, link: &Link) -> PracticeClient {
-        self.market.practice(PracticeCredentials::new(
-            link.market_practice_id.clone(),
-            link.market_practice_key.expose_secret().to_owned(),
-        ))
-    }
-}
-
-/// Hold leases and run link workers until `cancel`; then stop the workers and release the
-/// leases so another node takes over at once.
-pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
-    let tick = (ctx.settings.lease_ttl / 4).max(Duration::from_millis(200));
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            _ = interval.tick() => {}
-            () = ctx.lease_round.notified() => {}
-        }
-        if let Err(e) = supervise(&ctx, &cancel).await {
-            warn!(error = %e, "lease round failed");
-        }
-    }
-    // Graceful: each worker finishes the step it is in (an in-flight booking included) before
-    // the leases are released.
-    let running: Vec<Running> = ctx.workers().drain().map(|(_, r)| r).collect();
-    for r in &running {
-        r.cancel.cancel();
-    }
-    let finish = futures::future::join_all(running.into_iter().map(|r| r.task));
-    if tokio::time::timeout(Duration::from_secs(30), finish)
-        .await
-        .is_err()
-    {
-        warn!("link workers did not finish within 30 s; releasing their leases anyway");
-    }
-    if let Err(e) = ctx.store.release_leases(&ctx.settings.node_id).await {
-        warn!(error = %e, "releasing leases failed");
-    }
-}
-
-async fn supervise(
-    ctx: &Arc<Ctx>,
-    cancel: &CancellationToken,
-) -> Result<(), slotbridge_store::StoreError> {
-    let now = Timestamp::now();
-    let node = ctx.settings.node_id.as_str();
-    ctx.store.heartbeat(node, now).await?;
-    ctx.store
-        .renew_leases(node, ctx.settings.lease_ttl, now)
-        .await?;
-    // Share the links evenly among the live nodes: take up to a fair share, and hand back what
-    // is above it (a node that just joined then gets its part on its next round).
-    let share = fair_share(ctx, now).await?;
-    ctx.store
-        .acquire_leases(node, share, ctx.settings.lease_ttl, now)
-        .await?;
-    let mut held_now = ctx.store.held_leases(node, now).await?;
-    if held_now.len() > share as usize {
-        let shed: Vec<LinkId> = held_now.split_off(share as usize);
-        hand_back(ctx, &shed).await;
-    }
-    // Stop workers whose lease was lost or whose link was disabled.
-    let lost: Vec<LinkId> = ctx
-        .workers()
-        .keys()
-        .filter(|id| !held_now.contains(id))
-        .copied()
-        .collect();
-    for id in lost {
-        if let Some(r) = ctx.workers().remove(&id) {
-            info!(link = %id, "lease lost; stopping worker");
-            r.cancel.cancel();
-        }
-    }
-    for id in held_now {
-        if ctx.workers().contains_key(&id) {
-            continue;
-        }
-        let Some(link) = ctx.store.link(id).await? else {
-            continue;
-        };
-        if !link.enabled {
-            let _ = ctx.store.release_lease(node, id).await;
-            continue;
-        }
-        let (tx, rx) = mpsc::channel(16);
-        let child = cancel.child_token();
-        info!(link = %id, site = %link.site_slug, practice = %link.market_practice_id, "starting link worker");
-        let task = tokio::spawn(link_worker(ctx.clone(), id, rx, child.clone()));
-        ctx.workers().insert(
-            id,
-            Running {
-                tx,
-                cancel: child,
-                site: link.site_slug.as_str().to_owned(),
-                task,
-            },
-        );
-    }
-    Ok(())
-}
-
-/// How many links this node should work: the enabled links divided among the nodes seen within
-/// one lease time-to-live (rounded up), at most `max_links`.
-async fn fair_share(ctx: &Ctx, now: Timestamp) -> Result<u32, slotbridge_store::StoreError> {
-    let ttl = jiff::SignedDuration::try_from(ctx.settings.lease_ttl).unwrap_or_default();
-    let live = ctx
-        .store
-        .nodes(now)
-        .await?
-        .iter()
-        .filter(|n| now.duration_since(n.last_seen_at) <= ttl)
-        .count()
-        .max(1);
-    let enabled = usize::try_from(ctx.store.count_enabled_links().await?).unwrap_or(usize::MAX);
-    let share = enabled.div_ceil(live).max(1);
-    Ok(u32::try_from(share)
-        .unwrap_or(u32::MAX)
-        .min(ctx.settings.max_links))
-}
-
-/// Stop the workers of `links`, wait for their current step to finish, then release their
-/// leases, so the node that takes them over never works one practice at the same time as this.
-async fn hand_back(ctx: &Arc<Ctx>, links: &[LinkId]) {
-    let stopping: Vec<Running> = {
-        let mut workers = ctx.workers();
-        links.iter().filter_map(|id| workers.remove(id)).collect()
-    };
-    for r in &stopping {
-        r.cancel.cancel();
-    }
-    let finish = futures::future::join_all(stopping.into_iter().map(|r| r.task));
-    if tokio::time::timeout(Duration::from_secs(30), finish)
-        .await
-        .is_err()
-    {
-        warn!("handed-back workers did not finish within 30 s");
-    }
-    for id in links {
-        info!(link = %id, "handing the link to a less loaded node");
-        if let Err(e) = ctx.store.release_lease(&ctx.settings.node_id, *id).await {
-            warn!(link = %id, error = %e, "releasing a lease failed");
+    /// How the link's breaker treats it: a lasting failure parks the link until its
+    /// credentials change or an operator resyncs; the others back off.
+    pub fn class(self) -> FailureClass {
+        match self {
+            FailureKind::PmsUnauthorized => FailureClass::Lasting(Lasting::PmsKeyRejected),
+            FailureKind::PmsKeyRevoked => FailureClass::Lasting(Lasting::PmsKeyRevoked),
+            FailureKind::ConsentMissing => FailureClass::Lasting(Lasting::ConsentMissing),
+            _ => FailureClass::Transient,
         }
     }
 }
@@ -458,34 +135,47 @@ pub enum SyncFailure {
     Market(#[from] MarketError),
     /// The store failed.
     #[error("store: {0}")]
-    Store(#[from] slotbridge_store::StoreError),
+    Store(#[from] StoreError),
 }
 
 impl SyncFailure {
-    fn kind(&self) -> &'static str {
+    /// Its kind.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            SyncFailure::Pms(PmsError::Unauthorized { .. }) => "pms_unauthorized",
-            SyncFailure::Pms(PmsError::KeyRevoked { .. }) => "pms_key_revoked",
-            SyncFailure::Pms(_) => "pms",
+            SyncFailure::Pms(PmsError::Fenced)
+            | SyncFailure::Market(MarketError::Fenced)
+            | SyncFailure::Publish(PublishError::Market(MarketError::Fenced))
+            | SyncFailure::Store(StoreError::Fenced { .. })
+            | SyncFailure::Publish(PublishError::Store(StoreError::Fenced { .. })) => {
+                FailureKind::Fenced
+            }
+            SyncFailure::Pms(PmsError::Unauthorized { .. }) => FailureKind::PmsUnauthorized,
+            SyncFailure::Pms(PmsError::KeyRevoked { .. }) => FailureKind::PmsKeyRevoked,
+            SyncFailure::Pms(_) => FailureKind::Pms,
             SyncFailure::Publish(PublishError::Market(MarketError::ConsentMissing { .. }))
-            | SyncFailure::Market(MarketError::ConsentMissing { .. }) => "consent_missing",
-            SyncFailure::Publish(PublishError::Market(_)) | SyncFailure::Market(_) => "market",
-            SyncFailure::Publish(_) => "publish",
-            SyncFailure::Store(_) => "store",
+            | SyncFailure::Market(MarketError::ConsentMissing { .. }) => {
+                FailureKind::ConsentMissing
+            }
+            SyncFailure::Publish(PublishError::Market(_)) | SyncFailure::Market(_) => {
+                FailureKind::Market
+            }
+            SyncFailure::Publish(PublishError::Store(_)) | SyncFailure::Store(_) => {
+                FailureKind::Store
+            }
+            SyncFailure::Publish(_) => FailureKind::Publish,
         }
-    }
-
-    fn consent_missing(&self) -> bool {
-        self.kind() == "consent_missing"
     }
 }
 
 /// One link's state between wake-ups.
-struct LinkRun {
+struct LinkRun<P> {
     ctx: Arc<Ctx>,
+    fence: Arc<Fence>,
     link: Link,
-    pms: ExactConnector,
+    pms: FencedPms<P>,
     market: PracticeClient,
+    /// Set when a booking round found the marketplace's availability stale.
+    refresh: AtomicBool,
 }
 
 /// What a sync sent.
@@ -502,7 +192,15 @@ struct Pushed {
     market: bool,
 }
 
-impl LinkRun {
+/// How long a changed or disabled link's worker spends finishing its bookings in flight: the
+/// marketplace confirms a booking by itself 20 s after the patient booked.
+const DRAIN_WITHIN: Duration = Duration::from_secs(20);
+
+impl<P: PmsConnector> LinkRun<P> {
+    fn lease(&self) -> &Lease {
+        self.fence.lease()
+    }
+
     async fn read_pms(&self, now: Timestamp) -> Result<(PracticeSetup, Diary), SyncFailure> {
         let setup = self.pms.read_setup().await?;
         let horizon = u32::try_from(self.link.horizon_days.get()).unwrap_or(30);
@@ -521,12 +219,12 @@ impl LinkRun {
         force_config: bool,
         force_availability: bool,
     ) -> Result<Synced, SyncFailure> {
-        let now = Timestamp::now();
+        let now = self.ctx.now();
         let (setup, diary) = self.read_pms(now).await?;
         self.ctx
             .store
             .update_sync_state(
-                self.link.id,
+                self.lease(),
                 SyncChanges {
                     last_pms_read_at: Some(now),
                     ..SyncChanges::default()
@@ -535,6 +233,7 @@ impl LinkRun {
             .await?;
         let config = publisher::publish_config(
             &self.ctx.store,
+            self.lease(),
             &self.market,
             &self.link,
             &setup,
@@ -544,6 +243,7 @@ impl LinkRun {
         .await?;
         let avail = publisher::publish_availability(
             &self.ctx.store,
+            self.lease(),
             &self.market,
             &self.link,
             &setup,
@@ -552,7 +252,8 @@ impl LinkRun {
             now,
         )
         .await?;
-        crate::bookings::after_sync(&self.ctx, &self.link, &self.market, &setup, &diary).await?;
+        crate::bookings::after_sync(&self.ctx, self.lease(), &self.link, &self.market, &setup, &diary)
+            .await?;
         debug!(link = %self.link.id, ?config, sent = avail.sent, slots = avail.slots, "synced");
         if !avail.failed.is_empty() {
             warn!(link = %self.link.id, failed = ?avail.failed, "marketplace refused some availability");
@@ -560,9 +261,9 @@ impl LinkRun {
         self.ctx
             .store
             .update_sync_state(
-                self.link.id,
+                self.lease(),
                 SyncChanges {
-                    last_publish_at: Some(Timestamp::now()),
+                    last_publish_at: Some(self.ctx.now()),
                     last_error: Some(None),
                     consent: Some(ConsentStatus::Granted),
                     ..SyncChanges::default()
@@ -602,7 +303,7 @@ impl LinkRun {
             topic: slotbridge_market::types::SubscriptionTopic::All,
             callback_url: format!("{base}/webhooks/market"),
             start_at: None,
-            expire_at: Timestamp::now()
+            expire_at: self.ctx.now()
                 .checked_add(SignedDuration::from_hours(48))
                 .ok(),
         };
@@ -637,7 +338,7 @@ impl LinkRun {
             self.ctx
                 .store
                 .update_sync_state(
-                    self.link.id,
+                    self.lease(),
                     SyncChanges {
                         change_cursor: Some(Some(cursor)),
                         ..SyncChanges::default()
@@ -659,7 +360,7 @@ impl LinkRun {
         let logged = self
             .ctx
             .store
-            .record_request(&NewMarketRequest {
+            .record_request(self.lease(), &NewMarketRequest {
                 request_id: id.clone(),
                 kind: kind.as_str().to_owned(),
                 link_id: Some(self.link.id),
@@ -670,7 +371,7 @@ impl LinkRun {
             Ok(_) => {
                 self.ctx
                     .store
-                    .finish_request(&id, "answered", Some(&detail), Timestamp::now())
+                    .finish_request(self.lease(), &id, "answered", Some(&detail), self.ctx.now())
                     .await
             }
             Err(e) => Err(e),
@@ -683,11 +384,11 @@ impl LinkRun {
     /// Poll the marketplace and answer what is waiting, bookings first.
     async fn requests(&self) -> Result<(), SyncFailure> {
         let mut waiting = self.market.poll().await?;
-        let polled = Timestamp::now();
+        let polled = self.ctx.now();
         self.ctx
             .store
             .update_sync_state(
-                self.link.id,
+                self.lease(),
                 SyncChanges {
                     last_poll_at: Some(polled),
                     ..SyncChanges::default()
@@ -731,8 +432,16 @@ impl LinkRun {
                 }
                 RequestType::Bookings | RequestType::BookingUpdates => {
                     // Handled by the booking pipeline, which keeps its own log; never dropped.
-                    crate::bookings::handle(&self.ctx, &self.link, &self.pms, &self.market, kind)
-                        .await?;
+                    let done = crate::bookings::handle(
+                        &self.ctx,
+                        self.lease(),
+                        &self.link,
+                        &self.pms,
+                        &self.market,
+                        kind,
+                    )
+                    .await?;
+                    self.after_bookings(done);
                 }
                 other => {
                     debug!(link = %self.link.id, request = other.as_str(), "request type not used by this integration")
@@ -742,30 +451,83 @@ impl LinkRun {
         Ok(())
     }
 
-    async fn record_failure(&self, e: &SyncFailure) {
-        warn!(link = %self.link.id, kind = e.kind(), error = %e, "sync failed");
-        self.ctx.metrics.error(e.kind());
+    /// Record a failure on the link (shown by the console) and count it; returns its kind.
+    /// Nothing is written once the fence no longer holds.
+    async fn record_failure(&self, e: &SyncFailure) -> FailureKind {
+        let kind = e.kind();
+        if kind == FailureKind::Fenced || !self.fence.holds() {
+            debug!(link = %self.link.id, error = %e, "stopped: this node no longer holds the link");
+            return FailureKind::Fenced;
+        }
+        warn!(link = %self.link.id, kind = kind.as_str(), error = %e, "sync failed");
+        self.ctx.metrics.error(kind.as_str());
+        let message = match kind.class() {
+            FailureClass::Lasting(why) => format!("{e}. Parked until fixed: {}", why.what_to_do()),
+            FailureClass::Transient => e.to_string(),
+        };
         let changes = SyncChanges {
             last_error: Some(Some(SyncError {
-                kind: e.kind().to_owned(),
-                message: e.to_string(),
-                at: Timestamp::now(),
+                kind: kind.as_str().to_owned(),
+                message,
+                at: self.ctx.now(),
             })),
-            consent: e.consent_missing().then_some(ConsentStatus::Withdrawn),
+            consent: (kind == FailureKind::ConsentMissing).then_some(ConsentStatus::Withdrawn),
             ..SyncChanges::default()
         };
         if let Err(err) = self
             .ctx
             .store
-            .update_sync_state(self.link.id, changes)
+            .update_sync_state(self.lease(), changes)
             .await
         {
             warn!(link = %self.link.id, error = %err, "recording the failure failed");
         }
+        kind
+    }
+
+    /// What the booking pipeline asked for after a round: a refresh of the availability when
+    /// the marketplace's was stale.
+    fn after_bookings(&self, done: crate::bookings::Followup) {
+        if done.refresh_availability {
+            self.refresh.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Answer the bookings in flight until none is left or `within` has passed (a changed or
+    /// disabled link, before its worker stops).
+    async fn drain(&self, within: Duration) {
+        let until = Instant::now() + within;
+        loop {
+            match self.ctx.store.bookings_in_flight(self.link.id).await {
+                Ok(0) => return,
+                Ok(n) => debug!(link = %self.link.id, in_flight = n, "finishing bookings in flight"),
+                Err(e) => warn!(link = %self.link.id, error = %e, "cannot count bookings in flight"),
+            }
+            if Instant::now() >= until || !self.fence.holds() {
+                return;
+            }
+            match crate::bookings::on_tick(
+                &self.ctx,
+                self.lease(),
+                &self.link,
+                &self.pms,
+                &self.market,
+            )
+            .await
+            {
+                Ok(done) => self.after_bookings(done),
+                Err(e) => {
+                    if self.record_failure(&e).await == FailureKind::Fenced {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Sync, and account for it: metrics, the failure record, and the operator's resync
-    /// progress when `resync` names one. Returns whether it succeeded.
+    /// progress when `resync` names one. Returns the failure's kind when it failed.
     async fn sync_step(
         &self,
         force_config: bool,
@@ -773,19 +535,19 @@ impl LinkRun {
         cause: &'static str,
         woken: std::time::Instant,
         resync: bool,
-    ) -> bool {
+    ) -> Result<(), FailureKind> {
         let id = self.link.id;
         if resync {
             self.ctx.update_progress(id, |p| {
                 p.state = ResyncState::Running;
-                p.started_at = Some(Timestamp::now());
+                p.started_at = Some(self.ctx.now());
             });
         }
         let result = self.sync(force_config, force_availability).await;
         self.ctx.metrics.published(cause, woken.elapsed());
         if resync {
             self.ctx.update_progress(id, |p| {
-                p.finished_at = Some(Timestamp::now());
+                p.finished_at = Some(self.ctx.now());
                 match &result {
                     Ok(synced) => {
                         p.state = ResyncState::Done;
@@ -800,11 +562,8 @@ impl LinkRun {
             });
         }
         match result {
-            Ok(_) => true,
-            Err(e) => {
-                self.record_failure(&e).await;
-                false
-            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.record_failure(&e).await),
         }
     }
 }
@@ -831,129 +590,245 @@ struct Wake {
     resync: bool,
 }
 
-async fn link_worker(
+/// Work one link until `cancel` or until its fence no longer holds. `drain` (set by the
+/// supervisor before it cancels, or at start for a disabled link) first finishes the bookings in
+/// flight with this worker's settings.
+pub(crate) async fn link_worker<P: PmsConnector>(
     ctx: Arc<Ctx>,
-    id: LinkId,
+    fence: Arc<Fence>,
+    link: Link,
+    pms: P,
     mut rx: mpsc::Receiver<Trigger>,
     cancel: CancellationToken,
-) {
-    let link = match ctx.store.link(id).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return,
-        Err(e) => {
-            warn!(link = %id, error = %e, "cannot load link");
-            return;
-        }
-    };
+    drain: Arc<AtomicBool>,
+) -> WorkerExit {
+    let guard = fence.clone();
     let run = LinkRun {
-        pms: ctx.pms_connector(&link),
-        market: ctx.market_for(&link),
+        pms: FencedPms::new(pms, fence.clone()),
+        market: ctx
+            .market_for(&link)
+            .with_guard(Arc::new(move || guard.holds())),
         ctx: ctx.clone(),
+        fence,
         link,
+        refresh: AtomicBool::new(false),
     };
-    // Link or re-enable: configuration first, then availability, then outstanding requests.
-    // The change feed's cursor is taken first, so a change made before the webhook is registered
-    // is still seen below.
-    if let Err(e) = run.pms_changed().await {
-        run.record_failure(&e).await;
+    let exit = run.work(&mut rx, &cancel, &drain).await;
+    if drain.load(Ordering::SeqCst) && exit == WorkerExit::Stopped {
+        run.drain(DRAIN_WITHIN).await;
     }
-    let started = std::time::Instant::now();
-    let mut healthy = run.sync_step(true, false, "start", started, false).await;
-    let mut pushed = run.subscribe().await;
-    if pushed.pms && matches!(run.pms_changed().await, Ok(true)) {
-        healthy = run
-            .sync_step(false, false, "start", std::time::Instant::now(), false)
-            .await;
+    if !run.fence.holds() {
+        return WorkerExit::Fenced;
     }
-    if let Err(e) = run.requests().await {
-        run.record_failure(&e).await;
-    }
-    let mut poll = tokio::time::interval(ctx.settings.poll_interval);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut resync = tokio::time::interval(ctx.settings.full_resync);
-    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    resync.tick().await;
-    let backstop = ctx.settings.backstop_poll;
-    let mut last_changes_poll = std::time::Instant::now();
-    let mut last_requests_poll = std::time::Instant::now();
-    loop {
-        let woken = std::time::Instant::now();
-        let wake = tokio::select! {
-            () = cancel.cancelled() => break,
-            t = rx.recv() => match t {
-                None => break,
-                Some(first) => {
-                    // Coalesce a burst of triggers into one sync.
-                    let mut all = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        all.push(more);
-                    }
-                    let resync = all.iter().any(|t| {
-                        matches!(t, Trigger::ResyncConfig | Trigger::ResyncAvailability)
-                    });
-                    Wake {
-                        force_config: all.contains(&Trigger::ResyncConfig),
-                        force_availability: all.contains(&Trigger::ResyncAvailability),
-                        sync: all.iter().any(|t| *t != Trigger::MarketRequests),
-                        requests: all.contains(&Trigger::MarketRequests),
-                        cause: if resync { "resync" } else { "pms_event" },
-                        resync,
-                    }
-                }
-            },
-            _ = poll.tick() => {
-                let changed = if !pushed.pms || last_changes_poll.elapsed() >= backstop {
-                    last_changes_poll = std::time::Instant::now();
-                    match run.pms_changed().await {
-                        Ok(c) => c,
-                        Err(e) => { run.record_failure(&e).await; false }
-                    }
-                } else {
-                    false
-                };
-                let requests = !pushed.market || last_requests_poll.elapsed() >= backstop;
-                Wake {
-                    force_config: false,
-                    force_availability: false,
-                    sync: changed || !healthy,
-                    requests,
-                    cause: "poll",
-                    resync: false,
-                }
-            }
-            _ = resync.tick() => {
-                // The periodic full resync also renews the webhook registrations.
-                pushed = run.subscribe().await;
-                Wake {
-                    force_config: true,
-                    force_availability: true,
-                    sync: true,
-                    requests: true,
-                    cause: "periodic",
-                    resync: false,
-                }
-            }
-        };
-        if wake.sync || wake.force_config || wake.force_availability {
-            healthy = run
-                .sync_step(
-                    wake.force_config || !healthy,
-                    wake.force_availability,
-                    wake.cause,
-                    woken,
-                    wake.resync,
-                )
+    debug!(link = %run.link.id, ?exit, "link worker stopped");
+    exit
+}
+
+impl<P: PmsConnector> LinkRun<P> {
+    /// The worker's loop; returns why it ended.
+    async fn work(
+        &self,
+        rx: &mut mpsc::Receiver<Trigger>,
+        cancel: &CancellationToken,
+        drain: &AtomicBool,
+    ) -> WorkerExit {
+        if drain.load(Ordering::SeqCst) {
+            // A disabled link: only its bookings in flight are left to answer.
+            return WorkerExit::Stopped;
+        }
+        if let Err(e) = self.ctx.store.release_claims(self.lease()).await {
+            return self.failed(&SyncFailure::Store(e)).await;
+        }
+        let mut breaker = Breaker::default();
+        // Link or re-enable: configuration first, then availability, then outstanding requests.
+        // The change feed's cursor is taken first, so a change made before the webhook is
+        // registered is still seen below.
+        if let Err(e) = self.pms_changed().await {
+            self.note(&mut breaker, &e).await;
+        }
+        let started = Instant::now();
+        if breaker.may_try(self.ctx.now()) {
+            let r = self.sync_step(true, false, "start", started, false).await;
+            self.account(&mut breaker, r);
+        }
+        let mut pushed = self.subscribe().await;
+        if pushed.pms && breaker.may_try(self.ctx.now()) && matches!(self.pms_changed().await, Ok(true))
+        {
+            let r = self
+                .sync_step(false, false, "start", Instant::now(), false)
                 .await;
+            self.account(&mut breaker, r);
         }
-        if wake.requests {
-            last_requests_poll = std::time::Instant::now();
-            if let Err(e) = run.requests().await {
-                run.record_failure(&e).await;
+        if self.may_poll_market(&breaker)
+            && let Err(e) = self.requests().await
+        {
+            self.note(&mut breaker, &e).await;
+        }
+        let mut poll = tokio::time::interval(self.ctx.settings.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resync = tokio::time::interval(self.ctx.settings.full_resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await;
+        let backstop = self.ctx.settings.backstop_poll;
+        let mut last_changes_poll = Instant::now();
+        let mut last_requests_poll = Instant::now();
+        // A sync owed since the last failure (retried when the backoff allows).
+        let mut owed = !breaker_closed(&breaker);
+        loop {
+            if !self.fence.holds() {
+                return WorkerExit::Fenced;
+            }
+            let woken = Instant::now();
+            let wake = tokio::select! {
+                () = cancel.cancelled() => return WorkerExit::Stopped,
+                t = rx.recv() => match t {
+                    None => return WorkerExit::Stopped,
+                    Some(first) => {
+                        // Coalesce a burst of triggers into one sync.
+                        let mut all = vec![first];
+                        while let Ok(more) = rx.try_recv() {
+                            all.push(more);
+                        }
+                        let resync = all.iter().any(|t| {
+                            matches!(t, Trigger::ResyncConfig | Trigger::ResyncAvailability)
+                        });
+                        if resync {
+                            // An operator's resync reopens a parked link.
+                            breaker.resync();
+                        }
+                        Wake {
+                            force_config: all.contains(&Trigger::ResyncConfig),
+                            force_availability: all.contains(&Trigger::ResyncAvailability),
+                            sync: all.iter().any(|t| *t != Trigger::MarketRequests),
+                            requests: all.contains(&Trigger::MarketRequests),
+                            cause: if resync { "resync" } else { "pms_event" },
+                            resync,
+                        }
+                    }
+                },
+                _ = poll.tick() => {
+                    let may_read = breaker.may_try(self.ctx.now());
+                    let changed = if may_read && (!pushed.pms || last_changes_poll.elapsed() >= backstop) {
+                        last_changes_poll = Instant::now();
+                        match self.pms_changed().await {
+                            Ok(c) => c,
+                            Err(e) => { self.note(&mut breaker, &e).await; false }
+                        }
+                    } else {
+                        false
+                    };
+                    let requests = !pushed.market || last_requests_poll.elapsed() >= backstop;
+                    Wake {
+                        force_config: false,
+                        force_availability: false,
+                        sync: changed || (owed && may_read) || self.refresh.swap(false, Ordering::SeqCst),
+                        requests,
+                        cause: "poll",
+                        resync: false,
+                    }
+                }
+                _ = resync.tick() => {
+                    // The periodic full resync also renews the webhook registrations.
+                    pushed = self.subscribe().await;
+                    Wake {
+                        force_config: true,
+                        force_availability: true,
+                        sync: true,
+                        requests: true,
+                        cause: "periodic",
+                        resync: false,
+                    }
+                }
+            };
+            if !self.fence.holds() {
+                return WorkerExit::Fenced;
+            }
+            let wants_sync = wake.sync || wake.force_config || wake.force_availability;
+            if wants_sync && (wake.resync || breaker.may_try(self.ctx.now())) {
+                let r = self
+                    .sync_step(
+                        wake.force_config || owed,
+                        wake.force_availability,
+                        wake.cause,
+                        woken,
+                        wake.resync,
+                    )
+                    .await;
+                if r == Err(FailureKind::Fenced) {
+                    return WorkerExit::Fenced;
+                }
+                self.account(&mut breaker, r);
+                owed = !breaker_closed(&breaker);
+            } else if wants_sync {
+                owed = true;
+            }
+            // Bookings are answered while publishing backs off.
+            if wake.requests && self.may_poll_market(&breaker) {
+                last_requests_poll = Instant::now();
+                if let Err(e) = self.requests().await {
+                    if self.note(&mut breaker, &e).await == FailureKind::Fenced {
+                        return WorkerExit::Fenced;
+                    }
+                }
+            }
+            match crate::bookings::on_tick(&self.ctx, self.lease(), &self.link, &self.pms, &self.market)
+                .await
+            {
+                Ok(done) => self.after_bookings(done),
+                Err(e) => {
+                    if self.note(&mut breaker, &e).await == FailureKind::Fenced {
+                        return WorkerExit::Fenced;
+                    }
+                }
             }
         }
-        if let Err(e) = crate::bookings::on_tick(&run.ctx, &run.link, &run.pms, &run.market).await {
-            run.record_failure(&e).await;
+    }
+
+    /// A failure outside a sync step: recorded, and the breaker told.
+    async fn note(&self, breaker: &mut Breaker, e: &SyncFailure) -> FailureKind {
+        let kind = self.record_failure(e).await;
+        self.account(breaker, Err(kind));
+        kind
+    }
+
+    /// Tell the breaker how a step went.
+    fn account(&self, breaker: &mut Breaker, result: Result<(), FailureKind>) {
+        match result {
+            Ok(()) => breaker.on_success(),
+            Err(FailureKind::Fenced) => {}
+            Err(kind) => {
+                let state = breaker.on_failure(
+                    kind.class(),
+                    self.ctx.now(),
+                    Jitter::new(rand::random::<f64>()),
+                );
+                if let BreakerState::Parked { why, .. } = state {
+                    info!(link = %self.link.id, why = why.kind(), "link parked until its credentials change or an operator resyncs");
+                }
+            }
         }
     }
-    debug!(link = %id, "link worker stopped");
+
+    /// Whether the marketplace may be polled: not while consent is missing.
+    fn may_poll_market(&self, breaker: &Breaker) -> bool {
+        !matches!(
+            breaker.state(),
+            BreakerState::Parked {
+                why: Lasting::ConsentMissing | Lasting::MarketKeyRejected,
+                ..
+            }
+        )
+    }
+
+    /// A failure that ends the worker (its store is unusable at start).
+    async fn failed(&self, e: &SyncFailure) -> WorkerExit {
+        if e.kind() == FailureKind::Fenced || !self.fence.holds() {
+            return WorkerExit::Fenced;
+        }
+        WorkerExit::Failed(format!("{}: {e}", e.kind().as_str()))
+    }
+}
+
+fn breaker_closed(breaker: &Breaker) -> bool {
+    breaker.state() == BreakerState::Closed
 }

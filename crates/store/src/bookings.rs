@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Received ──▶ PatientResolved ──▶ Inserted ──▶ Confirmed
-//!     │               │                │
+//!     │               │                ├──────▶ Gone (confirmInsert: 404/410)
 //!     └───────────────┴────────────────┴──────▶ Rejected
 //! ```
 
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
+use crate::leases::{Lease, hold_lease};
 use crate::types::{LinkId, after, instant, micros, opt_instant};
 
 /// Where a booking is in its life.
@@ -32,6 +33,9 @@ pub enum BookingState {
     Confirmed,
     /// Refused (slot gone, patient unmatched, …). Terminal.
     Rejected,
+    /// Inserted, but the marketplace no longer waited for it when it was confirmed (404/410):
+    /// the appointment is in the diary for the practice to check. Terminal.
+    Gone,
 }
 
 impl BookingState {
@@ -43,6 +47,7 @@ impl BookingState {
             BookingState::Inserted => "inserted",
             BookingState::Confirmed => "confirmed",
             BookingState::Rejected => "rejected",
+            BookingState::Gone => "gone",
         }
     }
 
@@ -54,13 +59,17 @@ impl BookingState {
             "inserted" => BookingState::Inserted,
             "confirmed" => BookingState::Confirmed,
             "rejected" => BookingState::Rejected,
+            "gone" => BookingState::Gone,
             _ => return None,
         })
     }
 
     /// Confirmed or rejected: no more work.
     pub fn is_terminal(self) -> bool {
-        matches!(self, BookingState::Confirmed | BookingState::Rejected)
+        matches!(
+            self,
+            BookingState::Confirmed | BookingState::Rejected | BookingState::Gone
+        )
     }
 
     /// Whether the state machine has an edge `self → to`.
@@ -71,6 +80,7 @@ impl BookingState {
             (Received, PatientResolved)
                 | (PatientResolved, Inserted)
                 | (Inserted, Confirmed)
+                | (Inserted, Gone)
                 | (Received | PatientResolved | Inserted, Rejected)
         )
     }
@@ -103,6 +113,8 @@ pub enum BookingTransition {
     },
     /// The marketplace was told.
     Confirmed,
+    /// The marketplace no longer waited for the booking when it was confirmed (404/410).
+    Gone,
     /// The booking is refused.
     Rejected {
         /// Why, for the marketplace and the console.
@@ -117,6 +129,7 @@ impl BookingTransition {
             BookingTransition::PatientResolved { .. } => BookingState::PatientResolved,
             BookingTransition::Inserted { .. } => BookingState::Inserted,
             BookingTransition::Confirmed => BookingState::Confirmed,
+            BookingTransition::Gone => BookingState::Gone,
             BookingTransition::Rejected { .. } => BookingState::Rejected,
         }
     }
@@ -129,6 +142,8 @@ pub struct NewBooking {
     pub booking_id: String,
     /// The link it is for.
     pub link_id: LinkId,
+    /// The marketplace practice it came from (the link may later move to another).
+    pub market_practice_id: String,
     /// The marketplace's request, as received.
     pub request: serde_json::Value,
     /// When it arrived (also its first attempt time).
@@ -150,8 +165,13 @@ pub struct Booking {
     pub attempts: i64,
     /// Not to be claimed before this.
     pub next_attempt_at: Timestamp,
-    /// The worker holding it, while claimed.
+    /// The marketplace practice it came from (`None` for bookings stored before it was kept).
+    pub market_practice_id: Option<String>,
+    /// The node holding it, while claimed.
     pub claimed_by: Option<String>,
+    /// The lease epoch the claim was made under: a claim under an older epoch than the link's
+    /// lease is dead (its node lost the link) and is taken over.
+    pub claim_epoch: Option<i64>,
     /// The claim lapses at this instant (a dead worker's claim is taken over).
     pub claim_until: Option<Timestamp>,
     /// The PMS patient, once resolved.
@@ -198,7 +218,9 @@ struct BookingRow {
     request: String,
     attempts: i64,
     next_attempt_at: i64,
+    market_practice_id: Option<String>,
     claimed_by: Option<String>,
+    claim_epoch: Option<i64>,
     claim_until: Option<i64>,
     pms_patient_id: Option<String>,
     pms_appointment_id: Option<String>,
@@ -210,10 +232,24 @@ struct BookingRow {
     cancelled_at: Option<i64>,
 }
 
+/// SQL: the booking is not held by a live claim, given the lease epoch and now parameters. A
+/// claim is live while made under the current epoch and not lapsed.
+macro_rules! claim_free {
+    ($epoch:literal, $now:literal) => {
+        concat!(
+            "(claimed_by IS NULL OR claim_epoch IS NULL OR claim_epoch < ",
+            $epoch,
+            " OR claim_until IS NULL OR claim_until <= ",
+            $now,
+            ")"
+        )
+    };
+}
+
 macro_rules! booking_columns {
     () => {
-        "booking_id, link_id, state, request, attempts, next_attempt_at, claimed_by, \
-         claim_until, pms_patient_id, pms_appointment_id, match_decision, reject_reason, \
+        "booking_id, link_id, state, request, attempts, next_attempt_at, market_practice_id, \
+         claimed_by, claim_epoch, claim_until, pms_patient_id, pms_appointment_id, match_decision, reject_reason, \
          last_error, created_at, updated_at, cancelled_at"
     };
 }
@@ -229,7 +265,9 @@ impl TryFrom<BookingRow> for Booking {
                 .map_err(|e| StoreError::corrupt("bookings.request", e))?,
             attempts: r.attempts,
             next_attempt_at: instant("bookings.next_attempt_at", r.next_attempt_at)?,
+            market_practice_id: r.market_practice_id,
             claimed_by: r.claimed_by,
+            claim_epoch: r.claim_epoch,
             claim_until: opt_instant("bookings.claim_until", r.claim_until)?,
             pms_patient_id: r.pms_patient_id,
             pms_appointment_id: r.pms_appointment_id,
@@ -249,8 +287,12 @@ impl TryFrom<BookingRow> for Booking {
 
 impl Store {
     /// Put a booking in the outbox, unless its id is already there. Returns `true` if this
-    /// call added it; a duplicate changes nothing.
-    pub async fn enqueue_booking(&self, new: &NewBooking) -> Result<bool, StoreError> {
+    /// call added it; a duplicate changes nothing. Fenced by `lease` (see [`Lease`]).
+    pub async fn enqueue_booking(
+        &self,
+        lease: &Lease,
+        new: &NewBooking,
+    ) -> Result<bool, StoreError> {
         if new.booking_id.is_empty() || new.booking_id.len() > 256 {
             return Err(StoreError::InvalidInput {
                 field: "booking_id",
@@ -260,20 +302,31 @@ impl Store {
                 ),
             });
         }
+        if new.link_id != lease.link_id {
+            return Err(StoreError::InvalidInput {
+                field: "link_id",
+                message: format!(
+                    "the booking is for link {}, the lease for link {}",
+                    new.link_id, lease.link_id
+                ),
+            });
+        }
         let at = micros(new.received_at);
         let request = new.request.to_string();
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
             let n = sqlx::query(
                 "INSERT INTO bookings (booking_id, link_id, state, request, attempts, \
-                 next_attempt_at, created_at, updated_at) \
-                 VALUES ($1, $2, 'received', $3, 0, $4, $4, $4) \
+                 next_attempt_at, created_at, updated_at, market_practice_id) \
+                 VALUES ($1, $2, 'received', $3, 0, $4, $4, $4, $5) \
                  ON CONFLICT (booking_id) DO NOTHING",
             )
             .bind(new.booking_id.clone())
             .bind(new.link_id.0)
             .bind(request)
             .bind(at)
+            .bind(new.market_practice_id.clone())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -327,67 +380,16 @@ impl Store {
         rows.into_iter().map(Booking::try_from).collect()
     }
 
-    /// Claim up to `max` bookings that are due (`next_attempt_at <= now`), not finished, and
-    /// not claimed by a live claim, for `worker`, until `now + claim_for`. Each claim counts an
-    /// attempt. Two workers never claim the same booking: PostgreSQL skips rows another
-    /// transaction has locked (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer.
-    pub async fn claim_bookings(
-        &self,
-        worker: &str,
-        max: u32,
-        claim_for: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<Booking>, StoreError> {
-        let until = after(now, claim_for);
-        let rows: Vec<BookingRow> = on_backend!(self, |pool| {
-            sqlx::query_as(pool.pick(
-                concat!(
-                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
-                     attempts = attempts + 1, updated_at = $3 \
-                     WHERE booking_id IN (SELECT booking_id FROM bookings \
-                       WHERE state IN ('received', 'patient_resolved', 'inserted') \
-                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
-                       ORDER BY next_attempt_at, booking_id LIMIT $4) \
-                     RETURNING ",
-                    booking_columns!()
-                ),
-                concat!(
-                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
-                     attempts = attempts + 1, updated_at = $3 \
-                     WHERE booking_id IN (SELECT booking_id FROM bookings \
-                       WHERE state IN ('received', 'patient_resolved', 'inserted') \
-                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
-                       ORDER BY next_attempt_at, booking_id LIMIT $4 \
-                       FOR UPDATE SKIP LOCKED) \
-                     AND state IN ('received', 'patient_resolved', 'inserted') \
-                     AND (claim_until IS NULL OR claim_until <= $3) \
-                     RETURNING ",
-                    booking_columns!()
-                ),
-            ))
-            .bind(worker.to_owned())
-            .bind(until)
-            .bind(micros(now))
-            .bind(i64::from(max))
-            .fetch_all(pool)
-            .await?
-        });
-        let mut claimed = rows
-            .into_iter()
-            .map(Booking::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        claimed.sort_by(|a, b| {
-            (a.next_attempt_at, &a.booking_id).cmp(&(b.next_attempt_at, &b.booking_id))
-        });
-        Ok(claimed)
-    }
-
     /// Move a booking from `from` along `transition`, compare-and-set: if it is no longer in
     /// `from` (another worker moved it) nothing changes and
     /// [`StoreError::BookingStateConflict`] says where it is. The change is logged with
     /// `reason`. Reaching a terminal state releases the claim.
+    ///
+    /// Fenced: the lease must still be held ([`StoreError::Fenced`]) and the booking claimed
+    /// under it, by its node at its epoch ([`StoreError::ClaimLost`] otherwise).
     pub async fn transition_booking(
         &self,
+        lease: &Lease,
         booking_id: &str,
         from: BookingState,
         transition: BookingTransition,
@@ -411,12 +413,13 @@ impl Store {
             BookingTransition::Inserted { pms_appointment_id } => {
                 (None, None, Some(pms_appointment_id.clone()), None)
             }
-            BookingTransition::Confirmed => (None, None, None, None),
+            BookingTransition::Confirmed | BookingTransition::Gone => (None, None, None, None),
             BookingTransition::Rejected { reason } => (None, None, None, Some(reason.clone())),
         };
         let at = micros(at);
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
             let n = sqlx::query(
                 "UPDATE bookings SET state = $3, \
                  pms_patient_id = COALESCE($4, pms_patient_id), \
@@ -425,8 +428,9 @@ impl Store {
                  reject_reason = COALESCE($7, reject_reason), \
                  claimed_by = CASE WHEN $8 THEN NULL ELSE claimed_by END, \
                  claim_until = CASE WHEN $8 THEN NULL ELSE claim_until END, \
+                 claim_epoch = CASE WHEN $8 THEN NULL ELSE claim_epoch END, \
                  last_error = NULL, updated_at = $9 \
-                 WHERE booking_id = $1 AND state = $2",
+                 WHERE booking_id = $1 AND state = $2 AND claimed_by = $10 AND claim_epoch = $11",
             )
             .bind(booking_id.to_owned())
             .bind(from.as_str())
@@ -437,6 +441,8 @@ impl Store {
             .bind(reject)
             .bind(to.is_terminal())
             .bind(at)
+            .bind(lease.node_id.clone())
+            .bind(lease.epoch)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -448,6 +454,9 @@ impl Store {
                         .await?;
                 return Err(match found {
                     None => StoreError::BookingNotFound(booking_id.to_owned()),
+                    Some(s) if s == from.as_str() => StoreError::ClaimLost {
+                        booking_id: booking_id.to_owned(),
+                    },
                     Some(s) => StoreError::BookingStateConflict {
                         booking_id: booking_id.to_owned(),
                         expected: from,
@@ -477,6 +486,7 @@ impl Store {
     /// record `error`, and make it due again at `next_attempt_at`. Logged as an event.
     pub async fn retry_booking(
         &self,
+        lease: &Lease,
         booking_id: &str,
         state: BookingState,
         next_attempt_at: Timestamp,
@@ -486,17 +496,21 @@ impl Store {
         let at = micros(at);
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
             let n = sqlx::query(
                 "UPDATE bookings SET next_attempt_at = $3, last_error = $4, claimed_by = NULL, \
-                 claim_until = NULL, updated_at = $5 \
+                 claim_epoch = NULL, claim_until = NULL, updated_at = $5 \
                  WHERE booking_id = $1 AND state = $2 \
-                 AND state IN ('received', 'patient_resolved', 'inserted')",
+                 AND state IN ('received', 'patient_resolved', 'inserted') \
+                 AND claimed_by = $6 AND claim_epoch = $7",
             )
             .bind(booking_id.to_owned())
             .bind(state.as_str())
             .bind(micros(next_attempt_at))
             .bind(error.to_owned())
             .bind(at)
+            .bind(lease.node_id.clone())
+            .bind(lease.epoch)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -508,6 +522,9 @@ impl Store {
                         .await?;
                 return Err(match found {
                     None => StoreError::BookingNotFound(booking_id.to_owned()),
+                    Some(s) if s == state.as_str() => StoreError::ClaimLost {
+                        booking_id: booking_id.to_owned(),
+                    },
                     Some(s) => StoreError::BookingStateConflict {
                         booking_id: booking_id.to_owned(),
                         expected: state,
@@ -532,21 +549,19 @@ impl Store {
             .ok_or_else(|| StoreError::BookingNotFound(booking_id.to_owned()))
     }
 
-    /// Whether the link has a booking [`Store::claim_link_bookings`] would claim at `now`: a
-    /// read, so an idle link's tick writes nothing.
-    pub async fn has_due_bookings(
-        &self,
-        link_id: LinkId,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    /// Whether the lease's link has a booking [`Store::claim_link_bookings`] would claim at
+    /// `now`: a read, so an idle link's tick writes nothing.
+    pub async fn has_due_bookings(&self, lease: &Lease, now: Timestamp) -> Result<bool, StoreError> {
         let found: Option<String> = on_backend!(self, |pool| {
-            sqlx::query_scalar(
+            sqlx::query_scalar(concat!(
                 "SELECT booking_id FROM bookings \
                  WHERE state IN ('received', 'patient_resolved', 'inserted') \
-                 AND next_attempt_at <= $2 AND (claim_until IS NULL OR claim_until <= $2) \
-                 AND link_id = $1 LIMIT 1",
-            )
-            .bind(link_id.0)
+                 AND next_attempt_at <= $3 AND ",
+                claim_free!("$2", "$3"),
+                " AND link_id = $1 LIMIT 1"
+            ))
+            .bind(lease.link_id.0)
+            .bind(lease.epoch)
             .bind(micros(now))
             .fetch_optional(pool)
             .await?
@@ -554,52 +569,64 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Like [`Store::claim_bookings`], for the bookings of one link only (a link's worker
-    /// resumes its own bookings).
+    /// Claim up to `max` of the lease's link's bookings that are due (`next_attempt_at <= now`),
+    /// not finished, and not held by a live claim, for the lease's node and epoch, until
+    /// `now + claim_for`. Each claim counts an attempt.
+    ///
+    /// A claim is live while it was made under the link's current epoch and has not lapsed; a
+    /// claim made under an older epoch belonged to a node that lost the link and is taken over
+    /// at once. Fenced by `lease`, so only the link's current holder claims; on PostgreSQL rows
+    /// are also locked `FOR UPDATE SKIP LOCKED`.
     pub async fn claim_link_bookings(
         &self,
-        link_id: LinkId,
-        worker: &str,
+        lease: &Lease,
         max: u32,
         claim_for: Duration,
         now: Timestamp,
     ) -> Result<Vec<Booking>, StoreError> {
         let until = after(now, claim_for);
         let rows: Vec<BookingRow> = on_backend!(self, |pool| {
-            sqlx::query_as(pool.pick(
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let rows = sqlx::query_as(pool.pick(
                 concat!(
-                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
+                    "UPDATE bookings SET claimed_by = $1, claim_epoch = $6, claim_until = $2, \
                      attempts = attempts + 1, updated_at = $3 \
                      WHERE booking_id IN (SELECT booking_id FROM bookings \
                        WHERE link_id = $5 \
                        AND state IN ('received', 'patient_resolved', 'inserted') \
-                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
-                       ORDER BY next_attempt_at, booking_id LIMIT $4) \
+                       AND next_attempt_at <= $3 AND ",
+                    claim_free!("$6", "$3"),
+                    " ORDER BY next_attempt_at, booking_id LIMIT $4) \
                      RETURNING ",
                     booking_columns!()
                 ),
                 concat!(
-                    "UPDATE bookings SET claimed_by = $1, claim_until = $2, \
+                    "UPDATE bookings SET claimed_by = $1, claim_epoch = $6, claim_until = $2, \
                      attempts = attempts + 1, updated_at = $3 \
                      WHERE booking_id IN (SELECT booking_id FROM bookings \
                        WHERE link_id = $5 \
                        AND state IN ('received', 'patient_resolved', 'inserted') \
-                       AND next_attempt_at <= $3 AND (claim_until IS NULL OR claim_until <= $3) \
-                       ORDER BY next_attempt_at, booking_id LIMIT $4 \
+                       AND next_attempt_at <= $3 AND ",
+                    claim_free!("$6", "$3"),
+                    " ORDER BY next_attempt_at, booking_id LIMIT $4 \
                        FOR UPDATE SKIP LOCKED) \
-                     AND state IN ('received', 'patient_resolved', 'inserted') \
-                     AND (claim_until IS NULL OR claim_until <= $3) \
-                     RETURNING ",
+                     AND state IN ('received', 'patient_resolved', 'inserted') AND ",
+                    claim_free!("$6", "$3"),
+                    " RETURNING ",
                     booking_columns!()
                 ),
             ))
-            .bind(worker.to_owned())
+            .bind(lease.node_id.clone())
             .bind(until)
             .bind(micros(now))
             .bind(i64::from(max))
-            .bind(link_id.0)
-            .fetch_all(pool)
-            .await?
+            .bind(lease.link_id.0)
+            .bind(lease.epoch)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
         });
         let mut claimed = rows
             .into_iter()
@@ -609,6 +636,42 @@ impl Store {
             (a.next_attempt_at, &a.booking_id).cmp(&(b.next_attempt_at, &b.booking_id))
         });
         Ok(claimed)
+    }
+
+    /// Give up the claims the lease's node holds on its link's bookings at its epoch (a worker
+    /// that restarts under the same lease resumes them at once instead of waiting for them to
+    /// lapse). Returns how many.
+    pub async fn release_claims(&self, lease: &Lease) -> Result<u64, StoreError> {
+        Ok(on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let n = sqlx::query(
+                "UPDATE bookings SET claimed_by = NULL, claim_epoch = NULL, claim_until = NULL \
+                 WHERE link_id = $1 AND claimed_by = $2 AND claim_epoch = $3",
+            )
+            .bind(lease.link_id.0)
+            .bind(lease.node_id.clone())
+            .bind(lease.epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        }))
+    }
+
+    /// How many of a link's bookings are not finished (received, patient resolved or inserted).
+    pub async fn bookings_in_flight(&self, link_id: LinkId) -> Result<u64, StoreError> {
+        let n: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM bookings WHERE link_id = $1 \
+                 AND state IN ('received', 'patient_resolved', 'inserted')",
+            )
+            .bind(link_id.0)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// A link's confirmed bookings received at or after `since` whose cancellation has not
@@ -640,6 +703,7 @@ impl Store {
     /// booking is not confirmed.
     pub async fn mark_booking_cancelled(
         &self,
+        lease: &Lease,
         booking_id: &str,
         reason: &str,
         at: Timestamp,
@@ -647,6 +711,7 @@ impl Store {
         let at = micros(at);
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
             let n = sqlx::query(
                 "UPDATE bookings SET cancelled_at = $2, updated_at = $2 \
                  WHERE booking_id = $1 AND state = 'confirmed' AND cancelled_at IS NULL",

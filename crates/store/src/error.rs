@@ -36,6 +36,24 @@ pub enum StoreError {
         /// The contested practice id.
         market_practice_id: String,
     },
+    /// The caller no longer holds the lease it writes under: another node took the link over
+    /// (a newer epoch), or the lease expired by the database's clock. The caller must stop
+    /// working the link; nothing was written.
+    #[error("link {link_id}: the lease at epoch {epoch} held by {node_id:?} is no longer held")]
+    Fenced {
+        /// The link.
+        link_id: LinkId,
+        /// The node that wrote.
+        node_id: String,
+        /// The epoch it wrote under.
+        epoch: i64,
+    },
+    /// The booking is not claimed by the caller's (node, epoch): another worker claimed it.
+    #[error("booking {booking_id} is not claimed by this worker")]
+    ClaimLost {
+        /// The booking.
+        booking_id: String,
+    },
     /// The link's generation changed (its marketplace practice was changed) since the caller
     /// read it; the caller's work belongs to the old practice and was discarded.
     #[error("link {link_id} is at generation {current}, not {expected}: its practice changed")]

@@ -1,6 +1,16 @@
 //! Leases: which node works on which link, so several nodes share one PostgreSQL database and
-//! each link is worked on by at most one node at a time. A node renews its leases well within
-//! the time-to-live; a dead node's leases expire and are taken over.
+//! each link is worked on by at most one node at a time.
+//!
+//! Fencing:
+//! - the **database's clock** decides expiry (`expires_at` is set and compared with the
+//!   database's own `now`), so nodes whose clocks disagree still agree on who holds a lease;
+//! - every take-over gives the lease a new, larger **epoch**; a renewal keeps it. A lease that
+//!   expired is never renewed: it is acquired again, with a new epoch;
+//! - every write made on behalf of a link's worker carries its [`Lease`] and checks, in the same
+//!   transaction, that the lease is still held at that epoch and unexpired
+//!   ([`StoreError::Fenced`] otherwise). On PostgreSQL the check locks the lease row
+//!   (`FOR SHARE`), so a take-over waits for the write to commit; on SQLite the write
+//!   transaction holds the database's single write lock.
 
 use std::time::Duration;
 
@@ -10,16 +20,89 @@ use uuid::Uuid;
 
 use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
-use crate::types::{LinkId, after, instant, micros};
+use crate::types::{LinkId, instant};
+
+/// The database's clock in epoch microseconds, as SQL (SQLite).
+macro_rules! sqlite_now {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+    };
+}
+/// The database's clock in epoch microseconds, as SQL (PostgreSQL).
+macro_rules! pg_now {
+    () => {
+        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+    };
+}
+pub(crate) use {pg_now, sqlite_now};
+
+/// Inside a write transaction (`$tx`) of `$pool`'s backend: return [`StoreError::Fenced`] from
+/// the enclosing function unless `$lease` is still held, at its epoch, unexpired by the
+/// database's clock.
+macro_rules! hold_lease {
+    ($pool:ident, $tx:ident, $lease:expr) => {{
+        let lease: &$crate::leases::Lease = $lease;
+        let held: Option<i64> = sqlx::query_scalar($pool.pick(
+            concat!(
+                "SELECT epoch FROM link_leases WHERE link_id = $1 AND node_id = $2 \
+                 AND epoch = $3 AND expires_at > ",
+                $crate::leases::sqlite_now!()
+            ),
+            concat!(
+                "SELECT epoch FROM link_leases WHERE link_id = $1 AND node_id = $2 \
+                 AND epoch = $3 AND expires_at > ",
+                $crate::leases::pg_now!(),
+                " FOR SHARE"
+            ),
+        ))
+        .bind(lease.link_id.0)
+        .bind(lease.node_id.clone())
+        .bind(lease.epoch)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if held.is_none() {
+            return Err($crate::error::StoreError::Fenced {
+                link_id: lease.link_id,
+                node_id: lease.node_id.clone(),
+                epoch: lease.epoch,
+            });
+        }
+    }};
+}
+pub(crate) use hold_lease;
+
+/// A node's lease on a link at one epoch: what a worker's writes are fenced by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Lease {
+    /// The link.
+    pub link_id: LinkId,
+    /// The node holding it.
+    pub node_id: String,
+    /// Grows on each take-over; a write under an older epoch is refused.
+    pub epoch: i64,
+}
+
+/// A lease a node holds now, with what its worker needs to notice a change of the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldLease {
+    /// The lease.
+    pub lease: Lease,
+    /// The link's revision (bumped by every change of the link: practice, keys, site, enabled,
+    /// horizon). A worker started at another revision must restart.
+    pub revision: i64,
+    /// Whether the link is enabled. A disabled link's worker finishes its bookings in flight,
+    /// then releases the lease.
+    pub enabled: bool,
+}
 
 /// A node's last heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeHeartbeat {
     /// The node.
     pub node_id: String,
-    /// Its first heartbeat since it (re)started.
+    /// Its first heartbeat since it (re)started (the database's clock).
     pub started_at: Timestamp,
-    /// Its latest heartbeat.
+    /// Its latest heartbeat (the database's clock).
     pub last_seen_at: Timestamp,
     /// How many leases it holds now (unexpired).
     pub leases: i64,
@@ -35,10 +118,35 @@ fn check_node(node_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn ttl_micros(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 4)
+}
+
+type HeldRow = (Uuid, i64, i64, bool);
+
+fn held(node_id: &str, rows: Vec<HeldRow>) -> Vec<HeldLease> {
+    let mut out: Vec<HeldLease> = rows
+        .into_iter()
+        .map(|(id, epoch, revision, enabled)| HeldLease {
+            lease: Lease {
+                link_id: LinkId(id),
+                node_id: node_id.to_owned(),
+                epoch,
+            },
+            revision,
+            enabled,
+        })
+        .collect();
+    out.sort_by_key(|h| h.lease.link_id);
+    out
+}
+
 impl Store {
-    /// Take leases on enabled links that are free or whose lease expired, until `node_id`
-    /// holds `max` unexpired leases; each lasts until `now + ttl`. Returns the links newly
-    /// acquired (leases already held are not renewed here: see [`Store::renew_leases`]).
+    /// Take leases on links that are enabled, or disabled with bookings still in flight (their
+    /// worker finishes them), and are free or whose lease expired (by the database's
+    /// clock), until `node_id` holds `max` unexpired leases; each lasts `ttl` from the
+    /// database's now and gets a new epoch. Returns the leases newly acquired (leases already
+    /// held are renewed by [`Store::renew_leases`], not here).
     ///
     /// On PostgreSQL candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so nodes
     /// acquiring at once split the free links instead of queueing on them; the update re-checks
@@ -48,117 +156,174 @@ impl Store {
         node_id: &str,
         max: u32,
         ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<LinkId>, StoreError> {
+    ) -> Result<Vec<HeldLease>, StoreError> {
         check_node(node_id)?;
-        let until = after(now, ttl);
-        let now = micros(now);
-        let ids: Vec<Uuid> = on_backend!(self, |pool| {
+        let ttl = ttl_micros(ttl);
+        let rows: Vec<HeldRow> = on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let held: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM link_leases WHERE node_id = $1 AND expires_at > $2",
-            )
+            let count: i64 = sqlx::query_scalar(pool.pick(
+                concat!(
+                    "SELECT COUNT(*) FROM link_leases WHERE node_id = $1 AND expires_at > ",
+                    sqlite_now!()
+                ),
+                concat!(
+                    "SELECT COUNT(*) FROM link_leases WHERE node_id = $1 AND expires_at > ",
+                    pg_now!()
+                ),
+            ))
             .bind(node_id.to_owned())
-            .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            let wanted = i64::from(max) - held;
-            let ids: Vec<Uuid> = if wanted <= 0 {
+            let wanted = i64::from(max) - count;
+            let ids: Vec<(Uuid, i64)> = if wanted <= 0 {
                 Vec::new()
             } else {
-                sqlx::query_scalar(pool.pick(
-                    "UPDATE link_leases SET node_id = $1, expires_at = $2, acquired_at = $3 \
-                 WHERE link_id IN (SELECT ls.link_id FROM link_leases ls \
-                   JOIN links l ON l.id = ls.link_id \
-                   WHERE l.enabled = TRUE AND (ls.node_id IS NULL OR ls.expires_at <= $3) \
-                   ORDER BY ls.link_id LIMIT $4) \
-                 RETURNING link_id",
-                    "UPDATE link_leases SET node_id = $1, expires_at = $2, acquired_at = $3 \
-                 WHERE link_id IN (SELECT ls.link_id FROM link_leases ls \
-                   JOIN links l ON l.id = ls.link_id \
-                   WHERE l.enabled = TRUE AND (ls.node_id IS NULL OR ls.expires_at <= $3) \
-                   ORDER BY ls.link_id LIMIT $4 FOR UPDATE OF ls SKIP LOCKED) \
-                 AND (node_id IS NULL OR expires_at <= $3) \
-                 RETURNING link_id",
+                sqlx::query_as(pool.pick(
+                    concat!(
+                        "UPDATE link_leases SET node_id = $1, epoch = epoch + 1, \
+                         expires_at = ", sqlite_now!(), " + $2, acquired_at = ", sqlite_now!(), " \
+                         WHERE link_id IN (SELECT ls.link_id FROM link_leases ls \
+                           JOIN links l ON l.id = ls.link_id \
+                           WHERE (l.enabled = TRUE OR EXISTS (SELECT 1 FROM bookings b WHERE b.link_id = l.id \
+                             AND b.state IN ('received', 'patient_resolved', 'inserted'))) \
+                           AND (ls.node_id IS NULL OR ls.expires_at IS NULL \
+                             OR ls.expires_at <= ", sqlite_now!(), ") \
+                           ORDER BY ls.link_id LIMIT $3) \
+                         RETURNING link_id, epoch"
+                    ),
+                    concat!(
+                        "UPDATE link_leases SET node_id = $1, epoch = epoch + 1, \
+                         expires_at = ", pg_now!(), " + $2, acquired_at = ", pg_now!(), " \
+                         WHERE link_id IN (SELECT ls.link_id FROM link_leases ls \
+                           JOIN links l ON l.id = ls.link_id \
+                           WHERE (l.enabled = TRUE OR EXISTS (SELECT 1 FROM bookings b WHERE b.link_id = l.id \
+                             AND b.state IN ('received', 'patient_resolved', 'inserted'))) \
+                           AND (ls.node_id IS NULL OR ls.expires_at IS NULL \
+                             OR ls.expires_at <= ", pg_now!(), ") \
+                           ORDER BY ls.link_id LIMIT $3 FOR UPDATE OF ls SKIP LOCKED) \
+                         AND (node_id IS NULL OR expires_at IS NULL OR expires_at <= ", pg_now!(), ") \
+                         RETURNING link_id, epoch"
+                    ),
                 ))
                 .bind(node_id.to_owned())
-                .bind(until)
-                .bind(now)
+                .bind(ttl)
                 .bind(wanted)
                 .fetch_all(&mut *tx)
                 .await?
             };
+            let mut rows = Vec::with_capacity(ids.len());
+            for (id, epoch) in ids {
+                let (revision, enabled): (i64, bool) =
+                    sqlx::query_as("SELECT revision, enabled FROM links WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                rows.push((id, epoch, revision, enabled));
+            }
             tx.commit().await?;
-            ids
+            rows
         });
-        let mut ids: Vec<LinkId> = ids.into_iter().map(LinkId).collect();
-        ids.sort();
-        Ok(ids)
+        Ok(held(node_id, rows))
     }
 
-    /// Extend every lease `node_id` still holds to `now + ttl` and return those links. A link
-    /// missing from the answer was lost (taken over after expiry, disabled, or deleted): stop
-    /// working on it.
+    /// Extend every unexpired lease `node_id` holds to `ttl` from the database's now and return
+    /// them, with their link's revision. A lease missing from the answer was lost (taken over,
+    /// expired, released or deleted): its worker must stop. An expired lease is not renewed even
+    /// if nobody took it: it is acquired again with a new epoch.
     pub async fn renew_leases(
         &self,
         node_id: &str,
         ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<LinkId>, StoreError> {
-        let until = after(now, ttl);
-        let ids: Vec<Uuid> = on_backend!(self, |pool| {
-            sqlx::query_scalar(
-                "UPDATE link_leases SET expires_at = $2 WHERE node_id = $1 RETURNING link_id",
-            )
+    ) -> Result<Vec<HeldLease>, StoreError> {
+        let ttl = ttl_micros(ttl);
+        let rows: Vec<HeldRow> = on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(pool.pick(
+                concat!(
+                    "UPDATE link_leases SET expires_at = ", sqlite_now!(), " + $2 \
+                     WHERE node_id = $1 AND expires_at > ", sqlite_now!()
+                ),
+                concat!(
+                    "UPDATE link_leases SET expires_at = ", pg_now!(), " + $2 \
+                     WHERE node_id = $1 AND expires_at > ", pg_now!()
+                ),
+            ))
             .bind(node_id.to_owned())
-            .bind(until)
+            .bind(ttl)
+            .execute(&mut *tx)
+            .await?;
+            let rows = sqlx::query_as(pool.pick(
+                concat!(
+                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
+                     JOIN links l ON l.id = ls.link_id \
+                     WHERE ls.node_id = $1 AND ls.expires_at > ", sqlite_now!()
+                ),
+                concat!(
+                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
+                     JOIN links l ON l.id = ls.link_id \
+                     WHERE ls.node_id = $1 AND ls.expires_at > ", pg_now!()
+                ),
+            ))
+            .bind(node_id.to_owned())
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
+        });
+        Ok(held(node_id, rows))
+    }
+
+    /// The leases `node_id` holds unexpired now (the database's clock), with their links'
+    /// revisions.
+    pub async fn held_leases(&self, node_id: &str) -> Result<Vec<HeldLease>, StoreError> {
+        let rows: Vec<HeldRow> = on_backend!(self, |pool| {
+            sqlx::query_as(pool.pick(
+                concat!(
+                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
+                     JOIN links l ON l.id = ls.link_id \
+                     WHERE ls.node_id = $1 AND ls.expires_at > ", sqlite_now!()
+                ),
+                concat!(
+                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
+                     JOIN links l ON l.id = ls.link_id \
+                     WHERE ls.node_id = $1 AND ls.expires_at > ", pg_now!()
+                ),
+            ))
+            .bind(node_id.to_owned())
             .fetch_all(pool)
             .await?
         });
-        let mut ids: Vec<LinkId> = ids.into_iter().map(LinkId).collect();
-        ids.sort();
-        Ok(ids)
+        Ok(held(node_id, rows))
     }
 
-    /// The links `node_id` holds unexpired leases on at `now`.
-    pub async fn held_leases(
-        &self,
-        node_id: &str,
-        now: Timestamp,
-    ) -> Result<Vec<LinkId>, StoreError> {
-        let ids: Vec<Uuid> = on_backend!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT link_id FROM link_leases WHERE node_id = $1 AND expires_at > $2 \
-                 ORDER BY link_id",
-            )
-            .bind(node_id.to_owned())
-            .bind(micros(now))
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(ids.into_iter().map(LinkId).collect())
-    }
-
-    /// The node holding an unexpired lease on `link_id` at `now`, if any.
-    pub async fn lease_holder(
-        &self,
-        link_id: LinkId,
-        now: Timestamp,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(on_backend!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT node_id FROM link_leases WHERE link_id = $1 AND expires_at > $2",
-            )
+    /// The node holding an unexpired lease on `link_id` now, with its epoch, if any.
+    pub async fn lease_holder(&self, link_id: LinkId) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(Option<String>, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(pool.pick(
+                concat!(
+                    "SELECT node_id, epoch FROM link_leases WHERE link_id = $1 AND expires_at > ",
+                    sqlite_now!()
+                ),
+                concat!(
+                    "SELECT node_id, epoch FROM link_leases WHERE link_id = $1 AND expires_at > ",
+                    pg_now!()
+                ),
+            ))
             .bind(link_id.0)
-            .bind(micros(now))
             .fetch_optional(pool)
             .await?
-            .flatten()
+        });
+        Ok(row.and_then(|(node, epoch)| {
+            node.map(|node_id| Lease {
+                link_id,
+                node_id,
+                epoch,
+            })
         }))
     }
 
-    /// Give up every lease `node_id` holds (clean shutdown), so other nodes take them at once.
-    /// Returns how many were released.
+    /// Give up every lease `node_id` holds (clean shutdown, after its workers stopped), so other
+    /// nodes take them at once. Returns how many were released.
     pub async fn release_leases(&self, node_id: &str) -> Result<u64, StoreError> {
         Ok(on_backend!(self, |pool| {
             sqlx::query(
@@ -172,15 +337,17 @@ impl Store {
         }))
     }
 
-    /// Give up one lease, if `node_id` holds it. Returns whether it did.
-    pub async fn release_lease(&self, node_id: &str, link_id: LinkId) -> Result<bool, StoreError> {
+    /// Give up one lease if it is still held at its epoch (a stale holder releases nothing).
+    /// Returns whether it did. The epoch is kept, so the next holder's is larger.
+    pub async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
         let n = on_backend!(self, |pool| {
             sqlx::query(
                 "UPDATE link_leases SET node_id = NULL, expires_at = NULL, acquired_at = NULL \
-                 WHERE node_id = $1 AND link_id = $2",
+                 WHERE node_id = $1 AND link_id = $2 AND epoch = $3",
             )
-            .bind(node_id.to_owned())
-            .bind(link_id.0)
+            .bind(lease.node_id.clone())
+            .bind(lease.link_id.0)
+            .bind(lease.epoch)
             .execute(pool)
             .await?
             .rows_affected()
@@ -188,33 +355,78 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Record that `node_id` is alive at `now`.
-    pub async fn heartbeat(&self, node_id: &str, now: Timestamp) -> Result<(), StoreError> {
+    /// Whether `lease` is still held at its epoch, unexpired by the database's clock.
+    pub async fn check_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            hold_lease!(pool, tx, lease);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Record that `node_id` is alive now (the database's clock).
+    pub async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
         check_node(node_id)?;
         on_backend!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO node_heartbeats (node_id, started_at, last_seen_at) \
-                 VALUES ($1, $2, $2) ON CONFLICT (node_id) DO UPDATE SET \
-                 last_seen_at = excluded.last_seen_at",
-            )
+            sqlx::query(pool.pick(
+                concat!(
+                    "INSERT INTO node_heartbeats (node_id, started_at, last_seen_at) \
+                     VALUES ($1, ", sqlite_now!(), ", ", sqlite_now!(), ") \
+                     ON CONFLICT (node_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
+                ),
+                concat!(
+                    "INSERT INTO node_heartbeats (node_id, started_at, last_seen_at) \
+                     VALUES ($1, ", pg_now!(), ", ", pg_now!(), ") \
+                     ON CONFLICT (node_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
+                ),
+            ))
             .bind(node_id.to_owned())
-            .bind(micros(now))
             .execute(pool)
             .await?;
         });
         Ok(())
     }
 
-    /// Every node's last heartbeat and its lease count at `now`, most recently seen first.
-    pub async fn nodes(&self, now: Timestamp) -> Result<Vec<NodeHeartbeat>, StoreError> {
+    /// How many nodes sent a heartbeat within `within` of the database's now.
+    pub async fn live_nodes(&self, within: Duration) -> Result<u64, StoreError> {
+        let n: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar(pool.pick(
+                concat!(
+                    "SELECT COUNT(*) FROM node_heartbeats WHERE last_seen_at >= ",
+                    sqlite_now!(),
+                    " - $1"
+                ),
+                concat!(
+                    "SELECT COUNT(*) FROM node_heartbeats WHERE last_seen_at >= ",
+                    pg_now!(),
+                    " - $1"
+                ),
+            ))
+            .bind(ttl_micros(within))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Every node's last heartbeat and its lease count now, most recently seen first.
+    pub async fn nodes(&self) -> Result<Vec<NodeHeartbeat>, StoreError> {
         let rows: Vec<(String, i64, i64, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(
-                "SELECT n.node_id, n.started_at, n.last_seen_at, \
-                 (SELECT COUNT(*) FROM link_leases ls \
-                  WHERE ls.node_id = n.node_id AND ls.expires_at > $1) \
-                 FROM node_heartbeats n ORDER BY n.last_seen_at DESC, n.node_id",
-            )
-            .bind(micros(now))
+            sqlx::query_as(pool.pick(
+                concat!(
+                    "SELECT n.node_id, n.started_at, n.last_seen_at, \
+                     (SELECT COUNT(*) FROM link_leases ls \
+                      WHERE ls.node_id = n.node_id AND ls.expires_at > ", sqlite_now!(), ") \
+                     FROM node_heartbeats n ORDER BY n.last_seen_at DESC, n.node_id"
+                ),
+                concat!(
+                    "SELECT n.node_id, n.started_at, n.last_seen_at, \
+                     (SELECT COUNT(*) FROM link_leases ls \
+                      WHERE ls.node_id = n.node_id AND ls.expires_at > ", pg_now!(), ") \
+                     FROM node_heartbeats n ORDER BY n.last_seen_at DESC, n.node_id"
+                ),
+            ))
             .fetch_all(pool)
             .await?
         });
@@ -234,7 +446,7 @@ impl Store {
     pub async fn forget_nodes_before(&self, before: Timestamp) -> Result<u64, StoreError> {
         Ok(on_backend!(self, |pool| {
             sqlx::query("DELETE FROM node_heartbeats WHERE last_seen_at < $1")
-                .bind(micros(before))
+                .bind(crate::types::micros(before))
                 .execute(pool)
                 .await?
                 .rows_affected()

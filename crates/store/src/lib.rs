@@ -47,7 +47,7 @@ mod types;
 
 pub use bookings::{Booking, BookingEvent, BookingState, BookingTransition, NewBooking};
 pub use error::StoreError;
-pub use leases::NodeHeartbeat;
+pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, NewLink};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};
 pub use requests::{MarketRequest, NewMarketRequest, RequestState};

@@ -30,6 +30,9 @@ pub struct Link {
     /// Bumped whenever `market_practice_id` changes: work done for an older generation belongs
     /// to the old practice and is refused ([`StoreError::StaleGeneration`]).
     pub generation: i64,
+    /// Bumped by every change of the link; the node working it restarts its worker when the
+    /// revision it started at is no longer the link's.
+    pub revision: i64,
     /// When the link was created.
     pub created_at: Timestamp,
     /// When the link was last changed.
@@ -64,7 +67,8 @@ pub struct LinkChanges {
     pub market_practice_id: Option<String>,
     /// New marketplace practice key.
     pub market_practice_key: Option<SecretString>,
-    /// Enable or disable. Disabling frees the link's lease.
+    /// Enable or disable. The worker of a disabled link finishes its bookings in flight, then
+    /// releases the lease.
     pub enabled: Option<bool>,
     /// New publishing horizon.
     pub horizon_days: Option<HorizonDays>,
@@ -84,6 +88,7 @@ struct LinkRow {
     enabled: bool,
     horizon_days: i64,
     generation: i64,
+    revision: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -93,8 +98,8 @@ macro_rules! select_links {
         concat!(
             "SELECT id, site_slug, pms_api_key_key_id, pms_api_key_nonce, pms_api_key_ciphertext, \
              market_practice_id, market_practice_key_key_id, market_practice_key_nonce, \
-             market_practice_key_ciphertext, enabled, horizon_days, generation, created_at, \
-             updated_at FROM links ",
+             market_practice_key_ciphertext, enabled, horizon_days, generation, revision, \
+             created_at, updated_at FROM links ",
             $rest
         )
     };
@@ -152,6 +157,7 @@ impl Store {
             horizon_days: HorizonDays::new(r.horizon_days)
                 .map_err(|e| StoreError::corrupt("links.horizon_days", e))?,
             generation: r.generation,
+            revision: r.revision,
             created_at: instant("links.created_at", r.created_at)?,
             updated_at: instant("links.updated_at", r.updated_at)?,
         })
@@ -285,7 +291,9 @@ impl Store {
     ///
     /// Changing the marketplace practice bumps the generation and deletes the link's publish
     /// state and configuration hashes, in the same transaction: nothing published for the old
-    /// practice is taken as published for the new one. Disabling frees the lease.
+    /// practice is taken as published for the new one. Every change bumps the
+    /// link's revision, which the node working it sees at its next lease round: disabling lets
+    /// that worker finish the bookings in flight before it releases the lease.
     pub async fn update_link(&self, id: LinkId, changes: LinkChanges) -> Result<Link, StoreError> {
         let practice_id = changes
             .market_practice_id
@@ -337,7 +345,7 @@ impl Store {
                  market_practice_key_ciphertext = COALESCE($9, market_practice_key_ciphertext), \
                  enabled = COALESCE($10, enabled), \
                  horizon_days = COALESCE($11, horizon_days), \
-                 generation = $12, updated_at = $13 \
+                 generation = $12, revision = revision + 1, updated_at = $13 \
                  WHERE id = $1",
             )
             .bind(id.0)
@@ -364,15 +372,6 @@ impl Store {
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
-            }
-            if changes.enabled == Some(false) {
-                sqlx::query(
-                    "UPDATE link_leases SET node_id = NULL, expires_at = NULL, \
-                     acquired_at = NULL WHERE link_id = $1",
-                )
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
             }
             tx.commit().await.map(|()| true)
         }

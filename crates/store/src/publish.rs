@@ -9,6 +9,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
+use crate::leases::{Lease, hold_lease};
 use crate::types::{ContentHash, LinkId, day, day_text, instant, micros};
 
 /// One resource's availability for one day, by its content hash.
@@ -101,11 +102,12 @@ impl Store {
     /// (`generation` is stale) nothing is recorded: [`StoreError::StaleGeneration`].
     pub async fn record_published(
         &self,
-        link_id: LinkId,
+        lease: &Lease,
         generation: i64,
         items: &[PublishItem],
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        let link_id = lease.link_id;
         // Last one wins for a repeated (resource, day); one row per key per statement.
         let unique: BTreeMap<(&str, Date), ContentHash> = items
             .iter()
@@ -114,6 +116,7 @@ impl Store {
         let unique: Vec<_> = unique.into_iter().collect();
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
             let current: Option<i64> = sqlx::query_scalar(pool.pick(
                 "SELECT generation FROM links WHERE id = $1",
                 "SELECT generation FROM links WHERE id = $1 FOR SHARE",
@@ -239,14 +242,16 @@ impl Store {
     /// ([`StoreError::StaleGeneration`] if the practice changed since).
     pub async fn record_config_hash(
         &self,
-        link_id: LinkId,
+        lease: &Lease,
         generation: i64,
         kind: ConfigHashKind,
         hash: ContentHash,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        let link_id = lease.link_id;
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
             let current: Option<i64> = sqlx::query_scalar(pool.pick(
                 "SELECT generation FROM links WHERE id = $1",
                 "SELECT generation FROM links WHERE id = $1 FOR SHARE",

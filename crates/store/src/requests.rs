@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::backend::{Store, on_backend};
+use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
+use crate::leases::{Lease, hold_lease};
 use crate::types::{LinkId, instant, micros, opt_instant};
 
 /// Where a marketplace request is.
@@ -136,10 +137,16 @@ fn check_id(field: &'static str, id: &str) -> Result<(), StoreError> {
 impl Store {
     /// Log a request unless its id was already logged. Returns `true` if this call recorded it
     /// (first delivery), `false` for a duplicate, which changes nothing.
-    pub async fn record_request(&self, request: &NewMarketRequest) -> Result<bool, StoreError> {
+    pub async fn record_request(
+        &self,
+        lease: &Lease,
+        request: &NewMarketRequest,
+    ) -> Result<bool, StoreError> {
         check_id("request_id", &request.request_id)?;
         let n = on_backend!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let n = sqlx::query(
                 "INSERT INTO market_requests (request_id, kind, link_id, received_at, state) \
                  VALUES ($1, $2, $3, $4, 'received') ON CONFLICT (request_id) DO NOTHING",
             )
@@ -147,9 +154,11 @@ impl Store {
             .bind(request.kind.clone())
             .bind(request.link_id.map(|l| l.0))
             .bind(micros(request.received_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await?;
+            n
         });
         Ok(n == 1)
     }
@@ -159,13 +168,16 @@ impl Store {
     /// which case nothing changes.
     pub async fn finish_request(
         &self,
+        lease: &Lease,
         request_id: &str,
         outcome: &str,
         detail: Option<&str>,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let n = on_backend!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let n = sqlx::query(
                 "UPDATE market_requests SET state = 'handled', handled_at = $2, outcome = $3, \
                  detail = $4 WHERE request_id = $1 AND state = 'received'",
             )
@@ -173,9 +185,11 @@ impl Store {
             .bind(micros(at))
             .bind(outcome.to_owned())
             .bind(detail.map(str::to_owned))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await?;
+            n
         });
         Ok(n == 1)
     }

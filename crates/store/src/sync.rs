@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::backend::{Store, on_backend};
+use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
+use crate::leases::{Lease, hold_lease};
 use crate::types::{LinkId, instant, micros, opt_instant};
 
 /// The practice's consent to publishing, as last reported by the marketplace.
@@ -183,9 +184,10 @@ impl Store {
     /// Apply `changes` to a link's sync state in one statement and return the new state.
     pub async fn update_sync_state(
         &self,
-        link_id: LinkId,
+        lease: &Lease,
         changes: SyncChanges,
     ) -> Result<SyncState, StoreError> {
+        let link_id = lease.link_id;
         let set_error = changes.last_error.is_some();
         let error = changes.last_error.flatten();
         let set_cursor = changes.change_cursor.is_some();
@@ -194,7 +196,9 @@ impl Store {
             .as_ref()
             .map(|f| serde_json::to_string(f).unwrap_or_else(|_| "[]".into()));
         let n = on_backend!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let n = sqlx::query(
                 "UPDATE sync_state SET \
                  last_pms_read_at = COALESCE($2, last_pms_read_at), \
                  last_publish_at = COALESCE($3, last_publish_at), \
@@ -221,9 +225,11 @@ impl Store {
             .bind(changes.consent.map(ConsentStatus::as_str))
             .bind(flags.clone())
             .bind(micros(Timestamp::now()))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await?;
+            n
         });
         if n == 0 {
             return Err(StoreError::LinkNotFound(link_id));

@@ -47,66 +47,15 @@ impl FromStr for LinkId {
     }
 }
 
-/// How many days ahead a link publishes availability: 1 to 90, 30 by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
-pub struct HorizonDays(u8);
+/// How many days ahead a link publishes availability: the domain's type, in one place.
+pub use slotbridge_domain::horizon::HorizonDays;
 
-impl HorizonDays {
-    /// The smallest horizon.
-    pub const MIN: i64 = 1;
-    /// The largest horizon the marketplace accepts.
-    pub const MAX: i64 = 90;
-    /// The default horizon.
-    pub const DEFAULT: HorizonDays = HorizonDays(30);
-
-    /// Parse a horizon, naming the problem if out of range.
-    ///
-    /// ```
-    /// use slotbridge_store::HorizonDays;
-    /// assert_eq!(HorizonDays::new(30).unwrap().get(), 30);
-    /// assert!(HorizonDays::new(0).is_err());
-    /// assert!(HorizonDays::new(91).is_err());
-    /// ```
-    pub fn new(days: i64) -> Result<Self, StoreError> {
-        if (Self::MIN..=Self::MAX).contains(&days) {
-            Ok(HorizonDays(days as u8))
-        } else {
-            Err(StoreError::InvalidInput {
-                field: "horizon_days",
-                message: format!("expected 1 to 90 days, found {days}"),
-            })
+impl From<slotbridge_domain::horizon::HorizonError> for StoreError {
+    fn from(e: slotbridge_domain::horizon::HorizonError) -> Self {
+        StoreError::InvalidInput {
+            field: e.field(),
+            message: e.detail(),
         }
-    }
-
-    /// The number of days.
-    pub fn get(self) -> i64 {
-        i64::from(self.0)
-    }
-}
-
-impl Default for HorizonDays {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-impl TryFrom<i64> for HorizonDays {
-    type Error = StoreError;
-    fn try_from(v: i64) -> Result<Self, Self::Error> {
-        Self::new(v)
-    }
-}
-
-impl From<HorizonDays> for i64 {
-    fn from(h: HorizonDays) -> i64 {
-        h.get()
-    }
-}
-
-impl fmt::Display for HorizonDays {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} days", self.0)
     }
 }
 

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use crate::admin::{self, AdminError, CreateLink, ExplainQuery, ResyncWhat, UpdateLink};
 use crate::http::{AdminAccess, constant_time_eq};
-use crate::worker::Ctx;
+use crate::ctx::Ctx;
 
 const SESSION_COOKIE: &str = "sb_session";
 const LOGIN_COOKIE: &str = "sb_login";

@@ -1,0 +1,106 @@
+//! Intake: the marketplace's booking requests into the outbox (each once), answers sent again
+//! for bookings the marketplace still lists although answered, and booking updates refused
+//! with the seed's answer (Exact cannot cancel online: the patient must call the practice).
+
+use std::sync::Arc;
+
+use slotbridge_market::PracticeClient;
+use slotbridge_market::types::{Booking as MarketBooking, BookingUpdate, RequestType};
+use slotbridge_pms::PmsConnector;
+use slotbridge_store::{Booking, BookingState, Lease, Link, NewBooking};
+use tracing::{debug, info, warn};
+
+use super::{
+    Followup, UNKNOWN_BOOKING, answered_ok, cancellation_refusal, confirm, is_gone, on_tick,
+};
+use crate::ctx::Ctx;
+use crate::worker::SyncFailure;
+
+/// Answer the waiting requests of `kind` (bookings or booking updates) for one link.
+pub async fn handle<P: PmsConnector>(
+    ctx: &Arc<Ctx>,
+    lease: &Lease,
+    link: &Link,
+    pms: &P,
+    market: &PracticeClient,
+    kind: RequestType,
+) -> Result<Followup, SyncFailure> {
+    match kind {
+        RequestType::Bookings => {
+            let listed: Vec<MarketBooking> = market.all_requests(RequestType::Bookings).await?;
+            let now = ctx.now();
+            for b in &listed {
+                let id = b.booking_id.to_string();
+                let new = NewBooking {
+                    booking_id: id.clone(),
+                    link_id: link.id,
+                    market_practice_id: link.market_practice_id.clone(),
+                    request: serde_json::to_value(b).unwrap_or_default(),
+                    received_at: now,
+                };
+                if ctx.store.enqueue_booking(lease, &new).await? {
+                    debug!(booking = %id, link = %link.id, "booking received");
+                    continue;
+                }
+                // Known already. Still listed although answered: our answer was lost.
+                if let Some(row) = ctx.store.booking(&id).await?
+                    && row.state.is_terminal()
+                {
+                    answer_again(market, &row, b).await;
+                }
+            }
+            on_tick(ctx, lease, link, pms, market).await
+        }
+        RequestType::BookingUpdates => {
+            let updates: Vec<BookingUpdate> =
+                market.all_requests(RequestType::BookingUpdates).await?;
+            if updates.is_empty() {
+                return Ok(Followup::default());
+            }
+            let phone = pms.read_setup().await.map(|s| s.phone).unwrap_or_default();
+            for u in updates {
+                let known = ctx.store.booking(&u.booking_id.to_string()).await?;
+                // No connector cancels online today (Exact cannot): every update is refused, with
+                // the seed's answer for a known booking.
+                let reason = if known.is_none() {
+                    UNKNOWN_BOOKING.to_owned()
+                } else {
+                    cancellation_refusal(&phone)
+                };
+                info!(
+                    booking = u.booking_id,
+                    request = u.request_id,
+                    known = known.is_some(),
+                    "booking update refused"
+                );
+                market
+                    .reject_update(u.booking_id, u.request_id, Some(&reason))
+                    .await
+                    .or_else(answered_ok)?;
+            }
+            Ok(Followup::default())
+        }
+        _ => Ok(Followup::default()),
+    }
+}
+
+
+/// Send an answer again for a booking the marketplace still lists although it was answered.
+async fn answer_again(market: &PracticeClient, row: &Booking, b: &MarketBooking) {
+    let sent = match row.state {
+        BookingState::Confirmed => match (&row.pms_appointment_id, &row.pms_patient_id) {
+            (Some(a), Some(p)) => confirm(market, b.booking_id, a.clone(), p.clone())
+                .await
+                .or_else(|e| if is_gone(&e) { Ok(()) } else { Err(e) }),
+            _ => Ok(()),
+        },
+        BookingState::Rejected => market
+            .reject_insert(b.booking_id, row.reject_reason.as_deref())
+            .await
+            .or_else(answered_ok),
+        _ => Ok(()),
+    };
+    if let Err(e) = sent {
+        warn!(booking = %row.booking_id, error = %e, "answering a booking again failed");
+    }
+}

@@ -1,0 +1,339 @@
+//! The shared context of one node: the store, the marketplace client, the settings, the clock,
+//! and the link workers this node runs (owned by [`crate::supervisor`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use secrecy::ExposeSecret;
+use slotbridge_domain::clock::{Clock, OffsetClock, SystemClock};
+use slotbridge_market::{MarketClient, PracticeClient, PracticeCredentials};
+use slotbridge_pms::{ExactConfig, ExactConnector};
+use slotbridge_store::{Link, LinkId, Store};
+use tracing::debug;
+
+use crate::supervisor::Running;
+
+/// What wakes a link worker besides its timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The PMS said the diary or setup changed.
+    PmsChanged,
+    /// The marketplace said requests are waiting (a webhook).
+    MarketRequests,
+    /// An operator asked to resend the configuration.
+    ResyncConfig,
+    /// An operator asked to resend all availability.
+    ResyncAvailability,
+}
+
+/// How a node works.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// This node's id (unique among nodes sharing a database).
+    pub node_id: String,
+    /// The PMS API's base URL.
+    pub pms_url: url::Url,
+    /// How often each link polls the marketplace's requests and the PMS change feed.
+    pub poll_interval: Duration,
+    /// How often each link resends everything.
+    pub full_resync: Duration,
+    /// How long a lease lasts without renewal; a dead node's links are taken over after it.
+    pub lease_ttl: Duration,
+    /// How many links one node works at most.
+    pub max_links: u32,
+    /// Where the PMS and the marketplace push to this node; `None`: polling only.
+    pub webhooks: Option<Webhooks>,
+    /// With webhooks registered, how often the PMS change feed and the marketplace's requests
+    /// are still polled, to catch what a lost delivery missed (the marketplace asks for at
+    /// least hourly).
+    pub backstop_poll: Duration,
+    /// Added to the system clock for this node's own notion of now (tests run nodes whose
+    /// clocks disagree). Leases never use it: the database's clock decides their expiry.
+    pub clock_offset: SignedDuration,
+}
+
+/// A setting that would make the node misbehave, refused at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {field}: {message}")]
+pub struct SettingsError {
+    /// The setting.
+    pub field: &'static str,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+/// This node's webhook endpoints, registered with each linked PMS site and the marketplace.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    /// The node's public base URL; receivers are under `/webhooks/pms` and `/webhooks/market`.
+    pub public_url: url::Url,
+    /// The secret PMS deliveries are signed with.
+    pub pms_secret: secrecy::SecretString,
+}
+
+impl WorkerSettings {
+    /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 10 s leases, 5000 links.
+    pub fn new(node_id: impl Into<String>, pms_url: url::Url) -> Self {
+        WorkerSettings {
+            node_id: node_id.into(),
+            pms_url,
+            poll_interval: Duration::from_secs(5),
+            full_resync: Duration::from_secs(15 * 60),
+            lease_ttl: Duration::from_secs(10),
+            max_links: 5000,
+            webhooks: None,
+            backstop_poll: Duration::from_secs(60),
+            clock_offset: SignedDuration::ZERO,
+        }
+    }
+
+    /// Refuse settings the node cannot run with, naming the setting: a zero interval (a
+    /// timer that would spin or panic), a lease too short to renew, an empty node id.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let at_least = |field: &'static str, value: Duration, min: Duration| {
+            if value < min {
+                Err(SettingsError {
+                    field,
+                    message: format!("expected at least {min:?}, found {value:?}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        if self.node_id.trim().is_empty() || self.node_id.len() > 128 {
+            return Err(SettingsError {
+                field: "node_id",
+                message: format!("expected 1 to 128 characters, found {:?}", self.node_id),
+            });
+        }
+        at_least("poll_interval", self.poll_interval, Duration::from_millis(50))?;
+        at_least("full_resync", self.full_resync, Duration::from_secs(1))?;
+        at_least("backstop_poll", self.backstop_poll, Duration::from_millis(50))?;
+        at_least("lease_ttl", self.lease_ttl, Duration::from_millis(500))?;
+        if self.max_links == 0 {
+            return Err(SettingsError {
+                field: "max_links",
+                message: "expected at least 1, found 0".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Shared by the supervisor, the link workers and the HTTP layer.
+pub struct Ctx {
+    /// The store.
+    pub store: Store,
+    /// The marketplace client.
+    pub market: MarketClient,
+    /// The settings.
+    pub settings: WorkerSettings,
+    /// This node's metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// This node's clock: rules measured in time (the 15 s decision, the 20 s auto-confirm,
+    /// the 10 min give-up) read it, so tests can drive them.
+    pub clock: Arc<dyn Clock>,
+    /// One HTTP client (connection pool) for every PMS connector of this node.
+    http: reqwest::Client,
+    pub(crate) lease_round: tokio::sync::Notify,
+    workers: Mutex<HashMap<LinkId, Running>>,
+    progress: Mutex<HashMap<LinkId, ResyncProgress>>,
+}
+
+/// Where an operator's resync of a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncState {
+    /// Asked for; the link's worker has not started it yet.
+    Queued,
+    /// Reading the PMS and sending.
+    Running,
+    /// Finished; the marketplace holds the result.
+    Done,
+    /// Finished with an error (see `error`).
+    Failed,
+}
+
+/// The progress of the last resync an operator asked for on a link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResyncProgress {
+    /// `config` or `availability`.
+    pub what: &'static str,
+    /// Where it is.
+    pub state: ResyncState,
+    /// When it was asked for.
+    pub requested_at: Timestamp,
+    /// When the worker started it.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// (resource, date) pairs sent to the marketplace.
+    pub sent_days: usize,
+    /// (resource, date) pairs in the horizon.
+    pub total_days: usize,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl Ctx {
+    /// A context; no worker runs until [`run_node`]. `metrics` is shared with the marketplace
+    /// client's observer (see [`crate::metrics::Metrics::observer`]).
+    pub fn new(
+        store: Store,
+        market: MarketClient,
+        settings: WorkerSettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(OffsetClock::new(SystemClock, settings.clock_offset));
+        Arc::new(Ctx {
+            clock,
+            store,
+            market,
+            settings,
+            metrics,
+            http: reqwest::Client::new(),
+            lease_round: tokio::sync::Notify::new(),
+            workers: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This node's clock (the system clock, shifted by `clock_offset` in tests).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn workers(&self) -> std::sync::MutexGuard<'_, HashMap<LinkId, Running>> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wake the worker of `link` (if this node runs it). Returns whether one was woken. A
+    /// resync trigger is tracked: see [`Ctx::resync_progress`].
+    pub fn trigger(&self, link: LinkId, trigger: Trigger) -> bool {
+        let woken = self
+            .workers()
+            .get(&link)
+            .map(|r| r.tx.try_send(trigger).is_ok() || r.tx.capacity() == 0)
+            .unwrap_or(false);
+        let what = match trigger {
+            Trigger::ResyncConfig => Some("config"),
+            Trigger::ResyncAvailability => Some("availability"),
+            _ => None,
+        };
+        if let (true, Some(what)) = (woken, what) {
+            self.set_progress(
+                link,
+                ResyncProgress {
+                    what,
+                    state: ResyncState::Queued,
+                    requested_at: self.now(),
+                    started_at: None,
+                    finished_at: None,
+                    sent_days: 0,
+                    total_days: 0,
+                    error: None,
+                },
+            );
+        }
+        woken
+    }
+
+    /// The last operator resync of `link` on this node, if any.
+    pub fn resync_progress(&self, link: LinkId) -> Option<ResyncProgress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&link)
+            .cloned()
+    }
+
+    fn set_progress(&self, link: LinkId, progress: ResyncProgress) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(link, progress);
+    }
+
+    pub(crate) fn update_progress(&self, link: LinkId, f: impl FnOnce(&mut ResyncProgress)) {
+        if let Some(p) = self
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get_mut(&link)
+        {
+            f(p);
+        }
+    }
+
+    /// Wake every worker of a PMS site (one site may serve several practices).
+    pub fn trigger_site(&self, site: &str, trigger: Trigger) -> usize {
+        self.workers()
+            .values()
+            .filter(|r| r.site == site)
+            .filter(|r| r.tx.try_send(trigger).is_ok())
+            .count()
+    }
+
+    /// Wake every worker (a marketplace webhook names no practice we can map cheaply).
+    pub fn trigger_all(&self, trigger: Trigger) {
+        for r in self.workers().values() {
+            let _ = r.tx.try_send(trigger);
+        }
+    }
+
+    /// A marketplace webhook: wake the link it names (our subscriptions carry the link id as
+    /// `clientId`), or every link when it names none we know.
+    pub fn market_payload(&self, payload: &slotbridge_market::types::WebhookPayload) {
+        let link = payload
+            .client_id
+            .as_deref()
+            .and_then(|c| c.parse::<LinkId>().ok());
+        debug!(topic = ?payload.topic, ?link, "marketplace webhook");
+        match link {
+            Some(id) if self.trigger(id, Trigger::MarketRequests) => {}
+            _ => self.trigger_all(Trigger::MarketRequests),
+        }
+    }
+
+    /// Links were created, enabled or moved: run a lease round now instead of at the next tick.
+    pub fn links_changed(&self) {
+        self.lease_round.notify_one();
+    }
+
+    /// A link was changed (through this node or any other): the node that works it sees the
+    /// link's new revision at its next lease round and restarts its worker, after the bookings
+    /// in flight are finished. This runs this node's round now.
+    pub fn restart(&self, link: LinkId) {
+        debug!(%link, "link changed");
+        self.links_changed();
+    }
+
+    /// The links this node works now.
+    pub fn running(&self) -> Vec<LinkId> {
+        self.workers().keys().copied().collect()
+    }
+
+    /// The PMS connector for a link.
+    pub fn pms_connector(&self, link: &Link) -> ExactConnector {
+        let mut cfg = ExactConfig::new(
+            self.settings.pms_url.clone(),
+            link.site_slug.clone(),
+            link.pms_api_key.clone(),
+        );
+        cfg.observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
+        ExactConnector::with_client(cfg, self.http.clone())
+    }
+
+    /// The marketplace client for a link's practice.
+    pub fn market_for(&self, link: &Link) -> PracticeClient {
+        self.market.practice(PracticeCredentials::new(
+            link.market_practice_id.clone(),
+            link.market_practice_key.expose_secret().to_owned(),
+        ))
+    }
+}
+

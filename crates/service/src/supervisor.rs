@@ -1,0 +1,449 @@
+//! Leases and supervision: which links this node works, and one supervised worker per link.
+//!
+//! Every lease round (a quarter of the lease TTL, or at once when links change) the supervisor:
+//! 1. reaps workers that ended: one that failed (or panicked) is restarted with backoff, and
+//!    its link shows why; one handed back releases its lease;
+//! 2. renews this node's leases (the database's clock decides expiry) and extends each running
+//!    worker's [`Fence`] to *when the renewal was sent* + TTL. A worker whose lease was not
+//!    renewed is stopped; one whose fence lapses (a pause, a slow database) stops by itself
+//!    before any other node can take the link over;
+//! 3. restarts a worker whose link changed (its revision; wherever the change was made), after
+//!    the worker finished the bookings in flight with the settings it started with;
+//! 4. shares the links evenly among live nodes, handing back the surplus without blocking;
+//! 5. acquires free or expired leases (each take-over a new epoch) and starts their workers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use secrecy::SecretString;
+use slotbridge_domain::backoff::{Backoff, Jitter};
+use slotbridge_domain::practice::{Diary, PracticeSetup};
+use slotbridge_pms::{
+    Capabilities, Changes, Inserted, NewAppointment, NewPatient, Patient, PatientQuery,
+    PmsConnector, PmsError,
+};
+use slotbridge_store::{HeldLease, Lease, LinkId, StoreError, SyncChanges, SyncError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::ctx::{Ctx, Trigger};
+use crate::worker::{self, WorkerExit};
+
+/// A worker's right to work its link: its lease, and the instant (this node's monotonic clock)
+/// until which the lease is certainly still this node's. Every store write carries the lease
+/// (the store re-checks it); every PMS and marketplace call asks [`Fence::holds`] first.
+#[derive(Debug)]
+pub struct Fence {
+    lease: Lease,
+    valid_until: Mutex<Instant>,
+    revoked: AtomicBool,
+}
+
+impl Fence {
+    /// A fence for `lease`, valid until `valid_until`.
+    pub fn new(lease: Lease, valid_until: Instant) -> Self {
+        Fence {
+            lease,
+            valid_until: Mutex::new(valid_until),
+            revoked: AtomicBool::new(false),
+        }
+    }
+
+    /// The lease the worker's writes are fenced by.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Whether the worker may still act: the lease was renewed recently enough that no other
+    /// node can hold it yet, and the supervisor has not revoked it.
+    pub fn holds(&self) -> bool {
+        !self.revoked.load(Ordering::SeqCst) && Instant::now() < *self.until()
+    }
+
+    fn until(&self) -> std::sync::MutexGuard<'_, Instant> {
+        self.valid_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn extend(&self, to: Instant) {
+        let mut until = self.until();
+        if to > *until {
+            *until = to;
+        }
+    }
+
+    /// No more calls or writes under this fence.
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How the supervisor sees one worker.
+pub(crate) struct Running {
+    pub(crate) tx: mpsc::Sender<Trigger>,
+    pub(crate) site: String,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<WorkerExit>,
+    fence: Arc<Fence>,
+    revision: i64,
+    /// Set before `cancel` when the worker must first finish its bookings in flight.
+    drain: Arc<AtomicBool>,
+    /// The lease is to be released once the worker ended (balancing or a disabled link).
+    hand_back: bool,
+    /// The supervisor stopped it (its lease was lost, or it is being restarted).
+    stopping: bool,
+}
+
+/// The restart backoff of a link whose worker failed.
+#[derive(Debug, Clone)]
+struct Failed {
+    failures: u32,
+    not_before: Instant,
+}
+
+/// Restart delay after `failures` failures in a row: the link backoff (1 s, 2 s, 4 s … 60 s)
+/// with jitter, so the links of a node that lost its database do not restart in step.
+fn restart_delay(failures: u32) -> Duration {
+    Backoff::LINK
+        .delay(failures, Jitter::new(rand::random::<f64>()))
+        .unsigned_abs()
+}
+
+/// The supervisor's own state between rounds.
+#[derive(Default)]
+struct Supervisor {
+    failed: HashMap<LinkId, Failed>,
+}
+
+/// How long a renewal sent at `sent` keeps the lease certainly ours: the database set its
+/// expiry to (its now when it ran) + TTL, which is after `sent` + TTL; a small margin covers
+/// clocks that run at slightly different rates.
+fn valid_until(sent: Instant, ttl: Duration) -> Instant {
+    let margin = (ttl / 10).min(Duration::from_secs(1));
+    sent + ttl.saturating_sub(margin)
+}
+
+/// Hold leases and run link workers until `cancel`; then stop the workers and release the
+/// leases so another node takes over at once.
+pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let tick = (ctx.settings.lease_ttl / 4).max(Duration::from_millis(100));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sup = Supervisor::default();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = interval.tick() => {}
+            () = ctx.lease_round.notified() => {}
+        }
+        if let Err(e) = round(&ctx, &mut sup, &cancel).await {
+            warn!(error = %e, "lease round failed");
+        }
+    }
+    // Graceful: each worker finishes the step it is in (an in-flight booking included) before
+    // the leases are released; a worker still busy after 30 s loses its fence first.
+    let running: Vec<Running> = ctx.workers().drain().map(|(_, r)| r).collect();
+    for r in &running {
+        r.cancel.cancel();
+    }
+    let fences: Vec<Arc<Fence>> = running.iter().map(|r| r.fence.clone()).collect();
+    let finish = futures::future::join_all(running.into_iter().map(|r| r.task));
+    if tokio::time::timeout(Duration::from_secs(30), finish)
+        .await
+        .is_err()
+    {
+        warn!("link workers did not finish within 30 s; revoking them before releasing");
+    }
+    for f in &fences {
+        f.revoke();
+    }
+    for f in &fences {
+        if let Err(e) = ctx.store.release_lease(f.lease()).await {
+            warn!(link = %f.lease().link_id, error = %e, "releasing a lease failed");
+        }
+    }
+}
+
+/// One lease round.
+async fn round(
+    ctx: &Arc<Ctx>,
+    sup: &mut Supervisor,
+    cancel: &CancellationToken,
+) -> Result<(), StoreError> {
+    let node = ctx.settings.node_id.as_str();
+    let ttl = ctx.settings.lease_ttl;
+    reap(ctx, sup).await;
+    ctx.store.heartbeat(node).await?;
+
+    let sent = Instant::now();
+    let renewed = ctx.store.renew_leases(node, ttl).await?;
+    let renewed_until = valid_until(sent, ttl);
+    let held: HashMap<LinkId, &HeldLease> =
+        renewed.iter().map(|h| (h.lease.link_id, h)).collect();
+    {
+        let mut workers = ctx.workers();
+        for (id, r) in workers.iter_mut() {
+            match held.get(id) {
+                Some(h) if h.lease == *r.fence.lease() => {
+                    r.fence.extend(renewed_until);
+                    let changed = h.revision != r.revision;
+                    if (changed || !h.enabled) && !r.stopping {
+                        info!(link = %id, changed, enabled = h.enabled, "link changed; the worker finishes its bookings in flight, then restarts");
+                        r.stopping = true;
+                        r.drain.store(true, Ordering::SeqCst);
+                        r.cancel.cancel();
+                    }
+                }
+                _ if !r.stopping => {
+                    info!(link = %id, "lease lost; stopping the worker");
+                    r.stopping = true;
+                    r.fence.revoke();
+                    r.cancel.cancel();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Share the links evenly among the live nodes; hand back the surplus (its workers stop
+    // after their current step, and the lease is released when they ended).
+    let share = fair_share(ctx).await?;
+    if renewed.len() > share as usize {
+        let idle: Vec<Lease> = {
+            let mut workers = ctx.workers();
+            let mut idle = Vec::new();
+            for h in renewed.iter().skip(share as usize) {
+                match workers.get_mut(&h.lease.link_id) {
+                    Some(r) if !r.stopping => {
+                        info!(link = %h.lease.link_id, "handing the link to a less loaded node");
+                        r.stopping = true;
+                        r.hand_back = true;
+                        r.cancel.cancel();
+                    }
+                    Some(_) => {}
+                    None => idle.push(h.lease.clone()),
+                }
+            }
+            idle
+        };
+        for lease in idle {
+            ctx.store.release_lease(&lease).await?;
+        }
+    }
+    let sent = Instant::now();
+    let acquired = ctx.store.acquire_leases(node, share, ttl).await?;
+    let acquired_until = valid_until(sent, ttl);
+    for h in &acquired {
+        info!(link = %h.lease.link_id, epoch = h.lease.epoch, "lease acquired");
+    }
+
+    let candidates = renewed
+        .iter()
+        .take(share as usize)
+        .map(|h| (h, renewed_until))
+        .chain(acquired.iter().map(|h| (h, acquired_until)));
+    for (h, until) in candidates {
+        let id = h.lease.link_id;
+        if ctx.workers().contains_key(&id) {
+            continue;
+        }
+        if let Some(f) = sup.failed.get(&id)
+            && Instant::now() < f.not_before
+        {
+            continue;
+        }
+        if !h.enabled && ctx.store.bookings_in_flight(id).await? == 0 {
+            // Disabled and nothing left to answer: let the lease go.
+            ctx.store.release_lease(&h.lease).await?;
+            continue;
+        }
+        let Some(link) = ctx.store.link(id).await? else {
+            continue;
+        };
+        start(ctx, link, h.lease.clone(), until, cancel);
+    }
+    Ok(())
+}
+
+fn start(
+    ctx: &Arc<Ctx>,
+    link: slotbridge_store::Link,
+    lease: Lease,
+    valid_until: Instant,
+    cancel: &CancellationToken,
+) {
+    let id = link.id;
+    let (tx, rx) = mpsc::channel(16);
+    let child = cancel.child_token();
+    let fence = Arc::new(Fence::new(lease, valid_until));
+    let drain = Arc::new(AtomicBool::new(!link.enabled));
+    let revision = link.revision;
+    let site = link.site_slug.as_str().to_owned();
+    info!(link = %id, epoch = fence.lease().epoch, revision, site = %site, practice = %link.market_practice_id, "starting link worker");
+    let pms = ctx.pms_connector(&link);
+    let task = tokio::spawn(worker::link_worker(
+        ctx.clone(),
+        fence.clone(),
+        link,
+        pms,
+        rx,
+        child.clone(),
+        drain.clone(),
+    ));
+    ctx.workers().insert(
+        id,
+        Running {
+            tx,
+            site,
+            cancel: child,
+            task,
+            fence,
+            revision,
+            drain,
+            hand_back: false,
+            stopping: false,
+        },
+    );
+}
+
+/// Remove the workers that ended; restart failed ones with backoff and show why on the link;
+/// release the lease of a handed-back one.
+async fn reap(ctx: &Arc<Ctx>, sup: &mut Supervisor) {
+    let ended: Vec<(LinkId, Running)> = {
+        let mut workers = ctx.workers();
+        let ids: Vec<LinkId> = workers
+            .iter()
+            .filter(|(_, r)| r.task.is_finished())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| workers.remove(&id).map(|r| (id, r)))
+            .collect()
+    };
+    for (id, r) in ended {
+        let exit = match r.task.await {
+            Ok(exit) => exit,
+            Err(e) if e.is_panic() => WorkerExit::Failed("the worker panicked".into()),
+            Err(_) => WorkerExit::Failed("the worker was aborted".into()),
+        };
+        match &exit {
+            WorkerExit::Failed(reason) => {
+                let failures = sup.failed.get(&id).map_or(0, |f| f.failures) + 1;
+                let delay = restart_delay(failures);
+                warn!(link = %id, %reason, failures, restart_in_ms = delay.as_millis() as u64, "link worker failed; restarting with backoff");
+                sup.failed.insert(
+                    id,
+                    Failed {
+                        failures,
+                        not_before: Instant::now() + delay,
+                    },
+                );
+                ctx.metrics.error("worker_failed");
+                let shown = SyncChanges {
+                    last_error: Some(Some(SyncError {
+                        kind: "worker_failed".into(),
+                        message: format!(
+                            "the link's worker stopped ({reason}); restarting in {} s",
+                            delay.as_secs().max(1)
+                        ),
+                        at: ctx.now(),
+                    })),
+                    ..SyncChanges::default()
+                };
+                if let Err(e) = ctx.store.update_sync_state(r.fence.lease(), shown).await {
+                    debug!(link = %id, error = %e, "could not record why the worker stopped");
+                }
+            }
+            WorkerExit::Fenced => {
+                info!(link = %id, "link worker stopped: the lease is no longer this node's");
+            }
+            WorkerExit::Stopped | WorkerExit::Gone => {
+                sup.failed.remove(&id);
+            }
+        }
+        if r.hand_back
+            && let Err(e) = ctx.store.release_lease(r.fence.lease()).await
+        {
+            warn!(link = %id, error = %e, "releasing a handed-back lease failed");
+        }
+    }
+}
+
+/// How many links this node should work: the links to work (enabled) divided among the nodes
+/// seen within one lease time-to-live (rounded up), at most `max_links`.
+async fn fair_share(ctx: &Ctx) -> Result<u32, StoreError> {
+    let live = ctx.store.live_nodes(ctx.settings.lease_ttl).await?.max(1);
+    let enabled = ctx.store.count_enabled_links().await?;
+    let share = enabled.div_ceil(live).max(1);
+    Ok(u32::try_from(share)
+        .unwrap_or(u32::MAX)
+        .min(ctx.settings.max_links))
+}
+
+/// A PMS connector that asks the worker's [`Fence`] before every call: once the lease is no
+/// longer certainly this node's, calls fail with [`PmsError::Fenced`] and nothing is sent.
+pub struct FencedPms<P> {
+    inner: P,
+    fence: Arc<Fence>,
+}
+
+impl<P> FencedPms<P> {
+    /// `inner`, fenced by `fence`.
+    pub fn new(inner: P, fence: Arc<Fence>) -> Self {
+        FencedPms { inner, fence }
+    }
+
+    fn check(&self) -> Result<(), PmsError> {
+        if self.fence.holds() {
+            Ok(())
+        } else {
+            Err(PmsError::Fenced)
+        }
+    }
+}
+
+impl<P: PmsConnector> PmsConnector for FencedPms<P> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn read_setup(&self) -> Result<PracticeSetup, PmsError> {
+        self.check()?;
+        self.inner.read_setup().await
+    }
+
+    async fn read_diary(&self, from: Date, to: Date) -> Result<Diary, PmsError> {
+        self.check()?;
+        self.inner.read_diary(from, to).await
+    }
+
+    async fn insert_appointment(&self, new: &NewAppointment) -> Result<Inserted, PmsError> {
+        self.check()?;
+        self.inner.insert_appointment(new).await
+    }
+
+    async fn create_patient(&self, new: &NewPatient) -> Result<Patient, PmsError> {
+        self.check()?;
+        self.inner.create_patient(new).await
+    }
+
+    async fn search_patients(&self, query: &PatientQuery) -> Result<Vec<Patient>, PmsError> {
+        self.check()?;
+        self.inner.search_patients(query).await
+    }
+
+    async fn read_changes(&self, since: Option<&str>) -> Result<Changes, PmsError> {
+        self.check()?;
+        self.inner.read_changes(since).await
+    }
+
+    async fn register_webhook(&self, url: &str, secret: &SecretString) -> Result<String, PmsError> {
+        self.check()?;
+        self.inner.register_webhook(url, secret).await
+    }
+}
