@@ -17,7 +17,7 @@ use reqwest::{Method, StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{error::MarketError, format, types::*};
+use crate::{error::MarketError, format, safe, types::*};
 
 /// The most snapshots `POST /availability/snapshots` takes in one call.
 pub const MAX_SNAPSHOTS_PER_BATCH: usize = 100;
@@ -190,12 +190,13 @@ impl MarketClient {
     /// [`MarketError::Usage`] when the base URL is not an http(s) URL or the User-Agent is not a
     /// valid header value.
     pub fn new(config: ClientConfig) -> Result<Self, MarketError> {
+        // The URL itself is not repeated: it may hold credentials.
         let url = url::Url::parse(&config.base_url).map_err(|e| MarketError::Usage {
-            detail: format!("base_url {:?} is not a URL: {e}", config.base_url),
+            detail: format!("base_url is not a URL: {e}"),
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(MarketError::Usage {
-                detail: format!("base_url {:?} must be http or https", config.base_url),
+                detail: "base_url must be http or https".into(),
             });
         }
         header::HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| {
@@ -208,7 +209,10 @@ impl MarketClient {
             .timeout(config.timeout)
             .build()
             .map_err(|e| MarketError::Usage {
-                detail: format!("cannot build the HTTP client: {e}"),
+                detail: format!(
+                    "cannot build the HTTP client: {}",
+                    safe::transport_kind(&e.without_url())
+                ),
             })?;
         let base = config.base_url.trim_end_matches('/').to_owned();
         Ok(Self {
@@ -720,7 +724,7 @@ impl PracticeClient {
         let (_, body) = self
             .call(Method::GET, path, query, None, Idempotent::Yes)
             .await?;
-        parse(path, &body)
+        parse(&Method::GET, path, &body)
     }
 
     async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -733,7 +737,7 @@ impl PracticeClient {
         let (_, body) = self
             .call(Method::POST, path, &[], Some(bytes), idempotent)
             .await?;
-        parse(path, &body)
+        parse(&Method::POST, path, &body)
     }
 
     async fn post_unit<B: Serialize + ?Sized>(
@@ -828,10 +832,12 @@ impl PracticeClient {
                 req = req.header(header::CONTENT_ENCODING, "gzip");
             }
         }
+        // The operation names the call in errors: never the URL, which carries the query.
+        let op = operation(method, path);
         let resp = req
             .send()
             .await
-            .map_err(|e| transport_error(e, inner.config.timeout))?;
+            .map_err(|e| transport_error(&op, &e.without_url(), inner.config.timeout))?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -842,29 +848,30 @@ impl PracticeClient {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| transport_error(e, inner.config.timeout))?;
+            .map_err(|e| transport_error(&op, &e.without_url(), inner.config.timeout))?;
         tracing::debug!(%method, path, status = status.as_u16(), "marketplace call");
         if status.is_success() {
             return Ok((status, bytes));
         }
-        let detail = error_detail(&bytes);
+        // The body is not kept: it may echo the request (a reason, a name). Only the field it
+        // names, when that is one of the API's own, is repeated.
+        let detail = format!(
+            "{op}: {}",
+            safe::status_text(status.as_u16(), "", error_field(&bytes).as_deref())
+        );
         Err(match status.as_u16() {
             400 => MarketError::Invalid { detail },
             401 => MarketError::Unauthorized,
             403 => MarketError::ConsentMissing {
                 practice_id: self.credentials.practice_id.clone(),
-                detail: (!detail.is_empty()).then_some(detail),
+                detail: Some(detail),
             },
-            404 => MarketError::NotFound {
-                what: format!("{method} {path}"),
-            },
+            404 => MarketError::NotFound { what: op },
             410 => MarketError::Gone { detail },
             429 => MarketError::RateLimited { retry_after },
-            500..=599 => MarketError::Unavailable {
-                detail: format!("HTTP {status} on {method} {path}"),
-            },
+            500..=599 => MarketError::Unavailable { detail },
             _ => MarketError::Protocol {
-                detail: format!("HTTP {status} on {method} {path}: {detail}"),
+                detail: format!("unexpected {detail}"),
             },
         })
     }
@@ -894,8 +901,8 @@ fn path_segment(s: &str) -> String {
 }
 
 fn to_json<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>, MarketError> {
-    serde_json::to_vec(body).map_err(|e| MarketError::Usage {
-        detail: format!("cannot encode the body: {e}"),
+    serde_json::to_vec(body).map_err(|_| MarketError::Usage {
+        detail: "cannot encode the body".into(),
     })
 }
 
@@ -922,43 +929,50 @@ fn encode_body(json: Vec<u8>, threshold: usize) -> Result<EncodedBody, MarketErr
             gzipped: true,
         })
         .map_err(|e| MarketError::Usage {
-            detail: format!("cannot gzip the body: {e}"),
+            detail: format!("cannot gzip the body ({})", e.kind()),
         })
 }
 
-fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, MarketError> {
-    serde_json::from_slice(body).map_err(|e| MarketError::Protocol {
-        detail: format!("{path}: body does not match the spec: {e}"),
+/// Decode an answer. It may hold patients: the error names the JSON path and position that did
+/// not fit, never the value found there.
+fn parse<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Result<T, MarketError> {
+    safe::decode(body).map_err(|e| MarketError::Protocol {
+        detail: format!(
+            "{}: the answer does not match the spec: {e}",
+            operation(method, path)
+        ),
     })
 }
 
-fn error_detail(body: &[u8]) -> String {
+/// The field named by an error body (`{"error": "[1].pmsResourceId: ..."}`), when it is one of
+/// the API's own.
+fn error_field(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct E {
         error: Option<String>,
         detail: Option<String>,
     }
-    match serde_json::from_slice::<E>(body) {
-        Ok(E { error: Some(e), .. })
-        | Ok(E {
-            detail: Some(e), ..
-        }) => e,
-        _ => String::from_utf8_lossy(&body[..body.len().min(300)])
-            .trim()
-            .to_owned(),
-    }
+    let e = serde_json::from_slice::<E>(body).ok()?;
+    e.error
+        .as_deref()
+        .and_then(safe::market_field)
+        .or_else(|| e.detail.as_deref().and_then(safe::market_field))
 }
 
-fn transport_error(e: reqwest::Error, timeout: Duration) -> MarketError {
+/// A reqwest failure (already stripped of its URL) by kind.
+fn transport_error(op: &str, e: &reqwest::Error, timeout: Duration) -> MarketError {
     if e.is_timeout() {
         MarketError::Timeout(timeout)
     } else if e.is_decode() || e.is_body() {
         MarketError::Protocol {
-            detail: format!("cannot read the answer: {e}"),
+            detail: format!("{op}: cannot read the answer: {}", safe::transport_kind(e)),
         }
     } else {
         MarketError::Unavailable {
-            detail: format!("cannot reach Healthengine: {e}"),
+            detail: format!(
+                "{op}: cannot reach Healthengine: {}",
+                safe::transport_kind(e)
+            ),
         }
     }
 }

@@ -1,4 +1,10 @@
 //! The client's typed errors.
+//!
+//! Their text is stored with bookings, logged, shown in the console and may end up in a reason
+//! sent back to the marketplace, so the client never puts personal data in it: no URL or query
+//! string, no header or key, no value from a body (an answer may hold a patient; an error body
+//! may echo our request). A `detail` names the operation (`POST /bookings/{id}/rejectInsert`),
+//! the HTTP status or the kind of transport failure, and the API's own field names.
 
 use std::time::Duration;
 
@@ -20,7 +26,8 @@ pub enum MarketError {
     ConsentMissing {
         /// The practice id that was used.
         practice_id: String,
-        /// The marketplace's own words, if it said anything.
+        /// The refused operation and status, and the field the marketplace named, if any (not
+        /// its own words, which may echo the request).
         detail: Option<String>,
     },
     /// 401: the api-key is missing or invalid (a problem with our consumer credentials, not the
@@ -32,19 +39,19 @@ pub enum MarketError {
     /// 404: the resource does not exist.
     #[error("not found on Healthengine: {what}")]
     NotFound {
-        /// What was asked for.
+        /// The operation, e.g. `GET /features/{id}` (booking ids shown as `{id}`).
         what: String,
     },
     /// 400: the marketplace rejected the request's content.
     #[error("Healthengine rejected the request as invalid: {detail}")]
     Invalid {
-        /// The marketplace's reason.
+        /// The operation, the status and the field the marketplace named, if any.
         detail: String,
     },
     /// 410: the resource was already handled or has expired.
     #[error("gone on Healthengine (already handled or expired): {detail}")]
     Gone {
-        /// The marketplace's reason.
+        /// The operation and the status.
         detail: String,
     },
     /// 429: slow down.
@@ -56,7 +63,7 @@ pub enum MarketError {
     /// 5xx or the connection failed: the marketplace is unavailable.
     #[error("Healthengine is unavailable: {detail}")]
     Unavailable {
-        /// Status or connection error.
+        /// The operation and the status or the kind of connection failure.
         detail: String,
     },
     /// No answer within the per-request timeout.
@@ -65,7 +72,8 @@ pub enum MarketError {
     /// The answer did not follow the API (unexpected status or body).
     #[error("unexpected answer from Healthengine: {detail}")]
     Protocol {
-        /// What was unexpected.
+        /// The operation and what was unexpected: the status, or the JSON path and position that
+        /// did not fit (never the value found there).
         detail: String,
     },
     /// The call was not made: the arguments break a rule of the API (e.g. more than 100

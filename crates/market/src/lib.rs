@@ -24,6 +24,7 @@
 pub mod client;
 pub mod error;
 pub mod format;
+mod safe;
 pub mod types;
 pub mod webhook;
 

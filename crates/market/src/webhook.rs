@@ -158,14 +158,11 @@ fn problem(status: StatusCode, title: &str, detail: String) -> Response {
 }
 
 async fn receive(State(rx): State<WebhookReceiver>, body: Bytes) -> Response {
-    let payload: WebhookPayload = match serde_json::from_slice(&body) {
+    // Where the payload broke, not the values in it.
+    let payload: WebhookPayload = match crate::safe::decode(&body) {
         Ok(p) => p,
         Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Invalid webhook payload",
-                e.to_string(),
-            );
+            return problem(StatusCode::BAD_REQUEST, "Invalid webhook payload", e);
         }
     };
     if let Some(target) = &payload.data.target

@@ -15,7 +15,7 @@ use crate::parse::{self, Page};
 use crate::types::{
     Capabilities, Changes, Inserted, NewAppointment, NewPatient, Patient, PatientQuery,
 };
-use crate::{PmsConnector, PmsError};
+use crate::{PmsConnector, PmsError, safe};
 
 /// How an [`ExactConnector`] reaches one practice.
 #[derive(Clone)]
@@ -119,9 +119,11 @@ impl ExactConnector {
             .map_err(|e| PmsError::protocol(format!("base_url: {e}")))
     }
 
-    /// One request with timeouts, the concurrency limit, and retries where `retry` allows.
+    /// One request with timeouts, the concurrency limit, and retries where `retry` allows. `op`
+    /// names the operation in errors (`patient search`): never the URL, which may carry the query.
     async fn send(
         &self,
+        op: &'static str,
         method: Method,
         tail: &str,
         query: &[(&str, String)],
@@ -139,7 +141,7 @@ impl ExactConnector {
             attempt += 1;
             let started = std::time::Instant::now();
             let result = self
-                .once(method.clone(), url.clone(), query, body.clone())
+                .once(op, method.clone(), url.clone(), query, body.clone())
                 .await;
             if let Some(observe) = &self.cfg.observer {
                 let operation = format!("{method} {}", tail.split('/').next().unwrap_or(tail));
@@ -163,7 +165,7 @@ impl ExactConnector {
                     backoff.mul_f64(jitter)
                 }
             };
-            tracing::debug!(site = %self.cfg.site, %tail, attempt, error = %err, ?wait, "retrying PMS request");
+            tracing::debug!(site = %self.cfg.site, op, attempt, error = %err, ?wait, "retrying PMS request");
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
@@ -171,6 +173,7 @@ impl ExactConnector {
 
     async fn once(
         &self,
+        op: &'static str,
         method: Method,
         url: url::Url,
         query: &[(&str, String)],
@@ -181,7 +184,7 @@ impl ExactConnector {
             .acquire()
             .await
             .map_err(|_| PmsError::Unavailable {
-                detail: "connector closed".into(),
+                detail: format!("{op}: connector closed"),
             })?;
         let mut req = self
             .client
@@ -193,24 +196,35 @@ impl ExactConnector {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
-        let resp = req.send().await.map_err(transport)?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| safe::transport(op, &e.without_url()))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| safe::transport(op, &e.without_url()))?;
         if (200..300).contains(&status) {
             Ok((status, bytes))
         } else {
-            Err(parse::parse_error(status, &bytes, retry_after.as_deref()))
+            Err(parse::parse_error(status, &bytes, retry_after.as_deref()).during(op))
         }
     }
 
-    async fn get(&self, tail: &str, query: &[(&str, String)]) -> Result<Bytes, PmsError> {
+    async fn get(
+        &self,
+        op: &'static str,
+        tail: &str,
+        query: &[(&str, String)],
+    ) -> Result<Bytes, PmsError> {
         Ok(self
-            .send(Method::GET, tail, query, None, Retry::Safe)
+            .send(op, Method::GET, tail, query, None, Retry::Safe)
             .await?
             .1)
     }
@@ -218,6 +232,7 @@ impl ExactConnector {
     /// Read every page of a list.
     async fn all<T>(
         &self,
+        op: &'static str,
         tail: &str,
         query: &[(&str, String)],
         parse: impl Fn(&[u8]) -> Result<Page<T>, PmsError>,
@@ -230,19 +245,19 @@ impl ExactConnector {
             if let Some(c) = &cursor {
                 q.push(("cursor", c.clone()));
             }
-            let page = parse(&self.get(tail, &q).await?)?;
+            let page = parse(&self.get(op, tail, &q).await?).map_err(|e| e.during(op))?;
             out.extend(page.items);
             match page.next_cursor {
                 Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
                 Some(_) => {
                     return Err(PmsError::protocol(format!(
-                        "{tail}: the cursor does not advance"
+                        "{op}: the cursor does not advance"
                     )));
                 }
                 None => return Ok(out),
             }
         }
-        Err(PmsError::protocol(format!("{tail}: too many pages")))
+        Err(PmsError::protocol(format!("{op}: too many pages")))
     }
 
     /// The practice's time zone (read once, then remembered).
@@ -250,31 +265,15 @@ impl ExactConnector {
         if let Some(z) = self.zone.lock().ok().and_then(|g| g.clone()) {
             return Ok(z);
         }
-        let info = parse::parse_practice(&self.get("practice", &[]).await?)?;
+        let op = "practice read";
+        let info = parse::parse_practice(&self.get(op, "practice", &[]).await?)
+            .map_err(|e| e.during(op))?;
         let zone = IanaZone::parse(&info.timezone)
             .map_err(|e| PmsError::protocol(format!("practice.timezone: {e}")))?;
         if let Ok(mut g) = self.zone.lock() {
             *g = Some(zone.clone());
         }
         Ok(zone)
-    }
-}
-
-fn transport(e: reqwest::Error) -> PmsError {
-    if e.is_timeout() {
-        PmsError::Timeout
-    } else if e.is_decode() {
-        PmsError::protocol(format!("body: {e}"))
-    } else {
-        // Connection refused, reset, closed mid-body: the PMS is not reachable right now.
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        PmsError::Unavailable { detail }
     }
 }
 
@@ -290,19 +289,33 @@ impl PmsConnector for ExactConnector {
     }
 
     async fn read_setup(&self) -> Result<PracticeSetup, PmsError> {
-        let info = parse::parse_practice(&self.get("practice", &[]).await?)?;
+        let op = "practice read";
+        let info = parse::parse_practice(&self.get(op, "practice", &[]).await?)
+            .map_err(|e| e.during(op))?;
         let timezone = IanaZone::parse(&info.timezone)
             .map_err(|e| PmsError::protocol(format!("practice.timezone: {e}")))?;
         if let Ok(mut g) = self.zone.lock() {
             *g = Some(timezone.clone());
         }
         let practitioners = self
-            .all("practitioners", &[], parse::parse_practitioners)
+            .all(
+                "practitioners read",
+                "practitioners",
+                &[],
+                parse::parse_practitioners,
+            )
             .await?;
         let online_booking = self
-            .all("online-booking", &[], parse::parse_online_booking)
+            .all(
+                "online-booking read",
+                "online-booking",
+                &[],
+                parse::parse_online_booking,
+            )
             .await?;
-        let web = parse::parse_web_setup(&self.get("web-setup", &[]).await?)?;
+        let op = "web-setup read";
+        let web = parse::parse_web_setup(&self.get(op, "web-setup", &[]).await?)
+            .map_err(|e| e.during(op))?;
         Ok(PracticeSetup {
             site: self.cfg.site.clone(),
             name: info.name,
@@ -325,13 +338,22 @@ impl PmsConnector for ExactConnector {
         }
         let zone = self.zone().await?;
         let tz = zone.time_zone().clone();
-        let hours = self.all("sessions", &[], parse::parse_sessions).await?;
+        let hours = self
+            .all("sessions read", "sessions", &[], parse::parse_sessions)
+            .await?;
         let range = [("from", from.to_string()), ("to", to.to_string())];
         let blocks = self
-            .all("blocks", &range, |b| parse::parse_blocks(b, &tz))
+            .all("blocks read", "blocks", &range, |b| {
+                parse::parse_blocks(b, &tz)
+            })
             .await?;
         let closed_dates = self
-            .all("closed-dates", &[], parse::parse_closed_dates)
+            .all(
+                "closed-dates read",
+                "closed-dates",
+                &[],
+                parse::parse_closed_dates,
+            )
             .await?
             .into_iter()
             .filter(|d| *d >= from && *d < to)
@@ -348,8 +370,10 @@ impl PmsConnector for ExactConnector {
                 ("to", chunk_end.to_string()),
             ];
             appointments.extend(
-                self.all("appointments", &q, |b| parse::parse_appointments(b, &tz))
-                    .await?,
+                self.all("appointments read", "appointments", &q, |b| {
+                    parse::parse_appointments(b, &tz)
+                })
+                .await?,
             );
             chunk_start = chunk_end;
         }
@@ -387,12 +411,21 @@ impl PmsConnector for ExactConnector {
             "notes": new.notes,
             "external_ref": new.external_ref,
         });
-        let bytes = serde_json::to_vec(&body).map_err(|e| PmsError::protocol(e.to_string()))?;
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|_| PmsError::protocol("appointment insert: cannot encode the body"))?;
         // Idempotent on the external reference, so safe to retry.
         let (status, resp) = self
-            .send(Method::POST, "appointments", &[], Some(bytes), Retry::Safe)
+            .send(
+                "appointment insert",
+                Method::POST,
+                "appointments",
+                &[],
+                Some(bytes),
+                Retry::Safe,
+            )
             .await?;
-        let appointment = parse::parse_appointment(&resp, tz)?;
+        let appointment =
+            parse::parse_appointment(&resp, tz).map_err(|e| e.during("appointment insert"))?;
         Ok(Inserted {
             appointment,
             created: status == 201,
@@ -400,12 +433,20 @@ impl PmsConnector for ExactConnector {
     }
 
     async fn create_patient(&self, new: &NewPatient) -> Result<Patient, PmsError> {
-        let bytes = serde_json::to_vec(new).map_err(|e| PmsError::protocol(e.to_string()))?;
+        let bytes = serde_json::to_vec(new)
+            .map_err(|_| PmsError::protocol("patient create: cannot encode the body"))?;
         // Not idempotent: a retry could create a second file.
         let (_, resp) = self
-            .send(Method::POST, "patients", &[], Some(bytes), Retry::Never)
+            .send(
+                "patient create",
+                Method::POST,
+                "patients",
+                &[],
+                Some(bytes),
+                Retry::Never,
+            )
             .await?;
-        parse::parse_patient(&resp)
+        parse::parse_patient(&resp).map_err(|e| e.during("patient create"))
     }
 
     async fn search_patients(&self, query: &PatientQuery) -> Result<Vec<Patient>, PmsError> {
@@ -416,7 +457,9 @@ impl PmsConnector for ExactConnector {
                 detail: "give at least one search criterion".into(),
             });
         }
-        self.all("patients", &pairs, parse::parse_patients).await
+        // The query holds the patient's details: errors name the operation, never the URL.
+        self.all("patient search", "patients", &pairs, parse::parse_patients)
+            .await
     }
 
     async fn read_changes(&self, since: Option<&str>) -> Result<Changes, PmsError> {
@@ -424,8 +467,10 @@ impl PmsConnector for ExactConnector {
         if let Some(s) = since {
             q.push(("since", s.to_owned()));
         }
-        match self.get("changes", &q).await {
-            Ok(bytes) => Ok(Changes::Page(parse::parse_changes(&bytes)?)),
+        match self.get("change feed read", "changes", &q).await {
+            Ok(bytes) => Ok(Changes::Page(
+                parse::parse_changes(&bytes).map_err(|e| e.during("change feed read"))?,
+            )),
             Err(PmsError::Invalid { kind, .. }) if kind == "cursor-expired" => {
                 Ok(Changes::CursorExpired)
             }
@@ -436,10 +481,11 @@ impl PmsConnector for ExactConnector {
     async fn register_webhook(&self, url: &str, secret: &SecretString) -> Result<String, PmsError> {
         // One webhook per URL: a restart (or a new secret) replaces ours instead of piling up
         // against the site's limit.
-        let existing = self.get("webhooks", &[]).await?;
-        for old in parse::parse_webhooks(&existing)? {
+        let existing = self.get("webhooks read", "webhooks", &[]).await?;
+        for old in parse::parse_webhooks(&existing).map_err(|e| e.during("webhooks read"))? {
             if old.url == url {
                 self.send(
+                    "webhook delete",
                     Method::DELETE,
                     &format!("webhooks/{}", old.id),
                     &[],
@@ -450,10 +496,18 @@ impl PmsConnector for ExactConnector {
             }
         }
         let body = serde_json::json!({ "url": url, "secret": secret.expose_secret() });
-        let bytes = serde_json::to_vec(&body).map_err(|e| PmsError::protocol(e.to_string()))?;
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|_| PmsError::protocol("webhook register: cannot encode the body"))?;
         let (_, resp) = self
-            .send(Method::POST, "webhooks", &[], Some(bytes), Retry::Never)
+            .send(
+                "webhook register",
+                Method::POST,
+                "webhooks",
+                &[],
+                Some(bytes),
+                Retry::Never,
+            )
             .await?;
-        parse::parse_webhook_id(&resp)
+        parse::parse_webhook_id(&resp).map_err(|e| e.during("webhook register"))
     }
 }

@@ -31,6 +31,7 @@ use slotbridge_domain::snapshot::Snapshot;
 mod error;
 mod exact;
 pub mod parse;
+mod safe;
 pub mod types;
 pub mod webhook;
 

@@ -1,6 +1,7 @@
 //! Parsers for every response of the Exact-style API. Each takes the raw body and never panics:
-//! anything unexpected is a [`PmsError::Protocol`] naming what was wrong. They are public so the
-//! fuzz targets and the property tests can reach them.
+//! anything unexpected is a [`PmsError::Protocol`] naming what was wrong (where, never the value
+//! found: a body may hold patients). They are public so the fuzz targets and the property tests
+//! can reach them.
 
 use std::time::Duration;
 
@@ -13,19 +14,12 @@ use slotbridge_domain::practice::{
     PmsPractitioner, PmsReason, PractitionerHours,
 };
 
-use crate::PmsError;
 use crate::types::{ChangeEntry, ChangePage, Patient, PracticeInfo};
-
-/// At most this many bytes are shown of a body in an error.
-const SHOW: usize = 200;
+use crate::{PmsError, safe};
 
 fn json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, PmsError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        PmsError::protocol(format!(
-            "{what}: {e} (body starts {:?})",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(SHOW)])
-        ))
-    })
+    // The body may hold patients: the error names the path and position, never a value.
+    safe::decode(bytes).map_err(|e| PmsError::protocol(format!("{what}: {e}")))
 }
 
 /// A page of a list.
@@ -82,30 +76,42 @@ pub fn parse_problem(bytes: &[u8]) -> ProblemBody {
 }
 
 /// Map an error status, its body and its `Retry-After` header to a [`PmsError`].
+///
+/// The problem's `title` and `detail` are not kept (they may echo the patient's details): only
+/// the status, the type's short name when the API documents it, and the field the detail starts
+/// with when it is one of the API's own field names.
 pub fn parse_error(status: u16, body: &[u8], retry_after: Option<&str>) -> PmsError {
     let p = parse_problem(body);
-    let detail = if p.detail.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        p.detail.clone()
-    };
-    let kind = p.short_kind().to_owned();
+    let kind = safe::problem_kind(p.short_kind());
+    let field = safe::pms_field(&p.detail);
+    let field = field.as_deref();
+    // Variants that carry the kind show it themselves.
+    let with_kind = safe::status_text(status, &kind, field);
+    let without_kind = safe::status_text(status, "", field);
     match status {
-        401 if kind == "key-revoked" => PmsError::KeyRevoked { detail },
-        401 | 403 => PmsError::Unauthorized { detail },
-        404 => PmsError::NotFound { detail },
+        401 if kind == "key-revoked" => PmsError::KeyRevoked {
+            detail: without_kind,
+        },
+        401 | 403 => PmsError::Unauthorized { detail: with_kind },
+        404 => PmsError::NotFound { detail: with_kind },
         410 => PmsError::Invalid {
             kind: if kind.is_empty() { "gone".into() } else { kind },
-            detail,
+            detail: without_kind,
         },
-        409 => PmsError::Conflict { kind, detail },
-        400 | 422 => PmsError::Invalid { kind, detail },
+        409 => PmsError::Conflict {
+            kind,
+            detail: without_kind,
+        },
+        400 | 422 => PmsError::Invalid {
+            kind,
+            detail: without_kind,
+        },
         429 => PmsError::RateLimited {
             retry_after: parse_retry_after(retry_after),
         },
         408 | 504 => PmsError::Timeout,
-        500..=599 => PmsError::Unavailable { detail },
-        _ => PmsError::protocol(format!("unexpected HTTP {status}: {detail}")),
+        500..=599 => PmsError::Unavailable { detail: with_kind },
+        _ => PmsError::protocol(format!("unexpected {with_kind}")),
     }
 }
 
@@ -158,11 +164,9 @@ pub fn parse_sessions(bytes: &[u8]) -> Result<Page<PractitionerHours>, PmsError>
 }
 
 fn civil(s: &str, tz: &TimeZone, field: &str) -> Result<DateTime, PmsError> {
-    let ts: jiff::Timestamp = s.parse().map_err(|_| {
-        PmsError::protocol(format!(
-            "{field}: expected RFC 3339 with offset, found {s:?}"
-        ))
-    })?;
+    let ts: jiff::Timestamp = s
+        .parse()
+        .map_err(|_| PmsError::protocol(format!("{field}: expected RFC 3339 with offset")))?;
     Ok(ts.to_zoned_datetime(tz.clone()).datetime())
 }
 
@@ -295,10 +299,9 @@ struct RawChanges {
 pub fn parse_changes(bytes: &[u8]) -> Result<ChangePage, PmsError> {
     let raw: RawChanges = json(bytes, "changes")?;
     if raw.next_cursor.parse::<u64>().is_err() {
-        return Err(PmsError::protocol(format!(
-            "changes.next_cursor: {:?} is not a cursor",
-            raw.next_cursor
-        )));
+        return Err(PmsError::protocol(
+            "changes.next_cursor: not a cursor (expected digits)",
+        ));
     }
     Ok(ChangePage {
         changes: raw.items,

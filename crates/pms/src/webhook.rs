@@ -89,13 +89,10 @@ pub fn verify_webhook(
 
 /// Parse a CloudEvent body (without checking its signature).
 pub fn parse_event(body: &[u8]) -> Result<PmsEvent, WebhookError> {
-    let e: PmsEvent =
-        serde_json::from_slice(body).map_err(|e| WebhookError::Body(e.to_string()))?;
+    // The event may carry an appointment or a patient: the error names where, never a value.
+    let e: PmsEvent = crate::safe::decode(body).map_err(WebhookError::Body)?;
     if e.specversion != "1.0" {
-        return Err(WebhookError::Body(format!(
-            "specversion {:?}, expected 1.0",
-            e.specversion
-        )));
+        return Err(WebhookError::Body("specversion: expected 1.0".into()));
     }
     Ok(e)
 }
