@@ -118,7 +118,7 @@ impl PmsError {
             },
             PmsError::Unavailable { detail } => PmsError::Unavailable { detail: at(detail) },
             PmsError::Protocol { detail } => PmsError::Protocol { detail: at(detail) },
-            e @ (PmsError::RateLimited { .. } | PmsError::Timeout) => e,
+            e @ (PmsError::RateLimited { .. } | PmsError::Timeout | PmsError::Fenced) => e,
         }
     }
 

@@ -811,7 +811,8 @@ mod scenarios {
         mut w: World,
     ) {
         let (day, slots) = linked_with_slots(&w).await;
-        let link = w.store().list_links().await.expect("links")[0].id;
+        let linked = w.store().list_links().await.expect("links")[0].clone();
+        let link = linked.id;
         w.stop_node().await;
         // While the node is down, two patients book.
         let a = w.book(&slots[0], "Crashed", None).await;
@@ -826,6 +827,14 @@ mod scenarios {
         let store = Store::open(&w.database_url, Keyring::parse(KEY).expect("key"))
             .await
             .expect("store");
+        // The node that died held the link's lease; its claims die with its epoch.
+        let dead = store
+            .acquire_leases("crashed-node", 1, Duration::from_secs(60))
+            .await
+            .expect("lease")
+            .pop()
+            .expect("the link's lease")
+            .lease;
         // What a node did before it died: A's appointment went into the diary but the node died
         // before recording it; B was inserted and confirmed, and the node died before recording
         // the confirmation (so the marketplace no longer lists B).
@@ -836,14 +845,22 @@ mod scenarios {
                 .expect("listed")
                 .clone();
             store
-                .enqueue_booking(&NewBooking {
-                    booking_id: id.to_string(),
-                    link_id: link,
-                    request: serde_json::to_value(&req).expect("json"),
-                    received_at: Timestamp::now(),
-                })
+                .enqueue_booking(
+                    &dead,
+                    &NewBooking {
+                        booking_id: id.to_string(),
+                        link_id: link,
+                        market_practice_id: linked.market_practice_id.clone(),
+                        request: serde_json::to_value(&req).expect("json"),
+                        received_at: Timestamp::now(),
+                    },
+                )
                 .await
                 .expect("enqueue");
+            store
+                .claim_link_bookings(&dead, 10, Duration::from_secs(60), Timestamp::now())
+                .await
+                .expect("claim");
             let patient = pms
                 .create_patient(&NewPatient {
                     first_name: req.patient.firstname.clone().unwrap_or_default(),
@@ -859,6 +876,7 @@ mod scenarios {
                 .expect("patient");
             store
                 .transition_booking(
+                    &dead,
                     &id.to_string(),
                     BookingState::Received,
                     BookingTransition::PatientResolved {
@@ -893,6 +911,7 @@ mod scenarios {
             if id == b {
                 store
                     .transition_booking(
+                        &dead,
                         &id.to_string(),
                         BookingState::PatientResolved,
                         BookingTransition::Inserted {
@@ -919,6 +938,8 @@ mod scenarios {
                     .expect("confirm");
             }
         }
+        // The crashed node's lease lapses; released here so the test need not wait for it.
+        store.release_lease(&dead).await.expect("release");
         store.close().await;
         let still_listed: Vec<MarketBooking> = market
             .all_requests(RequestType::Bookings)

@@ -44,12 +44,19 @@ async fn setup(url: &str) -> (Store, LinkId) {
 fn bench_backend(c: &mut Criterion, name: &str, url: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (store, link) = rt.block_on(setup(url));
+    // Publish state is written by the link's lease holder.
+    let lease = rt
+        .block_on(store.acquire_leases("bench-node", 1, std::time::Duration::from_secs(3600)))
+        .expect("lease")
+        .pop()
+        .expect("the link's lease")
+        .lease;
     let mut round = 0u64;
     let mut group = c.benchmark_group(format!("publish_state/{name}"));
     group.sample_size(20);
     // Steady state: the whole horizon is stored and nothing changed.
     let stored = horizon(0);
-    rt.block_on(store.record_published(link, 1, &stored, Timestamp::now()))
+    rt.block_on(store.record_published(&lease, 1, &stored, Timestamp::now()))
         .expect("record");
     group.bench_function("diff_1800_against_1800_stored", |b| {
         b.iter(|| {
@@ -63,7 +70,7 @@ fn bench_backend(c: &mut Criterion, name: &str, url: &str) {
         b.iter(|| {
             round += 1;
             let items = horizon(round);
-            rt.block_on(store.record_published(link, 1, &items, Timestamp::now()))
+            rt.block_on(store.record_published(&lease, 1, &items, Timestamp::now()))
                 .expect("record")
         })
     });
