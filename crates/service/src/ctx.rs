@@ -108,9 +108,17 @@ impl WorkerSettings {
                 message: format!("expected 1 to 128 characters, found {:?}", self.node_id),
             });
         }
-        at_least("poll_interval", self.poll_interval, Duration::from_millis(50))?;
+        at_least(
+            "poll_interval",
+            self.poll_interval,
+            Duration::from_millis(50),
+        )?;
         at_least("full_resync", self.full_resync, Duration::from_secs(1))?;
-        at_least("backstop_poll", self.backstop_poll, Duration::from_millis(50))?;
+        at_least(
+            "backstop_poll",
+            self.backstop_poll,
+            Duration::from_millis(50),
+        )?;
         at_least("lease_ttl", self.lease_ttl, Duration::from_millis(500))?;
         if self.max_links == 0 {
             return Err(SettingsError {
@@ -336,4 +344,3 @@ impl Ctx {
         ))
     }
 }
-

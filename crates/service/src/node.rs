@@ -12,9 +12,9 @@ use slotbridge_store::{Keyring, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::ctx::{Ctx, Webhooks, WorkerSettings};
 use crate::http::AdminAccess;
 use crate::metrics::Metrics;
-use crate::ctx::{Ctx, Webhooks, WorkerSettings};
 use crate::supervisor;
 
 /// Everything a node needs.

@@ -183,8 +183,7 @@ async fn round(
     let sent = Instant::now();
     let renewed = ctx.store.renew_leases(node, ttl).await?;
     let renewed_until = valid_until(sent, ttl);
-    let held: HashMap<LinkId, &HeldLease> =
-        renewed.iter().map(|h| (h.lease.link_id, h)).collect();
+    let held: HashMap<LinkId, &HeldLease> = renewed.iter().map(|h| (h.lease.link_id, h)).collect();
     {
         let mut workers = ctx.workers();
         for (id, r) in workers.iter_mut() {

@@ -252,8 +252,15 @@ impl<P: PmsConnector> LinkRun<P> {
             now,
         )
         .await?;
-        crate::bookings::after_sync(&self.ctx, self.lease(), &self.link, &self.market, &setup, &diary)
-            .await?;
+        crate::bookings::after_sync(
+            &self.ctx,
+            self.lease(),
+            &self.link,
+            &self.market,
+            &setup,
+            &diary,
+        )
+        .await?;
         debug!(link = %self.link.id, ?config, sent = avail.sent, slots = avail.slots, "synced");
         if !avail.failed.is_empty() {
             warn!(link = %self.link.id, failed = ?avail.failed, "marketplace refused some availability");
@@ -303,7 +310,9 @@ impl<P: PmsConnector> LinkRun<P> {
             topic: slotbridge_market::types::SubscriptionTopic::All,
             callback_url: format!("{base}/webhooks/market"),
             start_at: None,
-            expire_at: self.ctx.now()
+            expire_at: self
+                .ctx
+                .now()
                 .checked_add(SignedDuration::from_hours(48))
                 .ok(),
         };
@@ -360,12 +369,15 @@ impl<P: PmsConnector> LinkRun<P> {
         let logged = self
             .ctx
             .store
-            .record_request(self.lease(), &NewMarketRequest {
-                request_id: id.clone(),
-                kind: kind.as_str().to_owned(),
-                link_id: Some(self.link.id),
-                received_at: received,
-            })
+            .record_request(
+                self.lease(),
+                &NewMarketRequest {
+                    request_id: id.clone(),
+                    kind: kind.as_str().to_owned(),
+                    link_id: Some(self.link.id),
+                    received_at: received,
+                },
+            )
             .await;
         let finished = match logged {
             Ok(_) => {
@@ -500,8 +512,12 @@ impl<P: PmsConnector> LinkRun<P> {
         loop {
             match self.ctx.store.bookings_in_flight(self.link.id).await {
                 Ok(0) => return,
-                Ok(n) => debug!(link = %self.link.id, in_flight = n, "finishing bookings in flight"),
-                Err(e) => warn!(link = %self.link.id, error = %e, "cannot count bookings in flight"),
+                Ok(n) => {
+                    debug!(link = %self.link.id, in_flight = n, "finishing bookings in flight")
+                }
+                Err(e) => {
+                    warn!(link = %self.link.id, error = %e, "cannot count bookings in flight")
+                }
             }
             if Instant::now() >= until || !self.fence.holds() {
                 return;
@@ -652,7 +668,9 @@ impl<P: PmsConnector> LinkRun<P> {
             self.account(&mut breaker, r);
         }
         let mut pushed = self.subscribe().await;
-        if pushed.pms && breaker.may_try(self.ctx.now()) && matches!(self.pms_changed().await, Ok(true))
+        if pushed.pms
+            && breaker.may_try(self.ctx.now())
+            && matches!(self.pms_changed().await, Ok(true))
         {
             let r = self
                 .sync_step(false, false, "start", Instant::now(), false)
@@ -771,8 +789,14 @@ impl<P: PmsConnector> LinkRun<P> {
                     }
                 }
             }
-            match crate::bookings::on_tick(&self.ctx, self.lease(), &self.link, &self.pms, &self.market)
-                .await
+            match crate::bookings::on_tick(
+                &self.ctx,
+                self.lease(),
+                &self.link,
+                &self.pms,
+                &self.market,
+            )
+            .await
             {
                 Ok(done) => self.after_bookings(done),
                 Err(e) => {

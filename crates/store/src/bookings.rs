@@ -551,7 +551,11 @@ impl Store {
 
     /// Whether the lease's link has a booking [`Store::claim_link_bookings`] would claim at
     /// `now`: a read, so an idle link's tick writes nothing.
-    pub async fn has_due_bookings(&self, lease: &Lease, now: Timestamp) -> Result<bool, StoreError> {
+    pub async fn has_due_bookings(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let found: Option<String> = on_backend!(self, |pool| {
             sqlx::query_scalar(concat!(
                 "SELECT booking_id FROM bookings \

@@ -240,12 +240,18 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             sqlx::query(pool.pick(
                 concat!(
-                    "UPDATE link_leases SET expires_at = ", sqlite_now!(), " + $2 \
-                     WHERE node_id = $1 AND expires_at > ", sqlite_now!()
+                    "UPDATE link_leases SET expires_at = ",
+                    sqlite_now!(),
+                    " + $2 \
+                     WHERE node_id = $1 AND expires_at > ",
+                    sqlite_now!()
                 ),
                 concat!(
-                    "UPDATE link_leases SET expires_at = ", pg_now!(), " + $2 \
-                     WHERE node_id = $1 AND expires_at > ", pg_now!()
+                    "UPDATE link_leases SET expires_at = ",
+                    pg_now!(),
+                    " + $2 \
+                     WHERE node_id = $1 AND expires_at > ",
+                    pg_now!()
                 ),
             ))
             .bind(node_id.to_owned())
@@ -256,12 +262,14 @@ impl Store {
                 concat!(
                     "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
                      JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ", sqlite_now!()
+                     WHERE ls.node_id = $1 AND ls.expires_at > ",
+                    sqlite_now!()
                 ),
                 concat!(
                     "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
                      JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ", pg_now!()
+                     WHERE ls.node_id = $1 AND ls.expires_at > ",
+                    pg_now!()
                 ),
             ))
             .bind(node_id.to_owned())
@@ -281,12 +289,14 @@ impl Store {
                 concat!(
                     "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
                      JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ", sqlite_now!()
+                     WHERE ls.node_id = $1 AND ls.expires_at > ",
+                    sqlite_now!()
                 ),
                 concat!(
                     "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
                      JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ", pg_now!()
+                     WHERE ls.node_id = $1 AND ls.expires_at > ",
+                    pg_now!()
                 ),
             ))
             .bind(node_id.to_owned())
@@ -372,12 +382,20 @@ impl Store {
             sqlx::query(pool.pick(
                 concat!(
                     "INSERT INTO node_heartbeats (node_id, started_at, last_seen_at) \
-                     VALUES ($1, ", sqlite_now!(), ", ", sqlite_now!(), ") \
+                     VALUES ($1, ",
+                    sqlite_now!(),
+                    ", ",
+                    sqlite_now!(),
+                    ") \
                      ON CONFLICT (node_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
                 ),
                 concat!(
                     "INSERT INTO node_heartbeats (node_id, started_at, last_seen_at) \
-                     VALUES ($1, ", pg_now!(), ", ", pg_now!(), ") \
+                     VALUES ($1, ",
+                    pg_now!(),
+                    ", ",
+                    pg_now!(),
+                    ") \
                      ON CONFLICT (node_id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
                 ),
             ))
@@ -417,13 +435,17 @@ impl Store {
                 concat!(
                     "SELECT n.node_id, n.started_at, n.last_seen_at, \
                      (SELECT COUNT(*) FROM link_leases ls \
-                      WHERE ls.node_id = n.node_id AND ls.expires_at > ", sqlite_now!(), ") \
+                      WHERE ls.node_id = n.node_id AND ls.expires_at > ",
+                    sqlite_now!(),
+                    ") \
                      FROM node_heartbeats n ORDER BY n.last_seen_at DESC, n.node_id"
                 ),
                 concat!(
                     "SELECT n.node_id, n.started_at, n.last_seen_at, \
                      (SELECT COUNT(*) FROM link_leases ls \
-                      WHERE ls.node_id = n.node_id AND ls.expires_at > ", pg_now!(), ") \
+                      WHERE ls.node_id = n.node_id AND ls.expires_at > ",
+                    pg_now!(),
+                    ") \
                      FROM node_heartbeats n ORDER BY n.last_seen_at DESC, n.node_id"
                 ),
             ))

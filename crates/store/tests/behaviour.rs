@@ -12,8 +12,8 @@ use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
     BookingState, BookingTransition, ConfigHashKind, ConsentStatus, ContentHash, HorizonDays,
-    KeyError, Keyring, LinkChanges, NewBooking, NewLink, NewMarketRequest, PublishItem,
-    RequestState, Store, StoreError, SyncChanges, SyncError,
+    KeyError, Keyring, Lease, LinkChanges, LinkId, NewBooking, NewLink, NewMarketRequest,
+    PublishItem, RequestState, Store, StoreError, SyncChanges, SyncError,
 };
 use support::Ctx;
 
@@ -38,9 +38,10 @@ both_backends!(
     sync_state_records_progress_and_errors,
     requests_and_payloads_are_idempotent,
     booking_outbox_moves_by_compare_and_set_and_logs_events,
-    booking_claims_expire_and_retries_wait,
+    booking_claims_belong_to_a_node_and_an_epoch,
     concurrent_claimers_never_share_a_booking,
     leases_are_exclusive_and_expired_ones_are_taken_over,
+    a_disabled_link_with_bookings_in_flight_is_still_leased,
     concurrent_nodes_split_links_without_overlap,
     key_rotation_reseals_every_secret,
     heartbeats_list_nodes,
@@ -64,6 +65,23 @@ fn new_link(slug: &str, practice: &str) -> NewLink {
         horizon_days: HorizonDays::default(),
     }
 }
+
+/// The lease on `link` of this test's node, taken (with every other free link's) if needed: a
+/// worker's writes are fenced by it.
+async fn lease_of(s: &Store, link: LinkId) -> Lease {
+    s.acquire_leases(NODE, 1000, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    s.held_leases(NODE)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.lease.link_id == link)
+        .expect("the link's lease")
+        .lease
+}
+
+const NODE: &str = "test-node";
 
 fn item(resource: &str, day: Date, hash: u64) -> PublishItem {
     PublishItem {
@@ -249,10 +267,18 @@ async fn practice_change_bumps_generation_and_forgets_publish_state(ctx: Ctx) {
     let link = s.create_link(new_link("sharbour", "p-old")).await.unwrap();
     let day = date(2026, 12, 1);
     let items = vec![item("r1", day, 1), item("r2", day, 2)];
-    s.record_published(link.id, 1, &items, t0()).await.unwrap();
-    s.record_config_hash(link.id, 1, ConfigHashKind::Resources, ContentHash(9), t0())
+    s.record_published(&lease_of(s, link.id).await, 1, &items, t0())
         .await
         .unwrap();
+    s.record_config_hash(
+        &lease_of(s, link.id).await,
+        1,
+        ConfigHashKind::Resources,
+        ContentHash(9),
+        t0(),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.published_items(link.id).await.unwrap().len(), 2);
 
     // Same practice id: no change of generation.
@@ -291,7 +317,7 @@ async fn practice_change_bumps_generation_and_forgets_publish_state(ctx: Ctx) {
 
     // A worker still publishing for generation 1 is refused and records nothing.
     let err = s
-        .record_published(link.id, 1, &items, t0())
+        .record_published(&lease_of(s, link.id).await, 1, &items, t0())
         .await
         .unwrap_err();
     assert!(
@@ -306,12 +332,20 @@ async fn practice_change_bumps_generation_and_forgets_publish_state(ctx: Ctx) {
         "{err}"
     );
     let err = s
-        .record_config_hash(link.id, 1, ConfigHashKind::Liveness, ContentHash(1), t0())
+        .record_config_hash(
+            &lease_of(s, link.id).await,
+            1,
+            ConfigHashKind::Liveness,
+            ContentHash(1),
+            t0(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::StaleGeneration { .. }), "{err}");
     assert!(s.published_items(link.id).await.unwrap().is_empty());
-    s.record_published(link.id, 2, &items, t0()).await.unwrap();
+    s.record_published(&lease_of(s, link.id).await, 2, &items, t0())
+        .await
+        .unwrap();
     assert_eq!(s.published_items(link.id).await.unwrap().len(), 2);
 }
 
@@ -340,7 +374,7 @@ async fn publish_hashes_resend_only_changes(ctx: Ctx) {
         720,
         "nothing published yet: everything is new"
     );
-    s.record_published(link.id, 1, &horizon, t0())
+    s.record_published(&lease_of(s, link.id).await, 1, &horizon, t0())
         .await
         .unwrap();
     assert!(
@@ -368,7 +402,7 @@ async fn publish_hashes_resend_only_changes(ctx: Ctx) {
         vec![next[5].clone(), next[700].clone(), next[720].clone()]
     );
     let later = t0() + 60.seconds();
-    s.record_published(link.id, 1, &changed, later)
+    s.record_published(&lease_of(s, link.id).await, 1, &changed, later)
         .await
         .unwrap();
     assert!(
@@ -388,7 +422,7 @@ async fn publish_hashes_resend_only_changes(ctx: Ctx) {
 
     // Repeated keys in one batch: the last one wins.
     s.record_published(
-        link.id,
+        &lease_of(s, link.id).await,
         1,
         &[item("res-0", start, 1), item("res-0", start, 2)],
         later,
@@ -419,11 +453,17 @@ async fn config_hashes_are_recorded_per_kind(ctx: Ctx) {
         (none.resources, none.appointment_types, none.liveness),
         (None, None, None)
     );
-    s.record_config_hash(link.id, 1, ConfigHashKind::Resources, ContentHash(1), t0())
-        .await
-        .unwrap();
     s.record_config_hash(
-        link.id,
+        &lease_of(s, link.id).await,
+        1,
+        ConfigHashKind::Resources,
+        ContentHash(1),
+        t0(),
+    )
+    .await
+    .unwrap();
+    s.record_config_hash(
+        &lease_of(s, link.id).await,
         1,
         ConfigHashKind::AppointmentTypes,
         ContentHash(2),
@@ -431,23 +471,34 @@ async fn config_hashes_are_recorded_per_kind(ctx: Ctx) {
     )
     .await
     .unwrap();
-    s.record_config_hash(link.id, 1, ConfigHashKind::Resources, ContentHash(3), t0())
-        .await
-        .unwrap();
+    s.record_config_hash(
+        &lease_of(s, link.id).await,
+        1,
+        ConfigHashKind::Resources,
+        ContentHash(3),
+        t0(),
+    )
+    .await
+    .unwrap();
     let h = s.config_hashes(link.id).await.unwrap();
     assert_eq!(h.resources, Some(ContentHash(3)));
     assert_eq!(h.appointment_types, Some(ContentHash(2)));
     assert_eq!(h.liveness, None);
+    // No lease exists on a link that does not exist: the write is fenced off.
     assert!(matches!(
         s.record_config_hash(
-            slotbridge_store::LinkId::new(),
+            &Lease {
+                link_id: LinkId::new(),
+                node_id: NODE.into(),
+                epoch: 1,
+            },
             1,
             ConfigHashKind::Liveness,
             ContentHash(1),
             t0()
         )
         .await,
-        Err(StoreError::LinkNotFound(_))
+        Err(StoreError::Fenced { .. })
     ));
 }
 
@@ -468,7 +519,7 @@ async fn sync_state_records_progress_and_errors(ctx: Ctx) {
     let flags: BTreeSet<String> = ["pms_unreachable".to_owned()].into();
     let st = s
         .update_sync_state(
-            link.id,
+            &lease_of(s, link.id).await,
             SyncChanges {
                 last_pms_read_at: Some(t0()),
                 last_poll_at: Some(t0() + 1.second()),
@@ -492,7 +543,7 @@ async fn sync_state_records_progress_and_errors(ctx: Ctx) {
     // Untouched fields stay; explicit clears clear.
     let st = s
         .update_sync_state(
-            link.id,
+            &lease_of(s, link.id).await,
             SyncChanges {
                 last_publish_at: Some(t0() + 2.seconds()),
                 ..SyncChanges::default()
@@ -505,7 +556,7 @@ async fn sync_state_records_progress_and_errors(ctx: Ctx) {
     assert_eq!(st.last_publish_at, Some(t0() + 2.seconds()));
     let st = s
         .update_sync_state(
-            link.id,
+            &lease_of(s, link.id).await,
             SyncChanges {
                 last_error: Some(None),
                 change_cursor: Some(None),
@@ -531,33 +582,59 @@ async fn requests_and_payloads_are_idempotent(ctx: Ctx) {
         link_id: Some(link.id),
         received_at: t0(),
     };
-    assert!(s.record_request(&req).await.unwrap());
+    assert!(
+        s.record_request(&lease_of(s, link.id).await, &req)
+            .await
+            .unwrap()
+    );
     let duplicate = NewMarketRequest {
         kind: "something-else".into(),
         received_at: t0() + 5.seconds(),
         ..req.clone()
     };
-    assert!(!s.record_request(&duplicate).await.unwrap());
+    assert!(
+        !s.record_request(&lease_of(s, link.id).await, &duplicate)
+            .await
+            .unwrap()
+    );
     let logged = s.market_request("req-1").await.unwrap().unwrap();
     assert_eq!(logged.kind, "booking", "a duplicate changes nothing");
     assert_eq!(logged.received_at, t0());
     assert_eq!(logged.state, RequestState::Received);
 
     assert!(
-        s.finish_request("req-1", "accepted", Some("slot held"), t0() + 1.second())
-            .await
-            .unwrap()
+        s.finish_request(
+            &lease_of(s, link.id).await,
+            "req-1",
+            "accepted",
+            Some("slot held"),
+            t0() + 1.second()
+        )
+        .await
+        .unwrap()
     );
     // A late or duplicated completion changes nothing.
     assert!(
-        !s.finish_request("req-1", "rejected", None, t0() + 9.seconds())
-            .await
-            .unwrap()
+        !s.finish_request(
+            &lease_of(s, link.id).await,
+            "req-1",
+            "rejected",
+            None,
+            t0() + 9.seconds()
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        !s.finish_request("req-unknown", "accepted", None, t0())
-            .await
-            .unwrap()
+        !s.finish_request(
+            &lease_of(s, link.id).await,
+            "req-unknown",
+            "accepted",
+            None,
+            t0()
+        )
+        .await
+        .unwrap()
     );
     let done = s.market_request("req-1").await.unwrap().unwrap();
     assert_eq!(done.state, RequestState::Handled);
@@ -566,12 +643,15 @@ async fn requests_and_payloads_are_idempotent(ctx: Ctx) {
     assert_eq!(done.handled_at, Some(t0() + 1.second()));
 
     for i in 2..5 {
-        s.record_request(&NewMarketRequest {
-            request_id: format!("req-{i}"),
-            kind: "cancellation".into(),
-            link_id: (i % 2 == 0).then_some(link.id),
-            received_at: t0() + i.seconds(),
-        })
+        s.record_request(
+            &lease_of(s, link.id).await,
+            &NewMarketRequest {
+                request_id: format!("req-{i}"),
+                kind: "cancellation".into(),
+                link_id: (i % 2 == 0).then_some(link.id),
+                received_at: t0() + i.seconds(),
+            },
+        )
         .await
         .unwrap();
     }
@@ -619,25 +699,41 @@ async fn requests_and_payloads_are_idempotent(ctx: Ctx) {
     );
 }
 
-fn new_booking(id: &str, link: slotbridge_store::LinkId, at: Timestamp) -> NewBooking {
+fn new_booking(id: &str, link: LinkId, at: Timestamp) -> NewBooking {
     NewBooking {
         booking_id: id.to_owned(),
         link_id: link,
+        market_practice_id: "p-1".into(),
         request: json!({"bookingId": id, "patient": {"firstName": "Ada"}}),
         received_at: at,
     }
 }
 
+/// The link's lease, taken by `node` once the previous holder let it go (released here: a
+/// crash would let it expire instead).
+async fn take_over(s: &Store, from: &Lease, node: &str) -> Lease {
+    assert!(s.release_lease(from).await.unwrap());
+    let got = s
+        .acquire_leases(node, 1000, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    got.into_iter()
+        .find(|h| h.lease.link_id == from.link_id)
+        .expect("taken over")
+        .lease
+}
+
 async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     let s = &ctx.store;
     let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
     assert!(
-        s.enqueue_booking(&new_booking("b-1", link.id, t0()))
+        s.enqueue_booking(&lease, &new_booking("b-1", link.id, t0()))
             .await
             .unwrap()
     );
     assert!(
-        !s.enqueue_booking(&new_booking("b-1", link.id, t0() + 1.second()))
+        !s.enqueue_booking(&lease, &new_booking("b-1", link.id, t0() + 1.second()))
             .await
             .unwrap(),
         "a duplicated booking is not queued twice"
@@ -646,18 +742,21 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     assert_eq!(b.state, BookingState::Received);
     assert_eq!(b.request["patient"]["firstName"], "Ada");
     assert_eq!(b.attempts, 0);
+    assert_eq!(b.market_practice_id.as_deref(), Some("p-1"));
 
     let claimed = s
-        .claim_bookings("w1", 10, Duration::from_secs(60), t0())
+        .claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].claimed_by.as_deref(), Some("w1"));
+    assert_eq!(claimed[0].claimed_by.as_deref(), Some(NODE));
+    assert_eq!(claimed[0].claim_epoch, Some(lease.epoch));
     assert_eq!(claimed[0].attempts, 1);
 
     let decision = json!({"rule": "exact name and date of birth", "score": 1.0});
     let b = s
         .transition_booking(
+            &lease,
             "b-1",
             BookingState::Received,
             BookingTransition::PatientResolved {
@@ -672,11 +771,12 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     assert_eq!(b.state, BookingState::PatientResolved);
     assert_eq!(b.pms_patient_id.as_deref(), Some("pat-9"));
     assert_eq!(b.match_decision, Some(decision));
-    assert_eq!(b.claimed_by.as_deref(), Some("w1"), "still claimed mid-way");
+    assert_eq!(b.claimed_by.as_deref(), Some(NODE), "still claimed mid-way");
 
-    // A second worker acting on the stale state loses, and nothing changes.
+    // Acting on a stale state loses, and nothing changes.
     let err = s
         .transition_booking(
+            &lease,
             "b-1",
             BookingState::Received,
             BookingTransition::Rejected {
@@ -701,6 +801,7 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     // No such edge.
     let err = s
         .transition_booking(
+            &lease,
             "b-1",
             BookingState::PatientResolved,
             BookingTransition::Confirmed,
@@ -712,6 +813,7 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err}");
     assert!(matches!(
         s.transition_booking(
+            &lease,
             "nope",
             BookingState::Received,
             BookingTransition::Confirmed,
@@ -723,6 +825,7 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     ));
     assert!(matches!(
         s.transition_booking(
+            &lease,
             "nope",
             BookingState::Inserted,
             BookingTransition::Confirmed,
@@ -735,6 +838,7 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
 
     let b = s
         .transition_booking(
+            &lease,
             "b-1",
             BookingState::PatientResolved,
             BookingTransition::Inserted {
@@ -748,6 +852,7 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     assert_eq!(b.pms_appointment_id.as_deref(), Some("appt-5"));
     let b = s
         .transition_booking(
+            &lease,
             "b-1",
             BookingState::Inserted,
             BookingTransition::Confirmed,
@@ -758,13 +863,14 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
         .unwrap();
     assert_eq!(b.state, BookingState::Confirmed);
     assert_eq!(b.claimed_by, None, "terminal state releases the claim");
+    assert_eq!(b.claim_epoch, None);
     assert_eq!(
         b.pms_patient_id.as_deref(),
         Some("pat-9"),
         "earlier facts kept"
     );
     assert!(
-        s.claim_bookings("w2", 10, Duration::from_secs(60), t0() + 1.hours())
+        s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0() + 1.hours())
             .await
             .unwrap()
             .is_empty(),
@@ -787,17 +893,27 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
     assert_eq!(events[3].at, t0() + 4.seconds());
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
 
-    // Rejection from the first state, with its reason.
-    s.enqueue_booking(&new_booking("b-2", link.id, t0()))
+    // Rejection from the first state, with its reason; it must be claimed first.
+    s.enqueue_booking(&lease, &new_booking("b-2", link.id, t0()))
+        .await
+        .unwrap();
+    let reject = BookingTransition::Rejected {
+        reason: "slot no longer free".into(),
+    };
+    let err = s
+        .transition_booking(&lease, "b-2", Received, reject.clone(), "unclaimed", t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ClaimLost { .. }), "{err}");
+    s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
     let r = s
         .transition_booking(
+            &lease,
             "b-2",
             Received,
-            BookingTransition::Rejected {
-                reason: "slot no longer free".into(),
-            },
+            reject,
             "re-check failed",
             t0() + 1.second(),
         )
@@ -805,78 +921,174 @@ async fn booking_outbox_moves_by_compare_and_set_and_logs_events(ctx: Ctx) {
         .unwrap();
     assert_eq!(r.state, Rejected);
     assert_eq!(r.reject_reason.as_deref(), Some("slot no longer free"));
-    assert_eq!(s.bookings_for_link(link.id, 10).await.unwrap().len(), 2);
-}
 
-async fn booking_claims_expire_and_retries_wait(ctx: Ctx) {
-    let s = &ctx.store;
-    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
-    s.enqueue_booking(&new_booking("b-1", link.id, t0()))
+    // Inserted, and the marketplace no longer waits for it: its own terminal state.
+    s.enqueue_booking(&lease, &new_booking("b-3", link.id, t0()))
         .await
         .unwrap();
-    s.enqueue_booking(&new_booking("b-later", link.id, t0() + 1.hours()))
+    s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    for (from, t) in [
+        (
+            Received,
+            BookingTransition::PatientResolved {
+                pms_patient_id: "pat-1".into(),
+                match_decision: json!({}),
+            },
+        ),
+        (
+            PatientResolved,
+            BookingTransition::Inserted {
+                pms_appointment_id: "appt-7".into(),
+            },
+        ),
+        (Inserted, BookingTransition::Gone),
+    ] {
+        s.transition_booking(&lease, "b-3", from, t, "step", t0())
+            .await
+            .unwrap();
+    }
+    let gone = s.booking("b-3").await.unwrap().unwrap();
+    assert_eq!(gone.state, Gone);
+    assert!(gone.state.is_terminal());
+    assert_eq!(gone.pms_appointment_id.as_deref(), Some("appt-7"));
+    assert_eq!(s.bookings_for_link(link.id, 10).await.unwrap().len(), 3);
+    assert_eq!(s.bookings_in_flight(link.id).await.unwrap(), 0);
+}
+
+async fn booking_claims_belong_to_a_node_and_an_epoch(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let a = lease_of(s, link.id).await;
+    s.enqueue_booking(&a, &new_booking("b-1", link.id, t0()))
+        .await
+        .unwrap();
+    s.enqueue_booking(&a, &new_booking("b-later", link.id, t0() + 1.hours()))
         .await
         .unwrap();
     let ttl = Duration::from_secs(30);
-    let first = s.claim_bookings("w1", 10, ttl, t0()).await.unwrap();
+    let first = s.claim_link_bookings(&a, 10, ttl, t0()).await.unwrap();
     assert_eq!(first.len(), 1, "b-later is not due yet");
+    assert!(s.has_due_bookings(&a, t0()).await.unwrap() == false);
     assert!(
-        s.claim_bookings("w2", 10, ttl, t0() + 10.seconds())
+        s.claim_link_bookings(&a, 10, ttl, t0() + 10.seconds())
             .await
             .unwrap()
             .is_empty(),
         "a live claim is respected"
     );
-    // w1 died: after the claim lapses, w2 takes it over.
+    // Under the same lease, a claim that lapsed (its worker stopped) is taken again.
+    let again = s
+        .claim_link_bookings(&a, 10, ttl, t0() + 31.seconds())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+
+    // Another node takes the link over: a new epoch. The old claim is dead at once, whatever
+    // its time, and the old holder can neither claim nor move the booking any more.
+    let b = take_over(s, &a, "node-b").await;
+    assert!(b.epoch > a.epoch, "{} then {}", a.epoch, b.epoch);
+    assert!(s.has_due_bookings(&b, t0() + 32.seconds()).await.unwrap());
     let taken = s
-        .claim_bookings("w2", 10, ttl, t0() + 31.seconds())
+        .claim_link_bookings(&b, 10, ttl, t0() + 32.seconds())
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].claimed_by.as_deref(), Some("w2"));
-    assert_eq!(taken[0].attempts, 2);
+    assert_eq!(taken[0].claimed_by.as_deref(), Some("node-b"));
+    assert_eq!(taken[0].claim_epoch, Some(b.epoch));
+    let fenced = s
+        .transition_booking(
+            &a,
+            "b-1",
+            BookingState::Received,
+            BookingTransition::Rejected {
+                reason: "stale".into(),
+            },
+            "stale node",
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(fenced, StoreError::Fenced { .. }), "{fenced}");
+    for err in [
+        s.claim_link_bookings(&a, 10, ttl, t0() + 2.hours())
+            .await
+            .unwrap_err(),
+        s.retry_booking(&a, "b-1", BookingState::Received, t0(), "x", t0())
+            .await
+            .unwrap_err(),
+        s.enqueue_booking(&a, &new_booking("b-9", link.id, t0()))
+            .await
+            .unwrap_err(),
+        s.release_claims(&a).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    }
+    assert!(s.booking("b-9").await.unwrap().is_none(), "nothing written");
+    // The same node at the new epoch holds no claim made at the old one.
+    let same_node_new_epoch = Lease {
+        node_id: "node-b".into(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        s.check_lease(&same_node_new_epoch).await,
+        Err(StoreError::Fenced { .. })
+    ));
 
     // A retryable failure: back off, claim released, error kept, event logged.
     let retry_at = t0() + 5.minutes();
-    let b = s
+    let r = s
         .retry_booking(
+            &b,
             "b-1",
             BookingState::Received,
             retry_at,
-            "PMS timed out",
-            t0() + 32.seconds(),
+            "PMS timeout",
+            t0() + 33.seconds(),
         )
         .await
         .unwrap();
-    assert_eq!(b.claimed_by, None);
-    assert_eq!(b.next_attempt_at, retry_at);
-    assert_eq!(b.last_error.as_deref(), Some("PMS timed out"));
+    assert_eq!(r.claimed_by, None);
+    assert_eq!(r.claim_epoch, None);
+    assert_eq!(r.next_attempt_at, retry_at);
+    assert_eq!(r.last_error.as_deref(), Some("PMS timeout"));
     assert!(
-        s.claim_bookings("w3", 10, ttl, t0() + 4.minutes())
+        s.claim_link_bookings(&b, 10, ttl, t0() + 4.minutes())
             .await
             .unwrap()
             .is_empty()
     );
     let due = s
-        .claim_bookings("w3", 10, ttl, t0() + 2.hours())
+        .claim_link_bookings(&b, 10, ttl, t0() + 2.hours())
         .await
         .unwrap();
     let ids: Vec<_> = due.iter().map(|b| b.booking_id.as_str()).collect();
     assert_eq!(ids, ["b-1", "b-later"], "oldest due first");
     let err = s
-        .retry_booking("b-1", BookingState::Inserted, retry_at, "x", t0())
+        .retry_booking(&b, "b-1", BookingState::Inserted, retry_at, "x", t0())
         .await
         .unwrap_err();
     assert!(
         matches!(err, StoreError::BookingStateConflict { .. }),
         "{err}"
     );
+    // A worker restarting under the same lease gives its claims up and resumes at once.
+    assert_eq!(s.release_claims(&b).await.unwrap(), 2);
+    assert_eq!(
+        s.claim_link_bookings(&b, 10, ttl, t0() + 2.hours())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let events = s.booking_events("b-1").await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].from, Some(BookingState::Received));
     assert_eq!(events[1].to, BookingState::Received);
     assert!(
-        events[1].reason.contains("PMS timed out"),
+        events[1].reason.contains("PMS timeout"),
         "{}",
         events[1].reason
     );
@@ -885,29 +1097,28 @@ async fn booking_claims_expire_and_retries_wait(ctx: Ctx) {
 async fn concurrent_claimers_never_share_a_booking(ctx: Ctx) {
     let s = &ctx.store;
     let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
     const N: usize = 120;
     for i in 0..N {
-        s.enqueue_booking(&new_booking(&format!("b-{i:03}"), link.id, t0()))
+        s.enqueue_booking(&lease, &new_booking(&format!("b-{i:03}"), link.id, t0()))
             .await
             .unwrap();
     }
     let mut tasks = Vec::new();
-    for w in 0..6 {
+    for _ in 0..6 {
         let store = s.clone();
+        let lease = lease.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
                 let got = store
-                    .claim_bookings(&format!("w{w}"), 5, Duration::from_secs(600), t0())
+                    .claim_link_bookings(&lease, 5, Duration::from_secs(600), t0())
                     .await
                     .expect("claim");
                 if got.is_empty() {
                     break;
                 }
-                for b in got {
-                    assert_eq!(b.claimed_by.as_deref(), Some(format!("w{w}").as_str()));
-                    mine.push(b.booking_id);
-                }
+                mine.extend(got.into_iter().map(|b| b.booking_id));
                 tokio::task::yield_now().await;
             }
             mine
@@ -928,6 +1139,10 @@ async fn concurrent_claimers_never_share_a_booking(ctx: Ctx) {
     }
 }
 
+fn links_of(held: &[slotbridge_store::HeldLease]) -> Vec<LinkId> {
+    held.iter().map(|h| h.lease.link_id).collect()
+}
+
 async fn leases_are_exclusive_and_expired_ones_are_taken_over(ctx: Ctx) {
     let s = &ctx.store;
     let mut links = Vec::new();
@@ -942,54 +1157,74 @@ async fn leases_are_exclusive_and_expired_ones_are_taken_over(ctx: Ctx) {
     let mut off = new_link("sharbour", "p-off");
     off.enabled = false;
     let off = s.create_link(off).await.unwrap().id;
-    let ttl = Duration::from_secs(30);
+    // Expiry is the database's clock: a short lease, and real time passing.
+    let short = Duration::from_millis(700);
+    let long = Duration::from_secs(60);
 
-    let a = s.acquire_leases("node-a", 6, ttl, t0()).await.unwrap();
+    let a = s.acquire_leases("node-a", 6, short).await.unwrap();
     assert_eq!(a.len(), 6);
-    let b = s.acquire_leases("node-b", 100, ttl, t0()).await.unwrap();
+    assert!(a.iter().all(|h| h.lease.epoch == 1 && h.enabled));
+    let b = s.acquire_leases("node-b", 100, long).await.unwrap();
     assert_eq!(b.len(), 4, "only the free links");
-    assert!(a.iter().all(|l| !b.contains(l)), "no link held twice");
+    let (la, lb) = (links_of(&a), links_of(&b));
+    assert!(la.iter().all(|l| !lb.contains(l)), "no link held twice");
     assert!(
-        !a.contains(&off) && !b.contains(&off),
-        "disabled links are not leased"
+        !la.contains(&off) && !lb.contains(&off),
+        "disabled links without bookings in flight are not leased"
     );
     assert!(
-        s.acquire_leases("node-a", 6, ttl, t0())
+        s.acquire_leases("node-a", 6, short)
             .await
             .unwrap()
             .is_empty(),
         "node-a is at capacity"
     );
-    for l in &a {
+    for h in &a {
         assert_eq!(
-            s.lease_holder(*l, t0()).await.unwrap().as_deref(),
-            Some("node-a")
+            s.lease_holder(h.lease.link_id).await.unwrap(),
+            Some(h.lease.clone())
         );
     }
 
     // node-b keeps renewing; node-a goes silent and its leases expire.
-    let later = t0() + 20.seconds();
-    assert_eq!(s.renew_leases("node-b", ttl, later).await.unwrap(), b);
-    let after_expiry = t0() + 31.seconds();
-    assert_eq!(s.held_leases("node-a", after_expiry).await.unwrap(), vec![]);
-    let taken = s
-        .acquire_leases("node-b", 100, ttl, after_expiry)
-        .await
-        .unwrap();
-    assert_eq!(taken, a, "node-b takes over node-a's expired leases");
+    assert_eq!(links_of(&s.renew_leases("node-b", long).await.unwrap()), lb);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(s.held_leases("node-a").await.unwrap().is_empty());
+    // node-a wakes up: an expired lease is never renewed, even if nobody took it yet.
+    assert!(s.renew_leases("node-a", short).await.unwrap().is_empty());
+    for h in &a {
+        assert!(matches!(
+            s.check_lease(&h.lease).await,
+            Err(StoreError::Fenced { .. })
+        ));
+    }
+    let taken = s.acquire_leases("node-b", 100, long).await.unwrap();
     assert_eq!(
-        s.held_leases("node-b", after_expiry).await.unwrap().len(),
-        10
+        links_of(&taken),
+        la,
+        "node-b takes over node-a's expired leases"
     );
-    // node-a comes back: nothing to renew, it must stop working on those links.
     assert!(
-        s.renew_leases("node-a", ttl, after_expiry)
-            .await
-            .unwrap()
-            .is_empty()
+        taken.iter().all(|h| h.lease.epoch == 2),
+        "each take-over is a new epoch"
+    );
+    assert_eq!(s.held_leases("node-b").await.unwrap().len(), 10);
+    // A renewal keeps the epoch.
+    let renewed = s.renew_leases("node-b", long).await.unwrap();
+    assert_eq!(renewed.len(), 10);
+    assert!(
+        renewed
+            .iter()
+            .all(|h| taken.iter().chain(&b).any(|t| t.lease == h.lease))
     );
 
-    // Disabling a link frees its lease; a clean shutdown frees the rest.
+    // A change of the link is seen by its holder as a new revision; disabling keeps the lease
+    // (the worker finishes its bookings in flight, then releases it).
+    let before = renewed
+        .iter()
+        .find(|h| h.lease.link_id == links[0])
+        .unwrap()
+        .clone();
     s.update_link(
         links[0],
         LinkChanges {
@@ -999,15 +1234,78 @@ async fn leases_are_exclusive_and_expired_ones_are_taken_over(ctx: Ctx) {
     )
     .await
     .unwrap();
-    assert_eq!(s.lease_holder(links[0], after_expiry).await.unwrap(), None);
-    assert!(s.release_lease("node-b", links[1]).await.unwrap());
-    assert!(!s.release_lease("node-a", links[2]).await.unwrap());
-    assert_eq!(s.release_leases("node-b").await.unwrap(), 8);
-    let c = s
-        .acquire_leases("node-c", 100, ttl, after_expiry)
+    let after = s.renew_leases("node-b", long).await.unwrap();
+    let now0 = after.iter().find(|h| h.lease.link_id == links[0]).unwrap();
+    assert_eq!(now0.lease, before.lease);
+    assert!(now0.revision > before.revision);
+    assert!(!now0.enabled);
+    assert!(s.release_lease(&now0.lease).await.unwrap());
+    assert!(
+        !s.release_lease(&now0.lease).await.unwrap(),
+        "a released lease is not released twice"
+    );
+    // A stale holder releases nothing.
+    let stale = &a
+        .iter()
+        .find(|h| h.lease.link_id == links[1])
+        .unwrap()
+        .lease;
+    assert!(!s.release_lease(stale).await.unwrap());
+    assert_eq!(s.release_leases("node-b").await.unwrap(), 9);
+    let c = s.acquire_leases("node-c", 100, long).await.unwrap();
+    assert_eq!(c.len(), 9, "all enabled links are free again");
+}
+
+async fn a_disabled_link_with_bookings_in_flight_is_still_leased(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
+    s.enqueue_booking(&lease, &new_booking("b-1", link.id, t0()))
         .await
         .unwrap();
-    assert_eq!(c.len(), 9, "all enabled links are free again");
+    s.update_link(
+        link.id,
+        LinkChanges {
+            enabled: Some(false),
+            ..LinkChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(s.release_lease(&lease).await.unwrap());
+    let again = s
+        .acquire_leases("node-b", 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "its booking in flight must still be answered"
+    );
+    assert!(!again[0].enabled);
+    s.claim_link_bookings(&again[0].lease, 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    s.transition_booking(
+        &again[0].lease,
+        "b-1",
+        BookingState::Received,
+        BookingTransition::Rejected {
+            reason: "disabled".into(),
+        },
+        "link disabled",
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert!(s.release_lease(&again[0].lease).await.unwrap());
+    assert!(
+        s.acquire_leases("node-c", 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing in flight: a disabled link is not leased"
+    );
 }
 
 async fn concurrent_nodes_split_links_without_overlap(ctx: Ctx) {
@@ -1023,11 +1321,10 @@ async fn concurrent_nodes_split_links_without_overlap(ctx: Ctx) {
         tasks.push(tokio::spawn(async move {
             let node = format!("node-{n}");
             let mut mine = Vec::new();
-            for round in 0..5 {
-                let now = t0() + (round as i64).seconds();
+            for _ in 0..5 {
                 mine.extend(
                     store
-                        .acquire_leases(&node, 15, Duration::from_secs(300), now)
+                        .acquire_leases(&node, 15, Duration::from_secs(300))
                         .await
                         .expect("acquire"),
                 );
@@ -1040,18 +1337,15 @@ async fn concurrent_nodes_split_links_without_overlap(ctx: Ctx) {
     for t in tasks {
         let (node, mine) = t.await.unwrap();
         assert!(mine.len() <= 15, "{node} over capacity: {}", mine.len());
-        for l in mine {
-            if let Some(other) = holder.insert(l, node.clone()) {
-                panic!("{l} acquired by both {other} and {node}");
+        for h in mine {
+            if let Some(other) = holder.insert(h.lease.link_id, h.lease.clone()) {
+                panic!("{} acquired by both {other:?} and {node}", h.lease.link_id);
             }
         }
     }
     assert_eq!(holder.len(), 40, "4 nodes x 15 cover all 40 links");
-    for (link, node) in holder {
-        assert_eq!(
-            s.lease_holder(link, t0() + 10.seconds()).await.unwrap(),
-            Some(node)
-        );
+    for (link, lease) in holder {
+        assert_eq!(s.lease_holder(link).await.unwrap(), Some(lease));
     }
 }
 
@@ -1121,21 +1415,38 @@ async fn key_rotation_reseals_every_secret(ctx: Ctx) {
 async fn heartbeats_list_nodes(ctx: Ctx) {
     let s = &ctx.store;
     s.create_link(new_link("sharbour", "p-1")).await.unwrap();
-    s.heartbeat("node-a", t0()).await.unwrap();
-    s.heartbeat("node-b", t0() + 1.second()).await.unwrap();
-    s.heartbeat("node-a", t0() + 2.seconds()).await.unwrap();
-    s.acquire_leases("node-a", 5, Duration::from_secs(60), t0())
+    s.heartbeat("node-a").await.unwrap();
+    let a_started = s.nodes().await.unwrap()[0].started_at;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.heartbeat("node-b").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.heartbeat("node-a").await.unwrap();
+    s.acquire_leases("node-a", 5, Duration::from_secs(60))
         .await
         .unwrap();
-    let nodes = s.nodes(t0() + 3.seconds()).await.unwrap();
+    let nodes = s.nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
-    assert_eq!(nodes[0].node_id, "node-a");
-    assert_eq!(nodes[0].started_at, t0());
-    assert_eq!(nodes[0].last_seen_at, t0() + 2.seconds());
+    assert_eq!(nodes[0].node_id, "node-a", "most recently seen first");
+    assert_eq!(nodes[0].started_at, a_started);
+    assert!(nodes[0].last_seen_at > nodes[1].last_seen_at);
     assert_eq!(nodes[0].leases, 1);
     assert_eq!(nodes[1].leases, 0);
-    assert_eq!(s.forget_nodes_before(t0() + 2.seconds()).await.unwrap(), 1);
-    assert_eq!(s.nodes(t0()).await.unwrap().len(), 1);
+    assert_eq!(s.live_nodes(Duration::from_secs(10)).await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.heartbeat("node-a").await.unwrap();
+    assert_eq!(
+        s.live_nodes(Duration::from_millis(200)).await.unwrap(),
+        1,
+        "node-b fell silent"
+    );
+    let b_seen = nodes[1].last_seen_at;
+    assert_eq!(
+        s.forget_nodes_before(b_seen + 1.millisecond())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.nodes().await.unwrap().len(), 1);
 }
 
 async fn bad_input_is_refused_with_the_field_named(ctx: Ctx) {
@@ -1166,13 +1477,21 @@ async fn bad_input_is_refused_with_the_field_named(ctx: Ctx) {
     );
     let err = HorizonDays::new(91).unwrap_err();
     assert!(err.to_string().contains("horizon_days"), "{err}");
+    let nobody = Lease {
+        link_id: LinkId::new(),
+        node_id: NODE.into(),
+        epoch: 1,
+    };
     let err = s
-        .record_request(&NewMarketRequest {
-            request_id: String::new(),
-            kind: "booking".into(),
-            link_id: None,
-            received_at: t0(),
-        })
+        .record_request(
+            &nobody,
+            &NewMarketRequest {
+                request_id: String::new(),
+                kind: "booking".into(),
+                link_id: None,
+                received_at: t0(),
+            },
+        )
         .await
         .unwrap_err();
     assert!(

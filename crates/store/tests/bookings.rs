@@ -10,7 +10,9 @@ use jiff::{Timestamp, ToSpan};
 use secrecy::SecretString;
 use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
-use slotbridge_store::{BookingState, BookingTransition, HorizonDays, NewBooking, NewLink};
+use slotbridge_store::{
+    BookingState, BookingTransition, HorizonDays, Lease, LinkId, NewBooking, NewLink, Store,
+};
 use support::Ctx;
 
 both_backends!(
@@ -33,10 +35,25 @@ fn new_link(slug: &str, practice: &str) -> NewLink {
     }
 }
 
-fn booking(id: &str, link: slotbridge_store::LinkId, at: Timestamp) -> NewBooking {
+/// The lease on `link` of this test's node (a worker's writes are fenced by it).
+async fn lease_of(s: &Store, link: LinkId) -> Lease {
+    s.acquire_leases("test-node", 100, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    s.held_leases("test-node")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.lease.link_id == link)
+        .expect("the link's lease")
+        .lease
+}
+
+fn booking(id: &str, link: LinkId, at: Timestamp) -> NewBooking {
     NewBooking {
         booking_id: id.to_owned(),
         link_id: link,
+        market_practice_id: "p-1".into(),
         request: json!({"bookingId": id}),
         received_at: at,
     }
@@ -46,11 +63,20 @@ async fn a_link_claims_only_its_own_due_bookings(ctx: Ctx) {
     let s = &ctx.store;
     let a = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
     let b = s.create_link(new_link("sbay", "p-2")).await.unwrap();
-    for (id, link) in [("a-1", a.id), ("a-2", a.id), ("b-1", b.id)] {
-        assert!(s.enqueue_booking(&booking(id, link, t0())).await.unwrap());
+    let (la, lb) = (lease_of(s, a.id).await, lease_of(s, b.id).await);
+    for (id, lease) in [("a-1", &la), ("a-2", &la), ("b-1", &lb)] {
+        assert!(
+            s.enqueue_booking(lease, &booking(id, lease.link_id, t0()))
+                .await
+                .unwrap()
+        );
     }
     // a-2 waits for a retry later.
+    s.claim_link_bookings(&la, 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
     s.retry_booking(
+        &la,
         "a-2",
         BookingState::Received,
         t0() + 10.seconds(),
@@ -59,9 +85,11 @@ async fn a_link_claims_only_its_own_due_bookings(ctx: Ctx) {
     )
     .await
     .unwrap();
-    assert!(s.has_due_bookings(a.id, t0()).await.unwrap());
+    // The worker restarts: its claims are given up and resumed at once.
+    assert_eq!(s.release_claims(&la).await.unwrap(), 1);
+    assert!(s.has_due_bookings(&la, t0()).await.unwrap());
     let claimed = s
-        .claim_link_bookings(a.id, "w1", 10, Duration::from_secs(60), t0())
+        .claim_link_bookings(&la, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
     let ids: Vec<&str> = claimed.iter().map(|b| b.booking_id.as_str()).collect();
@@ -71,21 +99,21 @@ async fn a_link_claims_only_its_own_due_bookings(ctx: Ctx) {
         "the other link's and the not-yet-due bookings stay"
     );
     // Claimed: not claimed again until the claim lapses.
-    assert!(!s.has_due_bookings(a.id, t0() + 1.second()).await.unwrap());
+    assert!(!s.has_due_bookings(&la, t0() + 1.second()).await.unwrap());
     assert!(
-        s.claim_link_bookings(a.id, "w2", 10, Duration::from_secs(60), t0() + 1.second())
+        s.claim_link_bookings(&la, 10, Duration::from_secs(60), t0() + 1.second())
             .await
             .unwrap()
             .is_empty()
     );
     let later = s
-        .claim_link_bookings(a.id, "w2", 10, Duration::from_secs(60), t0() + 61.seconds())
+        .claim_link_bookings(&la, 10, Duration::from_secs(60), t0() + 61.seconds())
         .await
         .unwrap();
     let ids: Vec<&str> = later.iter().map(|b| b.booking_id.as_str()).collect();
     assert_eq!(ids, ["a-1", "a-2"], "a lapsed claim and a due retry");
     let other = s
-        .claim_link_bookings(b.id, "w1", 10, Duration::from_secs(60), t0())
+        .claim_link_bookings(&lb, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
     assert_eq!(other.len(), 1);
@@ -95,10 +123,13 @@ async fn a_link_claims_only_its_own_due_bookings(ctx: Ctx) {
 async fn a_desk_cancellation_is_recorded_once_for_a_confirmed_booking(ctx: Ctx) {
     let s = &ctx.store;
     let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
-    s.enqueue_booking(&booking("c-1", link.id, t0()))
-        .await
-        .unwrap();
-    s.enqueue_booking(&booking("c-2", link.id, t0()))
+    let lease = lease_of(s, link.id).await;
+    for id in ["c-1", "c-2"] {
+        s.enqueue_booking(&lease, &booking(id, link.id, t0()))
+            .await
+            .unwrap();
+    }
+    s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
     let steps = [
@@ -114,14 +145,14 @@ async fn a_desk_cancellation_is_recorded_once_for_a_confirmed_booking(ctx: Ctx) 
     let mut state = BookingState::Received;
     for step in steps {
         let next = step.target();
-        s.transition_booking("c-1", state, step, "step", t0())
+        s.transition_booking(&lease, "c-1", state, step, "step", t0())
             .await
             .unwrap();
         state = next;
     }
     // Not confirmed: nothing to record.
     assert!(
-        !s.mark_booking_cancelled("c-2", "removed at the desk", t0())
+        !s.mark_booking_cancelled(&lease, "c-2", "removed at the desk", t0())
             .await
             .unwrap()
     );
@@ -141,12 +172,12 @@ async fn a_desk_cancellation_is_recorded_once_for_a_confirmed_booking(ctx: Ctx) 
     );
     let at = t0() + 5.seconds();
     assert!(
-        s.mark_booking_cancelled("c-1", "appointment A1 removed at the desk", at)
+        s.mark_booking_cancelled(&lease, "c-1", "appointment A1 removed at the desk", at)
             .await
             .unwrap()
     );
     assert!(
-        !s.mark_booking_cancelled("c-1", "appointment A1 removed at the desk", at)
+        !s.mark_booking_cancelled(&lease, "c-1", "appointment A1 removed at the desk", at)
             .await
             .unwrap(),
         "recorded once"

@@ -83,4 +83,3 @@ pub async fn after_sync(
     }
     Ok(())
 }
-

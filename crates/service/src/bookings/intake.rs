@@ -84,7 +84,6 @@ pub async fn handle<P: PmsConnector>(
     }
 }
 
-
 /// Send an answer again for a booking the marketplace still lists although it was answered.
 async fn answer_again(market: &PracticeClient, row: &Booking, b: &MarketBooking) {
     let sent = match row.state {

@@ -54,10 +54,10 @@ use slotbridge_market::PracticeClient;
 use slotbridge_market::types::ConfirmBookingInsert;
 use slotbridge_pms::PmsError;
 
-pub use slotbridge_domain::booking_rules::RejectReason;
 pub use desk::after_sync;
 pub use intake::handle;
 pub use outbox::on_tick;
+pub use slotbridge_domain::booking_rules::RejectReason;
 
 /// The reason given to the marketplace for a desk cancellation.
 pub const DESK_CANCELLATION: &str = "The practice cancelled this appointment.";

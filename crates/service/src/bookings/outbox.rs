@@ -27,9 +27,7 @@ use slotbridge_domain::publish::{ResolvedBooking, practitioner_of, resolve_booki
 use slotbridge_market::types::Booking as MarketBooking;
 use slotbridge_market::{MarketError, PracticeClient};
 use slotbridge_pms::{NewAppointment, NewPatient, PatientQuery, PmsConnector, PmsError};
-use slotbridge_store::{
-    Booking, BookingState, BookingTransition, Lease, Link, Store, StoreError,
-};
+use slotbridge_store::{Booking, BookingState, BookingTransition, Lease, Link, Store, StoreError};
 use tracing::{debug, info, warn};
 
 use super::{Followup, answered_ok, confirm, external_ref, find_by_ref, is_gone, limited, since};
@@ -379,7 +377,13 @@ impl<P: PmsConnector> Round<'_, P> {
                     );
                     warn!(booking = %row.booking_id, "confirmation refused");
                     if let Err(e) = self
-                        .transition(&row, BookingTransition::Rejected { reason: reason.clone() }, &reason)
+                        .transition(
+                            &row,
+                            BookingTransition::Rejected {
+                                reason: reason.clone(),
+                            },
+                            &reason,
+                        )
                         .await
                     {
                         warn!(booking = %row.booking_id, error = %e, "recording the refusal failed");
@@ -394,8 +398,14 @@ impl<P: PmsConnector> Round<'_, P> {
                         row.pms_appointment_id.as_deref().unwrap_or("?")
                     );
                     warn!(booking = %row.booking_id, "booking gone from the marketplace");
-                    match self.transition(&row, BookingTransition::Gone, &reason).await {
-                        Ok(_) => self.ctx.metrics.booking("gone", since(row.created_at, self.now())),
+                    match self
+                        .transition(&row, BookingTransition::Gone, &reason)
+                        .await
+                    {
+                        Ok(_) => self
+                            .ctx
+                            .metrics
+                            .booking("gone", since(row.created_at, self.now())),
                         Err(e) => {
                             warn!(booking = %row.booking_id, error = %e, "recording the gone booking failed")
                         }
@@ -653,7 +663,13 @@ impl<P: PmsConnector> Round<'_, P> {
         );
         warn!(booking = %row.booking_id, "booking of the link's previous marketplace practice");
         if let Err(e) = self
-            .transition(&row, BookingTransition::Rejected { reason: reason.clone() }, &reason)
+            .transition(
+                &row,
+                BookingTransition::Rejected {
+                    reason: reason.clone(),
+                },
+                &reason,
+            )
             .await
         {
             warn!(booking = %row.booking_id, error = %e, "recording the rejection failed");
@@ -828,4 +844,3 @@ fn notes(b: &MarketBooking, flag: Option<&str>) -> String {
     }
     lines.join("\n")
 }
-

@@ -26,8 +26,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::admin::{self, AdminError, CreateLink, ExplainQuery, ResyncWhat, UpdateLink};
-use crate::http::{AdminAccess, constant_time_eq};
 use crate::ctx::Ctx;
+use crate::http::{AdminAccess, constant_time_eq};
 
 const SESSION_COOKIE: &str = "sb_session";
 const LOGIN_COOKIE: &str = "sb_login";
