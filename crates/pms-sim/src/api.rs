@@ -86,6 +86,7 @@ impl FromRequestParts<Arc<SimState>> for Site {
             .find(|(k, _)| *k == "slug")
             .map(|(_, v)| v.to_owned())
             .ok_or_else(|| Problem::not_found("no site in the path"))?;
+        state.count_site_request(&slug);
         let practice = state
             .practice(&slug)
             .ok_or_else(|| Problem::not_found(format!("no site {slug:?}")))?;

@@ -806,6 +806,7 @@ async fn stats(State(s): State<Arc<SimState>>) -> Response {
     Json(serde_json::json!({
         "resident_practices": s.resident(),
         "resident_weight": s.resident_weight(),
+        "site_requests": s.all_site_requests(),
     }))
     .into_response()
 }

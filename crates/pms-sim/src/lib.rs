@@ -151,6 +151,7 @@ impl PmsSimBuilder {
                 burst_left: AtomicU32::new(burst),
                 rate_limit: self.rate_limit,
                 buckets: Mutex::new(HashMap::new()),
+                site_requests: Mutex::new(HashMap::new()),
                 client: reqwest::Client::new(),
             }),
         }
@@ -195,6 +196,12 @@ impl PmsSim {
     /// What the generated practices in memory weigh (see [`PmsSimBuilder::resident_budget`]).
     pub fn resident_weight(&self) -> usize {
         self.state.resident_weight()
+    }
+
+    /// How many API requests were addressed to the site `slug` so far, refused ones included
+    /// (also `GET /_sim/stats`).
+    pub fn site_requests(&self, slug: &str) -> u64 {
+        self.state.site_requests(slug)
     }
 
     /// Replace the faults in force.
@@ -331,6 +338,9 @@ pub struct SimState {
     burst_left: AtomicU32,
     rate_limit: Option<RateLimit>,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// API requests addressed to each site (refused ones included), for tests of a client
+    /// that must stop calling.
+    site_requests: Mutex<HashMap<String, u64>>,
     client: reqwest::Client,
 }
 
@@ -370,6 +380,31 @@ impl SimState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .resident()
+    }
+
+    fn count_site_request(&self, slug: &str) {
+        *self
+            .site_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(slug.to_owned())
+            .or_default() += 1;
+    }
+
+    fn site_requests(&self, slug: &str) -> u64 {
+        self.site_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(slug)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn all_site_requests(&self) -> HashMap<String, u64> {
+        self.site_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn resident_weight(&self) -> usize {

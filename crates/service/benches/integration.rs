@@ -113,6 +113,7 @@ async fn run(samples: usize, pause: Duration) {
             lease_ttl: Duration::from_secs(20),
             pms_webhook_secret: None,
             public_url: None,
+            clock_offset: jiff::SignedDuration::ZERO,
         },
         Keyring::parse(KEY).expect("key"),
     )

@@ -105,6 +105,7 @@ async fn run(n: u32) {
             lease_ttl: Duration::from_secs(20),
             pms_webhook_secret: None,
             public_url: None,
+            clock_offset: jiff::SignedDuration::ZERO,
         },
         Keyring::parse(KEY).expect("key"),
     )

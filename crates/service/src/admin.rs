@@ -21,6 +21,7 @@ use slotbridge_store::{
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ctx::{Ctx, ResyncState, Trigger};
+use crate::worker::FailureKind;
 
 /// Published availability older than this is stale.
 pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
@@ -744,8 +745,11 @@ pub async fn resync_progress(ctx: &Ctx, id: &str) -> Result<ResyncProgressView, 
 }
 
 fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> HealthView {
-    let error_kind = state.last_error.as_ref().map(|e| e.kind.as_str());
-    let message_if = |kind: &str| {
+    let error_kind = state
+        .last_error
+        .as_ref()
+        .and_then(|e| FailureKind::parse(&e.kind));
+    let message_if = |kind: FailureKind| {
         state
             .last_error
             .as_ref()
@@ -754,19 +758,19 @@ fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> Healt
     };
     HealthView {
         pms_auth: match error_kind {
-            Some("pms_unauthorized") => PmsAuth::Rejected,
-            Some("pms_key_revoked") => PmsAuth::Revoked,
+            Some(FailureKind::PmsUnauthorized) => PmsAuth::Rejected,
+            Some(FailureKind::PmsKeyRevoked) => PmsAuth::Revoked,
             _ => PmsAuth::Ok,
         },
-        pms_reachable: error_kind != Some("pms"),
-        pms_error: message_if("pms"),
+        pms_reachable: error_kind != Some(FailureKind::Pms),
+        pms_error: message_if(FailureKind::Pms),
         consent: match state.consent {
             ConsentStatus::Granted => Consent::Granted,
             ConsentStatus::Withdrawn => Consent::Missing,
             ConsentStatus::Unknown => Consent::Unknown,
         },
-        market_reachable: error_kind != Some("market"),
-        market_error: message_if("market"),
+        market_reachable: error_kind != Some(FailureKind::Market),
+        market_error: message_if(FailureKind::Market),
         // Bookings still in the outbox are the critical requests the marketplace is waiting on
         // (the worker answers availability and configuration requests as it reads them).
         oldest_open_critical_request: bookings

@@ -52,6 +52,57 @@ pub struct WorkerSettings {
     /// Added to the system clock for this node's own notion of now (tests run nodes whose
     /// clocks disagree). Leases never use it: the database's clock decides their expiry.
     pub clock_offset: SignedDuration,
+    /// For crash tests only: abort the process (as `kill -9` would) at this step of the booking
+    /// pipeline. Set from `SLOTBRIDGE_CRASH_AT`; never in production.
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// A step of the booking pipeline where a crash test kills the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Bookings claimed, nothing done yet.
+    AfterClaim,
+    /// The patient was matched or created in the PMS and recorded.
+    AfterPatient,
+    /// The appointment is in the PMS diary; the store does not know yet.
+    AfterInsert,
+    /// Inserted and recorded; the marketplace not told yet.
+    BeforeConfirm,
+}
+
+impl CrashPoint {
+    /// Every point.
+    pub const ALL: [CrashPoint; 4] = [
+        CrashPoint::AfterClaim,
+        CrashPoint::AfterPatient,
+        CrashPoint::AfterInsert,
+        CrashPoint::BeforeConfirm,
+    ];
+
+    /// The name `SLOTBRIDGE_CRASH_AT` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashPoint::AfterClaim => "after_claim",
+            CrashPoint::AfterPatient => "after_patient",
+            CrashPoint::AfterInsert => "after_insert",
+            CrashPoint::BeforeConfirm => "before_confirm",
+        }
+    }
+
+    /// The point a name stands for.
+    pub fn parse(s: &str) -> Option<CrashPoint> {
+        CrashPoint::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl Ctx {
+    /// Abort the process here if a crash test asked for it (see [`CrashPoint`]).
+    pub(crate) fn crash_point(&self, at: CrashPoint) {
+        if self.settings.crash_at == Some(at) {
+            eprintln!("slotbridge: crash test: aborting at {}", at.as_str());
+            std::process::abort();
+        }
+    }
 }
 
 /// A setting that would make the node misbehave, refused at start.
@@ -86,6 +137,7 @@ impl WorkerSettings {
             webhooks: None,
             backstop_poll: Duration::from_secs(60),
             clock_offset: SignedDuration::ZERO,
+            crash_at: None,
         }
     }
 

@@ -44,6 +44,36 @@ pub struct NodeConfig {
     /// Where the PMS and the marketplace reach this node's `/webhooks/…` (for example
     /// `https://slotbridge.example.com`). Defaults to `http://` + the bound listen address.
     pub public_url: Option<url::Url>,
+    /// Added to this node's clock (tests run nodes whose clocks disagree); zero in production.
+    /// Leases never depend on it: the database's clock decides their expiry.
+    pub clock_offset: jiff::SignedDuration,
+}
+
+impl NodeConfig {
+    /// The worker settings this configuration gives, refused with the setting named when the
+    /// node could not run with them (a zero interval, a lease too short to renew).
+    pub fn settings(&self) -> Result<WorkerSettings, crate::ctx::SettingsError> {
+        let mut settings = WorkerSettings::new(self.node_id.clone(), self.pms_url.clone());
+        settings.poll_interval = self.poll_interval;
+        settings.lease_ttl = self.lease_ttl;
+        settings.clock_offset = self.clock_offset;
+        // A crash test's hook (see `CrashPoint`); unset in production.
+        if let Ok(at) = std::env::var("SLOTBRIDGE_CRASH_AT")
+            && !at.is_empty()
+        {
+            settings.crash_at = Some(crate::ctx::CrashPoint::parse(&at).ok_or_else(|| {
+                crate::ctx::SettingsError {
+                    field: "SLOTBRIDGE_CRASH_AT",
+                    message: format!(
+                        "expected after_claim, after_patient, after_insert or before_confirm, \
+                             found {at:?}"
+                    ),
+                }
+            })?);
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
 }
 
 /// Why a node could not start.
@@ -55,6 +85,9 @@ pub enum StartError {
     /// The marketplace client could not be built.
     #[error("marketplace client: {0}")]
     Market(#[from] slotbridge_market::MarketError),
+    /// A setting the node cannot run with.
+    #[error("{0}")]
+    Settings(#[from] crate::ctx::SettingsError),
     /// The admin API would be open on a non-loopback address.
     #[error(
         "no admin token: the admin API and the console would be open to the network on {0}; \
@@ -99,6 +132,7 @@ impl Node {
         if access.token.is_none() && !cfg.listen.ip().is_loopback() {
             return Err(StartError::AdminOpen(cfg.listen));
         }
+        let mut settings = cfg.settings()?;
         let store = Store::open(&cfg.database_url, keys).await?;
         let metrics = Arc::new(Metrics::default());
         let market = MarketClient::new(
@@ -130,9 +164,6 @@ impl Node {
             .pms_webhook_secret
             .clone()
             .unwrap_or_else(Keyring::generate_key);
-        let mut settings = WorkerSettings::new(cfg.node_id.clone(), cfg.pms_url.clone());
-        settings.poll_interval = cfg.poll_interval;
-        settings.lease_ttl = cfg.lease_ttl;
         settings.webhooks = Some(Webhooks {
             public_url,
             pms_secret: pms_webhook_secret.clone(),

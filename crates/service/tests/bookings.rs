@@ -108,6 +108,7 @@ async fn start_node(database_url: &str, pms: &str, market_api: &str) -> Node {
             lease_ttl: Duration::from_secs(4),
             pms_webhook_secret: None,
             public_url: None,
+            clock_offset: jiff::SignedDuration::ZERO,
         },
         Keyring::parse(KEY).expect("key"),
     )

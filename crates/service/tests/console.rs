@@ -123,6 +123,7 @@ async fn world() -> World {
             lease_ttl: Duration::from_secs(4),
             pms_webhook_secret: None,
             public_url: None,
+            clock_offset: jiff::SignedDuration::ZERO,
         },
         Keyring::parse(KEY).expect("key"),
         AdminAccess {

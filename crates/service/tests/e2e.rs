@@ -131,6 +131,7 @@ async fn world_on(db: Db) -> Option<World> {
         lease_ttl: Duration::from_secs(4),
         pms_webhook_secret: None,
         public_url: None,
+        clock_offset: jiff::SignedDuration::ZERO,
     };
     let node = Node::start(config.clone(), Keyring::parse(KEY).expect("key"))
         .await

@@ -145,6 +145,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
             lease_ttl: Duration::from_secs(10),
             pms_webhook_secret: None,
             public_url: None,
+            clock_offset: jiff::SignedDuration::ZERO,
         },
         keys,
         access,

@@ -34,6 +34,7 @@ struct FileConfig {
     pms_url: Option<String>,
     poll_interval_ms: Option<u64>,
     lease_ttl_secs: Option<u64>,
+    clock_offset_ms: Option<i64>,
     log_format: Option<String>,
     pms_webhook_secret: Option<String>,
     public_url: Option<String>,
@@ -115,12 +116,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             public_url: setting(&file.public_url, "public_url")
                 .map(|u| u.parse().map_err(|e| format!("public_url: {e}")))
                 .transpose()?,
+            clock_offset: jiff::SignedDuration::from_millis(
+                match std::env::var("SLOTBRIDGE_CLOCK_OFFSET_MS") {
+                    Ok(v) if !v.is_empty() => v.parse().map_err(|_| {
+                        format!("clock_offset_ms: expected a whole number, found {v:?}")
+                    })?,
+                    _ => file.clock_offset_ms.unwrap_or(0),
+                },
+            ),
         })
     })();
     let config = match config {
         Ok(c) => c,
         Err(message) => return Ok(super::usage_error(message)),
     };
+    if let Err(e) = config.settings() {
+        return Ok(super::usage_error(e.to_string()));
+    }
     let access = AdminAccess {
         token: setting(&file.admin_token, "admin_token").map(SecretString::from),
         console_password: setting(&file.console_password, "console_password")

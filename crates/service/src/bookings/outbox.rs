@@ -31,7 +31,7 @@ use slotbridge_store::{Booking, BookingState, BookingTransition, Lease, Link, St
 use tracing::{debug, info, warn};
 
 use super::{Followup, answered_ok, confirm, external_ref, find_by_ref, is_gone, limited, since};
-use crate::ctx::Ctx;
+use crate::ctx::{CrashPoint, Ctx};
 use crate::worker::SyncFailure;
 
 /// The longest one PMS call may take while a booking is being decided.
@@ -66,6 +66,7 @@ pub async fn on_tick<P: PmsConnector>(
     if claimed.is_empty() {
         return Ok(Followup::default());
     }
+    ctx.crash_point(CrashPoint::AfterClaim);
     // Retries are picked up at the worker's ticks: leave room for one tick before a deadline.
     let rules = Rules {
         attempt_takes: SignedDuration::try_from(
@@ -451,6 +452,7 @@ impl<P: PmsConnector> Round<'_, P> {
                                 "patient matched or created",
                             )
                             .await?;
+                        self.ctx.crash_point(CrashPoint::AfterPatient);
                         Ok(Moved::To(Box::new(next)))
                     }
                     Ok(Err(why)) => Err(Fail::Refuse(why)),
@@ -490,6 +492,7 @@ impl<P: PmsConnector> Round<'_, P> {
                 };
                 match limited(PMS_CALL_LIMIT, self.pms.insert_appointment(&insert)).await {
                     Ok(inserted) => {
+                        self.ctx.crash_point(CrashPoint::AfterInsert);
                         let appointment = inserted.appointment.id.clone();
                         day.appointments.push(inserted.appointment);
                         Ok(Moved::To(Box::new(
@@ -507,6 +510,7 @@ impl<P: PmsConnector> Round<'_, P> {
             BookingState::Inserted => {
                 let appointment = row.pms_appointment_id.clone().unwrap_or_default();
                 let patient = row.pms_patient_id.clone().unwrap_or_default();
+                self.ctx.crash_point(CrashPoint::BeforeConfirm);
                 confirm(self.market, b.booking_id, appointment, patient)
                     .await
                     .map_err(market_fail)?;
