@@ -228,6 +228,10 @@ impl Control {
 
 /// GET a JSON document with `http`; panics with the URL unless it answers 2xx with JSON.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    assert!(
+        url.starts_with("http"),
+        "GET {url}: not a URL (a node's admin path goes through Stack::api_get)"
+    );
     let r = http
         .get(url)
         .timeout(CALL)
