@@ -679,3 +679,47 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
         "lease holders"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_answers_nothing_until_it_is_resumed_and_a_restarted_one_serves_again() {
+    let _serial = SERIAL.lock().await;
+    let world = World::start(1).await;
+    let db = slotbridge_testkit::TestDb::sqlite();
+    let mut node = NodeProcess::start(&world.spec("pause-node", db.url(), Some(5)), READY).await;
+    let ready = |url: String| {
+        let http = world.http.clone();
+        async move {
+            http.get(format!("{url}/readyz"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    };
+    assert!(ready(node.url.clone()).await);
+    node.pause();
+    assert!(node.alive(), "a paused process still exists");
+    assert!(
+        !ready(node.url.clone()).await,
+        "a paused node does not answer"
+    );
+    node.resume();
+    eventually_or(
+        "the resumed node answers",
+        Duration::from_secs(10),
+        || node.log_tail(20),
+        || async { ready(node.url.clone()).await.then_some(()) },
+    )
+    .await;
+    let before = node.log.clone();
+    node.restart(READY).await;
+    assert_ne!(node.log, before, "a restart writes a new log");
+    assert!(ready(node.url.clone()).await);
+    assert!(
+        node.log_text().contains("slotbridge node started"),
+        "{}",
+        node.log_tail(20)
+    );
+    node.kill9();
+    assert!(!node.alive());
+}
