@@ -763,7 +763,7 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
             .arg("console.mjs")
             .current_dir(&dir)
             .env("CHROMIUM", &browser)
-            .env("NODE_URL", &w.node().url())
+            .env("NODE_URL", w.node().url())
             .env("CONSOLE_PASSWORD", PASSWORD)
             .env("MARKET_URL", &w.market_url)
             .env("PRACTICE_ID", &w.harbour().practice_id)
