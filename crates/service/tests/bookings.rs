@@ -727,13 +727,7 @@ mod scenarios {
             rec.pms_patient_id = Some("OLD-P".into());
         });
         for id in [c, d] {
-            let r = w
-                .http
-                .post(format!("{}/_market/bookings/{id}/cancel", w.market_url))
-                .send()
-                .await
-                .expect("cancel");
-            assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+            w.cancel_booking(id).await;
         }
         w.restart_node(0).await;
         let answered = |id: i64| {

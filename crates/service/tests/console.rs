@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use slotbridge_pms_sim::{DEMO_API_KEY, PmsSim};
-use slotbridge_testkit::{Stack, booking_body, eventually, patient};
+use slotbridge_testkit::{Stack, booking_body, eventually, finding_code, patient};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 const PASSWORD: &str = "test console password";
@@ -207,20 +207,6 @@ async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_to
     }
 }
 
-/// The diagnostics code of each misconfiguration the simulator plants.
-fn code_of(kind: &str) -> &'static str {
-    match kind {
-        "stacking_off" => "stacking-off",
-        "no_healthengine_reason" => "healthengine-reason-missing",
-        "health_engine_misspelt" => "healthengine-reason-misspelt",
-        "default_reason_too_short" => "default-reason-too-short",
-        "default_reason_not_all_types" => "default-reason-not-all-types",
-        "practitioner_missing_from_reason" => "practitioner-missing-from-reason",
-        "duration_mismatch" => "duration-mismatch",
-        other => panic!("unknown planted misconfiguration {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findings_with_fixes() {
     let w = world().await;
@@ -250,7 +236,7 @@ async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findi
         .collect();
     for kind in &w.planted {
         assert!(
-            codes.contains(code_of(kind)),
+            codes.contains(finding_code(kind)),
             "planted {kind} not among the findings {codes:?}"
         );
     }
@@ -578,7 +564,7 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
         .expect("html");
     for kind in &w.planted {
         assert!(
-            practice.contains(&format!("data-code=\"{}\"", code_of(kind))),
+            practice.contains(&format!("data-code=\"{}\"", finding_code(kind))),
             "the page shows the finding for {kind}"
         );
     }

@@ -95,13 +95,7 @@ async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_an
         (b["status"] == "Confirmed").then_some(b)
     })
     .await;
-    let r = w
-        .http
-        .post(format!("{}/_market/bookings/{id}/cancel", w.market_url))
-        .send()
-        .await
-        .expect("cancel");
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    w.cancel_booking(&id).await;
     let b = eventually("cancellation answered", Duration::from_secs(20), || async {
         let b = w.booking(&id).await;
         let answered = b["updates"]

@@ -26,7 +26,7 @@ pub mod stack;
 pub use control::{Call, Control, booking_body, patient, recorded_calls};
 pub use db::{Db, PgDatabase, TestDb, sqlite_url};
 pub use poll::{eventually, eventually_or, poll_until};
-pub use sims::{Practice, Sims, SimsBuilder};
+pub use sims::{Practice, Sims, SimsBuilder, finding_code};
 pub use stack::{Stack, StackBuilder, link_practice, node_config};
 
 /// The master key every node of a test shares (32 zero bytes; tests only).

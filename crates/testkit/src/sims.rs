@@ -200,3 +200,18 @@ impl Sims {
         self.create_practice(&entry.name, &entry.timezone, &entry.slug, &entry.api_key)
     }
 }
+
+/// The diagnostics finding code of a misconfiguration the PMS simulator plants (its manifest's
+/// `kind`); panics on a kind the diagnostics do not know.
+pub fn finding_code(kind: &str) -> &'static str {
+    match kind {
+        "stacking_off" => "stacking-off",
+        "no_healthengine_reason" => "healthengine-reason-missing",
+        "health_engine_misspelt" => "healthengine-reason-misspelt",
+        "default_reason_too_short" => "default-reason-too-short",
+        "default_reason_not_all_types" => "default-reason-not-all-types",
+        "practitioner_missing_from_reason" => "practitioner-missing-from-reason",
+        "duration_mismatch" => "duration-mismatch",
+        other => panic!("the simulator plants {other:?}, which the diagnostics do not know"),
+    }
+}
