@@ -340,3 +340,35 @@ pub fn recorded_calls(record: &Path) -> Vec<Call> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_calls_read_headers_in_any_case_and_skip_a_half_written_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("calls.jsonl");
+        let line = json!({"method": "POST", "path": "/pms-api/v1/availability/snapshots",
+            "headers": {"Practice-Id": "7", "user-agent": "node-a"}, "body": [1]});
+        std::fs::write(&path, format!("{line}\n{{\"method\": \"GE")).expect("write");
+        let calls = recorded_calls(&path);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].practice_id, "7");
+        assert_eq!(calls[0].user_agent, "node-a");
+        assert_eq!(calls[0].line(), "POST /pms-api/v1/availability/snapshots");
+        assert_eq!(calls[0].body, json!([1]));
+    }
+
+    #[test]
+    fn a_booking_form_carries_the_slot_and_the_patient() {
+        let slot = json!({"practitioner": 3, "appointment_type": 9, "start": "2026-01-05T09:00:00+11:00",
+            "pms_resource_id": "1004:oht"});
+        let body = booking_body(&slot, patient("Ada", "L", "1990-01-01", "04", "a@x"));
+        assert_eq!(body["practitioner"], 3);
+        assert_eq!(body["patient"]["firstname"], "Ada");
+        assert_eq!(practitioner_of(&slot), "1004");
+        assert_eq!(booking_id(&json!({"booking_id": "12"})), 12);
+        assert!(offers(std::slice::from_ref(&slot), &slot));
+    }
+}

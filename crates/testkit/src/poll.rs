@@ -51,3 +51,36 @@ where
         None => panic!("{what}: not within {within:?}\n{}", context()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn poll_until_gives_the_first_value_and_none_after_the_limit() {
+        let mut n = 0;
+        let got = poll_until(Duration::from_secs(5), Duration::from_millis(1), || {
+            n += 1;
+            let v = (n == 3).then_some(n);
+            async move { v }
+        })
+        .await;
+        assert_eq!(got, Some(3));
+        let never: Option<()> = poll_until(
+            Duration::from_millis(20),
+            Duration::from_millis(5),
+            || async { None },
+        )
+        .await;
+        assert_eq!(never, None);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the thing: not within")]
+    async fn eventually_names_what_did_not_happen() {
+        eventually("the thing", Duration::from_millis(10), || async {
+            None::<()>
+        })
+        .await;
+    }
+}
