@@ -5,22 +5,19 @@
 //! The checks go through the simulators' documented control endpoints only: the marketplace's
 //! bookings, slots and `--record` file, and the PMS desk's diary.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
-use slotbridge_market_sim::MarketSim;
+use serde_json::Value;
 use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG, PmsSim};
-use support::{
-    MARKET_API_KEY, NodeProcess, NodeSpec, PgDatabase, eventually, get_json, id_string,
-    recorded_calls,
+use slotbridge_testkit::control::{offers, practitioner_of};
+use slotbridge_testkit::process::{self, NodeProcess, NodeSpec, user_agent};
+use slotbridge_testkit::{
+    PgDatabase, Practice, Sims, booking_body, eventually_or, link_practice, patient, recorded_calls,
 };
-use tokio::net::TcpListener;
 
 /// The scenarios run one at a time: each starts several processes on a small machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -28,24 +25,21 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long a node may take to answer `/readyz` after it was started.
 const READY: Duration = Duration::from_secs(60);
 
-/// One practice as both sides know it.
-#[derive(Debug, Clone)]
-struct Practice {
-    practice_id: String,
-    practice_key: String,
-    slug: String,
-    api_key: String,
-    timezone: String,
-}
-
-/// Both simulators, served by this test process, and a temporary directory.
+/// Both simulators, served by this test process, and a temporary directory for the nodes'
+/// logs and the marketplace's record file.
 struct World {
-    http: reqwest::Client,
-    pms: slotbridge_pms_sim::SimHandle,
-    market: slotbridge_market_sim::SimHandle,
+    sims: Sims,
     record: PathBuf,
     practices: Vec<Practice>,
     dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = Sims;
+
+    fn deref(&self) -> &Sims {
+        &self.sims
+    }
 }
 
 impl World {
@@ -58,45 +52,25 @@ impl World {
             // About one generated practice in five is set up correctly.
             .practices(u32::try_from(count * 9 + 9).unwrap_or(90))
             .build();
-        let market_sim = MarketSim::builder()
-            .consumer("slotbridge", MARKET_API_KEY)
-            .record(&record)
-            .build()
-            .expect("market sim");
-        let mut practices = Vec::new();
         let manifest = pms_sim.manifest();
-        for entry in manifest
+        let sims = Sims::builder()
+            .pms(pms_sim)
+            .record(&record)
+            .start()
+            .await
+            .expect("the simulators start");
+        let practices: Vec<Practice> = manifest
             .practices
             .iter()
             .filter(|p| p.misconfigurations.is_empty())
             .take(count)
-        {
-            let (practice_id, practice_key) = market_sim
-                .create_practice(&entry.name, &entry.timezone, "slotbridge")
-                .expect("marketplace practice");
-            practices.push(Practice {
-                practice_id,
-                practice_key,
-                slug: entry.slug.clone(),
-                api_key: entry.api_key.clone(),
-                timezone: entry.timezone.clone(),
-            });
-        }
+            .map(|entry| sims.practice_for(entry).expect("marketplace practice"))
+            .collect();
         assert_eq!(practices.len(), count, "not enough clean practices");
         assert_eq!(practices[0].slug, DEMO_SLUG);
         assert_eq!(practices[0].api_key, DEMO_API_KEY);
-        let pms = pms_sim
-            .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-            .await
-            .expect("serve pms sim");
-        let market = market_sim
-            .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-            .await
-            .expect("serve market sim");
         World {
-            http: reqwest::Client::new(),
-            pms,
-            market,
+            sims,
             record,
             practices,
             dir,
@@ -105,90 +79,34 @@ impl World {
 
     fn spec(&self, node_id: &str, database_url: &str, lease_ttl_secs: Option<u64>) -> NodeSpec {
         NodeSpec {
-            node_id: node_id.into(),
-            database_url: database_url.into(),
-            market_url: self.market.api_url(),
-            pms_url: self.pms.base_url(),
-            user_agent: user_agent(node_id),
-            poll_interval_ms: 500,
             lease_ttl_secs,
-            log_dir: self.dir.path().to_owned(),
+            ..NodeSpec::new(
+                env!("CARGO_BIN_EXE_slotbridge"),
+                &self.sims,
+                node_id,
+                database_url,
+                self.dir.path(),
+            )
         }
-    }
-
-    fn market_url(&self, path: &str) -> String {
-        format!("{}/_market{path}", self.market.base_url())
-    }
-
-    fn desk_url(&self, slug: &str, path: &str) -> String {
-        format!("{}/_desk/sites/{slug}{path}", self.pms.base_url())
     }
 
     /// Every node log of this world, each with its last lines (for failure messages).
     fn logs(&self) -> String {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.retain(|f| f.extension().is_some_and(|x| x == "log"));
-        files.sort();
-        files
-            .iter()
-            .map(|f| format!("--- {} ---\n{}", f.display(), support::log_tail(f, 30)))
-            .collect::<Vec<_>>()
-            .join("\n")
+        process::logs(self.dir.path(), 30)
     }
 
     /// Link a practice through a node's admin API.
     async fn link(&self, node_url: &str, p: &Practice) {
-        let r = self
-            .http
-            .post(format!("{node_url}/api/links"))
-            .json(&json!({
-                "site_slug": p.slug,
-                "pms_api_key": p.api_key,
-                "practice_id": p.practice_id,
-                "practice_key": p.practice_key,
-            }))
-            .send()
+        link_practice(&self.http, node_url, None, p)
             .await
-            .expect("create link");
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "linking {}: {body}", p.slug);
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// Wait until the practice's configuration is on the marketplace, then give every
     /// practitioner its appointment book and types (the admin's Step 2).
     async fn published_and_auto_linked(&self, p: &Practice, context: &dyn Fn() -> String) {
-        let url = self.market_url(&format!("/practices/{}", p.practice_id));
-        eventually(
-            &format!("configuration of {} published", p.slug),
-            Duration::from_secs(60),
-            context,
-            || async {
-                let v = get_json(&self.http, &url).await;
-                let n = |k: &str| v[k].as_array().map_or(0, Vec::len);
-                (n("pms_resources") > 0 && n("pms_appointment_types") > 0).then_some(())
-            },
-        )
-        .await;
-        let r = self
-            .http
-            .post(format!("{url}/auto-link"))
-            .send()
-            .await
-            .expect("auto-link");
-        assert!(r.status().is_success(), "auto-link: {}", r.status());
-    }
-
-    /// The bookable slots of one practice and day.
-    async fn slots(&self, p: &Practice, day: jiff::civil::Date) -> Vec<Value> {
-        let url = self.market_url(&format!("/practices/{}/slots?date={day}", p.practice_id));
-        get_json(&self.http, &url)
-            .await
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.configured_then_auto_linked(&p.practice_id, Duration::from_secs(60), context)
+            .await;
     }
 
     /// At least `wanted` bookable slots of `p` from tomorrow on, no two of them overlapping for
@@ -209,18 +127,18 @@ impl World {
                 context()
             )
         };
-        eventually(
+        eventually_or(
             &format!("{wanted} bookable slots at {}", p.slug),
             Duration::from_secs(60),
             found,
             || async {
-                let today = today(p);
+                let today = p.today();
                 let mut taken: HashMap<String, Vec<(Timestamp, Timestamp)>> = HashMap::new();
                 let mut picked = Vec::new();
                 let mut days = Vec::new();
                 for n in 1..=30 {
                     let day = today + jiff::Span::new().days(n);
-                    let all = self.slots(p, day).await;
+                    let all = self.slots(&p.practice_id, day).await;
                     days.push(all.len());
                     for s in all {
                         let (start, end) = interval(&s);
@@ -247,45 +165,25 @@ impl World {
 
     /// A marketplace booking of `slot` by patient number `n`: `Ok(booking id)`, or `Err` with
     /// the simulator's answer when the slot was not bookable (409).
-    async fn book(&self, p: &Practice, slot: &Value, n: usize) -> Result<String, String> {
+    async fn patient_books(&self, p: &Practice, slot: &Value, n: usize) -> Result<String, String> {
         let dob = jiff::civil::date(1950, 1, 1)
             + jiff::Span::new().days(i64::try_from(n * 37).unwrap_or(0));
-        let r = self
-            .http
-            .post(self.market_url(&format!("/practices/{}/bookings", p.practice_id)))
-            .timeout(Duration::from_secs(20))
-            .json(&json!({
-                "practitioner": slot["practitioner"],
-                "appointment_type": slot["appointment_type"],
-                "start": slot["start"],
-                "patient": {
-                    "firstname": format!("Cluster{n}"),
-                    "lastname": format!("Patient{n}"),
-                    "dob": dob.to_string(),
-                    "phone": format!("04{:08}", 10_000_000 + n * 7919),
-                    "email": format!("cluster.patient{n}@example.com"),
-                },
-            }))
-            .send()
+        let patient = patient(
+            &format!("Cluster{n}"),
+            &format!("Patient{n}"),
+            &dob.to_string(),
+            &format!("04{:08}", 10_000_000 + n * 7919),
+            &format!("cluster.patient{n}@example.com"),
+        );
+        self.try_book(&p.practice_id, &booking_body(slot, patient))
             .await
-            .expect("POST booking");
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        match status.as_u16() {
-            201 => Ok(id_string(&body["booking_id"])),
-            409 => Err(body.to_string()),
-            other => panic!("booking {n} at {}: {other} {body}", p.slug),
-        }
+            .map(|id| id.to_string())
     }
 
     /// Every booking's marketplace status, by id.
     async fn booking_states(&self, p: &Practice) -> HashMap<String, Value> {
-        let url = self.market_url(&format!("/practices/{}/bookings", p.practice_id));
-        get_json(&self.http, &url)
+        self.bookings(&p.practice_id)
             .await
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|b| (id_string(&b["booking_id"]), b))
             .collect()
@@ -299,13 +197,7 @@ impl World {
     ) -> HashMap<String, Vec<Value>> {
         let mut refs: HashMap<String, Vec<Value>> = HashMap::new();
         for day in days {
-            let url = self.desk_url(&p.slug, &format!("/appointments?date={day}"));
-            for a in get_json(&self.http, &url)
-                .await
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
+            for a in self.diary(&p.slug, day).await {
                 if let Some(r) = a["external_ref"].as_str().filter(|r| !r.is_empty()) {
                     refs.entry(r.to_owned()).or_default().push(a.clone());
                 }
@@ -315,14 +207,12 @@ impl World {
     }
 }
 
-fn user_agent(node_id: &str) -> String {
-    format!("slotbridge (cluster-test@slotbridge.example) DEV {node_id}")
-}
-
-fn today(p: &Practice) -> jiff::civil::Date {
-    Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::get(&p.timezone).expect("practice time zone"))
-        .date()
+/// A booking id as the control API returns it (a number), as a string.
+fn id_string(v: &Value) -> String {
+    v.as_i64()
+        .map(|n| n.to_string())
+        .or_else(|| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("not an id: {v}"))
 }
 
 fn interval(slot: &Value) -> (Timestamp, Timestamp) {
@@ -333,15 +223,6 @@ fn interval(slot: &Value) -> (Timestamp, Timestamp) {
             .unwrap_or_else(|| panic!("slot {k}: {slot}"))
     };
     (t("start"), t("end"))
-}
-
-/// The PMS practitioner of a slot: `pms_resource_id` up to any `:`.
-fn practitioner_of(slot: &Value) -> String {
-    slot["pms_resource_id"]
-        .as_str()
-        .and_then(|r| r.split(':').next())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// The practice-local day of a slot (`YYYY-MM-DD`, the start's date as the simulator prints it).
@@ -373,7 +254,10 @@ fn fire(
             if out.lock().expect("made").len() >= wanted {
                 break;
             }
-            match world.book(&world.practices[practice], &slot, n).await {
+            match world
+                .patient_books(&world.practices[practice], &slot, n)
+                .await
+            {
                 Ok(id) => out.lock().expect("made").push(Made {
                     practice,
                     id,
@@ -530,7 +414,7 @@ async fn kill_during_200_bookings(database_url: &str, backend: &str) {
     let started = Instant::now();
     let (made, firing) = fire(world.clone(), plan, BOOKINGS, Duration::from_millis(40));
     // Mid-way: a third of the bookings made and a good part of them answered.
-    let at_kill = eventually(
+    let at_kill = eventually_or(
         "a third of the bookings made and 30 answered",
         Duration::from_secs(120),
         &log,
@@ -557,7 +441,7 @@ async fn kill_during_200_bookings(database_url: &str, backend: &str) {
         "only {} bookings were accepted; refused: {refused:?}",
         made.len()
     );
-    eventually(
+    eventually_or(
         "every booking answered after the restart",
         Duration::from_secs(240),
         &log,
@@ -590,7 +474,7 @@ async fn kill_9_during_200_bookings_on_sqlite_every_booking_ends_confirmed_or_re
 async fn kill_9_during_200_bookings_on_postgres_every_booking_ends_confirmed_or_rejected_and_none_is_in_the_diary_twice()
  {
     let _serial = SERIAL.lock().await;
-    let Some(db) = PgDatabase::fresh("kill_9_during_200_bookings") else {
+    let Some(db) = PgDatabase::fresh() else {
         return;
     };
     kill_during_200_bookings(&db.url, "PostgreSQL").await;
@@ -599,13 +483,13 @@ async fn kill_9_during_200_bookings_on_postgres_every_booking_ends_confirmed_or_
 /// Per practice id, the user agents of the recorded calls, in order, with repeats collapsed.
 fn workers_by_practice(record: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (practice, agent, _, _) in recorded_calls(record) {
-        if practice.is_empty() {
+    for call in recorded_calls(record) {
+        if call.practice_id.is_empty() {
             continue;
         }
-        let seq = out.entry(practice).or_default();
-        if seq.last() != Some(&agent) {
-            seq.push(agent);
+        let seq = out.entry(call.practice_id).or_default();
+        if seq.last() != Some(&call.user_agent) {
+            seq.push(call.user_agent);
         }
     }
     out
@@ -617,7 +501,7 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
     const PRACTICES: usize = 4;
     const PER_PRACTICE: usize = 12;
     let _serial = SERIAL.lock().await;
-    let Some(db) = PgDatabase::fresh("two_nodes_on_postgres") else {
+    let Some(db) = PgDatabase::fresh() else {
         return;
     };
     let world = Arc::new(World::start(PRACTICES).await);
@@ -640,7 +524,7 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
     }
     // Who works what: each practice is worked by exactly one node so far.
     let agents = [user_agent("node-a"), user_agent("node-b")];
-    let before = eventually(
+    let before = eventually_or(
         "every practice worked by a node",
         Duration::from_secs(30),
         &log,
@@ -691,7 +575,7 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
     }
     let total = plan.len();
     let (made, firing) = fire(world.clone(), plan, total, Duration::from_millis(150));
-    eventually(
+    eventually_or(
         "a third of the bookings made",
         Duration::from_secs(60),
         &log,
@@ -709,14 +593,14 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
     // Taken over: the survivor calls the marketplace for each of the victim's practices.
     let mut takeover = Duration::ZERO;
     for p in &victims {
-        eventually(
+        eventually_or(
             &format!("{} taken over by {}", p.slug, agents[survivor]),
             Duration::from_secs(30).saturating_sub(killed.elapsed()),
             &log,
             || async {
                 recorded_calls(&world.record)[calls_at_kill..]
                     .iter()
-                    .any(|(pid, ua, _, _)| *pid == p.practice_id && *ua == agents[survivor])
+                    .any(|c| c.practice_id == p.practice_id && c.user_agent == agents[survivor])
                     .then_some(())
             },
         )
@@ -733,39 +617,22 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
         let used: BTreeSet<String> = made_now(&made).iter().map(|m| m.day.clone()).collect();
         let mut chosen = None;
         for n in 1..=30 {
-            let day = today(p) + jiff::Span::new().days(n);
+            let day = p.today() + jiff::Span::new().days(n);
             if used.contains(&day.to_string()) {
                 continue;
             }
-            if let Some(s) = world.slots(p, day).await.first() {
+            if let Some(s) = world.slots(&p.practice_id, day).await.first() {
                 chosen = Some((day, s.clone()));
                 break;
             }
         }
         let (day, slot) = chosen.expect("a day with slots and no bookings");
-        let r = world
-            .http
-            .post(world.desk_url(&p.slug, "/appointments"))
-            .json(&json!({"practitioner": practitioner_of(&slot), "start": slot["start"], "end": slot["end"]}))
-            .send()
-            .await
-            .expect("desk booking");
-        assert_eq!(
-            r.status(),
-            201,
-            "desk booking: {}",
-            r.text().await.unwrap_or_default()
-        );
-        eventually(
+        world.desk_book(&p.slug, &slot).await;
+        eventually_or(
             "the desk booking's slot gone from the marketplace after the takeover",
             Duration::from_secs(5),
             &log,
-            || async {
-                let still = world.slots(p, day).await.iter().any(|s| {
-                    s["pms_resource_id"] == slot["pms_resource_id"] && s["start"] == slot["start"]
-                });
-                (!still).then_some(())
-            },
+            || async { (!offers(&world.slots(&p.practice_id, day).await, &slot)).then_some(()) },
         )
         .await;
     }
@@ -776,7 +643,7 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
         "only {} of {total} bookings accepted; refused: {refused:?}",
         made.len()
     );
-    eventually(
+    eventually_or(
         "every booking answered after the takeover",
         Duration::from_secs(120),
         &log,
@@ -811,4 +678,48 @@ async fn two_nodes_on_postgres_never_work_one_practice_at_once_and_a_killed_node
         vec![specs[survivor].node_id.clone()],
         "lease holders"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_answers_nothing_until_it_is_resumed_and_a_restarted_one_serves_again() {
+    let _serial = SERIAL.lock().await;
+    let world = World::start(1).await;
+    let db = slotbridge_testkit::TestDb::sqlite();
+    let mut node = NodeProcess::start(&world.spec("pause-node", db.url(), Some(5)), READY).await;
+    let ready = |url: String| {
+        let http = world.http.clone();
+        async move {
+            http.get(format!("{url}/readyz"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    };
+    assert!(ready(node.url.clone()).await);
+    node.pause();
+    assert!(node.alive(), "a paused process still exists");
+    assert!(
+        !ready(node.url.clone()).await,
+        "a paused node does not answer"
+    );
+    node.resume();
+    eventually_or(
+        "the resumed node answers",
+        Duration::from_secs(10),
+        || node.log_tail(20),
+        || async { ready(node.url.clone()).await.then_some(()) },
+    )
+    .await;
+    let before = node.log.clone();
+    node.restart(READY).await;
+    assert_ne!(node.log, before, "a restart writes a new log");
+    assert!(ready(node.url.clone()).await);
+    assert!(
+        node.log_text().contains("slotbridge node started"),
+        "{}",
+        node.log_tail(20)
+    );
+    node.kill9();
+    assert!(!node.alive());
 }

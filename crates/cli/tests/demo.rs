@@ -3,14 +3,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use slotbridge_testkit::control::practitioner_of;
+use slotbridge_testkit::process::KillOnDrop;
+use slotbridge_testkit::{Control, HARBOUR_TZ, today_in};
 
 #[test]
 fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots() {
@@ -18,7 +13,7 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
     let ready = dir.path().join("ready.json");
     let record = dir.path().join("record.jsonl");
     let started = Instant::now();
-    let _child = Kill(
+    let _child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_slotbridge"))
             .args([
                 "demo",
@@ -53,39 +48,25 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (slots, practitioner, day) = rt.block_on(async {
-        let today = jiff::Timestamp::now()
-            .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
-            .date();
-        let http = reqwest::Client::new();
+        let today = today_in(HARBOUR_TZ);
+        let control = Control::new(
+            info["market"].as_str().expect("market"),
+            info["pms"].as_str().expect("pms"),
+        );
+        let practice_id = info["practice_id"].as_str().expect("id");
         let mut total = 0;
         let mut practitioner = String::new();
         let mut first_day = String::new();
         for n in 0..7 {
             let day = today + jiff::Span::new().days(n);
-            let url = format!(
-                "{}/_market/practices/{}/slots?date={day}",
-                info["market"].as_str().expect("market"),
-                info["practice_id"].as_str().expect("id")
-            );
-            let v: serde_json::Value = http
-                .get(url)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
-            if let Some(s) = v.as_array().and_then(|a| a.first())
+            let v = control.slots(practice_id, day).await;
+            if let Some(s) = v.first()
                 && practitioner.is_empty()
             {
-                practitioner = s["pms_resource_id"]
-                    .as_str()
-                    .and_then(|r| r.split(':').next())
-                    .unwrap_or_default()
-                    .to_owned();
+                practitioner = practitioner_of(s);
                 first_day = day.to_string();
             }
-            total += v.as_array().map(Vec::len).unwrap_or(0);
+            total += v.len();
         }
         (total, practitioner, first_day)
     });

@@ -11,15 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
-use serde_json::{Value, json};
-use slotbridge_market_sim::MarketSim;
+use serde_json::json;
 use slotbridge_pms_sim::PmsSim;
-use slotbridge_service::node::{Node, NodeConfig};
-use slotbridge_store::Keyring;
-use tokio::net::TcpListener;
-
-const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+use slotbridge_testkit::control::{offers, practitioner_of};
+use slotbridge_testkit::{Practice, Stack};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -69,67 +64,34 @@ fn rss_mb() -> f64 {
 async fn run(n: u32) {
     let pms_sim = PmsSim::builder().practices(n).seed(7).build();
     let manifest = pms_sim.manifest();
-    let pms = pms_sim
-        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+    let mut w = Stack::builder()
+        .pms(pms_sim)
+        .harbour(false)
+        .node_id("scale")
+        .user_agent("slotbridge (bench@slotbridge.example) DEV")
+        .poll_interval(Duration::from_secs(5))
+        .lease_ttl(Duration::from_secs(20))
+        .start()
         .await
-        .expect("pms sim");
-    let market_sim = MarketSim::builder()
-        .consumer("slotbridge", "scale-api-key")
-        .build()
-        .expect("market sim");
+        .expect("stack");
     // The generated practices (Harbour Dental, first, is left out: it is the others' scale).
-    let entries: Vec<_> = manifest.practices.iter().skip(1).cloned().collect();
-    let mut credentials = Vec::new();
-    for e in &entries {
-        credentials.push(
-            market_sim
-                .create_practice(&e.name, &e.timezone, "slotbridge")
-                .expect("practice"),
-        );
-    }
-    let market = market_sim
-        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-        .await
-        .expect("market sim");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(
-        NodeConfig {
-            database_url: format!("sqlite://{}/scale.db?mode=rwc", dir.path().display()),
-            market_url: market.api_url(),
-            market_api_key: SecretString::from("scale-api-key"),
-            user_agent: "slotbridge (bench@slotbridge.example) DEV".into(),
-            pms_url: pms.base_url().parse().expect("url"),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            node_id: "scale".into(),
-            poll_interval: Duration::from_secs(5),
-            lease_ttl: Duration::from_secs(20),
-            pms_webhook_secret: None,
-            public_url: None,
-            clock_offset: jiff::SignedDuration::ZERO,
-        },
-        Keyring::parse(KEY).expect("key"),
-    )
-    .await
-    .expect("node");
-    let http = reqwest::Client::new();
+    let practices: Vec<Practice> = manifest
+        .practices
+        .iter()
+        .skip(1)
+        .map(|e| w.practice_for(e).expect("practice"))
+        .collect();
     let started = Instant::now();
     let cpu_start = cpu_seconds();
-    for (e, (pid, key)) in entries.iter().zip(&credentials) {
-        let r = http
-            .post(format!("{}/api/links", node.url()))
-            .json(&json!({"site_slug": e.slug, "pms_api_key": e.api_key,
-                          "practice_id": pid, "practice_key": key}))
-            .send()
-            .await
-            .expect("link");
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    for p in &practices {
+        w.link(p).await;
     }
     println!(
         "{} practices linked through the admin API in {:.1} s",
-        entries.len(),
+        practices.len(),
         started.elapsed().as_secs_f64()
     );
-    let sim = market.sim();
+    let sim = w.market.sim();
     let count = || {
         sim.with_market(|m| {
             let configured = m
@@ -145,7 +107,7 @@ async fn run(n: u32) {
             (configured, published)
         })
     };
-    let total = entries.len();
+    let total = practices.len();
     let mut configured_at = None;
     loop {
         let (configured, published) = count();
@@ -189,38 +151,19 @@ async fn run(n: u32) {
     while samples.len() < 20 && i < 400 {
         i += 1;
         let k = (i * 7919) % total;
-        let (pid, _) = &credentials[k];
-        let e = &entries[k];
-        let view = format!("{}/_market/practices/{pid}", market.base_url());
+        let p = &practices[k];
         // Connect the practice's books so its slots are bookable, then pick one.
-        let _ = http.post(format!("{view}/auto-link")).send().await;
+        let _ = w.auto_link(&p.practice_id).await;
         let day = (today + jiff::Span::new().days(2 + (i % 10) as i64)).to_string();
-        let slots: Value = http
-            .get(format!("{view}/slots?date={day}"))
-            .send()
-            .await
-            .expect("slots")
-            .json()
-            .await
-            .expect("json");
-        let Some(slot) = slots.as_array().and_then(|a| a.first()).cloned() else {
+        let slots = w.slots(&p.practice_id, &day).await;
+        let Some(slot) = slots.first().cloned() else {
             continue;
         };
-        let practitioner = slot["pms_resource_id"]
-            .as_str()
-            .and_then(|r| r.split(':').next())
-            .unwrap_or_default()
-            .to_owned();
         let t = Instant::now();
-        let r = http
-            .post(format!(
-                "{}/_desk/sites/{}/appointments",
-                pms.base_url(),
-                e.slug
-            ))
-            .json(
-                &json!({"practitioner": practitioner, "start": slot["start"], "end": slot["end"]}),
-            )
+        let r = w
+            .http
+            .post(w.desk(&p.slug, "/appointments"))
+            .json(&json!({"practitioner": practitioner_of(&slot), "start": slot["start"], "end": slot["end"]}))
             .send()
             .await
             .expect("desk");
@@ -228,19 +171,7 @@ async fn run(n: u32) {
             continue;
         }
         loop {
-            let now: Value = http
-                .get(format!("{view}/slots?date={day}"))
-                .send()
-                .await
-                .expect("slots")
-                .json()
-                .await
-                .expect("json");
-            let still = now.as_array().is_some_and(|a| {
-                a.iter().any(|s| {
-                    s["pms_resource_id"] == slot["pms_resource_id"] && s["start"] == slot["start"]
-                })
-            });
+            let still = offers(&w.slots(&p.practice_id, &day).await, &slot);
             if !still || t.elapsed() > Duration::from_secs(120) {
                 break;
             }
@@ -263,5 +194,5 @@ async fn run(n: u32) {
             q(1.0)
         );
     }
-    node.shutdown().await;
+    w.stop_node(0).await;
 }

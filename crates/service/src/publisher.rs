@@ -140,17 +140,34 @@ fn hash_of<T: serde::Serialize>(value: &T) -> ContentHash {
     ContentHash::of(&serde_json::to_vec(value).unwrap_or_default())
 }
 
+/// Where a link's worker publishes: the marketplace practice, and the store it records what
+/// the marketplace holds in, under the worker's lease.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The worker's lease: every record is fenced by it.
+    pub lease: &'a Lease,
+    /// The marketplace practice.
+    pub market: &'a PracticeClient,
+    /// The link.
+    pub link: &'a Link,
+}
+
 /// Send the liveness contract, resources and appointment types that changed since the last
 /// successful send (all of them when `force`, as on link, re-enable and manual resync).
 pub async fn publish_config(
-    store: &Store,
-    lease: &Lease,
-    market: &PracticeClient,
-    link: &Link,
+    to: Target<'_>,
     setup: &PracticeSetup,
     force: bool,
     now: Timestamp,
 ) -> Result<ConfigOutcome, PublishError> {
+    let Target {
+        store,
+        lease,
+        market,
+        link,
+    } = to;
     let known = store.config_hashes(link.id).await?;
     let mut outcome = ConfigOutcome::default();
 
@@ -207,15 +224,18 @@ pub fn horizon_dates(setup: &PracticeSetup, now: Timestamp, horizon_days: u32) -
 /// content changed since it was last accepted (all of them when `force`). Restricting to
 /// `only` (resource, date) pairs serves the marketplace's availability requests.
 pub async fn publish_availability(
-    store: &Store,
-    lease: &Lease,
-    market: &PracticeClient,
-    link: &Link,
+    to: Target<'_>,
     setup: &PracticeSetup,
     diary: &Diary,
     force: bool,
     now: Timestamp,
 ) -> Result<AvailabilityOutcome, PublishError> {
+    let Target {
+        store,
+        lease,
+        market,
+        link,
+    } = to;
     let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
     let snapshot = to_snapshot(setup, diary, now, horizon).validate()?;
     let slots = compute_slots(&snapshot);

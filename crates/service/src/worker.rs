@@ -231,27 +231,15 @@ impl<P: PmsConnector> LinkRun<P> {
                 },
             )
             .await?;
-        let config = publisher::publish_config(
-            &self.ctx.store,
-            self.lease(),
-            &self.market,
-            &self.link,
-            &setup,
-            force_config,
-            now,
-        )
-        .await?;
-        let avail = publisher::publish_availability(
-            &self.ctx.store,
-            self.lease(),
-            &self.market,
-            &self.link,
-            &setup,
-            &diary,
-            force_availability,
-            now,
-        )
-        .await?;
+        let to = publisher::Target {
+            store: &self.ctx.store,
+            lease: self.lease(),
+            market: &self.market,
+            link: &self.link,
+        };
+        let config = publisher::publish_config(to, &setup, force_config, now).await?;
+        let avail =
+            publisher::publish_availability(to, &setup, &diary, force_availability, now).await?;
         crate::bookings::after_sync(
             &self.ctx,
             self.lease(),
@@ -783,10 +771,10 @@ impl<P: PmsConnector> LinkRun<P> {
             // Bookings are answered while publishing backs off.
             if wake.requests && self.may_poll_market(&breaker) {
                 last_requests_poll = Instant::now();
-                if let Err(e) = self.requests().await {
-                    if self.note(&mut breaker, &e).await == FailureKind::Fenced {
-                        return WorkerExit::Fenced;
-                    }
+                if let Err(e) = self.requests().await
+                    && self.note(&mut breaker, &e).await == FailureKind::Fenced
+                {
+                    return WorkerExit::Fenced;
                 }
             }
             match crate::bookings::on_tick(

@@ -9,111 +9,33 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use slotbridge_market::types::{Booking as MarketBooking, ConfirmBookingInsert, RequestType};
 use slotbridge_market::{ClientConfig, MarketClient, PracticeClient, PracticeCredentials};
-use slotbridge_market_sim::MarketSim;
 use slotbridge_pms::{ExactConfig, ExactConnector, NewAppointment, NewPatient, PmsConnector};
-use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG, PmsSim};
-use slotbridge_service::node::{Node, NodeConfig};
-use slotbridge_store::{BookingState, BookingTransition, Keyring, NewBooking, Store};
+use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG};
+use slotbridge_store::{BookingState, BookingTransition, NewBooking};
+use slotbridge_testkit::{Db, Stack, booking_body, eventually, patient};
 use tokio::net::TcpListener;
 
-const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-const API_KEY: &str = "test-api-key";
+/// The suite's waits for the configuration and for bookable slots (more than four on a day).
+const LINKED: Duration = Duration::from_secs(60);
 
+/// The stack, and the proxy in front of the PMS when the node reaches it through one.
 struct World {
-    http: reqwest::Client,
-    pms: String,
-    market: String,
-    market_api: String,
-    practice_id: String,
-    practice_key: String,
-    database_url: String,
-    /// Where the node reaches the PMS: the simulator, or a [`LossyProxy`] in front of it.
-    node_pms: String,
+    stack: Stack,
     proxy: Option<LossyProxy>,
-    node: Option<Node>,
-    market_sim: slotbridge_market_sim::SimHandle,
-    pms_sim: slotbridge_pms_sim::SimHandle,
-    _dir: tempfile::TempDir,
-    /// (server URL, database name) of a PostgreSQL database to drop afterwards.
-    pg: Option<(String, String)>,
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        if let Some((base, name)) = &self.pg {
-            let _ = std::process::Command::new("psql")
-                .arg(base)
-                .args([
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ])
-                .output();
-        }
+impl std::ops::Deref for World {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.stack
     }
 }
 
-/// Where a test's database lives.
-#[derive(Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh PostgreSQL database for one test, or `None` (visibly skipped) when no server answers
-/// and CI is unset. Under CI a missing server fails the test.
-fn fresh_postgres() -> Option<(String, String, String)> {
-    let base = std::env::var("SLOTBRIDGE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!(
-        "slotbridge_bookings_{}_{}",
-        std::process::id(),
-        Timestamp::now().as_microsecond()
-    );
-    let created = std::process::Command::new("psql")
-        .arg(&base)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-        .output();
-    match created {
-        Ok(out) if out.status.success() => {
-            let (root, _) = base.rsplit_once('/').expect("database URL has a path");
-            Some((format!("{root}/{name}"), base.clone(), name))
-        }
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but PostgreSQL at {base} cannot be used: {why}"
-            );
-            eprintln!("SKIPPED (PostgreSQL at {base} unavailable, CI unset): {why}");
-            None
-        }
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Stack {
+        &mut self.stack
     }
-}
-
-async fn start_node(database_url: &str, pms: &str, market_api: &str) -> Node {
-    Node::start(
-        NodeConfig {
-            database_url: database_url.to_owned(),
-            market_url: market_api.to_owned(),
-            market_api_key: SecretString::from(API_KEY),
-            user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
-            pms_url: pms.parse().expect("url"),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            node_id: "test-node".into(),
-            poll_interval: Duration::from_millis(500),
-            lease_ttl: Duration::from_secs(4),
-            pms_webhook_secret: None,
-            public_url: None,
-            clock_offset: jiff::SignedDuration::ZERO,
-        },
-        Keyring::parse(KEY).expect("key"),
-    )
-    .await
-    .expect("node")
 }
 
 /// Both simulators and a node, the demo practice linked. `None` when PostgreSQL is asked for
@@ -208,176 +130,57 @@ impl LossyProxy {
 }
 
 async fn world_with(db: Db, lossy: bool) -> Option<World> {
-    let pms_sim = PmsSim::builder()
-        .build()
-        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-        .await
-        .expect("pms sim");
-    let sim = MarketSim::builder()
-        .consumer("slotbridge", API_KEY)
-        .build()
-        .expect("market sim");
-    let (practice_id, practice_key) = sim
-        .create_practice("Harbour Dental", "Australia/Sydney", "slotbridge")
-        .expect("practice");
-    let market_sim = sim
-        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-        .await
-        .expect("serve market");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (database_url, pg) = match db {
-        Db::Sqlite => (
-            format!("sqlite://{}/slotbridge.db?mode=rwc", dir.path().display()),
-            None,
-        ),
-        Db::Postgres => {
-            let (url, base, name) = fresh_postgres()?;
-            (url, Some((base, name)))
-        }
-    };
+    let mut stack = Stack::builder().db(db).nodes(0).start().await?;
     let proxy = if lossy {
-        Some(LossyProxy::start(pms_sim.base_url()).await)
+        let proxy = LossyProxy::start(stack.pms_url.clone()).await;
+        stack.config.pms_url = proxy.url.parse().expect("url");
+        Some(proxy)
     } else {
         None
     };
-    let node_pms = proxy
-        .as_ref()
-        .map_or_else(|| pms_sim.base_url(), |p| p.url.clone());
-    let node = start_node(&database_url, &node_pms, &market_sim.api_url()).await;
-    let w = World {
-        http: reqwest::Client::new(),
-        pms: pms_sim.base_url(),
-        market: market_sim.base_url(),
-        market_api: market_sim.api_url(),
-        practice_id: practice_id.clone(),
-        practice_key: practice_key.clone(),
-        database_url,
-        node_pms,
-        proxy,
-        node: Some(node),
-        market_sim,
-        pms_sim,
-        _dir: dir,
-        pg,
-    };
-    let r = w
-        .http
-        .post(format!("{}/api/links", w.node().url()))
-        .json(&json!({
-            "site_slug": DEMO_SLUG,
-            "pms_api_key": DEMO_API_KEY,
-            "practice_id": practice_id,
-            "practice_key": practice_key,
-        }))
-        .send()
-        .await
-        .expect("create link");
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    Some(w)
+    stack.start_node().await;
+    stack.link(stack.harbour()).await;
+    Some(World { stack, proxy })
 }
 
 impl World {
-    fn node(&self) -> &Node {
-        self.node.as_ref().expect("the node runs")
-    }
-
-    fn store(&self) -> &Store {
-        &self.node().ctx.store
-    }
-
-    /// Stop the node (its store state stays, as after a crash between two steps).
-    async fn stop_node(&mut self) {
-        if let Some(n) = self.node.take() {
-            n.shutdown().await;
-        }
-    }
-
-    async fn restart_node(&mut self) {
-        self.stop_node().await;
-        self.node = Some(start_node(&self.database_url, &self.node_pms, &self.market_api).await);
-    }
-
     fn practice_client(&self) -> PracticeClient {
         MarketClient::new(ClientConfig::new(
-            self.market_api.clone(),
-            SecretString::from(API_KEY),
+            self.market_api_url(),
+            SecretString::from(self.market_api_key.clone()),
         ))
         .expect("market client")
         .practice(PracticeCredentials::new(
-            self.practice_id.clone(),
-            self.practice_key.clone(),
+            self.harbour().practice_id.clone(),
+            self.harbour().practice_key.clone(),
         ))
     }
 
     fn pms_client(&self) -> ExactConnector {
         ExactConnector::new(ExactConfig::new(
-            self.pms.parse().expect("url"),
+            self.pms_url.parse().expect("url"),
             slotbridge_domain::practice::SiteSlug::parse(DEMO_SLUG).expect("slug"),
             SecretString::from(DEMO_API_KEY),
         ))
     }
 
-    async fn get(&self, url: String) -> Value {
-        let r = self.http.get(&url).send().await.expect("get");
-        assert!(r.status().is_success(), "GET {url}: {}", r.status());
-        r.json().await.expect("json")
-    }
-
-    async fn booking(&self, id: i64) -> Value {
-        self.get(format!("{}/_market/bookings/{id}", self.market))
-            .await
-    }
-
     async fn diary(&self, day: &str) -> Vec<Value> {
-        self.get(format!(
-            "{}/_desk/sites/{DEMO_SLUG}/appointments?date={day}",
-            self.pms
-        ))
-        .await
-        .as_array()
-        .cloned()
-        .expect("diary")
+        self.stack.diary(DEMO_SLUG, day).await
     }
 
     async fn slots(&self, day: &str) -> Vec<Value> {
-        self.get(format!(
-            "{}/_market/practices/{}/slots?date={day}",
-            self.market, self.practice_id
-        ))
-        .await
-        .as_array()
-        .cloned()
-        .expect("slots")
+        self.stack.slots(&self.harbour().practice_id, day).await
     }
 
     /// Book `slot` through the marketplace's patient side; returns the booking id.
     async fn book(&self, slot: &Value, first: &str, reason: Option<&str>) -> i64 {
-        let mut body = json!({
-            "practitioner": slot["practitioner"],
-            "appointment_type": slot["appointment_type"],
-            "start": slot["start"],
-            "patient": {"firstname": first, "lastname": "Lovelace", "dob": "1990-12-10",
-                        "phone": "0412 345 678", "email": format!("{}@example.com", first.to_lowercase())}
-        });
+        let email = format!("{}@example.com", first.to_lowercase());
+        let patient = patient(first, "Lovelace", "1990-12-10", "0412 345 678", &email);
+        let mut body = booking_body(slot, patient);
         if let Some(r) = reason {
             body["reason"] = json!(r);
         }
-        let r = self
-            .http
-            .post(format!(
-                "{}/_market/practices/{}/bookings",
-                self.market, self.practice_id
-            ))
-            .json(&body)
-            .send()
-            .await
-            .expect("book");
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-        let v: Value = r.json().await.expect("json");
-        v["booking_id"]
-            .as_i64()
-            .or_else(|| v["booking_id"].as_str().and_then(|s| s.parse().ok()))
-            .expect("booking id")
+        self.stack.book(&self.harbour().practice_id, &body).await
     }
 
     /// The booking's status once it is no longer `Requested`.
@@ -408,60 +211,10 @@ impl World {
     }
 }
 
-async fn eventually<F, Fut, T>(what: &str, limit: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits for the configuration, links every practitioner on the marketplace, and returns the
-/// first day with bookable slots and its slots.
+/// Harbour Dental's configuration published, Step 2 done, and the first day with more than
+/// four bookable slots: `(day, slots)`.
 async fn linked_with_slots(w: &World) -> (String, Vec<Value>) {
-    let practice = format!("{}/_market/practices/{}", w.market, w.practice_id);
-    eventually(
-        "configuration published",
-        Duration::from_secs(60),
-        || async {
-            let p = w.get(practice.clone()).await;
-            let resources = p["pms_resources"].as_array().map(Vec::len).unwrap_or(0);
-            let types = p["pms_appointment_types"]
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or(0);
-            (resources > 0 && types > 0).then_some(())
-        },
-    )
-    .await;
-    let r = w
-        .http
-        .post(format!("{practice}/auto-link"))
-        .send()
-        .await
-        .expect("auto-link");
-    assert!(r.status().is_success());
-    let today = Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
-        .date();
-    eventually("bookable slots", Duration::from_secs(60), || async {
-        for n in 1..10 {
-            let day = (today + jiff::Span::new().days(n)).to_string();
-            let slots = w.slots(&day).await;
-            if slots.len() > 4 {
-                return Some((day, slots));
-            }
-        }
-        None
-    })
-    .await
+    w.linked_with_slots(LINKED, 4).await
 }
 
 fn appointments_of(diary: &[Value], booking: i64) -> Vec<Value> {
@@ -576,7 +329,7 @@ mod scenarios {
         // The marketplace refuses a second booking of a slot it knows is taken, so the other 99
         // patients' bookings go straight into its model, as a marketplace with stale
         // availability would take them: all 100 wait for the integration at once.
-        let ids: Vec<i64> = w.market_sim.sim().with_market(|m| {
+        let ids: Vec<i64> = w.market.sim().with_market(|m| {
             let original = m.bookings.get(&first).cloned().expect("first booking");
             (1..100)
                 .map(|i| {
@@ -592,12 +345,16 @@ mod scenarios {
                 .collect()
         });
         let all: Vec<i64> = std::iter::once(first).chain(ids).collect();
-        let list = format!("{}/_market/practices/{}/bookings", w.market, w.practice_id);
+        let list = format!(
+            "{}/_market/practices/{}/bookings",
+            w.market_url,
+            w.harbour().practice_id
+        );
         let bookings = eventually(
             "all 100 bookings answered",
             Duration::from_secs(60),
             || async {
-                let v = w.get(list.clone()).await;
+                let v = w.get(&list).await;
                 let mine: Vec<Value> = v
                     .as_array()
                     .expect("bookings")
@@ -704,7 +461,7 @@ mod scenarios {
     ) {
         let (day, slots) = linked_with_slots(&w).await;
         let slot = &slots[1];
-        w.pms_sim.sim().set_faults(slotbridge_pms_sim::Faults {
+        w.pms.sim().set_faults(slotbridge_pms_sim::Faults {
             outage: Some(slotbridge_pms_sim::Outage::ServiceUnavailable),
             ..Default::default()
         });
@@ -714,7 +471,7 @@ mod scenarios {
         let reason = b["reject_reason"].as_str().unwrap_or_default();
         assert!(reason.contains("could not be reached"), "{reason}");
         // The PMS comes back: the node syncs again, and the rejected booking stays out.
-        w.pms_sim.sim().set_faults(Default::default());
+        w.pms.sim().set_faults(Default::default());
         let row = w.store().booking(&id.to_string()).await.expect("store");
         assert_eq!(row.expect("row").state, BookingState::Rejected);
         let end = Instant::now() + Duration::from_secs(4);
@@ -733,7 +490,7 @@ mod scenarios {
     pub async fn a_booking_during_a_short_pms_outage_is_retried_and_confirmed_once(w: World) {
         let (day, slots) = linked_with_slots(&w).await;
         let slot = &slots[2];
-        w.pms_sim.sim().set_faults(slotbridge_pms_sim::Faults {
+        w.pms.sim().set_faults(slotbridge_pms_sim::Faults {
             outage: Some(slotbridge_pms_sim::Outage::ServiceUnavailable),
             ..Default::default()
         });
@@ -744,7 +501,7 @@ mod scenarios {
             events.iter().any(|e| e.contains("retry at")).then_some(())
         })
         .await;
-        w.pms_sim.sim().set_faults(Default::default());
+        w.pms.sim().set_faults(Default::default());
         let b = w.answered(id, Duration::from_secs(30)).await;
         assert_eq!(b["status"], "Confirmed", "{b}");
         assert_eq!(b["auto_confirmed"], false, "{b}");
@@ -775,7 +532,7 @@ mod scenarios {
             .http
             .delete(format!(
                 "{}/_desk/sites/{DEMO_SLUG}/appointments/{appointment}",
-                w.pms
+                w.pms_url
             ))
             .send()
             .await
@@ -814,7 +571,7 @@ mod scenarios {
         let (day, slots) = linked_with_slots(&w).await;
         let linked = w.store().list_links().await.expect("links")[0].clone();
         let link = linked.id;
-        w.stop_node().await;
+        w.stop_node(0).await;
         // While the node is down, two patients book.
         let a = w.book(&slots[0], "Crashed", None).await;
         let b = w.book(&slots[3], "Confirmed", None).await;
@@ -825,9 +582,7 @@ mod scenarios {
             .expect("requests");
         let pms = w.pms_client();
         let setup = pms.read_setup().await.expect("setup");
-        let store = Store::open(&w.database_url, Keyring::parse(KEY).expect("key"))
-            .await
-            .expect("store");
+        let store = w.open_store().await;
         // The node that died held the link's lease; its claims die with its epoch.
         let dead = store
             .acquire_leases("crashed-node", 1, Duration::from_secs(60))
@@ -947,7 +702,7 @@ mod scenarios {
             .await
             .expect("requests");
         assert!(still_listed.iter().all(|x| x.booking_id != b));
-        w.restart_node().await;
+        w.restart_node(0).await;
         for id in [a, b] {
             eventually(
                 &format!("booking {id} confirmed in the outbox"),
@@ -978,14 +733,14 @@ mod scenarios {
         mut w: World,
     ) {
         let (_day, slots) = linked_with_slots(&w).await;
-        w.stop_node().await;
+        w.stop_node(0).await;
         // A booking and its cancellation wait together: the booking must be taken first, so
         // the cancellation names a booking the practice knows.
         let c = w.book(&slots[1], "Together", None).await;
         // A booking answered by an earlier integration, unknown to this one, with a
         // cancellation waiting.
         let d = w.book(&slots[4], "Stranger", None).await;
-        w.market_sim.sim().with_market(|m| {
+        w.market.sim().with_market(|m| {
             let rec = m.bookings.get_mut(&d).expect("booking");
             rec.insert_pending = false;
             rec.status = slotbridge_market_sim::state::PatientStatus::Confirmed;
@@ -993,15 +748,9 @@ mod scenarios {
             rec.pms_patient_id = Some("OLD-P".into());
         });
         for id in [c, d] {
-            let r = w
-                .http
-                .post(format!("{}/_market/bookings/{id}/cancel", w.market))
-                .send()
-                .await
-                .expect("cancel");
-            assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+            w.cancel_booking(id).await;
         }
-        w.restart_node().await;
+        w.restart_node(0).await;
         let answered = |id: i64| {
             let w = &w;
             async move {
@@ -1091,9 +840,10 @@ mod scenarios {
             .as_mins();
         // The practice gives the marketplace type its own, shorter length.
         let practitioners = w
-            .get(format!(
+            .get(&format!(
                 "{}/_market/practices/{}/practitioners",
-                w.market, w.practice_id
+                w.market_url,
+                w.harbour().practice_id
             ))
             .await;
         let pr = practitioners
@@ -1114,7 +864,10 @@ mod scenarios {
             .http
             .put(format!(
                 "{}/_market/practices/{}/practitioners/{}/appointment-types/{}",
-                w.market, w.practice_id, pr["id"], t["id"]
+                w.market_url,
+                w.harbour().practice_id,
+                pr["id"],
+                t["id"]
             ))
             .json(&json!({
                 "linked_pms_appointment_type_id": t["linked_pms_appointment_type_id"],

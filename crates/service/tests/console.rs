@@ -4,65 +4,31 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use slotbridge_market_sim::MarketSim;
-use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG, PmsSim};
-use slotbridge_service::http::AdminAccess;
-use slotbridge_service::node::{Node, NodeConfig};
-use slotbridge_store::Keyring;
-use tokio::net::TcpListener;
+use slotbridge_pms_sim::{DEMO_API_KEY, PmsSim};
+use slotbridge_testkit::{Stack, booking_body, eventually, finding_code, patient};
 
-const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 const TOKEN: &str = "test-admin-token-0123456789";
 const PASSWORD: &str = "test console password";
 
+/// The stack (one node with the admin token and the console password, twelve generated PMS
+/// practices), and what the tests look at.
 struct World {
-    http: reqwest::Client,
-    market: String,
-    node: String,
-    practice_id: String,
+    stack: Stack,
     /// Link ids: Harbour Dental, the misconfigured practice.
-    harbour: String,
-    misconfigured: String,
+    harbour_link: String,
+    misconfigured_link: String,
     /// The misconfigured practice's planted misconfigurations (simulator manifest kinds).
     planted: Vec<String>,
-    _dir: tempfile::TempDir,
-    _node: Node,
 }
 
-async fn eventually<F, Fut, T>(what: &str, limit: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+impl std::ops::Deref for World {
+    type Target = Stack;
 
-impl World {
-    fn api(&self, path: &str) -> String {
-        format!("{}{path}", self.node)
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(self.api(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("get");
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.expect("json")
+    fn deref(&self) -> &Stack {
+        &self.stack
     }
 }
 
@@ -87,127 +53,45 @@ async fn world() -> World {
         !planted.is_empty(),
         "no generated practice is misconfigured"
     );
-    let pms = pms_sim
-        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-        .await
-        .expect("pms sim");
-    let market_sim = MarketSim::builder()
-        .consumer("slotbridge", "test-api-key")
-        .build()
-        .expect("market sim");
-    let (practice_id, practice_key) = market_sim
-        .create_practice("Harbour Dental", "Australia/Sydney", "slotbridge")
-        .expect("practice");
-    let (mis_id, mis_key) = market_sim
-        .create_practice(
-            mis["name"].as_str().expect("name"),
-            mis["timezone"].as_str().expect("tz"),
-            "slotbridge",
-        )
-        .expect("second practice");
-    let market = market_sim
-        .serve(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-        .await
-        .expect("serve market");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start_with_access(
-        NodeConfig {
-            database_url: format!("sqlite://{}/slotbridge.db?mode=rwc", dir.path().display()),
-            market_url: market.api_url(),
-            market_api_key: SecretString::from("test-api-key"),
-            user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
-            pms_url: pms.base_url().parse().expect("url"),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            node_id: "console-test".into(),
-            poll_interval: Duration::from_millis(500),
-            lease_ttl: Duration::from_secs(4),
-            pms_webhook_secret: None,
-            public_url: None,
-            clock_offset: jiff::SignedDuration::ZERO,
-        },
-        Keyring::parse(KEY).expect("key"),
-        AdminAccess {
-            token: Some(SecretString::from(TOKEN)),
-            console_password: Some(SecretString::from(PASSWORD)),
-        },
-    )
-    .await
-    .expect("node");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let node_url = node.url();
-    let link = |site: String, key: String, pid: String, pkey: String| {
-        let http = http.clone();
-        let url = format!("{node_url}/api/links");
-        async move {
-            let r = http
-                .post(url)
-                .bearer_auth(TOKEN)
-                .json(&json!({"site_slug": site, "pms_api_key": key, "practice_id": pid, "practice_key": pkey}))
-                .send()
-                .await
-                .expect("create link");
-            assert_eq!(r.status(), 201);
-            r.json::<Value>().await.expect("json")["id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        }
-    };
-    let harbour = link(
-        DEMO_SLUG.into(),
-        DEMO_API_KEY.into(),
-        practice_id.clone(),
-        practice_key,
-    )
-    .await;
-    let misconfigured = link(
-        mis["slug"].as_str().expect("slug").into(),
-        mis["api_key"].as_str().expect("key").into(),
-        mis_id,
-        mis_key,
-    )
-    .await;
-    let w = World {
-        http,
-        market: market.base_url(),
-        node: node.url(),
-        practice_id,
-        harbour,
-        misconfigured,
-        planted,
-        _dir: dir,
-        _node: node,
-    };
-    std::mem::forget(pms);
-    std::mem::forget(market);
-    // Step 2 on the marketplace for Harbour Dental, then wait for its first availability.
-    let practice = format!("{}/_market/practices/{}", w.market, w.practice_id);
-    eventually(
-        "configuration published",
-        Duration::from_secs(30),
-        || async {
-            let p: Value = w.http.get(&practice).send().await.ok()?.json().await.ok()?;
-            (p["pms_resources"].as_array().is_some_and(|a| !a.is_empty())
-                && p["pms_appointment_types"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty()))
-            .then_some(())
-        },
-    )
-    .await;
-    w.http
-        .post(format!("{practice}/auto-link"))
-        .send()
+    let stack = Stack::builder()
+        .pms(pms_sim)
+        .node_id("console-test")
+        .admin(TOKEN, PASSWORD)
+        .http(http)
+        .link(false)
+        .start()
         .await
-        .expect("auto-link");
+        .expect("sqlite stack");
+    let misconfigured = stack
+        .create_practice(
+            mis["name"].as_str().expect("name"),
+            mis["timezone"].as_str().expect("tz"),
+            mis["slug"].as_str().expect("slug"),
+            mis["api_key"].as_str().expect("key"),
+        )
+        .expect("second practice");
+    let w = World {
+        harbour_link: stack.link(stack.harbour()).await,
+        misconfigured_link: stack.link(&misconfigured).await,
+        stack,
+        planted,
+    };
+    // Step 2 on the marketplace for Harbour Dental, then wait for its first availability.
+    w.configured_then_auto_linked(
+        &w.harbour().practice_id,
+        Duration::from_secs(30),
+        &String::new,
+    )
+    .await;
     eventually("first publish", Duration::from_secs(30), || async {
-        let p = w.get("/api/practices").await;
+        let p = w.api_get("/api/practices").await;
         p.as_array()?
             .iter()
-            .any(|p| p["link"]["id"] == w.harbour.as_str() && p["last_publish_at"].is_string())
+            .any(|p| p["link"]["id"] == w.harbour_link.as_str() && p["last_publish_at"].is_string())
             .then_some(())
     })
     .await;
@@ -323,29 +207,15 @@ async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_to
     }
 }
 
-/// The diagnostics code of each misconfiguration the simulator plants.
-fn code_of(kind: &str) -> &'static str {
-    match kind {
-        "stacking_off" => "stacking-off",
-        "no_healthengine_reason" => "healthengine-reason-missing",
-        "health_engine_misspelt" => "healthengine-reason-misspelt",
-        "default_reason_too_short" => "default-reason-too-short",
-        "default_reason_not_all_types" => "default-reason-not-all-types",
-        "practitioner_missing_from_reason" => "practitioner-missing-from-reason",
-        "duration_mismatch" => "duration-mismatch",
-        other => panic!("unknown planted misconfiguration {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findings_with_fixes() {
     let w = world().await;
-    let list = w.get("/api/practices").await;
+    let list = w.api_get("/api/practices").await;
     let list = list.as_array().expect("list");
     assert_eq!(list.len(), 2);
     let harbour = list
         .iter()
-        .find(|p| p["link"]["id"] == w.harbour.as_str())
+        .find(|p| p["link"]["id"] == w.harbour_link.as_str())
         .expect("harbour");
     assert!(harbour["lag_seconds"].as_i64().is_some_and(|l| l >= 0));
     assert!(harbour["last_pms_read_at"].is_string());
@@ -356,7 +226,7 @@ async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findi
         "secrets are write-only: {harbour}"
     );
     let findings = w
-        .get(&format!("/api/links/{}/findings", w.misconfigured))
+        .api_get(&format!("/api/links/{}/findings", w.misconfigured_link))
         .await;
     let codes: BTreeSet<&str> = findings
         .as_array()
@@ -366,7 +236,7 @@ async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findi
         .collect();
     for kind in &w.planted {
         assert!(
-            codes.contains(code_of(kind)),
+            codes.contains(finding_code(kind)),
             "planted {kind} not among the findings {codes:?}"
         );
     }
@@ -376,8 +246,10 @@ async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findi
             "a finding without a fix: {f}"
         );
     }
-    let one = w.get(&format!("/api/practices/{}", w.misconfigured)).await;
-    assert_eq!(one["link"]["id"], w.misconfigured.as_str());
+    let one = w
+        .api_get(&format!("/api/practices/{}", w.misconfigured_link))
+        .await;
+    assert_eq!(one["link"]["id"], w.misconfigured_link.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,7 +257,7 @@ async fn a_resync_reports_its_progress_until_it_is_done() {
     let w = world().await;
     let none = w
         .http
-        .get(w.api(&format!("/api/links/{}/resync", w.harbour)))
+        .get(w.api(&format!("/api/links/{}/resync", w.harbour_link)))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -393,7 +265,7 @@ async fn a_resync_reports_its_progress_until_it_is_done() {
     assert_eq!(none.status(), 404, "no resync asked yet");
     let bad = w
         .http
-        .post(w.api(&format!("/api/links/{}/resync", w.harbour)))
+        .post(w.api(&format!("/api/links/{}/resync", w.harbour_link)))
         .bearer_auth(TOKEN)
         .json(&json!({"what": "everything"}))
         .send()
@@ -403,7 +275,7 @@ async fn a_resync_reports_its_progress_until_it_is_done() {
     for what in ["config", "availability"] {
         let r = w
             .http
-            .post(w.api(&format!("/api/links/{}/resync", w.harbour)))
+            .post(w.api(&format!("/api/links/{}/resync", w.harbour_link)))
             .bearer_auth(TOKEN)
             .json(&json!({ "what": what }))
             .send()
@@ -414,7 +286,7 @@ async fn a_resync_reports_its_progress_until_it_is_done() {
         assert_eq!(accepted["what"], what);
         let url = accepted["progress_url"].as_str().expect("url").to_owned();
         let done = eventually("resync done", Duration::from_secs(30), || async {
-            let p = w.get(&url).await;
+            let p = w.api_get(&url).await;
             assert_ne!(p["state"], "failed", "{p}");
             (p["state"] == "done").then_some(p)
         })
@@ -437,7 +309,9 @@ async fn a_resync_reports_its_progress_until_it_is_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_week_view_and_explain_agree_with_the_published_availability() {
     let w = world().await;
-    let week = w.get(&format!("/api/links/{}/week", w.harbour)).await;
+    let week = w
+        .api_get(&format!("/api/links/{}/week", w.harbour_link))
+        .await;
     assert_eq!(week["dates"].as_array().expect("dates").len(), 7);
     let practitioners = week["practitioners"].as_array().expect("practitioners");
     assert!(!practitioners.is_empty());
@@ -462,18 +336,7 @@ async fn the_week_view_and_explain_agree_with_the_published_availability() {
     assert!(!view_days.is_empty(), "no slot in the week: {week}");
     for date in week["dates"].as_array().expect("dates") {
         let date = date.as_str().expect("date");
-        let slots: Value = w
-            .http
-            .get(format!(
-                "{}/_market/practices/{}/slots?date={date}",
-                w.market, w.practice_id
-            ))
-            .send()
-            .await
-            .expect("slots")
-            .json()
-            .await
-            .expect("json");
+        let slots = Value::from(w.slots(&w.harbour().practice_id, date).await);
         if slots.as_array().is_some_and(|s| !s.is_empty()) {
             assert!(
                 view_days.contains(date),
@@ -483,7 +346,7 @@ async fn the_week_view_and_explain_agree_with_the_published_availability() {
     }
     let bad = w
         .http
-        .get(w.api(&format!("/api/links/{}/week?start=tuesday", w.harbour)))
+        .get(w.api(&format!("/api/links/{}/week?start=tuesday", w.harbour_link)))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -492,17 +355,17 @@ async fn the_week_view_and_explain_agree_with_the_published_availability() {
     // A published slot is explained as published; 03:00 the same day is outside the sessions.
     let (practitioner, at) = published.expect("a published slot");
     let yes = w
-        .get(&format!(
+        .api_get(&format!(
             "/api/links/{}/explain?practitioner={practitioner}&at={at}",
-            w.harbour
+            w.harbour_link
         ))
         .await;
     assert_eq!(yes["published"], true, "{yes}");
     let night = format!("{}T03:00", &at[..10]);
     let no = w
-        .get(&format!(
+        .api_get(&format!(
             "/api/links/{}/explain?practitioner={practitioner}&at={night}",
-            w.harbour
+            w.harbour_link
         ))
         .await;
     assert_eq!(no["published"], false, "{no}");
@@ -524,45 +387,28 @@ async fn a_booking_shows_in_the_log_with_every_transition() {
     let mut slot = None;
     for n in 1..14 {
         let date = today + jiff::Span::new().days(n);
-        let slots: Value = w
-            .http
-            .get(format!(
-                "{}/_market/practices/{}/slots?date={date}",
-                w.market, w.practice_id
-            ))
-            .send()
-            .await
-            .expect("slots")
-            .json()
-            .await
-            .expect("json");
+        let slots = Value::from(w.slots(&w.harbour().practice_id, date).await);
         if let Some(s) = slots.as_array().and_then(|s| s.first()) {
             slot = Some(s.clone());
             break;
         }
     }
     let slot = slot.expect("a bookable slot within two weeks");
-    let r = w
-        .http
-        .post(format!(
-            "{}/_market/practices/{}/bookings",
-            w.market, w.practice_id
-        ))
-        .json(&json!({
-            "practitioner": slot["practitioner"],
-            "appointment_type": slot["appointment_type"],
-            "start": slot["start"],
-            "patient": {"firstname": "Grace", "lastname": "Hopper", "dob": "1976-12-09",
-                        "phone": "0400 111 222", "email": "grace@example.com"},
-        }))
-        .send()
+    let grace = patient(
+        "Grace",
+        "Hopper",
+        "1976-12-09",
+        "0400 111 222",
+        "grace@example.com",
+    );
+    let booking_id = w
+        .book(&w.harbour().practice_id, &booking_body(&slot, grace))
         .await
-        .expect("book");
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    let booking_id = r.json::<Value>().await.expect("json")["booking_id"].to_string();
-    let booking_id = booking_id.trim_matches('"').to_owned();
+        .to_string();
     let b = eventually("the booking answered", Duration::from_secs(40), || async {
-        let log = w.get(&format!("/api/links/{}/log", w.harbour)).await;
+        let log = w
+            .api_get(&format!("/api/links/{}/log", w.harbour_link))
+            .await;
         log["bookings"]
             .as_array()?
             .iter()
@@ -705,12 +551,12 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
     assert_eq!(list.status(), 200);
     let list = list.text().await.expect("html");
     assert!(
-        list.contains(&w.practice_id),
+        list.contains(&w.harbour().practice_id),
         "the list names Harbour's practice"
     );
     assert!(list.contains("Healthy") || list.contains("Unhealthy"));
     let csrf = hidden_csrf(&list);
-    let practice = get(format!("/console/practices/{}", w.misconfigured))
+    let practice = get(format!("/console/practices/{}", w.misconfigured_link))
         .await
         .expect("page")
         .text()
@@ -718,11 +564,11 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
         .expect("html");
     for kind in &w.planted {
         assert!(
-            practice.contains(&format!("data-code=\"{}\"", code_of(kind))),
+            practice.contains(&format!("data-code=\"{}\"", finding_code(kind))),
             "the page shows the finding for {kind}"
         );
     }
-    let harbour = get(format!("/console/practices/{}", w.harbour))
+    let harbour = get(format!("/console/practices/{}", w.harbour_link))
         .await
         .expect("page")
         .text()
@@ -744,7 +590,7 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
         forms >= 4 && tokens >= forms,
         "{forms} forms, {tokens} tokens"
     );
-    let resync = format!("/console/practices/{}/resync", w.harbour);
+    let resync = format!("/console/practices/{}/resync", w.harbour_link);
     let refused = w
         .http
         .post(w.api(&resync))
@@ -784,12 +630,12 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
     // Settings: blank secrets keep the stored ones; the horizon changes.
     let saved = w
         .http
-        .post(w.api(&format!("/console/practices/{}/settings", w.harbour)))
+        .post(w.api(&format!("/console/practices/{}/settings", w.harbour_link)))
         .header("cookie", session.clone())
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[
             ("csrf", csrf.as_str()),
-            ("practice_id", w.practice_id.as_str()),
+            ("practice_id", w.harbour().practice_id.as_str()),
             ("horizon_days", "21"),
             ("pms_api_key", ""),
             ("practice_key", ""),
@@ -798,13 +644,15 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
         .await
         .expect("post");
     assert_eq!(saved.status(), 303);
-    let link = w.get(&format!("/api/links/{}", w.harbour)).await;
+    let link = w.api_get(&format!("/api/links/{}", w.harbour_link)).await;
     assert_eq!(link["horizon_days"], 21);
     eventually(
         "published again with the kept keys",
         Duration::from_secs(30),
         || async {
-            let p = w.get(&format!("/api/practices/{}", w.harbour)).await;
+            let p = w
+                .api_get(&format!("/api/practices/{}", w.harbour_link))
+                .await;
             (p["last_error"].is_null() && p["running_here"] == true).then_some(())
         },
     )
@@ -887,18 +735,7 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
     let mut book_date = None;
     for n in 1..14 {
         let date = today + jiff::Span::new().days(n);
-        let slots: Value = w
-            .http
-            .get(format!(
-                "{}/_market/practices/{}/slots?date={date}",
-                w.market, w.practice_id
-            ))
-            .send()
-            .await
-            .expect("slots")
-            .json()
-            .await
-            .expect("json");
+        let slots = Value::from(w.slots(&w.harbour().practice_id, date).await);
         if slots.as_array().is_some_and(|s| !s.is_empty()) {
             book_date = Some(date);
             break;
@@ -912,12 +749,12 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
             .arg("console.mjs")
             .current_dir(&dir)
             .env("CHROMIUM", &browser)
-            .env("NODE_URL", &w.node)
+            .env("NODE_URL", w.node().url())
             .env("CONSOLE_PASSWORD", PASSWORD)
-            .env("MARKET_URL", &w.market)
-            .env("PRACTICE_ID", &w.practice_id)
-            .env("PRACTICE_LINK", &w.harbour)
-            .env("MISCONFIGURED_LINK", &w.misconfigured)
+            .env("MARKET_URL", &w.market_url)
+            .env("PRACTICE_ID", &w.harbour().practice_id)
+            .env("PRACTICE_LINK", &w.harbour_link)
+            .env("MISCONFIGURED_LINK", &w.misconfigured_link)
             .env("BOOK_DATE", book_date.to_string())
             .env("EXPLAIN_AT", format!("{book_date}T03:00"))
             .env("SCREENSHOTS", &shots)

@@ -8,21 +8,8 @@ use slotbridge_domain::diagnostics::{Input, diagnose};
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_pms::{ExactConfig, ExactConnector, PmsConnector};
 use slotbridge_pms_sim::PmsSim;
+use slotbridge_testkit::finding_code;
 use tokio::net::TcpListener;
-
-/// The diagnostics code for each of the simulator's planted misconfigurations.
-fn code_of(kind: &str) -> &'static str {
-    match kind {
-        "stacking_off" => "stacking-off",
-        "no_healthengine_reason" => "healthengine-reason-missing",
-        "health_engine_misspelt" => "healthengine-reason-misspelt",
-        "default_reason_too_short" => "default-reason-too-short",
-        "default_reason_not_all_types" => "default-reason-not-all-types",
-        "practitioner_missing_from_reason" => "practitioner-missing-from-reason",
-        "duration_mismatch" => "duration-mismatch",
-        other => panic!("the simulator plants {other:?}, which the diagnostics do not know"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_planted_misconfiguration_is_found_with_none_missed_and_no_false_alarms() {
@@ -67,7 +54,7 @@ async fn every_planted_misconfiguration_is_found_with_none_missed_and_no_false_a
                     "practitioner_missing_from_reason" | "duration_mismatch"
                 );
                 (
-                    code_of(kind).to_owned(),
+                    finding_code(kind).to_owned(),
                     per_practitioner
                         .then(|| m["practitioner"].as_str().map(str::to_owned))
                         .flatten(),

@@ -970,7 +970,7 @@ async fn booking_claims_belong_to_a_node_and_an_epoch(ctx: Ctx) {
     let ttl = Duration::from_secs(30);
     let first = s.claim_link_bookings(&a, 10, ttl, t0()).await.unwrap();
     assert_eq!(first.len(), 1, "b-later is not due yet");
-    assert!(s.has_due_bookings(&a, t0()).await.unwrap() == false);
+    assert!(!s.has_due_bookings(&a, t0()).await.unwrap());
     assert!(
         s.claim_link_bookings(&a, 10, ttl, t0() + 10.seconds())
             .await

@@ -1,0 +1,416 @@
+//! The in-process stack: both simulators, a database, and one or several nodes.
+
+use std::ops::Deref;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use slotbridge_pms_sim::PmsSim;
+use slotbridge_service::http::AdminAccess;
+use slotbridge_service::node::{Node, NodeConfig};
+use slotbridge_store::Store;
+
+use crate::db::{Db, TestDb};
+use crate::sims::{Practice, Sims, SimsBuilder};
+
+/// A node's settings for tests against `sims` and the database at `database_url`: loopback on
+/// a free port, 500 ms polling, a 4 s lease. Change what a test needs with struct update.
+pub fn node_config(sims: &Sims, database_url: &str, node_id: &str) -> NodeConfig {
+    NodeConfig {
+        database_url: database_url.to_owned(),
+        market_url: sims.market_api_url(),
+        market_api_key: SecretString::from(sims.market_api_key.clone()),
+        user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
+        pms_url: sims.pms_url.parse().expect("the PMS simulator's URL"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        node_id: node_id.to_owned(),
+        poll_interval: Duration::from_millis(500),
+        lease_ttl: Duration::from_secs(4),
+        pms_webhook_secret: None,
+        public_url: None,
+        clock_offset: jiff::SignedDuration::ZERO,
+    }
+}
+
+/// Link `p` through the admin API of the node at `node_url` (with the bearer `token`, if
+/// any), as an operator would; the link id.
+///
+/// # Errors
+/// The node cannot be reached or does not answer 201.
+pub async fn link_practice(
+    http: &reqwest::Client,
+    node_url: &str,
+    token: Option<&str>,
+    p: &Practice,
+) -> anyhow::Result<String> {
+    let mut req = http.post(format!("{node_url}/api/links")).json(&json!({
+        "site_slug": p.slug,
+        "pms_api_key": p.api_key,
+        "practice_id": p.practice_id,
+        "practice_key": p.practice_key,
+    }));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await?;
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    anyhow::ensure!(
+        status == 201,
+        "linking {} to marketplace practice {}: {status} {body}",
+        p.slug,
+        p.practice_id
+    );
+    let v: Value = serde_json::from_str(&body)?;
+    v["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no link id in {body}"))
+}
+
+/// How to start a [`Stack`].
+pub struct StackBuilder {
+    sims: SimsBuilder,
+    record: bool,
+    db: Db,
+    harbour: bool,
+    nodes: usize,
+    link: bool,
+    node_id: String,
+    user_agent: Option<String>,
+    poll_interval: Option<Duration>,
+    lease_ttl: Option<Duration>,
+    access: AdminAccess,
+    http: Option<reqwest::Client>,
+}
+
+impl StackBuilder {
+    /// The PMS simulator (default: Harbour Dental only).
+    pub fn pms(mut self, sim: PmsSim) -> Self {
+        self.sims = self.sims.pms(sim);
+        self
+    }
+
+    /// The marketplace api key of the integration (default [`crate::MARKET_API_KEY`]).
+    pub fn market_api_key(mut self, key: &str) -> Self {
+        self.sims = self.sims.market_api_key(key);
+        self
+    }
+
+    /// Record every marketplace API call ([`Stack::record`]).
+    pub fn record(mut self) -> Self {
+        self.record = true;
+        self
+    }
+
+    /// SQLite (default) or a fresh PostgreSQL database.
+    pub fn db(mut self, db: Db) -> Self {
+        self.db = db;
+        self
+    }
+
+    /// Whether to create Harbour Dental on the marketplace (default: yes).
+    pub fn harbour(mut self, create: bool) -> Self {
+        self.harbour = create;
+        self
+    }
+
+    /// How many nodes to start (default 1; more share the database, `NODE_ID-2`, …).
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    /// Whether to link Harbour Dental through the first node (default: yes, when both exist).
+    pub fn link(mut self, link: bool) -> Self {
+        self.link = link;
+        self
+    }
+
+    /// The first node's id (default `test-node`).
+    pub fn node_id(mut self, id: &str) -> Self {
+        self.node_id = id.into();
+        self
+    }
+
+    /// The User-Agent the nodes send.
+    pub fn user_agent(mut self, ua: &str) -> Self {
+        self.user_agent = Some(ua.into());
+        self
+    }
+
+    /// The nodes' polling interval (default 500 ms).
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = Some(d);
+        self
+    }
+
+    /// The nodes' lease time-to-live (default 4 s).
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.lease_ttl = Some(d);
+        self
+    }
+
+    /// An admin token (the stack's admin calls send it) and a console password.
+    pub fn admin(mut self, token: &str, console_password: &str) -> Self {
+        self.access = AdminAccess {
+            token: Some(SecretString::from(token)),
+            console_password: Some(SecretString::from(console_password)),
+        };
+        self
+    }
+
+    /// The HTTP client of the helpers (default: reqwest's).
+    pub fn http(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Start it all; `None` when PostgreSQL was asked for and is unavailable outside CI (said
+    /// on stderr). Panics on anything else that fails.
+    pub async fn start(self) -> Option<Stack> {
+        let db = TestDb::fresh(self.db)?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sims = self.sims;
+        if self.record {
+            sims = sims.record(dir.path().join("market-calls.jsonl"));
+        }
+        let mut sims = sims.start().await.expect("the simulators start");
+        if let Some(http) = self.http {
+            sims.set_http(http);
+        }
+        let harbour = self
+            .harbour
+            .then(|| sims.harbour().expect("Harbour Dental on the marketplace"));
+        let mut config = node_config(&sims, db.url(), &self.node_id);
+        if let Some(ua) = self.user_agent {
+            config.user_agent = ua;
+        }
+        if let Some(d) = self.poll_interval {
+            config.poll_interval = d;
+        }
+        if let Some(d) = self.lease_ttl {
+            config.lease_ttl = d;
+        }
+        let mut stack = Stack {
+            sims,
+            harbour,
+            db,
+            config,
+            access: self.access,
+            nodes: Vec::new(),
+            dir,
+        };
+        for n in 0..self.nodes {
+            let mut config = stack.config.clone();
+            if n > 0 {
+                config.node_id = format!("{}-{}", self.node_id, n + 1);
+            }
+            stack.start_node_with(config).await;
+        }
+        if self.link && self.nodes > 0 && stack.harbour.is_some() {
+            let p = stack.harbour().clone();
+            stack.link(&p).await;
+        }
+        Some(stack)
+    }
+}
+
+/// Both simulators, a database and in-process nodes; derefs to [`Sims`] (and so to the
+/// [`crate::Control`] helpers). A PostgreSQL database is dropped with it.
+pub struct Stack {
+    sims: Sims,
+    harbour: Option<Practice>,
+    /// The database the nodes share.
+    pub db: TestDb,
+    /// The settings [`Stack::start_node`] starts a node with.
+    pub config: NodeConfig,
+    /// Who may use the nodes' admin API and console.
+    pub access: AdminAccess,
+    nodes: Vec<(NodeConfig, Option<Node>)>,
+    dir: tempfile::TempDir,
+}
+
+impl Deref for Stack {
+    type Target = Sims;
+
+    fn deref(&self) -> &Sims {
+        &self.sims
+    }
+}
+
+impl Stack {
+    /// Defaults: the Harbour Dental PMS simulator, SQLite, one node `test-node`, Harbour Dental
+    /// created on the marketplace and linked, no admin token, no recording.
+    pub fn builder() -> StackBuilder {
+        StackBuilder {
+            sims: Sims::builder(),
+            record: false,
+            db: Db::Sqlite,
+            harbour: true,
+            nodes: 1,
+            link: true,
+            node_id: "test-node".into(),
+            user_agent: None,
+            poll_interval: None,
+            lease_ttl: None,
+            access: AdminAccess::default(),
+            http: None,
+        }
+    }
+
+    /// The default stack on `db`; `None` when PostgreSQL is unavailable outside CI.
+    pub async fn on(db: Db) -> Option<Stack> {
+        Stack::builder().db(db).start().await
+    }
+
+    /// The stack's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The marketplace's record file (panics unless the stack records).
+    pub fn record(&self) -> &Path {
+        self.sims.record.as_deref().expect("the stack records")
+    }
+
+    /// Harbour Dental (panics when the stack was built without it).
+    pub fn harbour(&self) -> &Practice {
+        self.harbour.as_ref().expect("Harbour Dental")
+    }
+
+    /// The first node (panics when it is stopped).
+    pub fn node(&self) -> &Node {
+        self.node_at(0)
+    }
+
+    /// Node `i` (panics when it is stopped).
+    pub fn node_at(&self, i: usize) -> &Node {
+        self.nodes
+            .get(i)
+            .and_then(|(_, n)| n.as_ref())
+            .unwrap_or_else(|| panic!("node {i} runs"))
+    }
+
+    /// The first node's store.
+    pub fn store(&self) -> &Store {
+        &self.node().ctx.store
+    }
+
+    /// Another store on the nodes' database.
+    pub async fn open_store(&self) -> Store {
+        Store::open(self.db.url(), crate::keyring())
+            .await
+            .expect("store")
+    }
+
+    /// Start a node with [`Stack::config`]; its index.
+    pub async fn start_node(&mut self) -> usize {
+        self.start_node_with(self.config.clone()).await
+    }
+
+    /// Start a node with `config`; its index.
+    pub async fn start_node_with(&mut self, config: NodeConfig) -> usize {
+        let node = self.spawn_node_with(config.clone()).await;
+        self.nodes.push((config, Some(node)));
+        self.nodes.len() - 1
+    }
+
+    /// A node with [`Stack::config`] but the id `node_id`, owned by the caller.
+    pub async fn spawn_node(&self, node_id: &str) -> Node {
+        let mut config = self.config.clone();
+        config.node_id = node_id.into();
+        self.spawn_node_with(config).await
+    }
+
+    async fn spawn_node_with(&self, config: NodeConfig) -> Node {
+        Node::start_with_access(config, crate::keyring(), self.access.clone())
+            .await
+            .expect("node")
+    }
+
+    /// Shut node `i` down (its store state stays, as after a crash between two steps).
+    pub async fn stop_node(&mut self, i: usize) {
+        if let Some(n) = self.nodes.get_mut(i).and_then(|(_, n)| n.take()) {
+            n.shutdown().await;
+        }
+    }
+
+    /// Shut node `i` down and start it again with the same settings.
+    pub async fn restart_node(&mut self, i: usize) {
+        self.stop_node(i).await;
+        let config = self.nodes[i].0.clone();
+        let node = self.spawn_node_with(config).await;
+        self.nodes[i].1 = Some(node);
+    }
+
+    /// The admin token, if the nodes have one.
+    pub fn token(&self) -> Option<String> {
+        self.access
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+    }
+
+    /// `{first node}{path}`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.node().url())
+    }
+
+    /// GET the first node's `path` (with the admin token, if any); panics unless 2xx JSON.
+    pub async fn api_get(&self, path: &str) -> Value {
+        let url = self.api(path);
+        let mut req = self.http.get(&url);
+        if let Some(t) = self.token() {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("get");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    /// Link `p` through the first node's admin API (201 asserted); the link id.
+    pub async fn link(&self, p: &Practice) -> String {
+        let token = self.token();
+        link_practice(&self.http, &self.node().url(), token.as_deref(), p)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// The first link's id.
+    pub async fn first_link(&self) -> String {
+        self.api_get("/api/links").await[0]["id"]
+            .as_str()
+            .expect("link id")
+            .to_owned()
+    }
+
+    /// PATCH a link through the first node's admin API (200 asserted).
+    pub async fn patch_link(&self, link: &str, body: Value) {
+        let mut req = self
+            .http
+            .patch(self.api(&format!("/api/links/{link}")))
+            .json(&body);
+        if let Some(t) = self.token() {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("patch");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+
+    /// Harbour Dental's configuration on the marketplace (waited for up to `within`), Step 2
+    /// done, and the first day from tomorrow with more than `more_than` bookable slots
+    /// (waited for up to `within`): `(YYYY-MM-DD, slots)`.
+    pub async fn linked_with_slots(
+        &self,
+        within: Duration,
+        more_than: usize,
+    ) -> (String, Vec<Value>) {
+        let p = self.harbour();
+        self.configured_then_auto_linked(&p.practice_id, within, &String::new)
+            .await;
+        self.day_with_slots(&p.practice_id, &p.timezone, more_than, within)
+            .await
+    }
+}
