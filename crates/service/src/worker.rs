@@ -734,8 +734,11 @@ impl<P: PmsConnector> LinkRun<P> {
                     }
                 }
                 _ = resync.tick() => {
-                    // The periodic full resync also renews the webhook registrations.
-                    pushed = self.subscribe().await;
+                    // The periodic full resync also renews the webhook registrations (not while
+                    // the link is parked or backing off: nothing is called then).
+                    if breaker.may_try(self.ctx.now()) {
+                        pushed = self.subscribe().await;
+                    }
                     Wake {
                         force_config: true,
                         force_availability: true,

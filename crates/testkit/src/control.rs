@@ -213,6 +213,83 @@ impl Control {
             .expect("diary")
     }
 
+    /// The appointments of a site's diary on `day` carrying the external reference of the
+    /// marketplace booking `booking_id` (`HE-{id}`).
+    pub async fn appointments_of(
+        &self,
+        slug: &str,
+        day: impl Display,
+        booking_id: impl Display,
+    ) -> Vec<Value> {
+        let reference = format!("HE-{booking_id}");
+        self.diary(slug, day)
+            .await
+            .into_iter()
+            .filter(|a| a["external_ref"] == reference.as_str())
+            .collect()
+    }
+
+    /// Wait up to `within` until the marketplace booking `id` is answered (no longer
+    /// `Requested`: confirmed, by the integration or by the 20 s rule, or rejected); the
+    /// booking as the marketplace holds it then.
+    pub async fn answered(&self, id: impl Display, within: Duration) -> Value {
+        let id = id.to_string();
+        eventually_or(
+            &format!("booking {id} answered"),
+            within,
+            String::new,
+            || async {
+                let b = self.booking(&id).await;
+                (b["status"] != "Requested").then_some(b)
+            },
+        )
+        .await
+    }
+
+    /// The practice's desk makes a new API key for the site (201 asserted); the key.
+    pub async fn create_pms_key(&self, slug: &str) -> String {
+        let r = self
+            .http
+            .post(self.desk(slug, "/keys"))
+            .timeout(CALL)
+            .send()
+            .await
+            .expect("POST key");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, 201, "new key for {slug}: {text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        v["api_key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no api_key in {text}"))
+            .to_owned()
+    }
+
+    /// The practice's desk revokes the site's API key `key` (204 asserted).
+    pub async fn revoke_pms_key(&self, slug: &str, key: &str) {
+        let r = self
+            .http
+            .delete(self.desk(slug, &format!("/keys/{key}")))
+            .timeout(CALL)
+            .send()
+            .await
+            .expect("DELETE key");
+        let status = r.status();
+        assert_eq!(
+            status,
+            204,
+            "revoking a key of {slug}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// How many API requests the PMS simulator received for the site `slug` so far, refused
+    /// ones included (`GET /_sim/stats`).
+    pub async fn pms_site_requests(&self, slug: &str) -> u64 {
+        let stats = self.get(&format!("{}/_sim/stats", self.pms_url)).await;
+        stats["site_requests"][slug].as_u64().unwrap_or(0)
+    }
+
     /// The front desk books `slot`'s time with its practitioner in the PMS (201 asserted).
     pub async fn desk_book(&self, slug: &str, slot: &Value) {
         let r = self

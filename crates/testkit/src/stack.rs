@@ -293,6 +293,34 @@ impl Stack {
             .unwrap_or_else(|| panic!("node {i} runs"))
     }
 
+    /// Node `i`, or `None` when it is stopped (or was never started).
+    pub fn try_node_at(&self, i: usize) -> Option<&Node> {
+        self.nodes.get(i).and_then(|(_, n)| n.as_ref())
+    }
+
+    /// How many nodes were started (stopped ones included: their index stays theirs).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The settings node `i` was started with (panics when there is no node `i`).
+    pub fn node_config_at(&self, i: usize) -> &NodeConfig {
+        &self
+            .nodes
+            .get(i)
+            .unwrap_or_else(|| panic!("no node {i}"))
+            .0
+    }
+
+    /// The links each running node works now (`ctx.running()`), by node index.
+    pub fn running(&self) -> Vec<(usize, Vec<slotbridge_store::LinkId>)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, n))| n.as_ref().map(|n| (i, n.ctx.running())))
+            .collect()
+    }
+
     /// The first node's store.
     pub fn store(&self) -> &Store {
         &self.node().ctx.store
@@ -355,7 +383,12 @@ impl Stack {
 
     /// `{first node}{path}`.
     pub fn api(&self, path: &str) -> String {
-        format!("{}{path}", self.node().url())
+        self.api_at(0, path)
+    }
+
+    /// `{node i}{path}`.
+    pub fn api_at(&self, i: usize, path: &str) -> String {
+        format!("{}{path}", self.node_at(i).url())
     }
 
     /// GET the first node's `path` (with the admin token, if any); panics unless 2xx JSON.
@@ -388,15 +421,77 @@ impl Stack {
 
     /// PATCH a link through the first node's admin API (200 asserted).
     pub async fn patch_link(&self, link: &str, body: Value) {
+        self.patch_link_at(0, link, body).await;
+    }
+
+    /// PATCH a link through node `i`'s admin API (200 asserted).
+    pub async fn patch_link_at(&self, i: usize, link: &str, body: Value) {
         let mut req = self
             .http
-            .patch(self.api(&format!("/api/links/{link}")))
+            .patch(self.api_at(i, &format!("/api/links/{link}")))
             .json(&body);
         if let Some(t) = self.token() {
             req = req.bearer_auth(t);
         }
         let r = req.send().await.expect("patch");
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+
+    /// A console page of the first node (`path` such as `/console/practices/{id}`), after
+    /// logging in with the console password (or else the admin token): `(status, HTML)`.
+    /// Panics when neither is set ([`StackBuilder::admin`]) or the login is refused.
+    pub async fn console_page(&self, path: &str) -> (u16, String) {
+        let secret = self
+            .access
+            .console_password
+            .as_ref()
+            .or(self.access.token.as_ref())
+            .expect("a console password or an admin token (StackBuilder::admin)")
+            .expose_secret()
+            .to_owned();
+        // Cookies are read from the answers themselves: no redirect is followed.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let cookie_of = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|c| c.split(';').next())
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        };
+        let form = http
+            .get(self.api("/console/login"))
+            .send()
+            .await
+            .expect("GET /console/login");
+        let pre = cookie_of(&form, "sb_login").expect("the login form's cookie");
+        let body = format!(
+            "password={}&csrf={pre}",
+            url_encode(&secret)
+        );
+        let login = http
+            .post(self.api("/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", format!("sb_login={pre}"))
+            .body(body)
+            .send()
+            .await
+            .expect("POST /console/login");
+        assert_eq!(login.status(), 303, "console login refused");
+        let session = cookie_of(&login, "sb_session").expect("a session cookie");
+        let r = http
+            .get(self.api(path))
+            .header("cookie", format!("sb_session={session}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
     }
 
     /// Harbour Dental's configuration on the marketplace (waited for up to `within`), Step 2
@@ -412,5 +507,25 @@ impl Stack {
             .await;
         self.day_with_slots(&p.practice_id, &p.timezone, more_than, within)
             .await
+    }
+}
+
+/// `s` percent-encoded for a form body (everything but unreserved characters).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_form_value_is_percent_encoded() {
+        assert_eq!(super::url_encode("a b&c=d~"), "a%20b%26c%3Dd~");
     }
 }
