@@ -446,3 +446,131 @@ impl<P: PmsConnector> PmsConnector for FencedPms<P> {
         self.inner.register_webhook(url, secret).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use slotbridge_domain::practice::SiteSlug;
+    use slotbridge_market::{ClientConfig, MarketClient};
+    use slotbridge_store::{HorizonDays, Keyring, NewLink, Store};
+
+    use crate::ctx::WorkerSettings;
+
+    async fn ctx_with_link() -> (Arc<Ctx>, Lease) {
+        let keys = Keyring::parse(Keyring::generate_key().expose_secret()).expect("keys");
+        let store = Store::open("sqlite::memory:", keys).await.expect("store");
+        let link = store
+            .create_link(NewLink {
+                site_slug: SiteSlug::parse("sharbour").expect("slug"),
+                pms_api_key: SecretString::from("pms-key"),
+                market_practice_id: "p-1".into(),
+                market_practice_key: SecretString::from("practice-key"),
+                enabled: true,
+                horizon_days: HorizonDays::default(),
+            })
+            .await
+            .expect("link");
+        let market = MarketClient::new(ClientConfig::new(
+            "http://127.0.0.1:9/pms-api/v1",
+            SecretString::from("api-key"),
+        ))
+        .expect("client");
+        let settings = WorkerSettings::new("node-a", "http://127.0.0.1:9".parse().expect("url"));
+        let ctx = Ctx::new(store, market, settings, Arc::default());
+        let lease = ctx
+            .store
+            .acquire_leases("node-a", 1, Duration::from_secs(60))
+            .await
+            .expect("lease")
+            .pop()
+            .expect("the link's lease")
+            .lease;
+        assert_eq!(lease.link_id, link.id);
+        (ctx, lease)
+    }
+
+    /// Put a worker whose task is `task` in the node's table, as `start` would.
+    fn running(ctx: &Ctx, lease: &Lease, task: tokio::task::JoinHandle<WorkerExit>) {
+        let (tx, _rx) = mpsc::channel(1);
+        ctx.workers().insert(
+            lease.link_id,
+            Running {
+                tx,
+                site: "sharbour".into(),
+                cancel: CancellationToken::new(),
+                task,
+                fence: Arc::new(Fence::new(
+                    lease.clone(),
+                    Instant::now() + Duration::from_secs(60),
+                )),
+                revision: 0,
+                drain: Arc::new(AtomicBool::new(false)),
+                hand_back: false,
+                stopping: false,
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_panics_is_restarted_with_backoff_and_its_link_shows_why() {
+        let (ctx, lease) = ctx_with_link().await;
+        let mut sup = Supervisor::default();
+        for failures in 1..=3u32 {
+            running(&ctx, &lease, tokio::spawn(async { panic!("a bug") }));
+            tokio::task::yield_now().await;
+            while !ctx.workers()[&lease.link_id].task.is_finished() {
+                tokio::task::yield_now().await;
+            }
+            let before = Instant::now();
+            reap(&ctx, &mut sup).await;
+            assert!(ctx.running().is_empty(), "the ended worker is gone");
+            let f = sup.failed[&lease.link_id].clone();
+            assert_eq!(f.failures, failures);
+            // 1 s, 2 s, 4 s nominal; jitter shortens by up to half.
+            let nominal = Duration::from_secs(1 << (failures - 1));
+            let wait = f.not_before.saturating_duration_since(before);
+            assert!(
+                wait <= nominal && wait + Duration::from_millis(50) >= nominal / 2,
+                "{wait:?} after {failures} failures"
+            );
+            let shown = ctx.store.sync_state(lease.link_id).await.expect("state");
+            let error = shown.last_error.expect("the reason is shown");
+            assert_eq!(error.kind, "worker_failed");
+            assert!(error.message.contains("panicked"), "{}", error.message);
+        }
+        // A worker that ends normally clears the backoff.
+        running(&ctx, &lease, tokio::spawn(async { WorkerExit::Stopped }));
+        while !ctx.workers()[&lease.link_id].task.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        reap(&ctx, &mut sup).await;
+        assert!(!sup.failed.contains_key(&lease.link_id));
+    }
+
+    #[tokio::test]
+    async fn a_fence_lapses_by_itself_and_can_be_revoked() {
+        let (_ctx, lease) = ctx_with_link().await;
+        let fence = Fence::new(lease.clone(), Instant::now() + Duration::from_millis(30));
+        assert!(fence.holds());
+        fence.extend(Instant::now() + Duration::from_millis(10));
+        assert!(fence.holds(), "an extension never shortens the fence");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(
+            !fence.holds(),
+            "no renewal within the TTL: the worker must stop"
+        );
+        let fence = Fence::new(lease, Instant::now() + Duration::from_secs(60));
+        fence.revoke();
+        assert!(!fence.holds());
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_lease_certain_a_little_less_than_the_ttl() {
+        let sent = Instant::now();
+        let ttl = Duration::from_secs(10);
+        assert_eq!(valid_until(sent, ttl), sent + Duration::from_secs(9));
+        let short = Duration::from_secs(2);
+        assert_eq!(valid_until(sent, short), sent + Duration::from_millis(1800));
+    }
+}

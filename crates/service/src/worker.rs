@@ -617,7 +617,12 @@ pub(crate) async fn link_worker<P: PmsConnector>(
         link,
         refresh: AtomicBool::new(false),
     };
-    let exit = run.work(&mut rx, &cancel, &drain).await;
+    // Claims a previous worker of this node left under the same lease are given up first, so
+    // its bookings are resumed at once rather than when the claims lapse.
+    let exit = match run.ctx.store.release_claims(run.lease()).await {
+        Ok(_) => run.work(&mut rx, &cancel, &drain).await,
+        Err(e) => run.failed(&SyncFailure::Store(e)).await,
+    };
     if drain.load(Ordering::SeqCst) && exit == WorkerExit::Stopped {
         run.drain(DRAIN_WITHIN).await;
     }
@@ -639,9 +644,6 @@ impl<P: PmsConnector> LinkRun<P> {
         if drain.load(Ordering::SeqCst) {
             // A disabled link: only its bookings in flight are left to answer.
             return WorkerExit::Stopped;
-        }
-        if let Err(e) = self.ctx.store.release_claims(self.lease()).await {
-            return self.failed(&SyncFailure::Store(e)).await;
         }
         let mut breaker = Breaker::default();
         // Link or re-enable: configuration first, then availability, then outstanding requests.
