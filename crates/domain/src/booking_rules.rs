@@ -126,6 +126,30 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::SlotTaken,
+        RejectReason::PractitionerNotOnline,
+        RejectReason::TypeNotBookable,
+        RejectReason::PmsRefused,
+        RejectReason::PatientAmbiguous,
+        RejectReason::DateOfBirthMissing,
+        RejectReason::NotReachedInTime,
+        RejectReason::Unreadable,
+    ];
+
+    /// The reason whose [`RejectReason::text`] is `text`, if any.
+    ///
+    /// ```
+    /// use slotbridge_domain::booking_rules::RejectReason;
+    /// let r = RejectReason::SlotTaken;
+    /// assert_eq!(RejectReason::from_text(r.text()), Some(r));
+    /// assert_eq!(RejectReason::from_text("anything else"), None);
+    /// ```
+    pub fn from_text(text: &str) -> Option<RejectReason> {
+        RejectReason::ALL.into_iter().find(|r| r.text() == text)
+    }
+
     /// The text sent to the marketplace and recorded.
     pub fn text(self) -> &'static str {
         match self {

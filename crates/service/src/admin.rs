@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use slotbridge_domain::diagnostics::{
     self, Consent, Finding, HealthView, Input, PmsAuth, RejectedBooking, Severity,
 };
+use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup, SiteSlug, to_snapshot};
 use slotbridge_pms::{PmsConnector, PmsError};
 use slotbridge_store::{
@@ -21,7 +22,7 @@ use slotbridge_store::{
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ctx::{Ctx, ResyncState, Trigger};
-use crate::worker::FailureKind;
+use crate::failure::FailureKind;
 
 /// Published availability older than this is stale.
 pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
@@ -254,6 +255,10 @@ pub struct BookingCounts {
     pub rejected: u32,
     /// Still being processed.
     pub in_progress: u32,
+    /// In the diary, but the marketplace no longer waited for them when they were confirmed
+    /// (404/410): the practice checks them with the patient.
+    #[serde(default)]
+    pub gone: u32,
 }
 
 /// One practice (link) with its health at a glance.
@@ -814,6 +819,7 @@ fn summarize(
         match b.state {
             slotbridge_store::BookingState::Confirmed => counts.confirmed += 1,
             slotbridge_store::BookingState::Rejected => counts.rejected += 1,
+            slotbridge_store::BookingState::Gone => counts.gone += 1,
             _ => counts.in_progress += 1,
         }
     }
@@ -857,7 +863,7 @@ fn summarize(
 
 /// Every practice with its health at a glance (no PMS read: from the stored sync state).
 pub async fn practices(ctx: &Ctx) -> Result<Vec<PracticeSummary>, AdminError> {
-    let now = Timestamp::now();
+    let now = ctx.now();
     let links = ctx.store.list_links().await?;
     let states: BTreeMap<LinkId, SyncState> = ctx
         .store
@@ -883,7 +889,7 @@ pub async fn practice(ctx: &Ctx, id: &str) -> Result<PracticeSummary, AdminError
     let link = load_link(ctx, id).await?;
     let state = ctx.store.sync_state(link.id).await?;
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
-    Ok(summarize(ctx, &link, &state, &bookings, Timestamp::now()))
+    Ok(summarize(ctx, &link, &state, &bookings, ctx.now()))
 }
 
 /// A fresh read of a link's PMS: the setup and the diary over the link's horizon.
@@ -903,23 +909,15 @@ pub struct PmsRead {
 /// Read the link's PMS the way the publisher does.
 pub async fn read_pms(ctx: &Ctx, link: &Link) -> Result<PmsRead, PmsError> {
     let pms = ctx.pms_connector(link);
-    let now = Timestamp::now();
+    let now = ctx.now();
     let setup = pms.read_setup().await?;
-    let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
-    let today = now
-        .to_zoned_datetime(setup.timezone.time_zone().clone())
-        .date();
-    let end = today
-        .checked_add(jiff::Span::new().days(i64::from(horizon.max(1))))
-        .map_err(|e| PmsError::Protocol {
-            detail: format!("horizon: {e}"),
-        })?;
-    let diary = pms.read_diary(today, end).await?;
+    let horizon = Horizon::new(setup.timezone.time_zone(), now, link.horizon_days);
+    let diary = pms.read_diary(horizon.start(), horizon.end()).await?;
     Ok(PmsRead {
         setup,
         diary,
-        today,
-        horizon,
+        today: horizon.start(),
+        horizon: link.horizon_days.days(),
         now,
     })
 }
@@ -932,7 +930,7 @@ pub async fn findings_from(
 ) -> Result<Vec<FindingView>, AdminError> {
     let state = ctx.store.sync_state(link.id).await?;
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
-    let mut health = health_view(&state, &bookings, Timestamp::now());
+    let mut health = health_view(&state, &bookings, ctx.now());
     let found = match read {
         Ok(r) => diagnostics::diagnose(
             &Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health),

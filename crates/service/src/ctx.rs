@@ -13,7 +13,12 @@ use slotbridge_pms::{ExactConfig, ExactConnector};
 use slotbridge_store::{Link, LinkId, Store};
 use tracing::debug;
 
-use crate::supervisor::Running;
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::fence::Fence;
 
 /// What wakes a link worker besides its timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,4 +400,35 @@ impl Ctx {
             link.market_practice_key.expose_secret().to_owned(),
         ))
     }
+}
+
+/// How a link worker ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// The supervisor stopped it (node shutdown, a change of the link, handing it back).
+    Stopped,
+    /// Its fence no longer held: another node may hold the link now.
+    Fenced,
+    /// The link no longer exists.
+    Gone,
+    /// It failed; the supervisor restarts it with backoff and shows the reason on the link.
+    Failed(String),
+}
+
+/// How the supervisor sees one worker.
+pub(crate) struct Running {
+    pub(crate) tx: mpsc::Sender<Trigger>,
+    pub(crate) site: String,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) task: tokio::task::JoinHandle<WorkerExit>,
+    pub(crate) fence: Arc<Fence>,
+    pub(crate) revision: i64,
+    /// Set before `cancel` when the worker must first finish its bookings in flight.
+    pub(crate) drain: Arc<AtomicBool>,
+    /// The lease is to be released once the worker ended (balancing or a disabled link).
+    pub(crate) hand_back: bool,
+    /// The supervisor stopped it (its lease was lost, or it is being restarted).
+    pub(crate) stopping: bool,
+    /// When it started.
+    pub(crate) started: std::time::Instant,
 }

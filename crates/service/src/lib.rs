@@ -2,6 +2,8 @@
 //!
 //! - [`publisher`]: configuration and availability to the marketplace, sending only what changed.
 //! - [`ctx`]: the shared context of a node (store, marketplace client, settings, clock).
+//! - [`failure`]: what can go wrong in a link's work, and its kind.
+//! - [`fence`]: a worker's lease and the checks before its calls and writes.
 //! - [`supervisor`]: fenced leases on links and one supervised worker per held link.
 //! - [`worker`]: a link's worker: PMS changes in, requests answered, backoff and breaker.
 //! - [`http`]: health, metrics, webhook receivers, the admin API (`/api`, `/openapi.json`).
@@ -15,6 +17,8 @@ pub mod admin;
 pub mod bookings;
 pub mod console;
 pub mod ctx;
+pub mod failure;
+pub mod fence;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
-
 use crate::ctx::Ctx;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -242,7 +240,7 @@ fn escape(v: &str) -> String {
 
 /// Everything `/metrics` shows: the registry, and gauges read from the store now.
 pub async fn render(ctx: &Ctx) -> Result<String, slotbridge_store::StoreError> {
-    let now = Timestamp::now();
+    let now = ctx.now();
     let states = ctx.store.all_sync_states().await?;
     let mut out = String::new();
     out.push_str(

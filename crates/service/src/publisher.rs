@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 use slotbridge_domain::availability::compute_slots;
+use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup, to_snapshot};
 use slotbridge_domain::publish::{self, AppointmentType, DayAvailability, Resource};
 use slotbridge_domain::snapshot::SnapshotError;
@@ -210,16 +211,6 @@ pub async fn publish_config(
     Ok(outcome)
 }
 
-/// The practice-local dates of the horizon starting at `now`.
-pub fn horizon_dates(setup: &PracticeSetup, now: Timestamp, horizon_days: u32) -> Vec<Date> {
-    let today = now
-        .to_zoned_datetime(setup.timezone.time_zone().clone())
-        .date();
-    (0..i64::from(horizon_days))
-        .filter_map(|n| today.checked_add(jiff::Span::new().days(n)).ok())
-        .collect()
-}
-
 /// Compute the practice's availability with the engine and send every (resource, date) whose
 /// content changed since it was last accepted (all of them when `force`). Restricting to
 /// `only` (resource, date) pairs serves the marketplace's availability requests.
@@ -236,12 +227,12 @@ pub async fn publish_availability(
         market,
         link,
     } = to;
-    let horizon = u32::try_from(link.horizon_days.get()).unwrap_or(30);
-    let snapshot = to_snapshot(setup, diary, now, horizon).validate()?;
+    let horizon = Horizon::new(setup.timezone.time_zone(), now, link.horizon_days);
+    let snapshot = to_snapshot(setup, diary, now, link.horizon_days.days()).validate()?;
     let slots = compute_slots(&snapshot);
     let resources = publish::resources(setup);
     let types = publish::appointment_types(setup, &resources);
-    let dates = horizon_dates(setup, now, horizon);
+    let dates = horizon.dates();
     let days = publish::availability(&resources, &types, &slots, &dates);
 
     let wire: Vec<AvailabilitySnapshot> = days.iter().map(day_wire).collect();

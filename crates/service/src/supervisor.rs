@@ -13,91 +13,19 @@
 //! 5. acquires free or expired leases (each take-over a new epoch) and starts their workers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jiff::civil::Date;
-use secrecy::SecretString;
 use slotbridge_domain::backoff::{Backoff, Jitter};
-use slotbridge_domain::practice::{Diary, PracticeSetup};
-use slotbridge_pms::{
-    Capabilities, Changes, Inserted, NewAppointment, NewPatient, Patient, PatientQuery,
-    PmsConnector, PmsError,
-};
 use slotbridge_store::{HeldLease, Lease, LinkId, StoreError, SyncChanges, SyncError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::ctx::{Ctx, Trigger};
-use crate::worker::{self, WorkerExit};
-
-/// A worker's right to work its link: its lease, and the instant (this node's monotonic clock)
-/// until which the lease is certainly still this node's. Every store write carries the lease
-/// (the store re-checks it); every PMS and marketplace call asks [`Fence::holds`] first.
-#[derive(Debug)]
-pub struct Fence {
-    lease: Lease,
-    valid_until: Mutex<Instant>,
-    revoked: AtomicBool,
-}
-
-impl Fence {
-    /// A fence for `lease`, valid until `valid_until`.
-    pub fn new(lease: Lease, valid_until: Instant) -> Self {
-        Fence {
-            lease,
-            valid_until: Mutex::new(valid_until),
-            revoked: AtomicBool::new(false),
-        }
-    }
-
-    /// The lease the worker's writes are fenced by.
-    pub fn lease(&self) -> &Lease {
-        &self.lease
-    }
-
-    /// Whether the worker may still act: the lease was renewed recently enough that no other
-    /// node can hold it yet, and the supervisor has not revoked it.
-    pub fn holds(&self) -> bool {
-        !self.revoked.load(Ordering::SeqCst) && Instant::now() < *self.until()
-    }
-
-    fn until(&self) -> std::sync::MutexGuard<'_, Instant> {
-        self.valid_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn extend(&self, to: Instant) {
-        let mut until = self.until();
-        if to > *until {
-            *until = to;
-        }
-    }
-
-    /// No more calls or writes under this fence.
-    pub fn revoke(&self) {
-        self.revoked.store(true, Ordering::SeqCst);
-    }
-}
-
-/// How the supervisor sees one worker.
-pub(crate) struct Running {
-    pub(crate) tx: mpsc::Sender<Trigger>,
-    pub(crate) site: String,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<WorkerExit>,
-    fence: Arc<Fence>,
-    revision: i64,
-    /// Set before `cancel` when the worker must first finish its bookings in flight.
-    drain: Arc<AtomicBool>,
-    /// The lease is to be released once the worker ended (balancing or a disabled link).
-    hand_back: bool,
-    /// The supervisor stopped it (its lease was lost, or it is being restarted).
-    stopping: bool,
-}
+use crate::ctx::{Ctx, Running, WorkerExit};
+use crate::fence::Fence;
+use crate::worker;
 
 /// The restart backoff of a link whose worker failed.
 #[derive(Debug, Clone)]
@@ -113,6 +41,9 @@ fn restart_delay(failures: u32) -> Duration {
         .delay(failures, Jitter::new(rand::random::<f64>()))
         .unsigned_abs()
 }
+
+/// A worker that ran this long before it failed is restarted after the shortest backoff.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// The supervisor's own state between rounds.
 #[derive(Default)]
@@ -306,6 +237,7 @@ fn start(
             drain,
             hand_back: false,
             stopping: false,
+            started: Instant::now(),
         },
     );
 }
@@ -332,7 +264,12 @@ async fn reap(ctx: &Arc<Ctx>, sup: &mut Supervisor) {
         };
         match &exit {
             WorkerExit::Failed(reason) => {
-                let failures = sup.failed.get(&id).map_or(0, |f| f.failures) + 1;
+                // A worker that ran well for a while before failing starts its backoff afresh.
+                let healthy_run = r.started.elapsed() >= HEALTHY_RUN;
+                let failures = match sup.failed.get(&id) {
+                    Some(f) if !healthy_run => f.failures + 1,
+                    _ => 1,
+                };
                 let delay = restart_delay(failures);
                 warn!(link = %id, %reason, failures, restart_in_ms = delay.as_millis() as u64, "link worker failed; restarting with backoff");
                 sup.failed.insert(
@@ -384,73 +321,10 @@ async fn fair_share(ctx: &Ctx) -> Result<u32, StoreError> {
         .min(ctx.settings.max_links))
 }
 
-/// A PMS connector that asks the worker's [`Fence`] before every call: once the lease is no
-/// longer certainly this node's, calls fail with [`PmsError::Fenced`] and nothing is sent.
-pub struct FencedPms<P> {
-    inner: P,
-    fence: Arc<Fence>,
-}
-
-impl<P> FencedPms<P> {
-    /// `inner`, fenced by `fence`.
-    pub fn new(inner: P, fence: Arc<Fence>) -> Self {
-        FencedPms { inner, fence }
-    }
-
-    fn check(&self) -> Result<(), PmsError> {
-        if self.fence.holds() {
-            Ok(())
-        } else {
-            Err(PmsError::Fenced)
-        }
-    }
-}
-
-impl<P: PmsConnector> PmsConnector for FencedPms<P> {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn read_setup(&self) -> Result<PracticeSetup, PmsError> {
-        self.check()?;
-        self.inner.read_setup().await
-    }
-
-    async fn read_diary(&self, from: Date, to: Date) -> Result<Diary, PmsError> {
-        self.check()?;
-        self.inner.read_diary(from, to).await
-    }
-
-    async fn insert_appointment(&self, new: &NewAppointment) -> Result<Inserted, PmsError> {
-        self.check()?;
-        self.inner.insert_appointment(new).await
-    }
-
-    async fn create_patient(&self, new: &NewPatient) -> Result<Patient, PmsError> {
-        self.check()?;
-        self.inner.create_patient(new).await
-    }
-
-    async fn search_patients(&self, query: &PatientQuery) -> Result<Vec<Patient>, PmsError> {
-        self.check()?;
-        self.inner.search_patients(query).await
-    }
-
-    async fn read_changes(&self, since: Option<&str>) -> Result<Changes, PmsError> {
-        self.check()?;
-        self.inner.read_changes(since).await
-    }
-
-    async fn register_webhook(&self, url: &str, secret: &SecretString) -> Result<String, PmsError> {
-        self.check()?;
-        self.inner.register_webhook(url, secret).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
+    use secrecy::{ExposeSecret, SecretString};
     use slotbridge_domain::practice::SiteSlug;
     use slotbridge_market::{ClientConfig, MarketClient};
     use slotbridge_store::{HorizonDays, Keyring, NewLink, Store};
@@ -508,6 +382,7 @@ mod tests {
                 drain: Arc::new(AtomicBool::new(false)),
                 hand_back: false,
                 stopping: false,
+                started: Instant::now(),
             },
         );
     }

@@ -23,149 +23,20 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use slotbridge_domain::backoff::{Breaker, BreakerState, FailureClass, Jitter, Lasting};
+use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup};
+use slotbridge_market::PracticeClient;
 use slotbridge_market::types::RequestType;
-use slotbridge_market::{MarketError, PracticeClient};
-use slotbridge_pms::{Changes, PmsConnector, PmsError};
-use slotbridge_store::{
-    ConsentStatus, Lease, Link, NewMarketRequest, StoreError, SyncChanges, SyncError,
-};
+use slotbridge_pms::{Changes, PmsConnector};
+use slotbridge_store::{ConsentStatus, Lease, Link, NewMarketRequest, SyncChanges, SyncError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::ctx::{Ctx, ResyncState, Trigger};
-use crate::publisher::{self, PublishError};
-use crate::supervisor::{Fence, FencedPms};
-
-/// How a link worker ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WorkerExit {
-    /// The supervisor stopped it (node shutdown, a change of the link, handing it back).
-    Stopped,
-    /// Its fence no longer held: another node may hold the link now.
-    Fenced,
-    /// The link no longer exists.
-    Gone,
-    /// It failed; the supervisor restarts it with backoff and shows the reason on the link.
-    Failed(String),
-}
-
-/// What kind of failure stopped a sync step: stored on the link (its `last_error.kind`), shown
-/// by the console and counted in the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// The PMS refused the API key (401).
-    PmsUnauthorized,
-    /// The practice revoked the API key.
-    PmsKeyRevoked,
-    /// The PMS failed otherwise (down, timeout, unexpected answer).
-    Pms,
-    /// The practice has not granted this integration consent on the marketplace.
-    ConsentMissing,
-    /// The marketplace failed otherwise.
-    Market,
-    /// The PMS setup could not be published (invalid snapshot).
-    Publish,
-    /// The store failed.
-    Store,
-    /// This node no longer holds the link.
-    Fenced,
-    /// The link's worker stopped and is being restarted.
-    WorkerFailed,
-}
-
-impl FailureKind {
-    /// Every kind.
-    pub const ALL: [FailureKind; 9] = [
-        FailureKind::PmsUnauthorized,
-        FailureKind::PmsKeyRevoked,
-        FailureKind::Pms,
-        FailureKind::ConsentMissing,
-        FailureKind::Market,
-        FailureKind::Publish,
-        FailureKind::Store,
-        FailureKind::Fenced,
-        FailureKind::WorkerFailed,
-    ];
-
-    /// The stored name (`pms_key_revoked`, `consent_missing`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::PmsUnauthorized => "pms_unauthorized",
-            FailureKind::PmsKeyRevoked => "pms_key_revoked",
-            FailureKind::Pms => "pms",
-            FailureKind::ConsentMissing => "consent_missing",
-            FailureKind::Market => "market",
-            FailureKind::Publish => "publish",
-            FailureKind::Store => "store",
-            FailureKind::Fenced => "fenced",
-            FailureKind::WorkerFailed => "worker_failed",
-        }
-    }
-
-    /// The kind a stored name stands for.
-    pub fn parse(s: &str) -> Option<FailureKind> {
-        FailureKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// How the link's breaker treats it: a lasting failure parks the link until its
-    /// credentials change or an operator resyncs; the others back off.
-    pub fn class(self) -> FailureClass {
-        match self {
-            FailureKind::PmsUnauthorized => FailureClass::Lasting(Lasting::PmsKeyRejected),
-            FailureKind::PmsKeyRevoked => FailureClass::Lasting(Lasting::PmsKeyRevoked),
-            FailureKind::ConsentMissing => FailureClass::Lasting(Lasting::ConsentMissing),
-            _ => FailureClass::Transient,
-        }
-    }
-}
-
-/// Why a sync step failed, in the terms the diagnostics use.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncFailure {
-    /// The PMS failed.
-    #[error("PMS: {0}")]
-    Pms(#[from] PmsError),
-    /// Publishing failed.
-    #[error("{0}")]
-    Publish(#[from] PublishError),
-    /// The marketplace failed.
-    #[error("marketplace: {0}")]
-    Market(#[from] MarketError),
-    /// The store failed.
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-}
-
-impl SyncFailure {
-    /// Its kind.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            SyncFailure::Pms(PmsError::Fenced)
-            | SyncFailure::Market(MarketError::Fenced)
-            | SyncFailure::Publish(PublishError::Market(MarketError::Fenced))
-            | SyncFailure::Store(StoreError::Fenced { .. })
-            | SyncFailure::Publish(PublishError::Store(StoreError::Fenced { .. })) => {
-                FailureKind::Fenced
-            }
-            SyncFailure::Pms(PmsError::Unauthorized { .. }) => FailureKind::PmsUnauthorized,
-            SyncFailure::Pms(PmsError::KeyRevoked { .. }) => FailureKind::PmsKeyRevoked,
-            SyncFailure::Pms(_) => FailureKind::Pms,
-            SyncFailure::Publish(PublishError::Market(MarketError::ConsentMissing { .. }))
-            | SyncFailure::Market(MarketError::ConsentMissing { .. }) => {
-                FailureKind::ConsentMissing
-            }
-            SyncFailure::Publish(PublishError::Market(_)) | SyncFailure::Market(_) => {
-                FailureKind::Market
-            }
-            SyncFailure::Publish(PublishError::Store(_)) | SyncFailure::Store(_) => {
-                FailureKind::Store
-            }
-            SyncFailure::Publish(_) => FailureKind::Publish,
-        }
-    }
-}
+use crate::ctx::{Ctx, ResyncState, Trigger, WorkerExit};
+use crate::failure::{FailureKind, SyncFailure};
+use crate::fence::{Fence, FencedPms};
+use crate::publisher;
 
 /// One link's state between wake-ups.
 struct LinkRun<P> {
@@ -203,13 +74,8 @@ impl<P: PmsConnector> LinkRun<P> {
 
     async fn read_pms(&self, now: Timestamp) -> Result<(PracticeSetup, Diary), SyncFailure> {
         let setup = self.pms.read_setup().await?;
-        let horizon = u32::try_from(self.link.horizon_days.get()).unwrap_or(30);
-        let dates = publisher::horizon_dates(&setup, now, horizon);
-        let (Some(first), Some(last)) = (dates.first(), dates.last()) else {
-            return Ok((setup, Diary::default()));
-        };
-        let end = last.tomorrow().unwrap_or(*last);
-        let diary = self.pms.read_diary(*first, end).await?;
+        let horizon = Horizon::new(setup.timezone.time_zone(), now, self.link.horizon_days);
+        let diary = self.pms.read_diary(horizon.start(), horizon.end()).await?;
         Ok((setup, diary))
     }
 

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::{DESK_CANCELLATION, external_ref};
 use crate::ctx::Ctx;
-use crate::worker::SyncFailure;
+use crate::failure::SyncFailure;
 
 /// Confirmed bookings younger than this are watched for desk cancellations (bookings are taken
 /// at most 90 days ahead).

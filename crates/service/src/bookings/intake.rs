@@ -11,10 +11,11 @@ use slotbridge_store::{Booking, BookingState, Lease, Link, NewBooking};
 use tracing::{debug, info, warn};
 
 use super::{
-    Followup, UNKNOWN_BOOKING, answered_ok, cancellation_refusal, confirm, is_gone, on_tick,
+    Followup, RejectReason, UNKNOWN_BOOKING, answered_ok, cancellation_refusal, confirm, is_gone,
+    on_tick,
 };
 use crate::ctx::Ctx;
-use crate::worker::SyncFailure;
+use crate::failure::SyncFailure;
 
 /// Answer the waiting requests of `kind` (bookings or booking updates) for one link.
 pub async fn handle<P: PmsConnector>(
@@ -93,10 +94,19 @@ async fn answer_again(market: &PracticeClient, row: &Booking, b: &MarketBooking)
                 .or_else(|e| if is_gone(&e) { Ok(()) } else { Err(e) }),
             _ => Ok(()),
         },
-        BookingState::Rejected => market
-            .reject_insert(b.booking_id, row.reject_reason.as_deref())
-            .await
-            .or_else(answered_ok),
+        // Only the fixed reasons are ever sent; a row refused for another cause (its
+        // confirmation refused, a previous practice's booking) is not ours to answer again.
+        BookingState::Rejected => match row
+            .reject_reason
+            .as_deref()
+            .and_then(RejectReason::from_text)
+        {
+            Some(reason) => market
+                .reject_insert(b.booking_id, Some(reason.text()))
+                .await
+                .or_else(answered_ok),
+            None => Ok(()),
+        },
         _ => Ok(()),
     };
     if let Err(e) = sent {

@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::{Followup, answered_ok, confirm, external_ref, find_by_ref, is_gone, limited, since};
 use crate::ctx::{CrashPoint, Ctx};
-use crate::worker::SyncFailure;
+use crate::failure::SyncFailure;
 
 /// The longest one PMS call may take while a booking is being decided.
 const PMS_CALL_LIMIT: Duration = Duration::from_secs(4);
@@ -40,7 +40,7 @@ const PMS_CALL_LIMIT: Duration = Duration::from_secs(4);
 const CHECK_LIMIT: Duration = Duration::from_secs(2);
 /// How long a claimed booking is this worker's before it may be claimed again under the same
 /// lease epoch (a claim made under an older epoch is taken over at once).
-const CLAIM_FOR: Duration = Duration::from_secs(60);
+const CLAIM_FOR: Duration = slotbridge_domain::booking_rules::CLAIM_FOR.unsigned_abs();
 /// Bookings claimed per round.
 const BATCH: u32 = 100;
 /// (practitioner, day) groups worked at once.
@@ -106,11 +106,7 @@ pub async fn on_tick<P: PmsConnector>(
     }
     let needs_pms = jobs.iter().any(|j| j.row.state != BookingState::Inserted);
     let setup = if needs_pms {
-        Some(
-            limited(PMS_CALL_LIMIT, pms.read_setup())
-                .await
-                .map_err(|e| e.kind()),
-        )
+        Some(limited(PMS_CALL_LIMIT, pms.read_setup()).await)
     } else {
         None
     };
@@ -219,13 +215,16 @@ fn pms_write_fail(e: PmsError) -> Fail {
     }
 }
 
-/// A marketplace failure on confirmInsert.
+/// A marketplace failure on confirmInsert. Only a 400/422 refuses the confirmation for good
+/// (the booking no longer waits for an insert); an answer we could not read, refused
+/// credentials or missing consent are kept confirming (the link's breaker deals with the
+/// credentials), since the appointment is in the diary.
 fn market_fail(e: MarketError) -> Fail {
     match e {
         MarketError::Fenced => Fail::Leave("this node no longer holds the link".into()),
         e if is_gone(&e) => Fail::Gone,
-        e if e.is_transient() => Fail::Transient(format!("marketplace {}", e.kind())),
-        _ => Fail::Refuse(RejectReason::PmsRefused),
+        MarketError::Invalid { .. } => Fail::Refuse(RejectReason::PmsRefused),
+        e => Fail::Transient(format!("marketplace {}", e.kind())),
     }
 }
 
@@ -241,8 +240,8 @@ struct Round<'a, P> {
     pms: &'a P,
     market: &'a PracticeClient,
     rules: Rules,
-    /// The PMS setup, read once per round when some booking needs it (or the error's kind).
-    setup: Option<Result<PracticeSetup, &'static str>>,
+    /// The PMS setup, read once per round when some booking needs it.
+    setup: Option<Result<PracticeSetup, PmsError>>,
     /// Patient resolution is serialised per (date of birth, last name), so two bookings of one
     /// new patient in a round create one file.
     patients: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -270,7 +269,7 @@ impl<P: PmsConnector> Round<'_, P> {
     fn setup(&self) -> Result<&PracticeSetup, Fail> {
         match &self.setup {
             Some(Ok(s)) => Ok(s),
-            Some(Err(kind)) => Err(Fail::Transient(format!("PMS {kind} reading the setup"))),
+            Some(Err(e)) => Err(pms_fail(e.clone())),
             None => Err(Fail::Transient("the setup was not read".into())),
         }
     }
