@@ -151,7 +151,11 @@ async fn run(n: usize, rate: u64, seconds: u64) {
         let sim = sim.clone();
         tasks.push(tokio::spawn(async move {
             let p = &practices[t.practice];
-            let day = t.slot["start"].as_str().unwrap_or_default().get(..10)?.to_owned();
+            let day = t.slot["start"]
+                .as_str()
+                .unwrap_or_default()
+                .get(..10)?
+                .to_owned();
             let who = patient(
                 &format!("Load{i}"),
                 "Patient",
@@ -160,22 +164,36 @@ async fn run(n: usize, rate: u64, seconds: u64) {
                 &format!("load{i}@example.com"),
             );
             let sent = Instant::now();
-            let id = match w.try_book(&p.practice_id, &booking_body(&t.slot, who)).await {
+            let id = match w
+                .try_book(&p.practice_id, &booking_body(&t.slot, who))
+                .await
+            {
                 Ok(id) => id,
                 Err(_) => return None,
             };
             loop {
                 let state = sim.with_market(|m| {
-                    m.bookings
-                        .get(&id)
-                        .map(|b| (b.insert_pending, b.auto_confirmed, format!("{:?}", b.status)))
+                    m.bookings.get(&id).map(|b| {
+                        (
+                            b.insert_pending,
+                            b.auto_confirmed,
+                            format!("{:?}", b.status),
+                        )
+                    })
                 });
                 match state {
                     Some((false, auto, status)) => {
                         return Some((id, t.practice, day, sent.elapsed(), auto, status));
                     }
                     _ if sent.elapsed() > Duration::from_secs(60) => {
-                        return Some((id, t.practice, day, sent.elapsed(), true, "unanswered".into()));
+                        return Some((
+                            id,
+                            t.practice,
+                            day,
+                            sent.elapsed(),
+                            true,
+                            "unanswered".into(),
+                        ));
                     }
                     _ => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
@@ -191,7 +209,11 @@ async fn run(n: usize, rate: u64, seconds: u64) {
             None => refused_by_marketplace += 1,
             Some((id, practice, day, latency, auto, status)) => {
                 latencies.push(latency);
-                let key = if auto { format!("auto:{status}") } else { status.clone() };
+                let key = if auto {
+                    format!("auto:{status}")
+                } else {
+                    status.clone()
+                };
                 *outcomes.entry(key).or_default() += 1;
                 if !auto && status == "Confirmed" {
                     confirmed.entry((practice, day)).or_default().push(id);
@@ -232,12 +254,16 @@ async fn run(n: usize, rate: u64, seconds: u64) {
         q(0.99),
         q(1.0)
     );
-    println!("outcomes: {outcomes:?}; refused by the marketplace at booking time: {refused_by_marketplace}");
+    println!(
+        "outcomes: {outcomes:?}; refused by the marketplace at booking time: {refused_by_marketplace}"
+    );
     println!(
         "PMS requests per booking: {:.1} ({:.0} during the load, idle {:.1}/s subtracted)",
         used / answered.max(1) as f64,
         used,
         idle_rate
     );
-    println!("diary: {missing} confirmed bookings without an appointment, {duplicated} with more than one");
+    println!(
+        "diary: {missing} confirmed bookings without an appointment, {duplicated} with more than one"
+    );
 }

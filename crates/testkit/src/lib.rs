@@ -12,20 +12,27 @@
 //! - [`process`]: `slotbridge run` child processes: kill -9, pause (SIGSTOP), resume (SIGCONT),
 //!   restart, and their logs.
 //! - [`eventually`]: poll until something holds, failing with what did not within the limit.
+//! - [`capture`]: every log line at every level, and every value stored in the database, for
+//!   tests that look for what must not be there.
+//! - [`proxy`]: a proxy in front of the PMS simulator injecting faults into chosen requests.
 //!
 //! The building blocks return errors (the demo reports them); the [`Stack`] and the helpers the
 //! tests use panic with a message naming what failed.
 
+pub mod capture;
 pub mod control;
 pub mod db;
 pub mod poll;
 pub mod process;
+pub mod proxy;
 pub mod sims;
 pub mod stack;
 
+pub use capture::{LogCapture, StoredValue, logs, stored_values};
 pub use control::{Call, Control, booking_body, patient, recorded_calls};
 pub use db::{Db, PgDatabase, TestDb, sqlite_url};
 pub use poll::{eventually, eventually_or, poll_until};
+pub use proxy::{Fault, PmsProxy};
 pub use sims::{Practice, Sims, SimsBuilder, finding_code};
 pub use stack::{Stack, StackBuilder, link_practice, node_config};
 

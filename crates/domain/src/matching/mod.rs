@@ -439,7 +439,7 @@ impl Decision {
             .iter()
             .filter_map(|id| self.candidates.iter().find(|c| &c.patient_id == id))
             .map(|c| {
-                let conflicts: Vec<String> = c.conflicts.iter().map(|x| x.to_string()).collect();
+                let conflicts: Vec<&str> = c.conflicts.iter().map(|x| x.summary()).collect();
                 if conflicts.is_empty() {
                     format!("{} (score {})", c.patient_id, c.score)
                 } else {

@@ -113,6 +113,29 @@ pub enum Conflict {
     FirstNameUnknown,
 }
 
+impl Conflict {
+    /// What conflicts, without the values (for texts that leave the matcher: the practice's
+    /// flag, the outbox's record).
+    ///
+    /// ```
+    /// use slotbridge_domain::matching::Conflict;
+    /// let c = Conflict::DifferentDob {
+    ///     booking: jiff::civil::date(1931, 2, 3),
+    ///     candidate: jiff::civil::date(1931, 3, 2),
+    /// };
+    /// assert_eq!(c.summary(), "date of birth differs from the file's");
+    /// ```
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Conflict::DifferentDob { .. } => "date of birth differs from the file's",
+            Conflict::DifferentFirstName { .. } => "first name differs from the file's",
+            Conflict::DifferentMedicareIrn { .. } => "same Medicare card, another IRN",
+            Conflict::DobUnknown => "date of birth missing on one side",
+            Conflict::FirstNameUnknown => "first name missing on one side",
+        }
+    }
+}
+
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -440,7 +440,7 @@ impl<P: PmsConnector> Round<'_, P> {
                 let gate = lock(&self.patients).entry(key).or_default().clone();
                 let _one_at_a_time = gate.lock().await;
                 match limited(PMS_CALL_LIMIT, resolve_patient(self.pms, b)).await {
-                    Ok(Ok((patient, decision, _flag))) => {
+                    Ok(Ok((patient, decision))) => {
                         let next = self
                             .transition(
                                 row,
@@ -478,8 +478,8 @@ impl<P: PmsConnector> Round<'_, P> {
                 let flag = row
                     .match_decision
                     .as_ref()
-                    .and_then(|d| serde_json::from_value::<matching::Decision>(d.clone()).ok())
-                    .and_then(|d| d.practice_flag());
+                    .and_then(|d| d[PRACTICE_FLAG].as_str())
+                    .map(str::to_owned);
                 let insert = NewAppointment {
                     practitioner: resolved.practitioner.clone(),
                     start,
@@ -767,11 +767,39 @@ fn pms_patient(p: &slotbridge_pms::Patient) -> PmsPatient {
     }
 }
 
+/// Where the stored decision keeps the practice's flag for the appointment's notes.
+const PRACTICE_FLAG: &str = "practiceFlag";
+
+/// The decision as the outbox keeps it (`bookings.match_decision`): the outcome, each
+/// candidate's id, score and status, and the practice's flag (value-free: it names files and
+/// what conflicts, not the values), but not the values each field compared, the conflicts'
+/// values, nor a note quoting a field that did not parse: those repeat the patient's details and
+/// the candidates' (other patients' files), which the store must not keep anywhere but in the
+/// marketplace's request.
+fn stored_decision(d: &matching::Decision) -> serde_json::Value {
+    let flag = d.practice_flag();
+    let mut d = d.clone();
+    for c in &mut d.candidates {
+        for f in &mut c.fields {
+            f.detail.clear();
+        }
+        c.conflicts.clear();
+    }
+    for n in &mut d.notes {
+        n.problem.clear();
+    }
+    let mut json = serde_json::to_value(&d).unwrap_or_default();
+    if let (Some(flag), Some(o)) = (flag, json.as_object_mut()) {
+        o.insert(PRACTICE_FLAG.into(), serde_json::Value::String(flag));
+    }
+    json
+}
+
 /// Find the patient's file or create one. Returns the patient id and the decision's JSON.
 async fn resolve_patient<P: PmsConnector>(
     pms: &P,
     b: &MarketBooking,
-) -> Result<Result<(String, serde_json::Value, Option<String>), RejectReason>, PmsError> {
+) -> Result<Result<(String, serde_json::Value), RejectReason>, PmsError> {
     let probe = booking_patient(b);
     let mut found = Vec::new();
     for q in matching::search_queries(&probe) {
@@ -804,10 +832,9 @@ async fn resolve_patient<P: PmsConnector>(
     }
     let candidates = matching::union_candidates(found);
     let decision = matching::match_patient(&probe, &candidates, &MatchConfig::default());
-    let json = serde_json::to_value(&decision).unwrap_or_default();
-    let flag = decision.practice_flag();
+    let json = stored_decision(&decision);
     match &decision.outcome {
-        Outcome::Match { patient_id } => Ok(Ok((patient_id.clone(), json, None))),
+        Outcome::Match { patient_id } => Ok(Ok((patient_id.clone(), json))),
         Outcome::Ambiguous {
             action: matching::AmbiguityPolicy::RejectBooking,
             ..
@@ -828,7 +855,7 @@ async fn resolve_patient<P: PmsConnector>(
                     medicare: None,
                 })
                 .await?;
-            Ok(Ok((created.id, json, flag)))
+            Ok(Ok((created.id, json)))
         }
     }
 }
