@@ -47,7 +47,11 @@ struct Target {
 async fn run(n: usize, rate: u64, seconds: u64) {
     let total = (rate * seconds) as usize;
     println!("{total} bookings: {rate}/s over {n} practices for {seconds} s");
-    let pms_sim = PmsSim::builder().practices(n as u32 + 1).seed(11).build();
+    // Most generated practices carry a misconfiguration on purpose: make enough to pick n clean.
+    let pms_sim = PmsSim::builder()
+        .practices(n as u32 * 8 + 1)
+        .seed(11)
+        .build();
     let manifest = pms_sim.manifest();
     let w = Stack::builder()
         .pms(pms_sim)
@@ -93,7 +97,8 @@ async fn run(n: usize, rate: u64, seconds: u64) {
     let today = slotbridge_testkit::today_in("Australia/Sydney");
     let mut by_practice: Vec<Vec<Value>> = Vec::new();
     for p in &practices {
-        let mut seen = std::collections::HashSet::new();
+        // An hour apart per practitioner, so one booking does not take the next one's slot.
+        let mut last: HashMap<String, jiff::civil::DateTime> = HashMap::new();
         let mut mine = Vec::new();
         for d in 1..60 {
             if mine.len() >= per_practice {
@@ -101,8 +106,19 @@ async fn run(n: usize, rate: u64, seconds: u64) {
             }
             let day = (today + jiff::Span::new().days(d)).to_string();
             for s in w.slots(&p.practice_id, &day).await {
-                let key = (s["practitioner"].to_string(), s["start"].to_string());
-                if seen.insert(key) {
+                let Some(start) = s["start"]
+                    .as_str()
+                    .and_then(|t| t.get(..19))
+                    .and_then(|t| t.parse::<jiff::civil::DateTime>().ok())
+                else {
+                    continue;
+                };
+                let who = s["practitioner"].to_string();
+                let free = last
+                    .get(&who)
+                    .is_none_or(|l| start >= *l + jiff::SignedDuration::from_hours(1));
+                if free {
+                    last.insert(who, start);
                     mine.push(s);
                 }
             }

@@ -363,6 +363,22 @@ impl<P: PmsConnector> LinkRun<P> {
     /// disabled link, before its worker stops).
     async fn drain(&self, within: Duration) {
         let until = Instant::now() + within;
+        // Bookings the marketplace still lists (their webhook may wait behind the step the
+        // worker was in) are in flight too: take them in first.
+        if let Err(e) = crate::bookings::handle(
+            &self.ctx,
+            self.lease(),
+            &self.link,
+            &self.pms,
+            &self.market,
+            RequestType::Bookings,
+        )
+        .await
+        .map(|done| self.after_bookings(done))
+            && self.record_failure(&e).await == FailureKind::Fenced
+        {
+            return;
+        }
         loop {
             match self.ctx.store.bookings_in_flight(self.link.id).await {
                 Ok(0) => return,

@@ -305,11 +305,7 @@ impl Stack {
 
     /// The settings node `i` was started with (panics when there is no node `i`).
     pub fn node_config_at(&self, i: usize) -> &NodeConfig {
-        &self
-            .nodes
-            .get(i)
-            .unwrap_or_else(|| panic!("no node {i}"))
-            .0
+        &self.nodes.get(i).unwrap_or_else(|| panic!("no node {i}")).0
     }
 
     /// The links each running node works now (`ctx.running()`), by node index.
@@ -470,10 +466,7 @@ impl Stack {
             .await
             .expect("GET /console/login");
         let pre = cookie_of(&form, "sb_login").expect("the login form's cookie");
-        let body = format!(
-            "password={}&csrf={pre}",
-            url_encode(&secret)
-        );
+        let body = format!("password={}&csrf={pre}", url_encode(&secret));
         let login = http
             .post(self.api("/console/login"))
             .header("content-type", "application/x-www-form-urlencoded")
