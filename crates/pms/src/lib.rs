@@ -38,8 +38,8 @@ pub mod webhook;
 pub use error::PmsError;
 pub use exact::{CallObserver, ExactConfig, ExactConnector};
 pub use types::{
-    Capabilities, ChangeEntry, ChangePage, Changes, Inserted, NewAppointment, NewPatient, Patient,
-    PatientQuery, PracticeInfo,
+    Capabilities, ChangeEntry, ChangePage, ChangeScope, Changes, Inserted, NewAppointment,
+    NewPatient, Patient, PatientQuery, PracticeInfo,
 };
 
 /// A practice management system, reached over its API. Futures are `Send`, so a connector can

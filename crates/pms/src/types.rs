@@ -213,3 +213,36 @@ pub struct Capabilities {
     /// The furthest ahead the integration may publish, in days.
     pub max_horizon_days: u32,
 }
+
+/// What a change in the PMS can affect, from its type: the online-booking setup, the diary only,
+/// or nothing the integration publishes (a patient file). Ordered: `Setup` covers `Diary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeScope {
+    /// Nothing published depends on it (`patient.created`).
+    Nothing,
+    /// The diary: appointments, blocks, closed dates, sessions.
+    Diary,
+    /// The setup (`setup.changed`), or a type this client does not know.
+    Setup,
+}
+
+impl ChangeScope {
+    /// The scope of a change or event type: `appointment.created` as in the change feed, or
+    /// `dev.slotbridge.pms.appointment.created` as in a webhook's CloudEvent.
+    ///
+    /// ```
+    /// use slotbridge_pms::ChangeScope;
+    /// assert_eq!(ChangeScope::of("patient.created"), ChangeScope::Nothing);
+    /// assert_eq!(ChangeScope::of("dev.slotbridge.pms.appointment.created"), ChangeScope::Diary);
+    /// assert_eq!(ChangeScope::of("setup.changed"), ChangeScope::Setup);
+    /// assert_eq!(ChangeScope::of("something.new"), ChangeScope::Setup);
+    /// ```
+    pub fn of(kind: &str) -> ChangeScope {
+        let thing = kind.rsplit('.').nth(1).unwrap_or(kind);
+        match thing {
+            "patient" => ChangeScope::Nothing,
+            "appointment" | "block" | "closed_date" | "sessions" => ChangeScope::Diary,
+            _ => ChangeScope::Setup,
+        }
+    }
+}

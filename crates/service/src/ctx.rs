@@ -23,8 +23,11 @@ use crate::fence::Fence;
 /// What wakes a link worker besides its timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// The PMS said the diary or setup changed.
+    /// The PMS said its setup changed (or something it did not say).
     PmsChanged,
+    /// The PMS said only its diary changed (appointments, blocks, closed dates, sessions): the
+    /// setup read last is still good.
+    DiaryChanged,
     /// The marketplace said requests are waiting (a webhook).
     MarketRequests,
     /// An operator asked to resend the configuration.

@@ -547,7 +547,16 @@ async fn pms_webhook(
         None => slotbridge_pms::webhook::parse_event(&body)
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad webhook", e.to_string()))?,
     };
-    let woken = s.ctx.trigger_site(&event.siteslug, Trigger::PmsChanged);
+    // A patient file changes nothing published; a diary change leaves the setup as read.
+    let woken = match slotbridge_pms::ChangeScope::of(&event.kind) {
+        slotbridge_pms::ChangeScope::Nothing => 0,
+        slotbridge_pms::ChangeScope::Diary => {
+            s.ctx.trigger_site(&event.siteslug, Trigger::DiaryChanged)
+        }
+        slotbridge_pms::ChangeScope::Setup => {
+            s.ctx.trigger_site(&event.siteslug, Trigger::PmsChanged)
+        }
+    };
     tracing::debug!(site = %event.siteslug, kind = %event.kind, woken, "PMS event");
     Ok(StatusCode::NO_CONTENT)
 }

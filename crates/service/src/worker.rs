@@ -27,7 +27,7 @@ use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup};
 use slotbridge_market::PracticeClient;
 use slotbridge_market::types::RequestType;
-use slotbridge_pms::{Changes, PmsConnector};
+use slotbridge_pms::{ChangeScope, Changes, PmsConnector, PmsError};
 use slotbridge_store::{ConsentStatus, Lease, Link, NewMarketRequest, SyncChanges, SyncError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -38,12 +38,101 @@ use crate::failure::{FailureKind, SyncFailure};
 use crate::fence::{Fence, FencedPms};
 use crate::publisher;
 
+/// How long a setup read is reused when no change of the setup was seen since.
+const SETUP_FRESH: Duration = Duration::from_secs(60);
+
+/// The worker's PMS connector: the setup read last is kept and reused (by syncs after diary
+/// changes and by booking rounds) until a change of the setup is seen or [`SETUP_FRESH`]
+/// passed; every other call goes through.
+struct CachedSetup<P> {
+    inner: P,
+    kept: std::sync::Mutex<Option<(PracticeSetup, Instant)>>,
+}
+
+impl<P> CachedSetup<P> {
+    fn new(inner: P) -> Self {
+        CachedSetup {
+            inner,
+            kept: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Option<(PracticeSetup, Instant)>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The setup may have changed: read it again next time.
+    fn forget(&self) {
+        *self.kept() = None;
+    }
+}
+
+impl<P: PmsConnector> PmsConnector for CachedSetup<P> {
+    fn capabilities(&self) -> slotbridge_pms::Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn read_setup(&self) -> Result<PracticeSetup, PmsError> {
+        if let Some((setup, at)) = self.kept().as_ref()
+            && at.elapsed() < SETUP_FRESH
+        {
+            return Ok(setup.clone());
+        }
+        let setup = self.inner.read_setup().await?;
+        *self.kept() = Some((setup.clone(), Instant::now()));
+        Ok(setup)
+    }
+
+    async fn read_diary(
+        &self,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+    ) -> Result<Diary, PmsError> {
+        self.inner.read_diary(from, to).await
+    }
+
+    async fn insert_appointment(
+        &self,
+        new: &slotbridge_pms::NewAppointment,
+    ) -> Result<slotbridge_pms::Inserted, PmsError> {
+        self.inner.insert_appointment(new).await
+    }
+
+    async fn create_patient(
+        &self,
+        new: &slotbridge_pms::NewPatient,
+    ) -> Result<slotbridge_pms::Patient, PmsError> {
+        self.inner.create_patient(new).await
+    }
+
+    async fn search_patients(
+        &self,
+        query: &slotbridge_pms::PatientQuery,
+    ) -> Result<Vec<slotbridge_pms::Patient>, PmsError> {
+        self.inner.search_patients(query).await
+    }
+
+    async fn read_changes(&self, since: Option<&str>) -> Result<Changes, PmsError> {
+        self.inner.read_changes(since).await
+    }
+
+    async fn register_webhook(
+        &self,
+        url: &str,
+        secret: &secrecy::SecretString,
+    ) -> Result<String, PmsError> {
+        self.inner.register_webhook(url, secret).await
+    }
+}
+
 /// One link's state between wake-ups.
 struct LinkRun<P> {
     ctx: Arc<Ctx>,
     fence: Arc<Fence>,
     link: Link,
-    pms: FencedPms<P>,
+    pms: CachedSetup<FencedPms<P>>,
     market: PracticeClient,
     /// Set when a booking round found the marketplace's availability stale.
     refresh: AtomicBool,
@@ -85,6 +174,11 @@ impl<P: PmsConnector> LinkRun<P> {
         force_config: bool,
         force_availability: bool,
     ) -> Result<Synced, SyncFailure> {
+        if force_config {
+            // Configuration sent on purpose (start, resync, the marketplace's request): from a
+            // fresh read of the setup.
+            self.pms.forget();
+        }
         let now = self.ctx.now();
         let (setup, diary) = self.read_pms(now).await?;
         self.ctx
@@ -184,17 +278,25 @@ impl<P: PmsConnector> LinkRun<P> {
     }
 
     /// Whether the PMS change feed has anything after our cursor (and move the cursor on).
-    async fn pms_changed(&self) -> Result<bool, SyncFailure> {
+    async fn pms_changed(&self) -> Result<ChangeScope, SyncFailure> {
         let state = self.ctx.store.sync_state(self.link.id).await?;
         let (changed, cursor) = match self
             .pms
             .read_changes(state.change_cursor.as_deref())
             .await?
         {
-            Changes::Page(page) => (!page.changes.is_empty(), page.next_cursor),
+            Changes::Page(page) => (
+                page.changes
+                    .iter()
+                    .map(|c| ChangeScope::of(&c.kind))
+                    .max()
+                    .unwrap_or(ChangeScope::Nothing),
+                page.next_cursor,
+            ),
+            // Changes were missed: anything may have changed.
             Changes::CursorExpired => match self.pms.read_changes(None).await? {
-                Changes::Page(page) => (true, page.next_cursor),
-                Changes::CursorExpired => (true, String::new()),
+                Changes::Page(page) => (ChangeScope::Setup, page.next_cursor),
+                Changes::CursorExpired => (ChangeScope::Setup, String::new()),
             },
         };
         if state.change_cursor.as_deref() != Some(cursor.as_str()) {
@@ -209,7 +311,12 @@ impl<P: PmsConnector> LinkRun<P> {
                 )
                 .await?;
         }
-        Ok(changed && state.change_cursor.is_some())
+        // The first read only takes the cursor: the start's sync reads everything anyway.
+        Ok(if state.change_cursor.is_some() {
+            changed
+        } else {
+            ChangeScope::Nothing
+        })
     }
 
     /// Log a request the worker answers itself, and its answer, in the request log.
@@ -471,6 +578,8 @@ struct Wake {
     force_config: bool,
     force_availability: bool,
     sync: bool,
+    /// The setup may have changed: read it again rather than reuse the last read.
+    setup: bool,
     requests: bool,
     cause: &'static str,
     resync: bool,
@@ -490,7 +599,7 @@ pub(crate) async fn link_worker<P: PmsConnector>(
 ) -> WorkerExit {
     let guard = fence.clone();
     let run = LinkRun {
-        pms: FencedPms::new(pms, fence.clone()),
+        pms: CachedSetup::new(FencedPms::new(pms, fence.clone())),
         market: ctx
             .market_for(&link)
             .with_guard(Arc::new(move || guard.holds())),
@@ -542,8 +651,12 @@ impl<P: PmsConnector> LinkRun<P> {
         let mut pushed = self.subscribe().await;
         if pushed.pms
             && breaker.may_try(self.ctx.now())
-            && matches!(self.pms_changed().await, Ok(true))
+            && let Ok(scope) = self.pms_changed().await
+            && scope > ChangeScope::Nothing
         {
+            if scope == ChangeScope::Setup {
+                self.pms.forget();
+            }
             let r = self
                 .sync_step(false, false, "start", Instant::now(), false)
                 .await;
@@ -590,6 +703,7 @@ impl<P: PmsConnector> LinkRun<P> {
                             force_config: all.contains(&Trigger::ResyncConfig),
                             force_availability: all.contains(&Trigger::ResyncAvailability),
                             sync: all.iter().any(|t| *t != Trigger::MarketRequests),
+                            setup: all.iter().any(|t| !matches!(t, Trigger::MarketRequests | Trigger::DiaryChanged)),
                             requests: all.contains(&Trigger::MarketRequests),
                             cause: if resync { "resync" } else { "pms_event" },
                             resync,
@@ -602,16 +716,17 @@ impl<P: PmsConnector> LinkRun<P> {
                         last_changes_poll = Instant::now();
                         match self.pms_changed().await {
                             Ok(c) => c,
-                            Err(e) => { self.note(&mut breaker, &e).await; false }
+                            Err(e) => { self.note(&mut breaker, &e).await; ChangeScope::Nothing }
                         }
                     } else {
-                        false
+                        ChangeScope::Nothing
                     };
                     let requests = !pushed.market || last_requests_poll.elapsed() >= backstop;
                     Wake {
                         force_config: false,
                         force_availability: false,
-                        sync: changed || (owed && may_read) || self.refresh.swap(false, Ordering::SeqCst),
+                        sync: changed > ChangeScope::Nothing || (owed && may_read) || self.refresh.swap(false, Ordering::SeqCst),
+                        setup: changed == ChangeScope::Setup || owed,
                         requests,
                         cause: "poll",
                         resync: false,
@@ -627,6 +742,7 @@ impl<P: PmsConnector> LinkRun<P> {
                         force_config: true,
                         force_availability: true,
                         sync: true,
+                        setup: true,
                         requests: true,
                         cause: "periodic",
                         resync: false,
@@ -638,6 +754,9 @@ impl<P: PmsConnector> LinkRun<P> {
             }
             let wants_sync = wake.sync || wake.force_config || wake.force_availability;
             if wants_sync && (wake.resync || breaker.may_try(self.ctx.now())) {
+                if wake.setup || wake.force_config || owed {
+                    self.pms.forget();
+                }
                 let r = self
                     .sync_step(
                         wake.force_config || owed,
