@@ -466,6 +466,11 @@ impl<P: PmsConnector> LinkRun<P> {
         }
     }
 
+    /// One round of the link's booking outbox (see [`crate::bookings::on_tick`]).
+    async fn outbox_round(&self) -> Result<crate::bookings::Followup, SyncFailure> {
+        crate::bookings::on_tick(&self.ctx, self.lease(), &self.link, &self.pms, &self.market).await
+    }
+
     /// Answer the bookings in flight until none is left or `within` has passed (a changed or
     /// disabled link, before its worker stops).
     async fn drain(&self, within: Duration) {
@@ -499,15 +504,7 @@ impl<P: PmsConnector> LinkRun<P> {
             if Instant::now() >= until || !self.fence.holds() {
                 return;
             }
-            match crate::bookings::on_tick(
-                &self.ctx,
-                self.lease(),
-                &self.link,
-                &self.pms,
-                &self.market,
-            )
-            .await
-            {
+            match self.outbox_round().await {
                 Ok(done) => self.after_bookings(done),
                 Err(e) => {
                     if self.record_failure(&e).await == FailureKind::Fenced {
@@ -783,15 +780,7 @@ impl<P: PmsConnector> LinkRun<P> {
                     return WorkerExit::Fenced;
                 }
             }
-            match crate::bookings::on_tick(
-                &self.ctx,
-                self.lease(),
-                &self.link,
-                &self.pms,
-                &self.market,
-            )
-            .await
-            {
+            match self.outbox_round().await {
                 Ok(done) => self.after_bookings(done),
                 Err(e) => {
                     if self.note(&mut breaker, &e).await == FailureKind::Fenced {

@@ -376,18 +376,7 @@ impl<P: PmsConnector> Round<'_, P> {
                         row.pms_appointment_id.as_deref().unwrap_or("?")
                     );
                     warn!(booking = %row.booking_id, "confirmation refused");
-                    if let Err(e) = self
-                        .transition(
-                            &row,
-                            BookingTransition::Rejected {
-                                reason: reason.clone(),
-                            },
-                            &reason,
-                        )
-                        .await
-                    {
-                        warn!(booking = %row.booking_id, error = %e, "recording the refusal failed");
-                    }
+                    self.refused_untold(&row, reason).await;
                     return;
                 }
                 Decision::Gone => {
@@ -665,9 +654,15 @@ impl<P: PmsConnector> Round<'_, P> {
             self.link.market_practice_id
         );
         warn!(booking = %row.booking_id, "booking of the link's previous marketplace practice");
+        self.refused_untold(&row, reason).await;
+    }
+
+    /// Record a booking as rejected for `reason` without telling the marketplace (it is not
+    /// ours to answer, or no longer waits for an answer).
+    async fn refused_untold(&self, row: &Booking, reason: String) {
         if let Err(e) = self
             .transition(
-                &row,
+                row,
                 BookingTransition::Rejected {
                     reason: reason.clone(),
                 },
