@@ -515,9 +515,9 @@ async fn readyz(State(s): State<HttpState>) -> Result<&'static str, Problem> {
     Ok("ready")
 }
 
-async fn metrics(State(s): State<HttpState>) -> Result<Response, Problem> {
-    let out = crate::metrics::render(&s.ctx).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let out = crate::metrics::render(&s.ctx).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn pms_webhook(

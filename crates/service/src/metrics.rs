@@ -238,11 +238,26 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Everything `/metrics` shows: the registry, and gauges read from the store now.
-pub async fn render(ctx: &Ctx) -> Result<String, slotbridge_store::StoreError> {
+/// How long `/metrics` waits for the store's gauges before it answers without them.
+const STORE_READ_LIMIT: Duration = Duration::from_secs(2);
+
+/// Everything `/metrics` shows: the registry, and gauges read from the store now. With the
+/// store unreachable it still answers: the in-memory figures, `slotbridge_store_up 0`, and no
+/// per-link gauges.
+pub async fn render(ctx: &Ctx) -> String {
     let now = ctx.now();
-    let states = ctx.store.all_sync_states().await?;
+    let read = tokio::time::timeout(STORE_READ_LIMIT, ctx.store.all_sync_states()).await;
+    let (states, store_up) = match read {
+        Ok(Ok(states)) => (states, 1),
+        _ => (Vec::new(), 0),
+    };
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP slotbridge_store_up Whether the store answered for this scrape.\n\
+         # TYPE slotbridge_store_up gauge\n\
+         slotbridge_store_up {store_up}"
+    );
     out.push_str(
         "# HELP slotbridge_sync_lag_seconds Seconds since availability was last published, per link.\n\
          # TYPE slotbridge_sync_lag_seconds gauge\n",
@@ -279,7 +294,7 @@ pub async fn render(ctx: &Ctx) -> Result<String, slotbridge_store::StoreError> {
         ctx.running().len()
     );
     ctx.metrics.write_to(&mut out);
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

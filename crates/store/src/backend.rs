@@ -123,6 +123,9 @@ impl Store {
             let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
                 reason: e.to_string(),
             })?;
+            // No transaction waits on anything but SQL: one idle for 5 s belongs to a stopped
+            // node, whose locks (the lease row's FOR SHARE) would keep others from taking over.
+            let options = options.options([("idle_in_transaction_session_timeout", "5s")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
