@@ -59,6 +59,9 @@ pub struct AvailabilityOutcome {
     pub failed: Vec<String>,
     /// Slots the engine published in the horizon.
     pub slots: usize,
+    /// Published (resource, date) pairs beyond the horizon (it shrank), withdrawn with empty
+    /// snapshots.
+    pub withdrawn: usize,
 }
 
 /// The liveness contract: slotbridge is a service that answers around the clock, so every day
@@ -255,6 +258,7 @@ pub async fn publish_availability(
         slots: slots.len(),
         ..AvailabilityOutcome::default()
     };
+    outcome.withdrawn = withdraw_beyond(to, horizon.end()).await?;
     if changed.is_empty() {
         return Ok(outcome);
     }
@@ -292,4 +296,53 @@ pub async fn publish_availability(
         .record_published(lease, link.generation, &accepted, now)
         .await?;
     Ok(outcome)
+}
+
+/// Days published earlier beyond the horizon's end (the horizon shrank) are withdrawn: an empty
+/// snapshot for each, then forgotten. Returns how many (resource, date) pairs.
+async fn withdraw_beyond(to: Target<'_>, end: Date) -> Result<usize, PublishError> {
+    let beyond = to.store.published_from(to.link.id, end).await?;
+    if beyond.is_empty() {
+        return Ok(0);
+    }
+    let empties: Vec<AvailabilitySnapshot> = beyond
+        .iter()
+        .map(|i| empty_day(&i.resource_id, i.day))
+        .collect();
+    to.market.send_availability_all(&empties).await?;
+    to.store.forget_published(to.lease, &beyond).await?;
+    Ok(beyond.len())
+}
+
+/// A day with nothing bookable, for `resource`.
+pub fn empty_day(resource: &str, date: Date) -> AvailabilitySnapshot {
+    day_wire(&DayAvailability {
+        resource: resource.to_owned(),
+        date,
+        ranges: Vec::new(),
+    })
+}
+
+/// Answer the marketplace's availability requests for days outside the horizon (past, or
+/// beyond what the link publishes) with empty days: nothing there is bookable online. For a
+/// request naming no resource, every resource of the setup. Returns how many were sent.
+pub async fn answer_outside(
+    to: Target<'_>,
+    setup: &PracticeSetup,
+    now: Timestamp,
+    asked: &[(Date, Option<String>)],
+) -> Result<usize, PublishError> {
+    let horizon = Horizon::new(setup.timezone.time_zone(), now, to.link.horizon_days);
+    let resources = publish::resources(setup);
+    let mut empties = Vec::new();
+    for (day, resource) in asked.iter().filter(|(d, _)| !horizon.contains(*d)) {
+        match resource {
+            Some(r) => empties.push(empty_day(r, *day)),
+            None => empties.extend(resources.iter().map(|r| empty_day(&r.id, *day))),
+        }
+    }
+    if !empties.is_empty() {
+        to.market.send_availability_all(&empties).await?;
+    }
+    Ok(empties.len())
 }

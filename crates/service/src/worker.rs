@@ -161,6 +161,16 @@ impl<P: PmsConnector> LinkRun<P> {
         self.fence.lease()
     }
 
+    /// Where this worker publishes.
+    fn target(&self) -> publisher::Target<'_> {
+        publisher::Target {
+            store: &self.ctx.store,
+            lease: self.lease(),
+            market: &self.market,
+            link: &self.link,
+        }
+    }
+
     async fn read_pms(&self, now: Timestamp) -> Result<(PracticeSetup, Diary), SyncFailure> {
         let setup = self.pms.read_setup().await?;
         let horizon = Horizon::new(setup.timezone.time_zone(), now, self.link.horizon_days);
@@ -191,12 +201,7 @@ impl<P: PmsConnector> LinkRun<P> {
                 },
             )
             .await?;
-        let to = publisher::Target {
-            store: &self.ctx.store,
-            lease: self.lease(),
-            market: &self.market,
-            link: &self.link,
-        };
+        let to = self.target();
         let config = publisher::publish_config(to, &setup, force_config, now).await?;
         let avail =
             publisher::publish_availability(to, &setup, &diary, force_availability, now).await?;
@@ -387,6 +392,16 @@ impl<P: PmsConnector> LinkRun<P> {
                         .await?;
                     info!(link = %self.link.id, days = asked.len(), "availability requested");
                     let synced = self.sync(false, true).await?;
+                    // Days outside the horizon are answered with empty days, so no request is
+                    // left open.
+                    let outside: Vec<_> = asked
+                        .iter()
+                        .map(|a| (a.day, a.resource().map(str::to_owned)))
+                        .collect();
+                    let setup = self.pms.read_setup().await?;
+                    let emptied =
+                        publisher::answer_outside(self.target(), &setup, self.ctx.now(), &outside)
+                            .await?;
                     let days: Vec<String> = asked
                         .iter()
                         .map(|a| format!("{} {}", a.day, a.resource().unwrap_or("all resources")))
@@ -395,10 +410,11 @@ impl<P: PmsConnector> LinkRun<P> {
                         kind,
                         polled,
                         format!(
-                            "asked for {}; sent {} of {} day snapshots",
+                            "asked for {}; sent {} of {} day snapshots, {} empty outside the horizon",
                             days.join(", "),
                             synced.sent,
-                            synced.days
+                            synced.days,
+                            emptied
                         ),
                     )
                     .await;

@@ -860,6 +860,107 @@ async fn changes_detected_in_pms_resource_snapshot_reach_the_marketplace_within_
     .await;
 }
 
+/// Every snapshot the marketplace holds for `day` at `pid`: `(resource, number of ranges)`.
+async fn snapshots_on(w: &World, pid: &str, day: &str) -> Vec<(String, usize)> {
+    let v = w
+        .get(&format!(
+            "{}/_market/practices/{pid}/availability?date={day}",
+            w.market_url
+        ))
+        .await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["snapshot"]["pmsResourceId"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        s["snapshot"]["availability"].as_array().map_or(0, Vec::len),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_an_empty_day(
+    w: World,
+) {
+    linked_with_slots(&w).await;
+    let pid = w.harbour().practice_id.clone();
+    // The default horizon is 30 days: 45 days ahead is outside it.
+    let day = (slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ)
+        + jiff::Span::new().days(45))
+    .to_string();
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/practices/{pid}/requests/availability",
+            w.market_url
+        ))
+        .json(&json!({"day": day}))
+        .send()
+        .await
+        .expect("raise");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let held = eventually(
+        "the request answered with empty days",
+        Duration::from_secs(20),
+        || async {
+            let open = w
+                .get(&format!(
+                    "{}/_market/practices/{pid}/requests",
+                    w.market_url
+                ))
+                .await;
+            let waiting = open["other"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|r| r["request_type"] == "availability"));
+            let held = snapshots_on(&w, &pid, &day).await;
+            (!waiting && !held.is_empty()).then_some(held)
+        },
+    )
+    .await;
+    assert!(held.iter().all(|(_, ranges)| *ranges == 0), "{held:?}");
+}
+
+async fn a_shrunk_horizon_withdraws_the_days_beyond_it(w: World) {
+    linked_with_slots(&w).await;
+    let pid = w.harbour().practice_id.clone();
+    let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
+    // A day inside the 30-day horizon, beyond 7 days, with something bookable on it.
+    let mut day = None;
+    for n in 10..28 {
+        let d = (today + jiff::Span::new().days(n)).to_string();
+        if snapshots_on(&w, &pid, &d).await.iter().any(|(_, r)| *r > 0) {
+            day = Some(d);
+            break;
+        }
+    }
+    let day = day.expect("a published day 10 to 27 days ahead");
+    let link = w.first_link().await;
+    w.patch_link(&link, json!({"horizon_days": 7})).await;
+    eventually(
+        "the days beyond the new horizon withdrawn",
+        Duration::from_secs(20),
+        || async {
+            let held = snapshots_on(&w, &pid, &day).await;
+            (!held.is_empty() && held.iter().all(|(_, r)| *r == 0)).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        w.slots(&pid, &day).await.is_empty(),
+        "nothing bookable beyond the horizon"
+    );
+}
+
 /// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
 /// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
 macro_rules! scenarios {
@@ -900,4 +1001,6 @@ scenarios!(
     turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s,
     outstanding_requests_during_initial_configuration_synchronisation_are_answered,
     the_node_registers_its_webhooks_once_and_is_woken_by_them,
+    an_availability_request_for_a_day_outside_the_horizon_is_answered_with_an_empty_day,
+    a_shrunk_horizon_withdraws_the_days_beyond_it,
 );

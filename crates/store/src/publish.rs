@@ -195,6 +195,61 @@ impl Store {
             .collect()
     }
 
+    /// What is recorded as published for a link on `from` or later (the days beyond a horizon
+    /// that shrank), by resource then day.
+    pub async fn published_from(
+        &self,
+        link_id: LinkId,
+        from: Date,
+    ) -> Result<Vec<PublishItem>, StoreError> {
+        let rows: Vec<(String, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT resource_id, day, content_hash FROM publish_state \
+                 WHERE link_id = $1 AND day >= $2 ORDER BY resource_id, day",
+            )
+            .bind(link_id.0)
+            .bind(day_text(from))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(resource_id, d, hash)| {
+                Ok(PublishItem {
+                    resource_id,
+                    day: day("publish_state.day", &d)?,
+                    hash: ContentHash::from_db(hash),
+                })
+            })
+            .collect()
+    }
+
+    /// Forget that `items` were published for the lease's link (they were withdrawn from the
+    /// marketplace). Fenced by `lease`.
+    pub async fn forget_published(
+        &self,
+        lease: &Lease,
+        items: &[PublishItem],
+    ) -> Result<u64, StoreError> {
+        Ok(on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let mut n = 0;
+            for i in items {
+                n += sqlx::query(
+                    "DELETE FROM publish_state WHERE link_id = $1 AND resource_id = $2 AND day = $3",
+                )
+                .bind(lease.link_id.0)
+                .bind(i.resource_id.clone())
+                .bind(day_text(i.day))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            n
+        }))
+    }
+
     /// Forget publish state for days before `before` (they can no longer be booked).
     /// Returns how many (resource, day) rows were removed.
     pub async fn forget_published_before(

@@ -35,6 +35,7 @@ both_backends!(
     practice_change_bumps_generation_and_forgets_publish_state,
     publish_hashes_resend_only_changes,
     config_hashes_are_recorded_per_kind,
+    days_beyond_a_shrunk_horizon_are_found_and_forgotten,
     sync_state_records_progress_and_errors,
     requests_and_payloads_are_idempotent,
     booking_outbox_moves_by_compare_and_set_and_logs_events,
@@ -443,6 +444,45 @@ async fn publish_hashes_resend_only_changes(ctx: Ctx) {
         .unwrap();
     assert_eq!(removed, 8 * 10 + 1);
     assert_eq!(s.published_items(link.id).await.unwrap().len(), 721 - 81);
+}
+
+async fn days_beyond_a_shrunk_horizon_are_found_and_forgotten(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
+    let start = date(2026, 12, 1);
+    let items: Vec<PublishItem> = (0..10)
+        .flat_map(|d| ["r1", "r2"].map(|r| item(r, start.checked_add(d.days()).unwrap(), d as u64)))
+        .collect();
+    s.record_published(&lease, 1, &items, t0()).await.unwrap();
+    let beyond = s
+        .published_from(link.id, start.checked_add(7.days()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(beyond.len(), 6, "days 7, 8 and 9 of two resources");
+    assert!(
+        beyond
+            .iter()
+            .all(|i| i.day >= start.checked_add(7.days()).unwrap())
+    );
+    assert_eq!(s.forget_published(&lease, &beyond).await.unwrap(), 6);
+    assert_eq!(s.published_items(link.id).await.unwrap().len(), 14);
+    assert!(
+        s.published_from(link.id, start.checked_add(7.days()).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Fenced like every worker write.
+    let stale = Lease {
+        epoch: lease.epoch + 1,
+        ..lease.clone()
+    };
+    assert!(matches!(
+        s.forget_published(&stale, &items).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert_eq!(s.published_items(link.id).await.unwrap().len(), 14);
 }
 
 async fn config_hashes_are_recorded_per_kind(ctx: Ctx) {
