@@ -152,8 +152,11 @@ impl Lasting {
                  the link."
             }
             Lasting::MarketKeyRejected => {
-                "The marketplace does not accept the link's credentials: enter valid marketplace \
-                 keys for the link."
+                "The marketplace refused the link's credentials (401): the practice may not have \
+                 given its consent, or the practice id or key is wrong. Ask the practice to check \
+                 Practice Admin → API Consumer Consent (Grant new consent if none is there) and \
+                 enter the practice id and key shown there for the link. If every practice fails \
+                 at once, check the integration's marketplace api key."
             }
             Lasting::ConsentMissing => {
                 "The practice has not given its consent on the marketplace: ask the practice to \
@@ -445,7 +448,7 @@ mod tests {
                 "parked: not even a day later"
             );
             assert_eq!(b.next_try(), None);
-            assert!(b.what_to_do().unwrap().contains("marketplace keys"));
+            assert!(b.what_to_do().unwrap().contains("practice id or key"));
             reopen(&mut b);
             assert!(b.may_try(t0()));
             assert_eq!(b.what_to_do(), None);

@@ -131,3 +131,50 @@ impl SyncFailure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_practice_credentials_park_the_link_with_consent_and_key_guidance() {
+        for (e, kind) in [
+            (MarketError::Unauthorized, FailureKind::MarketUnauthorized),
+            (
+                MarketError::ConsentMissing {
+                    practice_id: "1".into(),
+                    detail: None,
+                },
+                FailureKind::ConsentMissing,
+            ),
+        ] {
+            let f = SyncFailure::Market(e);
+            assert_eq!(f.kind(), kind);
+            let FailureClass::Lasting(why) = kind.class() else {
+                panic!("{kind:?} is not lasting");
+            };
+            let guidance = why.what_to_do();
+            assert!(guidance.contains("consent"), "{guidance}");
+            assert!(guidance.contains("practice"), "{guidance}");
+            assert_eq!(FailureKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_fenced_call_or_write_is_its_own_kind_whatever_it_came_through() {
+        let fenced = [
+            SyncFailure::Pms(PmsError::Fenced),
+            SyncFailure::Market(MarketError::Fenced),
+            SyncFailure::Publish(PublishError::Market(MarketError::Fenced)),
+            SyncFailure::Store(StoreError::Fenced {
+                link_id: slotbridge_store::LinkId::new(),
+                node_id: "n".into(),
+                epoch: 1,
+            }),
+        ];
+        for f in fenced {
+            assert_eq!(f.kind(), FailureKind::Fenced, "{f}");
+            assert_eq!(f.kind().class(), FailureClass::Transient);
+        }
+    }
+}

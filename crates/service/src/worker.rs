@@ -460,7 +460,12 @@ impl<P: PmsConnector> LinkRun<P> {
                 message,
                 at: self.ctx.now(),
             })),
-            consent: (kind == FailureKind::ConsentMissing).then_some(ConsentStatus::Withdrawn),
+            // 401 and 403 on the practice's credentials lead to the same consent guidance.
+            consent: matches!(
+                kind,
+                FailureKind::ConsentMissing | FailureKind::MarketUnauthorized
+            )
+            .then_some(ConsentStatus::Withdrawn),
             ..SyncChanges::default()
         };
         if let Err(err) = self
