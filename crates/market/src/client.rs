@@ -220,6 +220,11 @@ impl MarketClient {
         })
     }
 
+    /// The API's base URL, as configured (without a trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
     /// A handle for one practice.
     pub fn practice(&self, credentials: PracticeCredentials) -> PracticeClient {
         PracticeClient {

@@ -243,18 +243,27 @@ impl<P: PmsConnector> LinkRun<P> {
             return Pushed::default();
         };
         let base = hooks.public_url.as_str().trim_end_matches('/');
-        let pms = match self
-            .pms
-            .register_webhook(&format!("{base}/webhooks/pms"), &hooks.pms_secret)
-            .await
-        {
-            Ok(id) => {
-                debug!(link = %self.link.id, webhook = %id, "PMS webhook registered");
-                true
-            }
-            Err(e) => {
-                warn!(link = %self.link.id, error = %e, "PMS webhook not registered; polling the change feed");
-                false
+        let pms_reaches_us = reachable_from(&hooks.public_url, self.ctx.settings.pms_url.as_str());
+        let market_reaches_us = reachable_from(&hooks.public_url, self.ctx.market.base_url());
+        if !pms_reaches_us || !market_reaches_us {
+            warn!(link = %self.link.id, pms = pms_reaches_us, market = market_reaches_us, "the public URL is on loopback and a server is not: no webhook registered there; polling it");
+        }
+        let pms = if !pms_reaches_us {
+            false
+        } else {
+            match self
+                .pms
+                .register_webhook(&format!("{base}/webhooks/pms"), &hooks.pms_secret)
+                .await
+            {
+                Ok(id) => {
+                    debug!(link = %self.link.id, webhook = %id, "PMS webhook registered");
+                    true
+                }
+                Err(e) => {
+                    warn!(link = %self.link.id, error = %e, "PMS webhook not registered; polling the change feed");
+                    false
+                }
             }
         };
         let subscription = slotbridge_market::types::Subscription {
@@ -269,14 +278,18 @@ impl<P: PmsConnector> LinkRun<P> {
                 .checked_add(SignedDuration::from_hours(48))
                 .ok(),
         };
-        let market = match self.market.create_subscription(&subscription).await {
-            Ok(sub) => {
-                debug!(link = %self.link.id, subscription = ?sub.id, "marketplace subscription in place");
-                true
-            }
-            Err(e) => {
-                warn!(link = %self.link.id, error = %e, "marketplace subscription failed; polling requests");
-                false
+        let market = if !market_reaches_us {
+            false
+        } else {
+            match self.market.create_subscription(&subscription).await {
+                Ok(sub) => {
+                    debug!(link = %self.link.id, subscription = ?sub.id, "marketplace subscription in place");
+                    true
+                }
+                Err(e) => {
+                    warn!(link = %self.link.id, error = %e, "marketplace subscription failed; polling requests");
+                    false
+                }
             }
         };
         Pushed { pms, market }
@@ -579,6 +592,23 @@ impl<P: PmsConnector> LinkRun<P> {
     }
 }
 
+/// Whether a server at `server` can deliver to `callback`: a callback on loopback only from a
+/// server on loopback too (a registration would succeed, but no delivery could ever arrive).
+fn reachable_from(callback: &url::Url, server: &str) -> bool {
+    fn on_loopback(u: &url::Url) -> bool {
+        match u.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
+    }
+    match url::Url::parse(server) {
+        Ok(s) => !on_loopback(callback) || on_loopback(&s),
+        Err(_) => !on_loopback(callback),
+    }
+}
+
 /// Booking and booking-update requests first: other request types may depend on a booking.
 fn priority(t: RequestType) -> u8 {
     match t {
@@ -859,4 +889,29 @@ impl<P: PmsConnector> LinkRun<P> {
 
 fn breaker_closed(breaker: &Breaker) -> bool {
     breaker.state() == BreakerState::Closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable_from;
+
+    #[test]
+    fn a_loopback_callback_is_registered_only_with_a_server_on_loopback() {
+        let local: url::Url = "http://127.0.0.1:7400".parse().expect("url");
+        let named_local: url::Url = "http://localhost:7400".parse().expect("url");
+        let public: url::Url = "https://slotbridge.example.com".parse().expect("url");
+        for callback in [&local, &named_local] {
+            assert!(reachable_from(callback, "http://127.0.0.1:7300/pms-api/v1"));
+            assert!(reachable_from(callback, "http://[::1]:7300/"));
+            assert!(!reachable_from(
+                callback,
+                "https://api.healthengine.example/pms-api/v1"
+            ));
+        }
+        assert!(reachable_from(
+            &public,
+            "https://api.healthengine.example/pms-api/v1"
+        ));
+        assert!(reachable_from(&public, "http://127.0.0.1:7300/"));
+    }
 }
