@@ -661,8 +661,9 @@ pub async fn update_link(ctx: &Ctx, id: &str, req: UpdateLink) -> Result<LinkVie
         site_slug: None,
     };
     let link = ctx.store.update_link(lid, changes).await?;
-    // A new practice or a re-enable restarts the worker with a full configuration send.
-    ctx.restart(lid);
+    // The node that works the link restarts its worker (a full configuration send) at its next
+    // lease round; this node's round runs now.
+    ctx.links_changed();
     Ok(LinkView::from(&link))
 }
 

@@ -367,17 +367,11 @@ impl Ctx {
         }
     }
 
-    /// Links were created, enabled or moved: run a lease round now instead of at the next tick.
+    /// Links were created or changed (here or through another node): run a lease round now
+    /// instead of at the next tick. The node that works a changed link sees its new revision in
+    /// its round and restarts the worker, after the bookings in flight are finished.
     pub fn links_changed(&self) {
         self.lease_round.notify_one();
-    }
-
-    /// A link was changed (through this node or any other): the node that works it sees the
-    /// link's new revision at its next lease round and restarts its worker, after the bookings
-    /// in flight are finished. This runs this node's round now.
-    pub fn restart(&self, link: LinkId) {
-        debug!(%link, "link changed");
-        self.links_changed();
     }
 
     /// The links this node works now.

@@ -575,21 +575,7 @@ async fn outstanding_requests_during_initial_configuration_synchronisation_are_a
         .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
         .date();
     let day = today + jiff::Span::new().days(3);
-    let r = w
-        .http
-        .post(format!(
-            "{}/_market/practices/{pid}/requests/availability",
-            w.market_url
-        ))
-        .json(&json!({"day": day.to_string()}))
-        .send()
-        .await
-        .expect("raise");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    raise_availability_request(&w, &pid, &day.to_string()).await;
     w.link(&previous).await;
     eventually(
         "the outstanding request answered",
@@ -601,10 +587,7 @@ async fn outstanding_requests_during_initial_configuration_synchronisation_are_a
                     w.market_url
                 ))
                 .await;
-            let waiting = open["other"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|r| r["request_type"] == "availability"));
-            (!waiting
+            (!availability_requested(&open)
                 && recorded_calls(&w, &pid)
                     .iter()
                     .any(|(c, _)| c == "GET /pms-api/v1/requests"))
@@ -860,6 +843,33 @@ async fn changes_detected_in_pms_resource_snapshot_reach_the_marketplace_within_
     .await;
 }
 
+/// Raise an availability request for `day` at the marketplace practice `pid`.
+async fn raise_availability_request(w: &World, pid: &str, day: &str) {
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/practices/{pid}/requests/availability",
+            w.market_url
+        ))
+        .json(&json!({"day": day}))
+        .send()
+        .await
+        .expect("raise");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// Whether the marketplace's open requests (`/_market/practices/{id}/requests`) include an
+/// availability request.
+fn availability_requested(open: &Value) -> bool {
+    open["other"]
+        .as_array()
+        .is_some_and(|o| o.iter().any(|r| r["request_type"] == "availability"))
+}
+
 /// Every snapshot the marketplace holds for `day` at `pid`: `(resource, number of ranges)`.
 async fn snapshots_on(w: &World, pid: &str, day: &str) -> Vec<(String, usize)> {
     let v = w
@@ -894,21 +904,7 @@ async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_
     let day = (slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ)
         + jiff::Span::new().days(45))
     .to_string();
-    let r = w
-        .http
-        .post(format!(
-            "{}/_market/practices/{pid}/requests/availability",
-            w.market_url
-        ))
-        .json(&json!({"day": day}))
-        .send()
-        .await
-        .expect("raise");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    raise_availability_request(&w, &pid, &day).await;
     let held = eventually(
         "the request answered with empty days",
         Duration::from_secs(20),
@@ -919,11 +915,8 @@ async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_
                     w.market_url
                 ))
                 .await;
-            let waiting = open["other"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|r| r["request_type"] == "availability"));
             let held = snapshots_on(&w, &pid, &day).await;
-            (!waiting && !held.is_empty()).then_some(held)
+            (!availability_requested(&open) && !held.is_empty()).then_some(held)
         },
     )
     .await;

@@ -124,6 +124,18 @@ fn ttl_micros(ttl: Duration) -> i64 {
 
 type HeldRow = (Uuid, i64, i64, bool);
 
+/// SQL: the unexpired leases of node `$1` as [`HeldRow`]s, given the database's now.
+macro_rules! held_by_node {
+    ($now:expr) => {
+        concat!(
+            "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
+             JOIN links l ON l.id = ls.link_id \
+             WHERE ls.node_id = $1 AND ls.expires_at > ",
+            $now
+        )
+    };
+}
+
 fn held(node_id: &str, rows: Vec<HeldRow>) -> Vec<HeldLease> {
     let mut out: Vec<HeldLease> = rows
         .into_iter()
@@ -258,23 +270,11 @@ impl Store {
             .bind(ttl)
             .execute(&mut *tx)
             .await?;
-            let rows = sqlx::query_as(pool.pick(
-                concat!(
-                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
-                     JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ",
-                    sqlite_now!()
-                ),
-                concat!(
-                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
-                     JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ",
-                    pg_now!()
-                ),
-            ))
-            .bind(node_id.to_owned())
-            .fetch_all(&mut *tx)
-            .await?;
+            let rows =
+                sqlx::query_as(pool.pick(held_by_node!(sqlite_now!()), held_by_node!(pg_now!())))
+                    .bind(node_id.to_owned())
+                    .fetch_all(&mut *tx)
+                    .await?;
             tx.commit().await?;
             rows
         });
@@ -285,23 +285,10 @@ impl Store {
     /// revisions.
     pub async fn held_leases(&self, node_id: &str) -> Result<Vec<HeldLease>, StoreError> {
         let rows: Vec<HeldRow> = on_backend!(self, |pool| {
-            sqlx::query_as(pool.pick(
-                concat!(
-                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
-                     JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ",
-                    sqlite_now!()
-                ),
-                concat!(
-                    "SELECT ls.link_id, ls.epoch, l.revision, l.enabled FROM link_leases ls \
-                     JOIN links l ON l.id = ls.link_id \
-                     WHERE ls.node_id = $1 AND ls.expires_at > ",
-                    pg_now!()
-                ),
-            ))
-            .bind(node_id.to_owned())
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(pool.pick(held_by_node!(sqlite_now!()), held_by_node!(pg_now!())))
+                .bind(node_id.to_owned())
+                .fetch_all(pool)
+                .await?
         });
         Ok(held(node_id, rows))
     }
