@@ -122,6 +122,9 @@ pub enum Code {
     AvailabilityStale,
     /// Bookings were rejected recently.
     BookingsRejected,
+    /// The marketplace refused a late answer: a patient may believe something that is not so
+    /// (booked while nothing is in the diary, or the reverse).
+    LateAnswerRefused,
 }
 
 impl Code {
@@ -151,6 +154,7 @@ impl Code {
             Code::RequestsNearLimit => "requests-near-limit",
             Code::AvailabilityStale => "availability-stale",
             Code::BookingsRejected => "bookings-rejected",
+            Code::LateAnswerRefused => "late-answer-refused",
         }
     }
 }
@@ -269,6 +273,10 @@ pub struct HealthView {
     /// Bookings rejected recently, newest first.
     #[serde(default)]
     pub rejected_bookings: Vec<RejectedBooking>,
+    /// Recent bookings whose late answer the marketplace refused, with the recorded outcome
+    /// (in [`RejectedBooking::reason`]), newest first.
+    #[serde(default)]
+    pub late_answers: Vec<RejectedBooking>,
 }
 
 /// The marketplace flags the integration unhealthy when a critical request is older than this.
@@ -1036,6 +1044,29 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
                 .into(),
         ));
     }
+    if !h.late_answers.is_empty() {
+        let each = h
+            .late_answers
+            .iter()
+            .take(5)
+            .map(|b| format!("booking {}: {}", b.booking_id, b.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push(finding(
+            Code::LateAnswerRefused,
+            Severity::Error,
+            None,
+            None,
+            format!(
+                "The marketplace refused {} late answer(s): what the patient was told and what \
+                 the diary holds may differ ({each}).",
+                h.late_answers.len()
+            ),
+            "Call each patient named in the booking log: confirm the appointment or offer \
+             another time. slotbridge does not send these answers again."
+                .into(),
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -1355,6 +1386,10 @@ mod tests {
                 booking_id: "154".into(),
                 reason: "slot taken".into(),
             }],
+            late_answers: vec![RejectedBooking {
+                booking_id: "155".into(),
+                reason: "the marketplace refused our rejection".into(),
+            }],
             ..healthy.clone()
         };
         let f = diagnose(&Input::new(&setup, &diary, date(2026, 4, 2), 30).with_health(&sick));
@@ -1366,6 +1401,7 @@ mod tests {
             Code::RequestsNearLimit,
             Code::AvailabilityStale,
             Code::BookingsRejected,
+            Code::LateAnswerRefused,
         ] {
             assert!(c.contains(&code), "{code:?} missing from {c:?}");
         }

@@ -25,7 +25,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::availability::Slot;
-use crate::practice::{ClockTime, PmsReason, PracticeSetup, Specialty};
+use crate::practice::{ClockTime, PmsReason, PracticeSetup, PractitionerHours, Specialty, Weekday};
 
 /// A marketplace resource (appointment book) for one practitioner and specialty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,53 @@ fn specialty_label(s: Specialty) -> &'static str {
 /// ```
 pub fn practitioner_of(resource_id: &str) -> &str {
     resource_id.split(':').next().unwrap_or(resource_id)
+}
+
+/// The practice's opening hours per weekday (Monday first), for the marketplace's liveness
+/// contract: the union of the weekly sessions of the practitioners published online (of every
+/// practitioner when none of those has a session), overlapping and touching windows merged,
+/// sorted. A weekday with no session is closed (empty). When no practitioner has any session the
+/// practice has no hours to go by, and every day is open all day.
+pub fn opening_hours(
+    setup: &PracticeSetup,
+    hours: &[PractitionerHours],
+) -> [Vec<(ClockTime, ClockTime)>; 7] {
+    let online: Vec<&PractitionerHours> = hours
+        .iter()
+        .filter(|h| {
+            setup
+                .online_booking
+                .iter()
+                .any(|e| e.practitioner == h.practitioner)
+        })
+        .collect();
+    let has_sessions = |hs: &[&PractitionerHours]| hs.iter().any(|h| !h.sessions.is_empty());
+    let chosen: Vec<&PractitionerHours> = if has_sessions(&online) {
+        online
+    } else {
+        hours.iter().collect()
+    };
+    if !has_sessions(&chosen) {
+        return std::array::from_fn(|_| vec![(ClockTime::MIDNIGHT, ClockTime::END_OF_DAY)]);
+    }
+    std::array::from_fn(|i| {
+        let day = Weekday::ALL[i];
+        let mut windows: Vec<(ClockTime, ClockTime)> = chosen
+            .iter()
+            .flat_map(|h| h.sessions.iter())
+            .filter(|w| w.on(day) && w.start < w.end)
+            .map(|w| (w.start, w.end))
+            .collect();
+        windows.sort();
+        let mut merged: Vec<(ClockTime, ClockTime)> = Vec::new();
+        for (start, end) in windows {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
+    })
 }
 
 /// The resources of a practice: one per online practitioner × specialty, with unique names.
@@ -372,6 +419,65 @@ mod tests {
     fn weekdays(start: &str, end: &str) -> WeeklyWindow {
         use Weekday::*;
         WeeklyWindow::new(vec![Mon, Tue, Wed, Thu, Fri], t(start), t(end))
+    }
+
+    #[test]
+    fn opening_hours_are_the_merged_sessions_of_the_online_practitioners() {
+        use Weekday::*;
+        let mut setup = sample_setup_for_hours();
+        let hours = vec![
+            PractitionerHours {
+                practitioner: "1001".into(),
+                sessions: vec![weekdays("08:00", "12:00"), WeeklyWindow::new(vec![Mon], t("13:00"), t("17:00"))],
+                breaks: vec![],
+            },
+            PractitionerHours {
+                practitioner: "1002".into(),
+                sessions: vec![WeeklyWindow::new(vec![Mon, Sat], t("11:00"), t("13:00"))],
+                breaks: vec![],
+            },
+            // Not online: not counted while an online practitioner has sessions.
+            PractitionerHours {
+                practitioner: "9".into(),
+                sessions: vec![WeeklyWindow::new(vec![Sun], t("09:00"), t("10:00"))],
+                breaks: vec![],
+            },
+        ];
+        let open = opening_hours(&setup, &hours);
+        assert_eq!(open[0], vec![(t("08:00"), t("17:00"))], "Monday merged");
+        assert_eq!(open[1], vec![(t("08:00"), t("12:00"))]);
+        assert_eq!(open[5], vec![(t("11:00"), t("13:00"))], "Saturday");
+        assert!(open[6].is_empty(), "Sunday closed");
+
+        // No online practitioner has a session: every practitioner's sessions count.
+        setup.online_booking.clear();
+        let open = opening_hours(&setup, &hours[2..]);
+        assert_eq!(open[6], vec![(t("09:00"), t("10:00"))]);
+        assert!(open[0].is_empty());
+
+        // No session anywhere: open all day, every day.
+        let open = opening_hours(&setup, &[]);
+        assert!(open.iter().all(|d| *d == vec![(ClockTime::MIDNIGHT, ClockTime::END_OF_DAY)]));
+    }
+
+    fn sample_setup_for_hours() -> PracticeSetup {
+        PracticeSetup {
+            site: SiteSlug::parse("s").expect("slug"),
+            name: "S".into(),
+            timezone: IanaZone::parse("Australia/Sydney").expect("zone"),
+            phone: String::new(),
+            interval_minutes: 15,
+            stacking: true,
+            practitioners: vec![],
+            online_booking: ["1001", "1002"]
+                .iter()
+                .map(|p| OnlineBookingEntry {
+                    practitioner: (*p).into(),
+                    duration_minutes: 30,
+                })
+                .collect(),
+            reasons: vec![],
+        }
     }
 
     fn rule(p: &str, d: u32) -> ReasonProviderRule {

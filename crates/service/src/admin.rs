@@ -790,10 +790,20 @@ fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> Healt
         availability_stale_after: STALE_AFTER,
         rejected_bookings: bookings
             .iter()
+            .filter(|b| b.late_outcome.is_none())
             .filter_map(|b| {
                 b.reject_reason.as_ref().map(|reason| RejectedBooking {
                     booking_id: b.booking_id.clone(),
                     reason: reason.clone(),
+                })
+            })
+            .collect(),
+        late_answers: bookings
+            .iter()
+            .filter_map(|b| {
+                b.late_outcome.as_ref().map(|outcome| RejectedBooking {
+                    booking_id: b.booking_id.clone(),
+                    reason: outcome.clone(),
                 })
             })
             .collect(),

@@ -1,6 +1,7 @@
 //! The integration service: wires the PMS connector, the marketplace client and the store.
 //!
 //! - [`publisher`]: configuration and availability to the marketplace, sending only what changed.
+//! - [`subscriptions`]: the link's one marketplace subscription, and whether its webhooks are trusted.
 //! - [`ctx`]: the shared context of a node (store, marketplace client, settings, clock).
 //! - [`failure`]: what can go wrong in a link's work, and its kind.
 //! - [`fence`]: a worker's lease and the checks before its calls and writes.
@@ -23,5 +24,6 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod publisher;
+pub mod subscriptions;
 pub mod supervisor;
 pub mod worker;

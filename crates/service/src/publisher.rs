@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use slotbridge_domain::availability::compute_slots;
 use slotbridge_domain::horizon::Horizon;
-use slotbridge_domain::practice::{Diary, PracticeSetup, to_snapshot};
+use slotbridge_domain::practice::{Diary, PracticeSetup, PractitionerHours, to_snapshot};
 use slotbridge_domain::publish::{self, AppointmentType, DayAvailability, Resource};
 use slotbridge_domain::snapshot::SnapshotError;
 use slotbridge_market::PracticeClient;
@@ -64,25 +64,34 @@ pub struct AvailabilityOutcome {
     pub withdrawn: usize,
 }
 
-/// The liveness contract: slotbridge is a service that answers around the clock, so every day
-/// and public holiday is live from 00:00 to 23:59.
-pub fn liveness_contract() -> LivenessContract {
-    let all_day = || {
-        Some(vec![TimeRange {
-            start: jiff::civil::time(0, 0, 0, 0),
-            end: jiff::civil::time(23, 59, 0, 0),
-        }])
+/// The liveness contract: the practice's opening hours from the PMS (the weekly sessions of its
+/// online practitioners, see [`publish::opening_hours`]), in the practice's time. Outside them
+/// the marketplace does not hold an unanswered request against the integration's health. Public
+/// holidays are left out: the PMS knows the practice's closed dates, not the public holidays, and
+/// on a closed date there is nothing to book anyway.
+pub fn liveness_contract(setup: &PracticeSetup, hours: &[PractitionerHours]) -> LivenessContract {
+    let open = publish::opening_hours(setup, hours);
+    let day = |i: usize| {
+        Some(
+            open[i]
+                .iter()
+                .map(|(start, end)| TimeRange {
+                    start: civil_time(*start),
+                    end: civil_time(*end),
+                })
+                .collect(),
+        )
     };
     LivenessContract {
         live_hours: Schedule {
-            monday: all_day(),
-            tuesday: all_day(),
-            wednesday: all_day(),
-            thursday: all_day(),
-            friday: all_day(),
-            saturday: all_day(),
-            sunday: all_day(),
-            public_holidays: all_day(),
+            monday: day(0),
+            tuesday: day(1),
+            wednesday: day(2),
+            thursday: day(3),
+            friday: day(4),
+            saturday: day(5),
+            sunday: day(6),
+            public_holidays: None,
         },
     }
 }
@@ -159,10 +168,13 @@ pub struct Target<'a> {
 }
 
 /// Send the liveness contract, resources and appointment types that changed since the last
-/// successful send (all of them when `force`, as on link, re-enable and manual resync).
+/// successful send (all of them when `force`, as on link, re-enable and manual resync). The
+/// liveness contract follows the practitioners' weekly `hours`: a change of the practice's hours
+/// sends it again.
 pub async fn publish_config(
     to: Target<'_>,
     setup: &PracticeSetup,
+    hours: &[PractitionerHours],
     force: bool,
     now: Timestamp,
 ) -> Result<ConfigOutcome, PublishError> {
@@ -175,7 +187,7 @@ pub async fn publish_config(
     let known = store.config_hashes(link.id).await?;
     let mut outcome = ConfigOutcome::default();
 
-    let liveness = liveness_contract();
+    let liveness = liveness_contract(setup, hours);
     let h = hash_of(&liveness);
     if force || known.liveness != Some(h) {
         market.set_liveness_contract(&liveness).await?;

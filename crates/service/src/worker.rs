@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use slotbridge_domain::backoff::{Breaker, BreakerState, FailureClass, Jitter, Lasting};
 use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup};
@@ -37,6 +37,7 @@ use crate::ctx::{Ctx, ResyncState, Trigger, WorkerExit};
 use crate::failure::{FailureKind, SyncFailure};
 use crate::fence::{Fence, FencedPms};
 use crate::publisher;
+use crate::subscriptions::Deliveries;
 
 /// How long a setup read is reused when no change of the setup was seen since.
 const SETUP_FRESH: Duration = Duration::from_secs(60);
@@ -146,10 +147,12 @@ struct Synced {
 }
 
 /// Which pushes a link worker receives; without one, it polls that side every tick.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Pushed {
+    /// The PMS webhook is registered.
     pms: bool,
-    market: bool,
+    /// The marketplace subscription in place.
+    market: Option<String>,
 }
 
 /// How long a changed or disabled link's worker spends finishing its bookings in flight: the
@@ -202,7 +205,7 @@ impl<P: PmsConnector> LinkRun<P> {
             )
             .await?;
         let to = self.target();
-        let config = publisher::publish_config(to, &setup, force_config, now).await?;
+        let config = publisher::publish_config(to, &setup, &diary.hours, force_config, now).await?;
         let avail =
             publisher::publish_availability(to, &setup, &diary, force_availability, now).await?;
         crate::bookings::after_sync(
@@ -266,29 +269,24 @@ impl<P: PmsConnector> LinkRun<P> {
                 }
             }
         };
-        let subscription = slotbridge_market::types::Subscription {
-            id: None,
-            client_id: Some(self.link.id.to_string()),
-            topic: slotbridge_market::types::SubscriptionTopic::All,
-            callback_url: format!("{base}/webhooks/market"),
-            start_at: None,
-            expire_at: self
-                .ctx
-                .now()
-                .checked_add(SignedDuration::from_hours(48))
-                .ok(),
-        };
         let market = if !market_reaches_us {
-            false
+            None
         } else {
-            match self.market.create_subscription(&subscription).await {
-                Ok(sub) => {
-                    debug!(link = %self.link.id, subscription = ?sub.id, "marketplace subscription in place");
-                    true
+            match crate::subscriptions::ensure(
+                &self.market,
+                &self.link.id.to_string(),
+                &format!("{base}/webhooks/market"),
+                self.ctx.now(),
+            )
+            .await
+            {
+                Ok(placed) => {
+                    debug!(link = %self.link.id, subscription = %placed.id, created = placed.created, deleted = placed.deleted, "marketplace subscription in place");
+                    Some(placed.id)
                 }
                 Err(e) => {
                     warn!(link = %self.link.id, error = %e, "marketplace subscription failed; polling requests");
-                    false
+                    None
                 }
             }
         };
@@ -444,6 +442,25 @@ impl<P: PmsConnector> LinkRun<P> {
                     )
                     .await?;
                     self.after_bookings(done);
+                }
+                RequestType::PmsAppointmentChanges => {
+                    let a = crate::bookings::changes::answer(
+                        &self.ctx,
+                        self.lease(),
+                        &self.link,
+                        &self.pms,
+                        &self.market,
+                    )
+                    .await?;
+                    self.log_request(
+                        kind,
+                        polled,
+                        format!(
+                            "answered {} cancel, {} didNotAttend, {} noPmsAppointmentChange; {} closed before the answer",
+                            a.cancelled, a.did_not_attend, a.no_change, a.closed
+                        ),
+                    )
+                    .await;
                 }
                 other => {
                     debug!(link = %self.link.id, request = other.as_str(), "request type not used by this integration")
@@ -693,10 +710,15 @@ impl<P: PmsConnector> LinkRun<P> {
         }
         let started = Instant::now();
         if breaker.may_try(self.ctx.now()) {
-            let r = self.sync_step(true, false, "start", started, false).await;
+            // Everything is sent on start, unchanged or not (suggested-testing: "availability for
+            // all resources should be sent" after linking or re-enabling).
+            let r = self.sync_step(true, true, "start", started, false).await;
             self.account(&mut breaker, r);
         }
         let mut pushed = self.subscribe().await;
+        let mut deliveries = Deliveries::default();
+        let _ = deliveries.subscribed(pushed.market.clone());
+        let mut subscribed_at = self.ctx.now();
         if pushed.pms
             && breaker.may_try(self.ctx.now())
             && let Ok(scope) = self.pms_changed().await
@@ -743,6 +765,10 @@ impl<P: PmsConnector> LinkRun<P> {
                         let resync = all.iter().any(|t| {
                             matches!(t, Trigger::ResyncConfig | Trigger::ResyncAvailability)
                         });
+                        if all.contains(&Trigger::MarketRequests) {
+                            // A marketplace webhook arrived: deliveries work.
+                            deliveries.arrived(Instant::now());
+                        }
                         if resync {
                             // An operator's resync reopens a parked link.
                             breaker.resync();
@@ -769,7 +795,20 @@ impl<P: PmsConnector> LinkRun<P> {
                     } else {
                         ChangeScope::Nothing
                     };
-                    let requests = !pushed.market || last_requests_poll.elapsed() >= backstop;
+                    if let Some((id, from)) = deliveries.check_due(Instant::now(), backstop, subscribed_at)
+                        && self.may_poll_market(&breaker)
+                    {
+                        let upto = self.ctx.now();
+                        match crate::subscriptions::deliveries_failed(&self.market, &id, from).await {
+                            Ok(failed) => deliveries.checked(Instant::now(), upto, failed),
+                            Err(e) => {
+                                debug!(link = %self.link.id, error = %e, "the subscription error log could not be read; webhooks not trusted until it can");
+                                deliveries.checked(Instant::now(), from, true);
+                            }
+                        }
+                    }
+                    // Until webhooks are trusted, the marketplace is polled at every tick.
+                    let requests = !deliveries.trusted() || last_requests_poll.elapsed() >= backstop;
                     Wake {
                         force_config: false,
                         force_availability: false,
@@ -785,6 +824,9 @@ impl<P: PmsConnector> LinkRun<P> {
                     // the link is parked or backing off: nothing is called then).
                     if breaker.may_try(self.ctx.now()) {
                         pushed = self.subscribe().await;
+                        if deliveries.subscribed(pushed.market.clone()) {
+                            subscribed_at = self.ctx.now();
+                        }
                     }
                     Wake {
                         force_config: true,

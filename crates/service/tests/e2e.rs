@@ -85,6 +85,30 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
         .collect();
     assert_eq!(mine.len(), 1, "{diary}");
     assert!(mine[0]["notes"].as_str().is_some_and(|n| n.contains(&id)));
+    // The marketplace type is linked to a PMS booking reason: the appointment carries that
+    // reason, with the PMS's own duration for it.
+    let appointment = status["pms_appointment_ids"][0].as_str().expect("appointment");
+    let a: Value = w
+        .http
+        .get(format!(
+            "{}/api/v1/sites/{DEMO_SLUG}/appointments/{appointment}",
+            w.pms_url
+        ))
+        .header("x-api-key", DEMO_API_KEY)
+        .send()
+        .await
+        .expect("PMS")
+        .json()
+        .await
+        .expect("appointment");
+    let pms_type = status["pms_appointment_type_id"].as_str().expect("type");
+    assert_eq!(
+        a["reason"].as_str(),
+        pms_type.split(':').next(),
+        "the booking's reason: {a} for {status}"
+    );
+    assert_eq!(a["start"], status["start"], "{a} {status}");
+    assert_eq!(a["end"], status["end"], "the PMS's duration: {a} {status}");
 }
 
 async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: World) {
@@ -393,7 +417,10 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
         offers(&w.slots(&w.harbour().practice_id, &day).await, &slots[0]),
         "nothing is sent while the link is disabled"
     );
+    let enabled_from = recorded_calls(&w, &w.harbour().practice_id).len();
     w.patch_link(&link, json!({"enabled": true})).await;
+    // Re-enabled: the availability of every resource for the whole horizon is sent again.
+    whole_horizon_sent_once(&w, enabled_from).await;
     // Re-enabled: configuration is sent again, availability follows the PMS, and the waiting
     // booking (an outstanding request) is handled by the integration, not auto-confirmed.
     eventually(
@@ -433,11 +460,14 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
 async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: World) {
     linked_with_slots(&w).await;
     let link = w.first_link().await;
+    let pid = w.harbour().practice_id.clone();
+    let mut availability_from = 0;
     for (what, call) in [
         ("config", "/config/pmsAppointmentTypes/snapshot"),
         ("availability", "/availability/snapshots"),
     ] {
-        let before = count_calls(&w, &w.harbour().practice_id, call);
+        let before = count_calls(&w, &pid, call);
+        availability_from = recorded_calls(&w, &pid).len();
         let r = w
             .http
             .post(format!("{}/api/links/{link}/resync", w.node().url()))
@@ -449,19 +479,65 @@ async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: Wor
         eventually(
             &format!("{what} resent"),
             Duration::from_secs(10),
-            || async {
-                (count_calls(&w, &w.harbour().practice_id, call) > before).then_some(json!(1))
-            },
+            || async { (count_calls(&w, &pid, call) > before).then_some(json!(1)) },
         )
         .await;
     }
-    // The availability resync sends every (resource, date) of the horizon, unchanged or not.
-    let last: usize = recorded_calls(&w, &w.harbour().practice_id)
+    // The availability resync sends every (resource, date) of the horizon, unchanged or not:
+    // exactly resources × 30 days, each once.
+    whole_horizon_sent_once(&w, availability_from).await;
+}
+
+/// Every (resource, day) of Harbour Dental's 30-day horizon.
+async fn horizon_pairs(w: &World) -> std::collections::BTreeSet<(String, String)> {
+    let resources: Vec<String> = w.practice(&w.harbour().practice_id).await["pms_resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r["pmsResourceId"].as_str().expect("id").to_owned())
+        .collect();
+    let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
+    resources
+        .iter()
+        .flat_map(|r| {
+            (0..30).map(move |n| (r.clone(), (today + jiff::Span::new().days(n)).to_string()))
+        })
+        .collect()
+}
+
+/// The availability snapshots sent to Harbour Dental after its first `from` recorded calls.
+fn snapshots_sent_after(w: &World, from: usize) -> Vec<(String, String)> {
+    recorded_calls(w, &w.harbour().practice_id)
+        .get(from..)
+        .unwrap_or_default()
         .iter()
         .filter(|(c, _)| c.ends_with("/availability/snapshots"))
-        .map(|(_, b)| b.as_array().map(Vec::len).unwrap_or(0))
-        .sum();
-    assert!(last >= 30, "a full horizon was sent: {last} snapshots");
+        .flat_map(|(_, b)| b.as_array().cloned().unwrap_or_default())
+        .map(|s| {
+            (
+                s["pmsResourceId"].as_str().unwrap_or_default().to_owned(),
+                s["date"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every (resource, day) of the horizon is sent after the first `from` recorded calls, each
+/// exactly once.
+async fn whole_horizon_sent_once(w: &World, from: usize) {
+    let expected = horizon_pairs(w).await;
+    let sent = eventually(
+        "the whole horizon sent",
+        Duration::from_secs(10),
+        || async {
+            let sent = snapshots_sent_after(w, from);
+            (sent.len() >= expected.len()).then_some(sent)
+        },
+    )
+    .await;
+    let distinct: std::collections::BTreeSet<(String, String)> = sent.iter().cloned().collect();
+    assert_eq!(distinct, expected, "every resource for every day of the horizon");
+    assert_eq!(sent.len(), expected.len(), "each (resource, day) sent once");
 }
 
 async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds(
@@ -954,9 +1030,356 @@ async fn a_shrunk_horizon_withdraws_the_days_beyond_it(w: World) {
     );
 }
 
+/// A patient file created in Harbour Dental's PMS through its API: its id.
+async fn pms_patient(w: &World, file: Value) -> String {
+    let r = w
+        .http
+        .post(format!("{}/api/v1/sites/{DEMO_SLUG}/patients", w.pms_url))
+        .header("x-api-key", DEMO_API_KEY)
+        .json(&file)
+        .send()
+        .await
+        .expect("PMS");
+    assert_eq!(r.status(), 201, "creating the patient file");
+    let v: Value = r.json().await.expect("patient");
+    v["id"].as_str().expect("patient id").to_owned()
+}
+
+/// The PMS patient files with this date of birth (YYYY-MM-DD).
+async fn pms_patients_born(w: &World, dob: &str) -> Vec<Value> {
+    let v: Value = w
+        .http
+        .get(format!(
+            "{}/api/v1/sites/{DEMO_SLUG}/patients?date_of_birth={dob}",
+            w.pms_url
+        ))
+        .header("x-api-key", DEMO_API_KEY)
+        .send()
+        .await
+        .expect("PMS")
+        .json()
+        .await
+        .expect("patients");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Book `slot` for `who` and wait until the integration confirmed it: the PMS patient id it
+/// was confirmed with.
+async fn confirmed_patient(w: &World, slot: &Value, who: Value) -> String {
+    let id = w
+        .book(&w.harbour().practice_id, &booking_body(slot, who))
+        .await;
+    let b = eventually("booking confirmed", Duration::from_secs(20), || async {
+        let b = w.booking(id).await;
+        (b["status"] != "Requested").then_some(b)
+    })
+    .await;
+    assert_eq!(b["status"], "Confirmed", "{b}");
+    assert_eq!(b["auto_confirmed"], false, "{b}");
+    b["pms_patient_id"].as_str().expect("pms patient").to_owned()
+}
+
+/// Olivia Martin's file in the PMS.
+fn olivia() -> Value {
+    json!({"first_name": "Olivia", "last_name": "Martin", "date_of_birth": "1984-07-30",
+           "mobile_phone": "0412 555 101", "email": "olivia.martin@example.com",
+           "address": {"line1": "12 Smith Street", "suburb": "Manly", "state": "NSW", "postcode": "2095"}})
+}
+
+async fn attempting_to_match_to_existing_patient(w: World) {
+    let (_day, slots) = linked_with_slots(&w).await;
+    let existing = pms_patient(&w, olivia()).await;
+    let who = patient("Olivia", "Martin", "1984-07-30", "0412 555 101", "olivia.martin@example.com");
+    assert_eq!(confirmed_patient(&w, slots.last().expect("slot"), who).await, existing);
+    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 1, "no new file");
+}
+
+async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w: World) {
+    let (_day, slots) = linked_with_slots(&w).await;
+    let existing = pms_patient(&w, olivia()).await;
+    // A new phone and email since her last visit.
+    let moved = patient("Olivia", "Martin", "1984-07-30", "0499 888 777", "olivia@newmail.example");
+    assert_eq!(confirmed_patient(&w, slots.last().expect("slot"), moved).await, existing);
+    // Married: a new last name, her phone and email as the file has them.
+    let married = patient("Olivia", "Chen-Martin", "1984-07-30", "0412 555 101", "olivia.martin@example.com");
+    assert_eq!(confirmed_patient(&w, &slots[0], married).await, existing);
+    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 1, "no new file");
+}
+
+async fn attempting_to_match_to_existing_patient_who_has_provided_details_in_an_unexpected_format_or_with_a_spelling_mistake(
+    w: World,
+) {
+    let (_day, slots) = linked_with_slots(&w).await;
+    let existing = pms_patient(&w, olivia()).await;
+    // A misspelt first name, a shouting last name with spaces, the phone in international form,
+    // the email in capitals.
+    let typed = patient("Olivai", " MARTIN ", "1984-07-30", "+61 412 555 101", "Olivia.Martin@Example.COM");
+    assert_eq!(confirmed_patient(&w, slots.last().expect("slot"), typed).await, existing);
+    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 1, "no new file");
+    // Someone else entirely with the same birthday gets a new file: never a wrong merge.
+    let other = patient("Noah", "Williams", "1984-07-30", "0400 111 222", "noah@example.com");
+    let new = confirmed_patient(&w, &slots[0], other).await;
+    assert_ne!(new, existing);
+    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 2);
+}
+
+/// The dates the marketplace holds availability snapshots for at `pid` (empty ones included).
+async fn held_dates(w: &World, pid: &str) -> std::collections::BTreeSet<String> {
+    let v = w
+        .get(&format!("{}/_market/practices/{pid}/availability", w.market_url))
+        .await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["snapshot"]["date"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn publishing_30_days_ahead_by_default_and_at_most_90(w: World) {
+    linked_with_slots(&w).await;
+    let pid = w.harbour().practice_id.clone();
+    let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
+    let days = |n: i64| -> std::collections::BTreeSet<String> {
+        (0..n)
+            .map(|d| (today + jiff::Span::new().days(d)).to_string())
+            .collect()
+    };
+    let held = eventually("30 days held", Duration::from_secs(10), || async {
+        let held = held_dates(&w, &pid).await;
+        (held.len() >= 30).then_some(held)
+    })
+    .await;
+    assert_eq!(held, days(30), "the default horizon: today and the next 29 days");
+    let link = w.first_link().await;
+    // More than 90 days is refused, naming the field; nothing changes.
+    let r = w
+        .http
+        .patch(w.api(&format!("/api/links/{link}")))
+        .json(&json!({"horizon_days": 91}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 422);
+    let problem = r.text().await.unwrap_or_default();
+    assert!(problem.contains("horizon_days"), "{problem}");
+    w.patch_link(&link, json!({"horizon_days": 90})).await;
+    let held = eventually("90 days held", Duration::from_secs(20), || async {
+        let held = held_dates(&w, &pid).await;
+        (held.len() >= 90).then_some(held)
+    })
+    .await;
+    assert_eq!(held, days(90), "the maximum horizon: 90 days");
+}
+
+/// Book `slot` for a patient named `first` and wait until the integration confirmed it: the
+/// booking id and its PMS appointment id.
+async fn confirmed(w: &World, slot: &Value, first: &str) -> (String, String) {
+    let id = book(w, &w.harbour().practice_id, slot, first).await;
+    let b = eventually("booking confirmed", Duration::from_secs(20), || async {
+        let b = w.booking(&id).await;
+        (b["status"] != "Requested").then_some(b)
+    })
+    .await;
+    assert_eq!(b["status"], "Confirmed", "{b}");
+    let appointment = b["pms_appointment_ids"][0]
+        .as_str()
+        .expect("appointment")
+        .to_owned();
+    (id, appointment)
+}
+
+/// The marketplace asks for the booking's appointment changes, and the integration answers
+/// `expected` (`no_change`, `cancelled` or `did_not_attend`).
+async fn appointment_change_answered(w: &World, id: &str, expected: &str) {
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/bookings/{id}/request-appointment-changes",
+            w.market_url
+        ))
+        .send()
+        .await
+        .expect("market");
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    eventually(
+        &format!("the appointment-change request answered {expected}"),
+        Duration::from_secs(20),
+        || async {
+            let b = w.booking(id).await;
+            let open = w
+                .get(&format!(
+                    "{}/_market/practices/{}/requests",
+                    w.market_url,
+                    w.harbour().practice_id
+                ))
+                .await;
+            (b["appointment_change"] == expected
+                && !open.to_string().contains("pmsAppointmentChanges"))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn pms_appointment_changes_are_answered_from_the_diary(w: World) {
+    let (_day, slots) = linked_with_slots(&w).await;
+    let (kept, _) = confirmed(&w, slots.last().expect("slot"), "Kept").await;
+    let (missed, missed_appointment) = confirmed(&w, &slots[0], "Missed").await;
+    // Nothing changed in the diary: noPmsAppointmentChange.
+    appointment_change_answered(&w, &kept, "no_change").await;
+    // The desk marks the patient as not attending: pushed at once, and the answer when asked.
+    let r = w
+        .http
+        .post(format!(
+            "{}/_desk/sites/{DEMO_SLUG}/appointments/{missed_appointment}/did-not-attend",
+            w.pms_url
+        ))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
+    eventually(
+        "the missed appointment reported",
+        Duration::from_secs(10),
+        || async { (w.booking(&missed).await["did_not_attend"] == true).then_some(()) },
+    )
+    .await;
+    appointment_change_answered(&w, &missed, "did_not_attend").await;
+    // An unknown booking's request cannot be made by the marketplace's control; a cancelled
+    // one: removed at the desk, reported, and answered `cancel` when asked.
+    let r = w
+        .http
+        .delete(format!(
+            "{}/_desk/sites/{DEMO_SLUG}/appointments/{}",
+            w.pms_url,
+            w.booking(&kept).await["pms_appointment_ids"][0]
+                .as_str()
+                .expect("appointment")
+        ))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(r.status(), 204);
+    eventually(
+        "the desk cancellation reported",
+        Duration::from_secs(10),
+        || async { (w.booking(&kept).await["status"] == "Cancelled").then_some(()) },
+    )
+    .await;
+    appointment_change_answered(&w, &kept, "cancelled").await;
+    // No request is left open.
+    let open = w
+        .get(&format!(
+            "{}/_market/practices/{}/requests",
+            w.market_url,
+            w.harbour().practice_id
+        ))
+        .await;
+    assert!(
+        !open.to_string().contains("pmsAppointmentChanges"),
+        "every pmsAppointmentChanges request answered: {open}"
+    );
+}
+
+/// A node whose webhook URL answers nothing: every marketplace delivery fails (port 9, discard,
+/// has no listener here).
+fn deliveries_fail(b: slotbridge_testkit::StackBuilder) -> slotbridge_testkit::StackBuilder {
+    b.public_url("http://127.0.0.1:9")
+}
+
+async fn polling_and_missed_webhooks(w: World) {
+    // The subscription is registered (the marketplace accepts it), but no delivery arrives:
+    // webhooks are not trusted, so the marketplace is polled every tick and every booking is
+    // still answered by the integration within the 20 s window.
+    let (_day, slots) = linked_with_slots(&w).await;
+    let pid = w.harbour().practice_id.clone();
+    for (i, slot) in slots.iter().rev().take(3).enumerate() {
+        let id = book(&w, &pid, slot, &format!("Missed{i}")).await;
+        let b = eventually("booking answered", Duration::from_secs(20), || async {
+            let b = w.booking(&id).await;
+            (b["status"] != "Requested").then_some(b)
+        })
+        .await;
+        assert_eq!(b["status"], "Confirmed", "{b}");
+        assert_eq!(b["auto_confirmed"], false, "answered by the integration: {b}");
+    }
+    let failed = w
+        .get(&format!("{}/_market/webhooks?practice_id={pid}", w.market_url))
+        .await;
+    assert!(
+        failed
+            .as_array()
+            .is_some_and(|d| !d.is_empty() && d.iter().all(|d| d["delivered"] == false)),
+        "every delivery failed: {failed}"
+    );
+    let health = w
+        .get(&format!("{}/_market/practices/{pid}/health", w.market_url))
+        .await;
+    assert_eq!(health["healthy"], true, "{health}");
+}
+
+async fn updating_liveness_contract_times_in_the_pms(w: World) {
+    linked_with_slots(&w).await;
+    let pid = w.harbour().practice_id.clone();
+    let contract = w.practice(&pid).await["liveness_contract"]["liveHours"].clone();
+    // Harbour Dental: weekdays from 08:00 (merged sessions to 20:00 on Thursday), Saturday
+    // morning, closed on Sunday.
+    assert_eq!(contract["monday"], json!([{"start": "08:00", "end": "17:30"}]), "{contract}");
+    assert_eq!(contract["thursday"], json!([{"start": "08:00", "end": "20:00"}]), "{contract}");
+    assert_eq!(contract["saturday"], json!([{"start": "08:30", "end": "13:00"}]), "{contract}");
+    assert_eq!(contract["sunday"], json!([]), "{contract}");
+    // Dr Chen now works Sunday mornings too.
+    let r = w
+        .http
+        .put(format!(
+            "{}/_desk/sites/{DEMO_SLUG}/practitioners/1001/hours",
+            w.pms_url
+        ))
+        .json(&json!({
+            "sessions": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "17:30"},
+                {"days": ["sun"], "start": "09:00", "end": "12:00"}
+            ],
+            "breaks": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "12:30", "end": "13:30"}]
+        }))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(r.status(), 204);
+    let contract = eventually(
+        "the revised liveness contract sent",
+        Duration::from_secs(5),
+        || async {
+            let c = w.practice(&pid).await["liveness_contract"]["liveHours"].clone();
+            (c["sunday"] == json!([{"start": "09:00", "end": "12:00"}])).then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(contract["monday"], json!([{"start": "08:00", "end": "17:30"}]), "{contract}");
+}
+
 /// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
 /// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
 macro_rules! scenarios {
+    (with $builder:path: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let w = $builder(super::Stack::builder().db(super::Db::Sqlite).record());
+                super::$name(w.start().await.expect("sqlite world")).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                let w = $builder(super::Stack::builder().db(super::Db::Postgres).record());
+                if let Some(w) = w.start().await {
+                    super::$name(w).await;
+                }
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -996,4 +1419,12 @@ scenarios!(
     the_node_registers_its_webhooks_once_and_is_woken_by_them,
     an_availability_request_for_a_day_outside_the_horizon_is_answered_with_an_empty_day,
     a_shrunk_horizon_withdraws_the_days_beyond_it,
+    updating_liveness_contract_times_in_the_pms,
+    publishing_30_days_ahead_by_default_and_at_most_90,
+    pms_appointment_changes_are_answered_from_the_diary,
+    attempting_to_match_to_existing_patient,
+    attempting_to_match_to_existing_patient_who_has_changed_their_details,
+    attempting_to_match_to_existing_patient_who_has_provided_details_in_an_unexpected_format_or_with_a_spelling_mistake,
 );
+
+scenarios!(with deliveries_fail: polling_and_missed_webhooks);

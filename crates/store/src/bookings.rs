@@ -191,6 +191,38 @@ pub struct Booking {
     /// When a desk cancellation of its appointment was reported to the marketplace (confirmed
     /// bookings only; reported once).
     pub cancelled_at: Option<Timestamp>,
+    /// What the marketplace was last told about the appointment: `cancelled`, `did_not_attend`
+    /// or `no_change` (see [`AppointmentChange`]).
+    pub appointment_change: Option<String>,
+    /// When it was told.
+    pub appointment_change_at: Option<Timestamp>,
+    /// The outcome of a late answer the marketplace refused, for the practice to act on (e.g.
+    /// auto-confirmed by the marketplace but not in the diary: call the patient). Set once; the
+    /// answer is never sent again.
+    pub late_outcome: Option<String>,
+}
+
+/// What the marketplace is told about a booking's appointment (a pmsAppointmentChanges
+/// answer, or a change pushed as soon as the diary shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppointmentChange {
+    /// Removed at the desk: `cancel`.
+    Cancelled,
+    /// The patient did not attend: `didNotAttend`.
+    DidNotAttend,
+    /// As booked: `noPmsAppointmentChange`.
+    NoChange,
+}
+
+impl AppointmentChange {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancelled => "cancelled",
+            Self::DidNotAttend => "did_not_attend",
+            Self::NoChange => "no_change",
+        }
+    }
 }
 
 /// One recorded change of a booking.
@@ -230,6 +262,9 @@ struct BookingRow {
     created_at: i64,
     updated_at: i64,
     cancelled_at: Option<i64>,
+    appointment_change: Option<String>,
+    appointment_change_at: Option<i64>,
+    late_outcome: Option<String>,
 }
 
 /// SQL: the booking is not held by a live claim, given the lease epoch and now parameters. A
@@ -250,7 +285,8 @@ macro_rules! booking_columns {
     () => {
         "booking_id, link_id, state, request, attempts, next_attempt_at, market_practice_id, \
          claimed_by, claim_epoch, claim_until, pms_patient_id, pms_appointment_id, match_decision, reject_reason, \
-         last_error, created_at, updated_at, cancelled_at"
+         last_error, created_at, updated_at, cancelled_at, appointment_change, \
+         appointment_change_at, late_outcome"
     };
 }
 
@@ -281,6 +317,12 @@ impl TryFrom<BookingRow> for Booking {
             created_at: instant("bookings.created_at", r.created_at)?,
             updated_at: instant("bookings.updated_at", r.updated_at)?,
             cancelled_at: opt_instant("bookings.cancelled_at", r.cancelled_at)?,
+            appointment_change: r.appointment_change,
+            appointment_change_at: opt_instant(
+                "bookings.appointment_change_at",
+                r.appointment_change_at,
+            )?,
+            late_outcome: r.late_outcome,
         })
     }
 }
@@ -717,7 +759,8 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             hold_lease!(pool, tx, lease);
             let n = sqlx::query(
-                "UPDATE bookings SET cancelled_at = $2, updated_at = $2 \
+                "UPDATE bookings SET cancelled_at = $2, updated_at = $2, \
+                 appointment_change = 'cancelled', appointment_change_at = $2 \
                  WHERE booking_id = $1 AND state = 'confirmed' AND cancelled_at IS NULL",
             )
             .bind(booking_id.to_owned())
@@ -738,6 +781,95 @@ impl Store {
             }
             tx.commit().await?;
             Ok(n == 1)
+        })
+    }
+
+    /// Record what the marketplace was told about a confirmed booking's appointment, with
+    /// `reason` in the booking's events when it differs from what was told before. Returns
+    /// whether anything changed (`false` for the same answer again, or a booking that is not
+    /// confirmed).
+    pub async fn record_appointment_change(
+        &self,
+        lease: &Lease,
+        booking_id: &str,
+        change: AppointmentChange,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let at = micros(at);
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let n = sqlx::query(
+                "UPDATE bookings SET appointment_change = $2, appointment_change_at = $3, \
+                 updated_at = $3 WHERE booking_id = $1 AND state = 'confirmed' \
+                 AND (appointment_change IS NULL OR appointment_change <> $2)",
+            )
+            .bind(booking_id.to_owned())
+            .bind(change.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "INSERT INTO booking_events (booking_id, from_state, to_state, reason, at) \
+                     VALUES ($1, 'confirmed', 'confirmed', $2, $3)",
+                )
+                .bind(booking_id.to_owned())
+                .bind(reason.to_owned())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Record the outcome of a late answer the marketplace refused (`outcome` is shown to the
+    /// practice as it is, and added to the booking's events). Only the first outcome is kept:
+    /// returns `false` when one was already recorded.
+    pub async fn record_late_outcome(
+        &self,
+        lease: &Lease,
+        booking_id: &str,
+        outcome: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let at = micros(at);
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            hold_lease!(pool, tx, lease);
+            let state: Option<(String,)> = sqlx::query_as(
+                "SELECT state FROM bookings WHERE booking_id = $1 AND late_outcome IS NULL",
+            )
+            .bind(booking_id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((state,)) = state else {
+                return Ok(false);
+            };
+            sqlx::query(
+                "UPDATE bookings SET late_outcome = $2, updated_at = $3 WHERE booking_id = $1",
+            )
+            .bind(booking_id.to_owned())
+            .bind(outcome.to_owned())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO booking_events (booking_id, from_state, to_state, reason, at) \
+                 VALUES ($1, $2, $2, $3, $4)",
+            )
+            .bind(booking_id.to_owned())
+            .bind(state)
+            .bind(outcome.to_owned())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

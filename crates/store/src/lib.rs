@@ -45,7 +45,9 @@ mod secrets;
 mod sync;
 mod types;
 
-pub use bookings::{Booking, BookingEvent, BookingState, BookingTransition, NewBooking};
+pub use bookings::{
+    AppointmentChange, Booking, BookingEvent, BookingState, BookingTransition, NewBooking,
+};
 pub use error::StoreError;
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, NewLink};

@@ -81,6 +81,7 @@ pub struct StackBuilder {
     user_agent: Option<String>,
     poll_interval: Option<Duration>,
     lease_ttl: Option<Duration>,
+    public_url: Option<url::Url>,
     access: AdminAccess,
     http: Option<reqwest::Client>,
 }
@@ -152,6 +153,13 @@ impl StackBuilder {
         self
     }
 
+    /// The public URL the nodes register as their webhooks' base (default: their own listen
+    /// address). A URL where nothing listens makes every webhook delivery fail.
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.parse().expect("a public URL"));
+        self
+    }
+
     /// An admin token (the stack's admin calls send it) and a console password.
     pub fn admin(mut self, token: &str, console_password: &str) -> Self {
         self.access = AdminAccess {
@@ -192,6 +200,9 @@ impl StackBuilder {
         }
         if let Some(d) = self.lease_ttl {
             config.lease_ttl = d;
+        }
+        if let Some(u) = self.public_url {
+            config.public_url = Some(u);
         }
         let mut stack = Stack {
             sims,
@@ -255,6 +266,7 @@ impl Stack {
             user_agent: None,
             poll_interval: None,
             lease_ttl: None,
+            public_url: None,
             access: AdminAccess::default(),
             http: None,
         }

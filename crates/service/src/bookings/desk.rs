@@ -1,16 +1,22 @@
-//! Desk cancellations: a confirmed online booking whose appointment is gone from the diary was
-//! cancelled at the practice's desk; the marketplace is told once, which makes the slot
-//! bookable again there.
+//! Changes at the desk, pushed to the marketplace as soon as the diary shows them:
+//! - a confirmed online booking whose appointment is gone from the diary was cancelled at the
+//!   practice's desk; the marketplace is told once (`cancel`), which makes the slot bookable
+//!   again there;
+//! - a patient marked as not attending (`didNotAttend`), told once.
+//!
+//! Only what the diary read shows can be pushed: from the practice's today on. A patient marked
+//! as not attending an appointment of an earlier day is told when the marketplace asks
+//! (pmsAppointmentChanges, see [`super::changes`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use slotbridge_domain::horizon::Horizon;
-use slotbridge_domain::practice::{Diary, PracticeSetup};
+use slotbridge_domain::practice::{Attendance, Diary, PracticeSetup};
 use slotbridge_market::PracticeClient;
 use slotbridge_market::types::Booking as MarketBooking;
-use slotbridge_store::{Lease, Link};
+use slotbridge_store::{AppointmentChange, Booking, Lease, Link};
 use tracing::{info, warn};
 
 use super::{DESK_CANCELLATION, external_ref};
@@ -44,6 +50,12 @@ pub async fn after_sync(
         .to_zoned_datetime(setup.timezone.time_zone().clone())
         .datetime();
     let ids: HashSet<&str> = diary.appointments.iter().map(|a| a.id.as_str()).collect();
+    let missed: HashSet<&str> = diary
+        .appointments
+        .iter()
+        .filter(|a| a.attendance == Attendance::DidNotAttend)
+        .map(|a| a.id.as_str())
+        .collect();
     let refs: HashSet<&str> = diary
         .appointments
         .iter()
@@ -53,6 +65,13 @@ pub async fn after_sync(
         let Ok(b) = serde_json::from_value::<MarketBooking>(row.request.clone()) else {
             continue;
         };
+        if let Some(appointment) = row.pms_appointment_id.as_deref()
+            && missed.contains(appointment)
+            && row.appointment_change.as_deref() != Some(AppointmentChange::DidNotAttend.as_str())
+        {
+            did_not_attend(ctx, lease, market, &row, b.booking_id, appointment).await?;
+            continue;
+        }
         let start = b.pms_appointment_time;
         // Only appointments still to come inside the range just read can be judged.
         if start.date() < first || start.date() > last || start <= now_local {
@@ -80,6 +99,40 @@ pub async fn after_sync(
         {
             info!(booking = %row.booking_id, link = %link.id, %appointment, "desk cancellation reported");
         }
+    }
+    Ok(())
+}
+
+/// Tell the marketplace, once, that the patient did not attend.
+async fn did_not_attend(
+    ctx: &Arc<Ctx>,
+    lease: &Lease,
+    market: &PracticeClient,
+    row: &Booking,
+    booking_id: i64,
+    appointment: &str,
+) -> Result<(), SyncFailure> {
+    let told = match market.did_not_attend(booking_id, None).await {
+        Ok(()) => "reported to the marketplace".to_owned(),
+        Err(e) if e.is_transient() => {
+            warn!(booking = %row.booking_id, error = %e, "reporting a patient who did not attend failed; retried at the next sync");
+            return Ok(());
+        }
+        Err(e) => format!("the marketplace refused it ({})", e.kind()),
+    };
+    let reason = format!("the patient did not attend appointment {appointment}; {told}");
+    if ctx
+        .store
+        .record_appointment_change(
+            lease,
+            &row.booking_id,
+            AppointmentChange::DidNotAttend,
+            &reason,
+            ctx.now(),
+        )
+        .await?
+    {
+        info!(booking = %row.booking_id, %appointment, "did not attend reported");
     }
     Ok(())
 }

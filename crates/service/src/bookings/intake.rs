@@ -11,8 +11,8 @@ use slotbridge_store::{Booking, BookingState, Lease, Link, NewBooking};
 use tracing::{debug, info, warn};
 
 use super::{
-    Followup, RejectReason, UNKNOWN_BOOKING, answered_ok, cancellation_refusal, confirm, is_gone,
-    on_tick,
+    Followup, LATE_REJECT, RejectReason, UNKNOWN_BOOKING, answered_ok, cancellation_refusal,
+    confirm, is_gone, on_tick, refused_for_good,
 };
 use crate::ctx::Ctx;
 use crate::failure::SyncFailure;
@@ -46,8 +46,9 @@ pub async fn handle<P: PmsConnector>(
                 // Known already. Still listed although answered: our answer was lost.
                 if let Some(row) = ctx.store.booking(&id).await?
                     && row.state.is_terminal()
+                    && row.late_outcome.is_none()
                 {
-                    answer_again(market, &row, b).await;
+                    answer_again(ctx, lease, market, &row, b).await;
                 }
             }
             on_tick(ctx, lease, link, pms, market).await
@@ -85,8 +86,15 @@ pub async fn handle<P: PmsConnector>(
     }
 }
 
-/// Send an answer again for a booking the marketplace still lists although it was answered.
-async fn answer_again(market: &PracticeClient, row: &Booking, b: &MarketBooking) {
+/// Send an answer again for a booking the marketplace still lists although it was answered. A
+/// late rejection the marketplace refuses for good is recorded, once, and never sent again.
+async fn answer_again(
+    ctx: &Arc<Ctx>,
+    lease: &Lease,
+    market: &PracticeClient,
+    row: &Booking,
+    b: &MarketBooking,
+) {
     let sent = match row.state {
         BookingState::Confirmed => match (&row.pms_appointment_id, &row.pms_patient_id) {
             (Some(a), Some(p)) => confirm(market, b.booking_id, a.clone(), p.clone())
@@ -101,10 +109,20 @@ async fn answer_again(market: &PracticeClient, row: &Booking, b: &MarketBooking)
             .as_deref()
             .and_then(RejectReason::from_text)
         {
-            Some(reason) => market
-                .reject_insert(b.booking_id, Some(reason.text()))
-                .await
-                .or_else(answered_ok),
+            Some(reason) => match market.reject_insert(b.booking_id, Some(reason.text())).await {
+                Err(e) if refused_for_good(&e) => {
+                    warn!(booking = %row.booking_id, error = %e, "the marketplace refused the late rejection");
+                    if let Err(e) = ctx
+                        .store
+                        .record_late_outcome(lease, &row.booking_id, LATE_REJECT, ctx.now())
+                        .await
+                    {
+                        warn!(booking = %row.booking_id, error = %e, "recording the late outcome failed");
+                    }
+                    Ok(())
+                }
+                other => other,
+            },
             None => Ok(()),
         },
         _ => Ok(()),

@@ -41,6 +41,7 @@
 //! appointment disappears from the diary (removed at the desk) is reported to the marketplace
 //! once, which makes the slot bookable again ([`desk`]).
 
+pub mod changes;
 pub mod desk;
 pub mod intake;
 pub mod outbox;
@@ -126,6 +127,31 @@ fn answered_ok(e: MarketError) -> Result<(), MarketError> {
         other => Err(other),
     }
 }
+
+/// The marketplace refused an answer for good (400, 404, 409, 410, 422): it no longer takes it,
+/// typically because it confirmed the booking itself after its 20-second window. Sending it
+/// again can never succeed.
+fn refused_for_good(e: &MarketError) -> bool {
+    matches!(
+        e,
+        MarketError::Invalid { .. }
+            | MarketError::Gone { .. }
+            | MarketError::NotFound { .. }
+            | MarketError::Protocol { .. }
+    )
+}
+
+/// The outcome recorded when the marketplace refuses a late rejection: the patient may believe
+/// they are booked while nothing is in the diary.
+pub const LATE_REJECT: &str = "the marketplace refused our rejection, sent after its 20-second \
+     window: it may have confirmed the booking itself, and nothing is in the diary. Call the \
+     patient to rebook or tell them the time is not available";
+
+/// The outcome recorded when the marketplace refuses a late confirmation: the appointment is in
+/// the diary, but the marketplace may show the booking as not made.
+pub const LATE_CONFIRM: &str = "the marketplace refused our confirmation, sent late: the \
+     appointment is in the diary, but the patient may have been told the booking failed. Call \
+     the patient to check they will come";
 
 /// Whether the marketplace no longer waits for the booking (404/410).
 fn is_gone(e: &MarketError) -> bool {

@@ -30,7 +30,10 @@ use slotbridge_pms::{NewAppointment, NewPatient, PatientQuery, PmsConnector, Pms
 use slotbridge_store::{Booking, BookingState, BookingTransition, Lease, Link, Store, StoreError};
 use tracing::{debug, info, warn};
 
-use super::{Followup, answered_ok, confirm, external_ref, find_by_ref, is_gone, limited, since};
+use super::{
+    Followup, LATE_CONFIRM, LATE_REJECT, answered_ok, confirm, external_ref, find_by_ref, is_gone,
+    limited, refused_for_good, since,
+};
 use crate::ctx::{CrashPoint, Ctx};
 use crate::failure::SyncFailure;
 
@@ -377,6 +380,7 @@ impl<P: PmsConnector> Round<'_, P> {
                     );
                     warn!(booking = %row.booking_id, "confirmation refused");
                     self.refused_untold(&row, reason).await;
+                    self.late(&row, LATE_CONFIRM).await;
                     return;
                 }
                 Decision::Gone => {
@@ -391,10 +395,12 @@ impl<P: PmsConnector> Round<'_, P> {
                         .transition(&row, BookingTransition::Gone, &reason)
                         .await
                     {
-                        Ok(_) => self
-                            .ctx
-                            .metrics
-                            .booking("gone", since(row.created_at, self.now())),
+                        Ok(_) => {
+                            self.ctx
+                                .metrics
+                                .booking("gone", since(row.created_at, self.now()));
+                            self.late(&row, LATE_CONFIRM).await;
+                        }
                         Err(e) => {
                             warn!(booking = %row.booking_id, error = %e, "recording the gone booking failed")
                         }
@@ -597,21 +603,33 @@ impl<P: PmsConnector> Round<'_, P> {
             return;
         }
         *lock(&self.rejected) = true;
-        match self
-            .market
-            .reject_insert(b.booking_id, Some(text))
-            .await
-            .or_else(answered_ok)
-        {
+        match self.market.reject_insert(b.booking_id, Some(text)).await {
             Ok(()) => {
                 self.ctx
                     .metrics
                     .booking("rejected", since(row.created_at, self.now()));
                 info!(booking = %id, reason = reason.code(), "booking rejected");
             }
+            Err(e) if refused_for_good(&e) => {
+                warn!(booking = %id, error = %e, "the marketplace refused the late rejection");
+                self.late(row, LATE_REJECT).await;
+            }
             Err(e) => {
                 warn!(booking = %id, error = %e, "rejectInsert failed; sent again at the next poll")
             }
+        }
+    }
+
+    /// Record the outcome of a late answer the marketplace refused: shown to the practice as an
+    /// error, and the answer is never sent again.
+    async fn late(&self, row: &Booking, outcome: &str) {
+        self.ctx.metrics.booking("late_refused", since(row.created_at, self.now()));
+        if let Err(e) = self
+            .store()
+            .record_late_outcome(self.lease, &row.booking_id, outcome, self.now())
+            .await
+        {
+            warn!(booking = %row.booking_id, error = %e, "recording the late outcome failed");
         }
     }
 
