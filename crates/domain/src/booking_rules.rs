@@ -121,7 +121,8 @@ pub enum RejectReason {
     DateOfBirthMissing,
     /// The PMS could not be reached in time.
     NotReachedInTime,
-    /// The stored booking request cannot be read.
+    /// The booking request cannot be read: as the marketplace listed it (a field the client
+    /// cannot read, see `slotbridge_market::read`), or as stored.
     Unreadable,
 }
 

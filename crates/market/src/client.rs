@@ -17,7 +17,13 @@ use reqwest::{Method, StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{error::MarketError, format, safe, types::*};
+use crate::{
+    error::MarketError,
+    format,
+    read::{ListItem, Polled, RequestPage, Requests},
+    safe,
+    types::*,
+};
 
 /// The most snapshots `POST /availability/snapshots` takes in one call.
 pub const MAX_SNAPSHOTS_PER_BATCH: usize = 100;
@@ -418,14 +424,16 @@ impl PracticeClient {
     // ---- requests ---------------------------------------------------------------------------
 
     /// `GET /requests`: the request types with something outstanding, in the marketplace's order
-    /// (see [`RequestType::by_priority`] to process bookings first). Polling also tells the
-    /// marketplace the integration is alive.
-    pub async fn poll(&self) -> Result<Vec<RequestType>, MarketError> {
-        self.get_json("/requests", &[]).await
+    /// (see [`RequestType::by_priority`] to process bookings first), and apart from them the
+    /// names of types this client does not know (a newer API may list more): they do not fail
+    /// the poll. Polling also tells the marketplace the integration is alive.
+    pub async fn poll(&self) -> Result<Polled, MarketError> {
+        let body = self.get_bytes("/requests", &[]).await?;
+        Polled::parse(&body).map_err(|e| unreadable_answer(&Method::GET, "/requests", &e))
     }
 
     /// `GET /requests/bookings?page=`.
-    pub async fn booking_requests(&self, page: u64) -> Result<Page<Booking>, MarketError> {
+    pub async fn booking_requests(&self, page: u64) -> Result<RequestPage<Booking>, MarketError> {
         self.request_page(RequestType::Bookings, page).await
     }
 
@@ -433,7 +441,7 @@ impl PracticeClient {
     pub async fn booking_update_requests(
         &self,
         page: u64,
-    ) -> Result<Page<BookingUpdate>, MarketError> {
+    ) -> Result<RequestPage<BookingUpdate>, MarketError> {
         self.request_page(RequestType::BookingUpdates, page).await
     }
 
@@ -441,7 +449,7 @@ impl PracticeClient {
     pub async fn availability_requests(
         &self,
         page: u64,
-    ) -> Result<Page<AvailabilityRequest>, MarketError> {
+    ) -> Result<RequestPage<AvailabilityRequest>, MarketError> {
         self.request_page(RequestType::Availability, page).await
     }
 
@@ -449,7 +457,7 @@ impl PracticeClient {
     pub async fn pms_appointment_change_requests(
         &self,
         page: u64,
-    ) -> Result<Page<PmsAppointmentChangesRequest>, MarketError> {
+    ) -> Result<RequestPage<PmsAppointmentChangesRequest>, MarketError> {
         self.request_page(RequestType::PmsAppointmentChanges, page)
             .await
     }
@@ -458,7 +466,7 @@ impl PracticeClient {
     pub async fn available_documents_requests(
         &self,
         page: u64,
-    ) -> Result<Page<AvailableDocumentsRequest>, MarketError> {
+    ) -> Result<RequestPage<AvailableDocumentsRequest>, MarketError> {
         self.request_page(RequestType::AvailableDocuments, page)
             .await
     }
@@ -467,7 +475,7 @@ impl PracticeClient {
     pub async fn upload_documents_requests(
         &self,
         page: u64,
-    ) -> Result<Page<UploadDocumentsRequest>, MarketError> {
+    ) -> Result<RequestPage<UploadDocumentsRequest>, MarketError> {
         self.request_page(RequestType::UploadDocuments, page).await
     }
 
@@ -475,7 +483,7 @@ impl PracticeClient {
     pub async fn client_snapshot_requests(
         &self,
         page: u64,
-    ) -> Result<Page<ClientSnapshotRequest>, MarketError> {
+    ) -> Result<RequestPage<ClientSnapshotRequest>, MarketError> {
         self.request_page(RequestType::ClientSnapshots, page).await
     }
 
@@ -483,16 +491,22 @@ impl PracticeClient {
     pub async fn attach_document_requests(
         &self,
         page: u64,
-    ) -> Result<Page<AttachDocumentRequest>, MarketError> {
+    ) -> Result<RequestPage<AttachDocumentRequest>, MarketError> {
         self.request_page(RequestType::AttachDocuments, page).await
     }
 
-    /// One page of the list of `kind` (which must have a target: not the two refresh requests).
-    pub async fn request_page<T: DeserializeOwned>(
+    /// One page of the list of `kind` (which must have a target: not the two refresh requests),
+    /// read item by item: an item that cannot be read is in [`RequestPage::unreadable`], the
+    /// others are read as usual.
+    ///
+    /// # Errors
+    /// [`MarketError::Protocol`] only when the answer as a whole is not a list (not JSON, or
+    /// neither an object nor an array), besides the call's own errors.
+    pub async fn request_page<T: ListItem>(
         &self,
         kind: RequestType,
         page: u64,
-    ) -> Result<Page<T>, MarketError> {
+    ) -> Result<RequestPage<T>, MarketError> {
         let Some(path) = kind.target() else {
             return Err(MarketError::Usage {
                 detail: format!(
@@ -500,22 +514,24 @@ impl PracticeClient {
                 ),
             });
         };
-        self.get_json(path, &[("page", page.max(1).to_string())])
+        self.get_page(path, &[("page", page.max(1).to_string())])
             .await
     }
 
-    /// Every page of the list of `kind`, in order.
-    pub async fn all_requests<T: DeserializeOwned>(
+    /// Every page of the list of `kind`, in order, each read item by item. An answer without a
+    /// `page` object is taken as the only page.
+    pub async fn all_requests<T: ListItem>(
         &self,
         kind: RequestType,
-    ) -> Result<Vec<T>, MarketError> {
-        let mut out = Vec::new();
+    ) -> Result<Requests<T>, MarketError> {
+        let mut out = Requests::default();
         let mut page = 1;
         loop {
-            let p: Page<T> = self.request_page(kind, page).await?;
-            let got = p.data.len();
-            out.extend(p.data);
-            if got == 0 || page >= p.page.total_pages || page >= MAX_PAGES {
+            let p: RequestPage<T> = self.request_page(kind, page).await?;
+            let more = p.has_more(page);
+            out.items.extend(p.items);
+            out.unreadable.extend(p.unreadable);
+            if !more || page >= MAX_PAGES {
                 return Ok(out);
             }
             page += 1;
@@ -702,7 +718,7 @@ impl PracticeClient {
     pub async fn subscription_error_log(
         &self,
         query: &ErrorLogQuery,
-    ) -> Result<Page<SubscriptionErrorLog>, MarketError> {
+    ) -> Result<RequestPage<SubscriptionErrorLog>, MarketError> {
         let mut q = Vec::new();
         if let Some(id) = &query.subscription_id {
             q.push(("subscriptionId", id.clone()));
@@ -716,7 +732,7 @@ impl PracticeClient {
         if let Some(p) = query.page {
             q.push(("page", p.to_string()));
         }
-        self.get_json("/subscriptionErrorLog", &q).await
+        self.get_page("/subscriptionErrorLog", &q).await
     }
 
     // ---- plumbing ---------------------------------------------------------------------------
@@ -726,10 +742,25 @@ impl PracticeClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, MarketError> {
-        let (_, body) = self
-            .call(Method::GET, path, query, None, Idempotent::Yes)
-            .await?;
+        let body = self.get_bytes(path, query).await?;
         parse(&Method::GET, path, &body)
+    }
+
+    async fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> Result<Bytes, MarketError> {
+        self.call(Method::GET, path, query, None, Idempotent::Yes)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// A list, read item by item; `fill_in` defaults take the time the answer arrived.
+    async fn get_page<T: ListItem>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<RequestPage<T>, MarketError> {
+        let body = self.get_bytes(path, query).await?;
+        RequestPage::parse(&body, Timestamp::now())
+            .map_err(|e| unreadable_answer(&Method::GET, path, &e))
     }
 
     async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -872,7 +903,9 @@ impl PracticeClient {
                 detail: Some(detail),
             },
             404 => MarketError::NotFound { what: op },
+            409 => MarketError::Conflict { detail },
             410 => MarketError::Gone { detail },
+            422 => MarketError::Invalid { detail },
             429 => MarketError::RateLimited { retry_after },
             500..=599 => MarketError::Unavailable { detail },
             _ => MarketError::Protocol {
@@ -941,12 +974,17 @@ fn encode_body(json: Vec<u8>, threshold: usize) -> Result<EncodedBody, MarketErr
 /// Decode an answer. It may hold patients: the error names the JSON path and position that did
 /// not fit, never the value found there.
 fn parse<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Result<T, MarketError> {
-    safe::decode(body).map_err(|e| MarketError::Protocol {
+    safe::decode(body).map_err(|e| unreadable_answer(method, path, &e))
+}
+
+/// The error of an answer that does not match the spec; `why` says where, without values.
+fn unreadable_answer(method: &Method, path: &str, why: &str) -> MarketError {
+    MarketError::Protocol {
         detail: format!(
-            "{}: the answer does not match the spec: {e}",
+            "{}: the answer does not match the spec: {why}",
             operation(method, path)
         ),
-    })
+    }
 }
 
 /// The field named by an error body (`{"error": "[1].pmsResourceId: ..."}`), when it is one of

@@ -42,10 +42,17 @@ pub enum MarketError {
         /// The operation, e.g. `GET /features/{id}` (booking ids shown as `{id}`).
         what: String,
     },
-    /// 400: the marketplace rejected the request's content.
+    /// 400 or 422: the marketplace rejected the request's content (the status is in `detail`).
     #[error("Healthengine rejected the request as invalid: {detail}")]
     Invalid {
         /// The operation, the status and the field the marketplace named, if any.
+        detail: String,
+    },
+    /// 409: the request conflicts with the resource's state (e.g. the booking was already
+    /// answered, or confirmed by the marketplace itself).
+    #[error("Healthengine refused the request as conflicting with the current state: {detail}")]
+    Conflict {
+        /// The operation and the status.
         detail: String,
     },
     /// 410: the resource was already handled or has expired.
@@ -94,6 +101,31 @@ impl MarketError {
         )
     }
 
+    /// Whether the marketplace refused an answer to one of its requests for good (400, 404,
+    /// 409, 410 or 422 on `confirmInsert`, `rejectInsert`, `confirmUpdate`, `rejectUpdate`,
+    /// `cancel`, `didNotAttend` or `noPmsAppointmentChange`): typically it had already closed
+    /// the request (a booking it auto-confirmed after 20 s, one answered before, one it no
+    /// longer knows). Sending the same answer again cannot succeed: record the outcome and stop.
+    /// Never true of a transient error ([`MarketError::is_transient`]), of refused credentials
+    /// or consent, or of an answer the client could not read.
+    ///
+    /// ```
+    /// use slotbridge_market::MarketError;
+    /// let late = MarketError::Invalid { detail: "POST /bookings/{id}/confirmInsert: HTTP 400".into() };
+    /// assert!(late.is_refused_answer() && !late.is_transient());
+    /// assert!(!MarketError::Timeout(std::time::Duration::from_secs(10)).is_refused_answer());
+    /// assert!(!MarketError::Unauthorized.is_refused_answer());
+    /// ```
+    pub fn is_refused_answer(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid { .. }
+                | Self::NotFound { .. }
+                | Self::Conflict { .. }
+                | Self::Gone { .. }
+        )
+    }
+
     /// A short, stable name of the variant, for metrics and logs (`consent_missing`, `gone`…).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -101,6 +133,7 @@ impl MarketError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound { .. } => "not_found",
             Self::Invalid { .. } => "invalid",
+            Self::Conflict { .. } => "conflict",
             Self::Gone { .. } => "gone",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",

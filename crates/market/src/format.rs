@@ -5,8 +5,13 @@
 //! | instants (`bookedTime`, `updatedAt`, `startAt`, `expireAt`, webhook `timestamp`) | `YYYY-MM-DD HH24:MI:SS` in UTC | [`utc`], [`utc_opt`] |
 //! | practice-local date-times (`pmsAppointmentTime`) | `YYYY-MM-DD HH24:MI:SS` in the practice's zone | [`local`] |
 //! | dates (`date`, `day`) | `YYYY-MM-DD` | jiff's own serde for [`jiff::civil::Date`] |
-//! | dates of birth (`Patient.dob`) | `DD-MM-YYYY` | [`dob_opt`] |
+//! | dates of birth (`Patient.dob`) | `DD-MM-YYYY` sent; `DD-MM-YYYY` or `YYYY-MM-DD` read | [`dob_opt`] |
 //! | range times (`start`, `end`) | `HH24:MI` in the practice's zone | [`hhmm`] |
+//!
+//!
+//! What the client reads from the marketplace is parsed more tolerantly than what it sends, where
+//! the spec is ambiguous: [`read_utc`], [`read_local`] and [`read_date`] (see
+//! `docs/market-api-notes.md`). Sending always uses the formats above.
 //!
 //! ```
 //! use slotbridge_market::format;
@@ -23,6 +28,7 @@ use jiff::{
 
 const DATETIME: &str = "%Y-%m-%d %H:%M:%S";
 const DOB: &str = "%d-%m-%Y";
+const ISO_DATE: &str = "%Y-%m-%d";
 const HHMM: &str = "%H:%M";
 
 /// A value did not match its wire format; the message says what was expected and what was found.
@@ -68,12 +74,62 @@ pub fn format_utc(t: Timestamp) -> String {
     t.strftime(DATETIME).to_string()
 }
 
-/// Parse a date of birth, `DD-MM-YYYY`.
+/// Parse a date of birth: `DD-MM-YYYY`, as the spec describes and exemplifies `dob`, or
+/// `YYYY-MM-DD`, as its header says every date is. The two cannot be confused: the year's four
+/// digits come first or last.
+///
+/// ```
+/// use slotbridge_market::format::parse_dob;
+/// assert_eq!(parse_dob("23-02-1990"), parse_dob("1990-02-23"));
+/// assert!(parse_dob("02/23/1990").is_err());
+/// ```
 pub fn parse_dob(s: &str) -> Result<Date, FormatError> {
-    if s.len() != 10 {
-        return Err(err("DD-MM-YYYY", s));
+    parse_either(s).ok_or_else(|| err(DATE_EITHER, s))
+}
+
+/// What [`parse_dob`] and [`read_date`] accept.
+const DATE_EITHER: &str = "a date in DD-MM-YYYY or YYYY-MM-DD";
+
+fn parse_either(s: &str) -> Option<Date> {
+    if s.len() != 10 || !s.is_ascii() {
+        return None;
     }
-    Date::strptime(DOB, s).map_err(|_| err("DD-MM-YYYY", s))
+    let fmt = if s.as_bytes()[4] == b'-' {
+        ISO_DATE
+    } else {
+        DOB
+    };
+    Date::strptime(fmt, s).ok()
+}
+
+/// Read a date the marketplace sent (`day`, `date`): `YYYY-MM-DD` as the spec says, or the
+/// `DD-MM-YYYY` its `dob` uses.
+pub fn read_date(s: &str) -> Result<Date, FormatError> {
+    parse_either(s).ok_or_else(|| err(DATE_EITHER, s))
+}
+
+/// Read an instant the marketplace sent (`bookedTime`, `updatedAt`...): `YYYY-MM-DD HH24:MI:SS`
+/// in UTC as the spec describes it, or the RFC 3339 its `format: datetime` suggests
+/// (`2023-12-01T01:13:55Z`, with an offset, or without one, meaning UTC).
+pub fn read_utc(s: &str) -> Result<Timestamp, FormatError> {
+    const EXPECTED: &str = "a date-time in YYYY-MM-DD HH24:MI:SS (UTC)";
+    parse_utc(s)
+        .or_else(|_| s.parse::<Timestamp>())
+        .or_else(|_| {
+            s.parse::<DateTime>()
+                .and_then(|dt| dt.to_zoned_datetime(TimeZone::UTC))
+                .map(|z| z.timestamp())
+        })
+        .map_err(|_| err(EXPECTED, s))
+}
+
+/// Read a practice-local date-time the marketplace sent (`pmsAppointmentTime`):
+/// `YYYY-MM-DD HH24:MI:SS`, or ISO 8601 with a `T` (`2023-12-02T09:30:00`).
+pub fn read_local(s: &str) -> Result<DateTime, FormatError> {
+    const EXPECTED: &str = "a date-time in YYYY-MM-DD HH24:MI:SS";
+    parse_local(s)
+        .or_else(|_| s.parse::<DateTime>())
+        .map_err(|_| err(EXPECTED, s))
 }
 
 /// Format a date of birth as `DD-MM-YYYY`.
@@ -153,7 +209,7 @@ serde_pair!(
     local, jiff::civil::DateTime, super::parse_local, super::format_local
 );
 serde_opt!(
-    /// `DD-MM-YYYY`, for optional date-of-birth fields.
+    /// `DD-MM-YYYY` (and `YYYY-MM-DD` when read), for optional date-of-birth fields.
     dob_opt, jiff::civil::Date, super::parse_dob, super::format_dob
 );
 serde_pair!(
@@ -183,11 +239,44 @@ mod tests {
     }
 
     #[test]
-    fn dob_is_day_month_year() {
+    fn dob_is_read_in_both_formats_and_sent_day_month_year() {
         assert_eq!(parse_dob("23-02-2022").unwrap(), date(2022, 2, 23));
+        assert_eq!(parse_dob("2022-02-23").unwrap(), date(2022, 2, 23));
         assert_eq!(format_dob(date(1980, 7, 4)), "04-07-1980");
-        assert!(parse_dob("2022-02-23").is_err());
-        assert!(parse_dob("31-02-2022").is_err());
+        for bad in [
+            "31-02-2022",
+            "2022-02-31",
+            "23/02/2022",
+            "2022-2-23",
+            "23-02-22",
+            "",
+            "23-02-2022 ",
+            "２３-02-2022",
+        ] {
+            let e = parse_dob(bad).unwrap_err();
+            assert_eq!(e.expected, "a date in DD-MM-YYYY or YYYY-MM-DD", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reads_accept_the_spec_format_and_rfc_3339() {
+        let t = parse_utc("2023-12-01 01:13:55").unwrap();
+        for s in [
+            "2023-12-01 01:13:55",
+            "2023-12-01T01:13:55Z",
+            "2023-12-01T01:13:55",
+            "2023-12-01T11:13:55+10:00",
+        ] {
+            assert_eq!(read_utc(s).unwrap(), t, "{s}");
+        }
+        assert!(read_utc("01-12-2023 01:13:55").is_err());
+        let dt = date(2023, 12, 2).at(9, 30, 0, 0);
+        assert_eq!(read_local("2023-12-02 09:30:00").unwrap(), dt);
+        assert_eq!(read_local("2023-12-02T09:30:00").unwrap(), dt);
+        assert!(read_local("tomorrow").is_err());
+        assert_eq!(read_date("2023-12-02").unwrap(), date(2023, 12, 2));
+        assert_eq!(read_date("02-12-2023").unwrap(), date(2023, 12, 2));
+        assert!(read_date("2023-12-02 00:00:00").is_err());
     }
 
     #[test]

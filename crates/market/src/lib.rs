@@ -3,6 +3,8 @@
 //!
 //! - [`types`]: one definition of each wire type, shared with the simulator.
 //! - [`format`]: the API's time and date formats as serde helpers.
+//! - [`read`]: request lists read item by item ([`read::RequestPage`], [`read::Unreadable`]) and
+//!   the poll's known and unknown request types ([`read::Polled`]).
 //! - [`MarketClient`] / [`PracticeClient`]: every endpoint an integration uses.
 //! - [`WebhookReceiver`]: acknowledges payloads fast and deduplicates them.
 //!
@@ -24,6 +26,8 @@
 pub mod client;
 pub mod error;
 pub mod format;
+mod lenient;
+pub mod read;
 mod safe;
 pub mod types;
 pub mod webhook;
@@ -33,4 +37,5 @@ pub use client::{
     PracticeClient, PracticeCredentials, user_agent,
 };
 pub use error::MarketError;
+pub use read::{ListItem, Polled, RequestPage, Requests, Unreadable};
 pub use webhook::{PayloadKey, WebhookReceiver};

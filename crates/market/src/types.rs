@@ -4,6 +4,16 @@
 //! Field names follow the spec exactly (camelCase); times use the helpers in [`crate::format`].
 //! Optional fields are `Option`; a `None` is sent as `null` only where the spec says the field
 //! "can be null", and omitted otherwise.
+//!
+//! What the client reads from the marketplace (bookings, booking updates, the other requests,
+//! error logs, features, webhook payloads) is read tolerantly (the spec marks nothing on them as
+//! required): `null` or a missing field takes a default, a number is taken where text is
+//! expected, an enum value the client does not know becomes `None` or `Other`, and unknown
+//! fields are ignored (see `crate::lenient`). Only the fields a request cannot be answered
+//! without (ids, the appointment's time, a requested day) make it unreadable. Sending is
+//! unchanged. Types the integration also sends (resources, appointment types, subscriptions,
+//! the liveness contract) keep the spec's strict shape, so the simulator, which shares them,
+//! stays as strict as the marketplace.
 
 use jiff::{
     Timestamp,
@@ -11,7 +21,7 @@ use jiff::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::format;
+use crate::{format, lenient};
 
 /// A request type, as listed by the poll (`GET /requests`) and named in webhook payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -158,9 +168,25 @@ pub enum BookingStatus {
     Confirmed,
     /// Cancelled.
     Cancelled,
+    /// A status this client does not know (or none, on a booking update).
+    #[serde(other)]
+    Other,
 }
 
-/// A patient's gender as the marketplace records it.
+impl BookingStatus {
+    /// The wire name, e.g. `Requested`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "Requested",
+            Self::Confirmed => "Confirmed",
+            Self::Cancelled => "Cancelled",
+            Self::Other => "Other",
+        }
+    }
+}
+
+/// A patient's gender as the marketplace records it. A value outside the spec's three is read
+/// as no gender (`None`), not guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Gender {
     /// Male.
@@ -171,117 +197,211 @@ pub enum Gender {
     Other,
 }
 
+impl Gender {
+    /// The wire name, e.g. `Female`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Male => "Male",
+            Self::Female => "Female",
+            Self::Other => "Other",
+        }
+    }
+}
+
 /// The patient of a booking, as entered on the marketplace.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Patient {
     /// First name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firstname: Option<String>,
-    /// Last name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lastname: Option<String>,
-    /// Date of birth, `DD-MM-YYYY` on the wire.
     #[serde(
         default,
-        with = "format::dob_opt",
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub firstname: Option<String>,
+    /// Last name.
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lastname: Option<String>,
+    /// Date of birth, `DD-MM-YYYY` on the wire (read in `YYYY-MM-DD` too).
+    #[serde(
+        default,
+        serialize_with = "format::dob_opt::serialize",
+        deserialize_with = "lenient::dob_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub dob: Option<Date>,
     /// Phone number as entered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub phone: Option<String>,
     /// Email address as entered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub email: Option<String>,
     /// Street address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub address: Option<String>,
     /// Suburb.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub suburb: Option<String>,
     /// State.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub state: Option<String>,
     /// Postcode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub postcode: Option<String>,
-    /// Gender (can be null).
-    #[serde(default)]
+    /// Gender (can be null; a value outside the spec's is read as `None`).
+    #[serde(default, deserialize_with = "lenient::gender")]
     pub gender: Option<Gender>,
     /// Medicare card number (can be null).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub medicare_number: Option<String>,
     /// Medicare individual reference number (can be null).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub medicare_irn: Option<String>,
     /// Medicare card expiry, `m/Y` (can be null).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub medicare_expiry: Option<String>,
 }
 
 /// A booking waiting to be inserted into the PMS (`GET /requests/bookings`).
+///
+/// Read tolerantly: only `bookingId` and `pmsAppointmentTime` are needed (a booking without them
+/// is reported unreadable, see [`crate::read`]); a missing `bookedTime` is taken as the time the
+/// list was read, a missing `bookingStatus` as `Requested`, a missing `pmsAppointmentLength` as 0
+/// (unknown: the PMS appointment type's length applies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Booking {
     /// The marketplace's booking id.
+    #[serde(deserialize_with = "lenient::id")]
     pub booking_id: i64,
     /// The PMS resource booked; null when the resource was removed since: reject such a booking.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub pms_resource_id: Option<String>,
     /// The PMS appointment type linked to the booked marketplace type (can be null).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub pms_appointment_type_id: Option<String>,
     /// PMS appointment ids already known (can be empty).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_list")]
     pub pms_appointment_ids: Vec<String>,
     /// PMS patient id already known (can be null).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub pms_patient_id: Option<String>,
     /// When the patient booked, UTC.
-    #[serde(with = "format::utc")]
+    #[serde(
+        serialize_with = "format::utc::serialize",
+        deserialize_with = "lenient::utc"
+    )]
     pub booked_time: Timestamp,
     /// The booking's status.
+    #[serde(
+        default = "lenient::requested",
+        deserialize_with = "lenient::booking_status"
+    )]
     pub booking_status: BookingStatus,
     /// The appointment's start, in the practice's civil time.
-    #[serde(with = "format::local")]
+    #[serde(
+        serialize_with = "format::local::serialize",
+        deserialize_with = "lenient::local"
+    )]
     pub pms_appointment_time: DateTime,
-    /// The appointment's length in seconds.
+    /// The appointment's length in seconds (0 when the marketplace did not say).
+    #[serde(default, deserialize_with = "lenient::int_or_zero")]
     pub pms_appointment_length: i64,
     /// What the patient wrote, if the booking form asked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reason: Option<String>,
     /// The marketplace appointment type's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub comments: Option<String>,
-    /// The patient.
+    /// The patient (empty when the marketplace sent none).
+    #[serde(default, deserialize_with = "lenient::or_default")]
     pub patient: Patient,
     /// A telehealth URL for the practitioner, when the marketplace provides one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub telehealth_url: Option<String>,
     /// Whether the patient says they are new to the practice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::bool_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub is_new_patient: Option<bool>,
 }
 
 /// A change to a booking, almost always a cancellation (`GET /requests/bookingUpdates`).
+///
+/// Read tolerantly: `requestId` and `bookingId` are needed to answer it; a missing `updatedAt`
+/// is taken as the time the list was read, a missing or unknown `bookingStatus` as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingUpdate {
     /// The request's id; sequential.
+    #[serde(deserialize_with = "lenient::id")]
     pub request_id: i64,
     /// The booking to change.
+    #[serde(deserialize_with = "lenient::id")]
     pub booking_id: i64,
     /// The PMS appointment ids given when the insert was confirmed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_list")]
     pub pms_appointment_ids: Vec<String>,
     /// The PMS patient id given when the insert was confirmed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_patient_id: Option<String>,
     /// When the change was asked for, UTC.
-    #[serde(with = "format::utc")]
+    #[serde(
+        serialize_with = "format::utc::serialize",
+        deserialize_with = "lenient::utc"
+    )]
     pub updated_at: Timestamp,
     /// The status the booking is asked to take.
+    #[serde(
+        default = "lenient::other",
+        deserialize_with = "lenient::update_status"
+    )]
     pub booking_status: BookingStatus,
 }
 
@@ -289,17 +409,23 @@ pub struct BookingUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailabilityRequest {
-    /// The practice-local day to send a snapshot for.
+    /// The practice-local day to send a snapshot for (needed).
+    #[serde(deserialize_with = "lenient::date")]
     pub day: Date,
     /// Deprecated duplicate of `pmsResourceId`.
     #[serde(
         rename = "pms_resource_id",
         default,
+        deserialize_with = "lenient::text_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub pms_resource_id_deprecated: Option<String>,
     /// The resource to send a snapshot for; all resources when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_resource_id: Option<String>,
 }
 
@@ -318,12 +444,17 @@ impl AvailabilityRequest {
 #[serde(rename_all = "camelCase")]
 pub struct PmsAppointmentChangesRequest {
     /// The booking.
+    #[serde(deserialize_with = "lenient::id")]
     pub booking_id: i64,
     /// Its PMS appointment ids.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_list")]
     pub pms_appointment_ids: Vec<String>,
     /// Its PMS patient id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_patient_id: Option<String>,
 }
 
@@ -332,12 +463,17 @@ pub struct PmsAppointmentChangesRequest {
 #[serde(rename_all = "camelCase")]
 pub struct AvailableDocumentsRequest {
     /// The booking.
+    #[serde(deserialize_with = "lenient::id")]
     pub booking_id: i64,
     /// Its PMS appointment ids.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_list")]
     pub pms_appointment_ids: Vec<String>,
     /// Its PMS patient id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_patient_id: Option<String>,
 }
 
@@ -346,15 +482,24 @@ pub struct AvailableDocumentsRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UploadDocumentsRequest {
     /// The booking.
+    #[serde(deserialize_with = "lenient::id")]
     pub booking_id: i64,
     /// Its PMS appointment ids.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_list")]
     pub pms_appointment_ids: Vec<String>,
     /// Its PMS patient id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_patient_id: Option<String>,
     /// The PMS document to upload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_document_id: Option<String>,
 }
 
@@ -368,11 +513,13 @@ pub enum ClientSnapshotDateType {
     ApptCreationDatetime,
 }
 
-/// Extra feature `clientSnapshots`: a date to send a client snapshot for.
+/// Extra feature `clientSnapshots`: a date to send a client snapshot for. Both fields are
+/// needed: a request without them, or with a `dateType` the client does not know, is unreadable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientSnapshotRequest {
     /// The practice-local date.
+    #[serde(deserialize_with = "lenient::date")]
     pub date: Date,
     /// What the date selects.
     pub date_type: ClientSnapshotDateType,
@@ -383,41 +530,71 @@ pub struct ClientSnapshotRequest {
 #[serde(rename_all = "camelCase")]
 pub struct AttachDocumentRequest {
     /// The request's id.
+    #[serde(deserialize_with = "lenient::id")]
     pub request_id: i64,
     /// The PMS patient.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_patient_id: Option<String>,
     /// The PMS appointment, when the document relates to one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub pms_appointment_id: Option<String>,
     /// The marketplace booking, when the document relates to one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::id_opt")]
     pub booking_id: Option<i64>,
     /// The marketplace's document id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub document_id: Option<String>,
     /// Category, e.g. `NEW PATIENT FORM`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub document_type: Option<String>,
     /// Name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub document_name: Option<String>,
     /// Description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub document_description: Option<String>,
     /// MIME type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub document_format: Option<String>,
     /// Size in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::int_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub document_size: Option<i64>,
     /// SHA-1 of the content.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub document_hash: Option<String>,
     /// When the document was created, UTC.
     #[serde(
         default,
-        with = "format::utc_opt",
+        serialize_with = "format::utc_opt::serialize",
+        deserialize_with = "lenient::utc_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub created_at: Option<Timestamp>,
@@ -644,15 +821,28 @@ pub struct LivenessContract {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feature {
     /// Feature id.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub id: String,
     /// Name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
     /// Description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// Whether it is enabled (false by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::bool_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enabled: Option<bool>,
 }
 
@@ -782,35 +972,43 @@ pub struct WebhookPayload {
     pub data: WebhookData,
 }
 
-/// One failed webhook attempt (`GET /subscriptionErrorLog`).
+/// One failed webhook attempt (`GET /subscriptionErrorLog`). Read tolerantly (missing texts are
+/// empty); an entry whose topic or payload cannot be read is reported unreadable on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionErrorLog {
     /// When the attempt failed, UTC.
     #[serde(
         default,
-        with = "format::utc_opt",
+        serialize_with = "format::utc_opt::serialize",
+        deserialize_with = "lenient::utc_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub timestamp: Option<Timestamp>,
     /// The log entry's id.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub id: String,
     /// The subscription.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub subscription_id: String,
     /// Its topic.
     pub subscription_topic: SubscriptionTopic,
     /// Its client id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::text_opt")]
     pub client_id: Option<String>,
     /// The URL called.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub callback_url: String,
     /// What was sent.
     pub payload: WebhookPayload,
     /// Which attempt (1 to 4).
+    #[serde(default, deserialize_with = "lenient::int_or_zero")]
     pub attempt: i64,
     /// The kind of error.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub error_type: String,
     /// What went wrong.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub error_message: String,
 }
 

@@ -161,6 +161,14 @@ async fn receive(State(rx): State<WebhookReceiver>, body: Bytes) -> Response {
     // Where the payload broke, not the values in it.
     let payload: WebhookPayload = match crate::safe::decode(&body) {
         Ok(p) => p,
+        Err(_) if names_an_unknown_request_type(&body) => {
+            // A type a newer API added: acknowledged so the marketplace does not retry it, and
+            // left alone (the poll lists it apart, see `crate::read::Polled`).
+            tracing::debug!(
+                "webhook payload of a request type this client does not know acknowledged"
+            );
+            return (StatusCode::OK, "ignored: unknown request type").into_response();
+        }
         Err(e) => {
             return problem(StatusCode::BAD_REQUEST, "Invalid webhook payload", e);
         }
@@ -206,6 +214,17 @@ async fn receive(State(rx): State<WebhookReceiver>, body: Bytes) -> Response {
     }
 }
 
+/// Whether the payload's `data.requestType` is text that names no request type this client
+/// knows.
+fn names_an_unknown_request_type(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    v.pointer("/data/requestType")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|name| !RequestType::ALL.iter().any(|t| t.as_str() == name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +238,18 @@ mod tests {
             booking_id: Some(n),
             request_id: None,
         }
+    }
+
+    #[test]
+    fn only_text_naming_no_known_type_is_an_unknown_request_type() {
+        let body = |t: serde_json::Value| {
+            serde_json::to_vec(&serde_json::json!({"data": {"requestType": t}})).unwrap()
+        };
+        assert!(names_an_unknown_request_type(&body("telepathy".into())));
+        assert!(!names_an_unknown_request_type(&body("bookings".into())));
+        assert!(!names_an_unknown_request_type(&body(3.into())));
+        assert!(!names_an_unknown_request_type(b"{\"hello\": 1}"));
+        assert!(!names_an_unknown_request_type(b"not json"));
     }
 
     #[test]

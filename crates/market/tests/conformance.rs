@@ -439,10 +439,10 @@ async fn client_requests_and_simulator_responses_follow_the_spec() {
     w.post(&format!("/bookings/{}/cancel", ids[1]), json!({}))
         .await;
     let ups = p.booking_update_requests(1).await.unwrap();
-    p.confirm_update(ids[0], ups.data[0].request_id)
+    p.confirm_update(ids[0], ups.items[0].request_id)
         .await
         .unwrap();
-    p.reject_update(ids[1], ups.data[1].request_id, None)
+    p.reject_update(ids[1], ups.items[1].request_id, None)
         .await
         .unwrap();
     w.post(
@@ -464,7 +464,8 @@ async fn client_requests_and_simulator_responses_follow_the_spec() {
     p.upload_documents_requests(1).await.unwrap();
     p.client_snapshot_requests(1).await.unwrap();
     p.attach_document_requests(1).await.unwrap();
-    let _: Vec<Value> = p.all_requests(RequestType::Availability).await.unwrap();
+    let _: slotbridge_market::Requests<Value> =
+        p.all_requests(RequestType::Availability).await.unwrap();
     p.features().await.unwrap();
     p.feature("documents").await.unwrap();
     p.enable_feature("documents").await.unwrap();

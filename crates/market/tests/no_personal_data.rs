@@ -290,29 +290,60 @@ async fn undecodable_answers_name_the_path_not_the_value() {
         "firstname": "Zebedee", "lastname": "Quixotic", "dob": "03-02-1931",
         "phone": "0499 888 777", "email": "zq@example.invalid", "medicareNumber": "2953514701",
     });
+    // A booking that cannot be read is reported beside its page, by path, never by value.
     let mut bad_dob = patient.clone();
     bad_dob["dob"] = ECHO.into();
-    let mut bad_gender = patient.clone();
-    bad_gender["gender"] = ECHO.into();
     let mut bad_type = patient.clone();
     bad_type["firstname"] = json!({ "name": ECHO });
-    for (body, at) in [
-        (booking(bad_dob), "data[0].patient.dob"),
-        (booking(bad_gender), "data[0].patient.gender"),
-        (booking(bad_type), "data[0].patient.firstname"),
-        (format!("{ECHO} not JSON"), ""),
-        (booking(patient.clone()).replace("}]", ""), ""),
+    let mut bad_item =
+        serde_json::from_str::<serde_json::Value>(&booking(patient.clone())).unwrap();
+    bad_item["data"][0]["pmsAppointmentTime"] = ECHO.into();
+    for (body, reason) in [
+        (
+            booking(bad_dob),
+            "patient.dob: not a date in DD-MM-YYYY or YYYY-MM-DD",
+        ),
+        (booking(bad_type), "patient.firstname: not text"),
+        (
+            bad_item.to_string(),
+            "pmsAppointmentTime: not a date-time in YYYY-MM-DD HH24:MI:SS",
+        ),
+    ] {
+        let base = hostile(move |_| reply(200, "application/json", &body)).await;
+        let page = practice(&base)
+            .booking_requests(1)
+            .await
+            .expect("the page is read item by item");
+        assert!(page.items.is_empty());
+        let u = &page.unreadable[0];
+        assert_eq!((u.booking_id, u.reason.as_str()), (Some(17), reason));
+        let shown = format!("{u} {u:?}").to_lowercase();
+        for f in FORBIDDEN {
+            assert!(!shown.contains(&f.to_lowercase()), "{f:?} in {shown}");
+        }
+    }
+    // A gender outside the spec's is not guessed and does not spoil the booking.
+    let mut odd_gender = patient.clone();
+    odd_gender["gender"] = ECHO.into();
+    let body = booking(odd_gender);
+    let base = hostile(move |_| reply(200, "application/json", &body)).await;
+    let page = practice(&base).booking_requests(1).await.expect("read");
+    assert_eq!(page.items[0].patient.gender, None);
+    // An answer that is not a list at all is an error, by position only.
+    for body in [
+        format!("{ECHO} not JSON"),
+        booking(patient.clone()).replace("}]", ""),
     ] {
         let base = hostile(move |_| reply(200, "application/json", &body)).await;
         let err = practice(&base)
             .booking_requests(1)
             .await
             .expect_err("undecodable");
-        assert_clean(&err, at);
+        assert_clean(&err, "a broken list");
         assert!(matches!(err, MarketError::Protocol { .. }), "{err:?}");
         let text = err.to_string();
         assert!(
-            text.contains("GET /requests/bookings") && text.contains(at) && text.contains("line 1"),
+            text.contains("GET /requests/bookings") && text.contains("line 1"),
             "{text}"
         );
     }

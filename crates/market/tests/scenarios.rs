@@ -145,9 +145,9 @@ async fn outstanding_requests_during_initial_configuration_synchronisation() {
         w.pid(),
         v["practice_key"].as_str().unwrap(),
     ));
-    assert_eq!(next.poll().await.unwrap(), [RequestType::Bookings]);
+    assert_eq!(next.poll().await.unwrap().known, [RequestType::Bookings]);
     assert_eq!(
-        next.booking_requests(1).await.unwrap().data[0].booking_id,
+        next.booking_requests(1).await.unwrap().items[0].booking_id,
         id
     );
 }
@@ -426,10 +426,13 @@ async fn polling_for_new_requests() {
         .await
         .unwrap();
     let (id, _) = w.book_first(&day.to_string()).await;
-    assert_eq!(w.practice.poll().await.unwrap(), [RequestType::Bookings]);
+    assert_eq!(
+        w.practice.poll().await.unwrap().known,
+        [RequestType::Bookings]
+    );
     let page = w.practice.booking_requests(1).await.unwrap();
-    assert_eq!(page.data.len(), 1);
-    let b: &Booking = &page.data[0];
+    assert_eq!(page.items.len(), 1);
+    let b: &Booking = &page.items[0];
     assert_eq!(b.booking_id, id);
     assert_eq!(b.pms_resource_id.as_deref(), Some("R1"));
     assert_eq!(b.pms_appointment_type_id.as_deref(), Some("HE"));
@@ -493,13 +496,13 @@ async fn rejecting_a_booking_within_20_seconds_asks_for_availability() {
     assert_eq!(b["status"], "Rejected");
     assert_eq!(b["reject_reason"], "slot taken in the PMS");
     assert_eq!(
-        w.practice.poll().await.unwrap(),
+        w.practice.poll().await.unwrap().known,
         [RequestType::Availability]
     );
     let reqs = w.practice.availability_requests(1).await.unwrap();
-    assert_eq!(reqs.data.len(), 1);
-    assert_eq!(reqs.data[0].day, day);
-    assert_eq!(reqs.data[0].resource(), Some("R1"));
+    assert_eq!(reqs.items.len(), 1);
+    assert_eq!(reqs.items[0].day, day);
+    assert_eq!(reqs.items[0].resource(), Some("R1"));
     w.practice
         .send_availability(&snapshot("R1", day, &[("10:00", "12:00", 1800)]))
         .await
@@ -528,7 +531,7 @@ async fn a_booking_not_rejected_within_20_seconds_is_auto_confirmed() {
     assert_eq!(b["auto_confirmed"], true);
     // It must still be confirmed or rejected by the integration.
     let page = w.practice.booking_requests(1).await.unwrap();
-    assert_eq!(page.data[0].booking_status, BookingStatus::Confirmed);
+    assert_eq!(page.items[0].booking_status, BookingStatus::Confirmed);
     w.practice
         .reject_insert(id, Some("too late"))
         .await
@@ -561,14 +564,15 @@ async fn handling_booking_updates_cancellation_confirm_and_reject() {
     let (s, v) = w.post(&format!("/bookings/{id}/cancel"), json!({})).await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(
-        w.practice.poll().await.unwrap(),
+        w.practice.poll().await.unwrap().known,
         [RequestType::BookingUpdates]
     );
     let ups: Vec<BookingUpdate> = w
         .practice
         .all_requests(RequestType::BookingUpdates)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(ups.len(), 1);
     assert_eq!(ups[0].booking_status, BookingStatus::Cancelled);
     assert_eq!(ups[0].pms_appointment_ids, ["A1"]);
@@ -583,7 +587,8 @@ async fn handling_booking_updates_cancellation_confirm_and_reject() {
         .practice
         .all_requests(RequestType::BookingUpdates)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     w.practice
         .confirm_update(id, ups[0].request_id)
         .await
@@ -629,7 +634,7 @@ async fn handling_multiple_request_types_with_priority() {
     )
     .await;
     let (_second, _) = w.book_first(&day.to_string()).await;
-    let polled = w.practice.poll().await.unwrap();
+    let polled = w.practice.poll().await.unwrap().known;
     assert_eq!(polled.len(), 4, "{polled:?}");
     let ordered = RequestType::by_priority(polled.into_iter().rev().collect());
     assert_eq!(
@@ -659,21 +664,22 @@ async fn request_lists_are_paginated() {
     let p1 = w.practice.booking_requests(1).await.unwrap();
     assert_eq!(
         (
-            p1.data.len(),
-            p1.page.total_pages,
-            p1.page.total,
-            p1.page.per_page
+            p1.items.len(),
+            p1.page.unwrap().total_pages,
+            p1.page.unwrap().total,
+            p1.page.unwrap().per_page
         ),
         (2, 3, 5, 2)
     );
     let p3 = w.practice.booking_requests(3).await.unwrap();
-    assert_eq!(p3.data.len(), 1);
-    assert_eq!(p3.page.current_page, 3);
+    assert_eq!(p3.items.len(), 1);
+    assert_eq!(p3.page.unwrap().current_page, 3);
     let all: Vec<Booking> = w
         .practice
         .all_requests(RequestType::Bookings)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(all.iter().map(|b| b.booking_id).collect::<Vec<_>>(), ids);
 }
 
@@ -701,7 +707,7 @@ async fn pms_resources_and_appointment_types_refresh_requests() {
     )
     .await;
     assert_eq!(
-        w.practice.poll().await.unwrap(),
+        w.practice.poll().await.unwrap().known,
         [RequestType::PmsResources, RequestType::PmsAppointmentTypes]
     );
     assert!(matches!(
@@ -715,7 +721,7 @@ async fn pms_resources_and_appointment_types_refresh_requests() {
         .await
         .unwrap();
     assert_eq!(
-        w.practice.poll().await.unwrap(),
+        w.practice.poll().await.unwrap().known,
         [RequestType::PmsResources]
     );
     w.practice.send_pms_resources(&resources()).await.unwrap();
@@ -754,7 +760,7 @@ async fn pms_appointment_changes_are_answered_by_cancel_dna_or_no_change() {
     }
     let reqs = w.practice.pms_appointment_change_requests(1).await.unwrap();
     assert_eq!(
-        reqs.data.iter().map(|r| r.booking_id).collect::<Vec<_>>(),
+        reqs.items.iter().map(|r| r.booking_id).collect::<Vec<_>>(),
         ids
     );
     w.practice
@@ -816,7 +822,7 @@ async fn features_are_disabled_by_default_and_can_be_switched() {
             .client_snapshot_requests(1)
             .await
             .unwrap()
-            .data
+            .items
             .is_empty()
     );
     assert!(
@@ -824,7 +830,7 @@ async fn features_are_disabled_by_default_and_can_be_switched() {
             .attach_document_requests(1)
             .await
             .unwrap()
-            .data
+            .items
             .is_empty()
     );
     assert!(
@@ -832,7 +838,7 @@ async fn features_are_disabled_by_default_and_can_be_switched() {
             .available_documents_requests(1)
             .await
             .unwrap()
-            .data
+            .items
             .is_empty()
     );
     assert!(
@@ -840,7 +846,7 @@ async fn features_are_disabled_by_default_and_can_be_switched() {
             .upload_documents_requests(1)
             .await
             .unwrap()
-            .data
+            .items
             .is_empty()
     );
 }
@@ -1019,16 +1025,16 @@ async fn a_slow_webhook_receiver_times_out_and_the_attempt_is_logged() {
             ..Default::default()
         };
         let log = w.practice.subscription_error_log(&q).await.unwrap();
-        (!log.data.is_empty()).then_some(log)
+        (!log.items.is_empty()).then_some(log)
     })
     .await;
-    assert_eq!(log.data[0].error_type, "TimeoutException");
-    assert_eq!(log.data[0].attempt, 1);
+    assert_eq!(log.items[0].error_type, "TimeoutException");
+    assert_eq!(log.items[0].attempt, 1);
     assert_eq!(
-        log.data[0].payload.data.request_type,
+        log.items[0].payload.data.request_type,
         RequestType::PmsResources
     );
-    assert_eq!(log.data[0].payload.data.target, None);
+    assert_eq!(log.items[0].payload.data.target, None);
 }
 
 #[tokio::test]
@@ -1091,10 +1097,10 @@ async fn resolving_a_webhook_payload_attempt_before_the_maximum_number_of_retrie
         .await
         .unwrap();
     assert_eq!(
-        log.data.iter().map(|e| e.attempt).collect::<Vec<_>>(),
+        log.items.iter().map(|e| e.attempt).collect::<Vec<_>>(),
         [1, 2]
     );
-    assert!(log.data.iter().all(|e| e.error_type == "HttpStatusError"));
+    assert!(log.items.iter().all(|e| e.error_type == "HttpStatusError"));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // The same payload delivered again (a retry after a lost acknowledgement) is acknowledged
     // and not handed over twice.
@@ -1148,14 +1154,17 @@ async fn handling_missed_webhook_payloads() {
         .await
         .unwrap();
     assert_eq!(
-        log.data.iter().map(|e| e.attempt).collect::<Vec<_>>(),
+        log.items.iter().map(|e| e.attempt).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    assert!(log.data.iter().all(|e| e.error_type == "ConnectException"));
+    assert!(log.items.iter().all(|e| e.error_type == "ConnectException"));
     // Polling still finds the booking.
-    assert_eq!(w.practice.poll().await.unwrap(), [RequestType::Bookings]);
     assert_eq!(
-        w.practice.booking_requests(1).await.unwrap().data[0].booking_id,
+        w.practice.poll().await.unwrap().known,
+        [RequestType::Bookings]
+    );
+    assert_eq!(
+        w.practice.booking_requests(1).await.unwrap().items[0].booking_id,
         id
     );
     // The error log filters by time.
@@ -1169,7 +1178,7 @@ async fn handling_missed_webhook_payloads() {
             .subscription_error_log(&q)
             .await
             .unwrap()
-            .data
+            .items
             .is_empty()
     );
 }

@@ -93,7 +93,7 @@ pub fn describe_json(e: &serde_json::Error, path: Option<&serde_path_to_error::P
     };
     let mut s = what;
     if e.classify() == Category::Data
-        && let Some(p) = path.map(render_path).filter(|p| !p.is_empty())
+        && let Some(p) = path.map(json_path).filter(|p| !p.is_empty())
     {
         let _ = write!(s, " at {p}");
     }
@@ -134,7 +134,7 @@ fn is_name(s: &str) -> bool {
 
 /// `items[3].date_of_birth`. A data error can only happen inside a field the type knows, so the
 /// keys are our own names; anything else is shown as `?`.
-fn render_path(path: &serde_path_to_error::Path) -> String {
+pub fn json_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for seg in path.iter() {

@@ -122,7 +122,7 @@ pub async fn deliveries_failed(
             page: None,
         })
         .await?;
-    Ok(!page.data.is_empty())
+    Ok(!page.items.is_empty() || !page.unreadable.is_empty())
 }
 
 /// Whether the marketplace's webhooks are trusted for one link: the worker's own record of its

@@ -372,7 +372,11 @@ impl<P: PmsConnector> LinkRun<P> {
 
     /// Poll the marketplace and answer what is waiting, bookings first.
     async fn requests(&self) -> Result<(), SyncFailure> {
-        let mut waiting = self.market.poll().await?;
+        let polled = self.market.poll().await?;
+        for name in &polled.unknown {
+            log_unknown_request_type(name);
+        }
+        let mut waiting = polled.known;
         let polled = self.ctx.now();
         self.ctx
             .store
@@ -401,6 +405,10 @@ impl<P: PmsConnector> LinkRun<P> {
                             RequestType::Availability,
                         )
                         .await?;
+                    for u in &asked.unreadable {
+                        warn!(link = %self.link.id, item = %u, "availability request unreadable (its day is not known): the horizon is published as usual");
+                    }
+                    let asked = asked.items;
                     info!(link = %self.link.id, days = asked.len(), "availability requested");
                     let synced = self.sync(false, true).await?;
                     // Days outside the horizon are answered with empty days, so no request is
@@ -627,6 +635,23 @@ fn reachable_from(callback: &url::Url, server: &str) -> bool {
 }
 
 /// Booking and booking-update requests first: other request types may depend on a booking.
+/// A request type the client does not know is logged once per process, and left alone.
+fn log_unknown_request_type(name: &str) {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let fresh = seen
+        .lock()
+        .map(|mut s| s.insert(name.to_owned()))
+        .unwrap_or(false);
+    if fresh {
+        warn!(
+            request = name,
+            "the marketplace lists a request type this integration does not know: left alone"
+        );
+    }
+}
+
 fn priority(t: RequestType) -> u8 {
     match t {
         RequestType::Bookings => 0,

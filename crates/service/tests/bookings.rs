@@ -579,7 +579,8 @@ mod scenarios {
         let listed: Vec<MarketBooking> = market
             .all_requests(RequestType::Bookings)
             .await
-            .expect("requests");
+            .expect("requests")
+            .items;
         let pms = w.pms_client();
         let setup = pms.read_setup().await.expect("setup");
         let store = w.open_store().await;
@@ -700,7 +701,8 @@ mod scenarios {
         let still_listed: Vec<MarketBooking> = market
             .all_requests(RequestType::Bookings)
             .await
-            .expect("requests");
+            .expect("requests")
+            .items;
         assert!(still_listed.iter().all(|x| x.booking_id != b));
         w.restart_node(0).await;
         for id in [a, b] {

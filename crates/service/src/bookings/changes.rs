@@ -16,7 +16,7 @@ use slotbridge_pms::PmsConnector;
 use slotbridge_store::{AppointmentChange, Booking, BookingState, Lease, Link};
 use tracing::{info, warn};
 
-use super::{DESK_CANCELLATION, refused_for_good};
+use super::DESK_CANCELLATION;
 use crate::ctx::Ctx;
 use crate::failure::SyncFailure;
 
@@ -51,31 +51,44 @@ pub async fn answer<P: PmsConnector>(
     pms: &P,
     market: &PracticeClient,
 ) -> Result<Answered, SyncFailure> {
-    let asked: Vec<PmsAppointmentChangesRequest> = market
-        .all_requests(RequestType::PmsAppointmentChanges)
+    let asked = market
+        .all_requests::<PmsAppointmentChangesRequest>(RequestType::PmsAppointmentChanges)
         .await?;
+    // A request that cannot be read is still answered when its booking id can be: the diary
+    // is what decides, not the request's other fields.
+    let mut wanted: Vec<(i64, Vec<String>)> = asked
+        .items
+        .into_iter()
+        .map(|r| (r.booking_id, r.pms_appointment_ids))
+        .collect();
+    for u in &asked.unreadable {
+        match u.booking_id {
+            Some(id) => wanted.push((id, Vec::new())),
+            None => warn!(link = %link.id, item = %u, "pmsAppointmentChanges request without a readable bookingId: cannot be answered"),
+        }
+    }
     let mut answered = Answered::default();
-    for req in asked {
-        let id = req.booking_id.to_string();
+    for (booking_id, named) in wanted {
+        let id = booking_id.to_string();
         let row = ctx.store.booking(&id).await?;
         // A booking of another link is not this worker's to judge (its practice's diary is
         // elsewhere): it is answered by that link's worker.
         if row.as_ref().is_some_and(|r| r.link_id != link.id) {
             continue;
         }
-        let change = what_changed(pms, row.as_ref(), &req).await?;
+        let change = what_changed(pms, row.as_ref(), &named).await?;
         let sent = match change {
             AppointmentChange::Cancelled => {
                 market
-                    .cancel(req.booking_id, Some(DESK_CANCELLATION))
+                    .cancel(booking_id, Some(DESK_CANCELLATION))
                     .await
             }
-            AppointmentChange::DidNotAttend => market.did_not_attend(req.booking_id, None).await,
-            AppointmentChange::NoChange => market.no_pms_appointment_change(req.booking_id).await,
+            AppointmentChange::DidNotAttend => market.did_not_attend(booking_id, None).await,
+            AppointmentChange::NoChange => market.no_pms_appointment_change(booking_id).await,
         };
         match sent {
             Ok(()) => answered.count(change),
-            Err(e) if refused_for_good(&e) => {
+            Err(e) if e.is_refused_answer() => {
                 warn!(booking = %id, error = %e, "the marketplace closed the appointment-change request before our answer");
                 answered.closed += 1;
             }
@@ -99,7 +112,7 @@ pub async fn answer<P: PmsConnector>(
 async fn what_changed<P: PmsConnector>(
     pms: &P,
     row: Option<&Booking>,
-    req: &PmsAppointmentChangesRequest,
+    named: &[String],
 ) -> Result<AppointmentChange, SyncFailure> {
     if row.is_some_and(|r| r.cancelled_at.is_some()) {
         return Ok(AppointmentChange::Cancelled);
@@ -107,7 +120,7 @@ async fn what_changed<P: PmsConnector>(
     // The appointment we inserted, else the one the marketplace names.
     let appointment = row
         .and_then(|r| r.pms_appointment_id.clone())
-        .or_else(|| req.pms_appointment_ids.first().cloned());
+        .or_else(|| named.first().cloned());
     let Some(appointment) = appointment else {
         // Never in the diary (rejected, or not ours): nothing changed there.
         return Ok(AppointmentChange::NoChange);

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use slotbridge_market::PracticeClient;
 use slotbridge_market::types::{Booking as MarketBooking, BookingUpdate, RequestType};
+use slotbridge_market::{PracticeClient, Unreadable};
 use slotbridge_pms::PmsConnector;
 use slotbridge_store::{Booking, BookingState, Lease, Link, NewBooking};
 use tracing::{debug, info, warn};
 
 use super::{
     Followup, LATE_REJECT, RejectReason, UNKNOWN_BOOKING, answered_ok, cancellation_refusal,
-    confirm, is_gone, on_tick, refused_for_good,
+    confirm, is_gone, on_tick,
 };
 use crate::ctx::Ctx;
 use crate::failure::SyncFailure;
@@ -28,9 +28,14 @@ pub async fn handle<P: PmsConnector>(
 ) -> Result<Followup, SyncFailure> {
     match kind {
         RequestType::Bookings => {
-            let listed: Vec<MarketBooking> = market.all_requests(RequestType::Bookings).await?;
+            let listed = market
+                .all_requests::<MarketBooking>(RequestType::Bookings)
+                .await?;
             let now = ctx.now();
-            for b in &listed {
+            for u in &listed.unreadable {
+                take_unreadable(ctx, lease, link, market, u, now).await?;
+            }
+            for b in &listed.items {
                 let id = b.booking_id.to_string();
                 let new = NewBooking {
                     booking_id: id.clone(),
@@ -48,14 +53,20 @@ pub async fn handle<P: PmsConnector>(
                     && row.state.is_terminal()
                     && row.late_outcome.is_none()
                 {
-                    answer_again(ctx, lease, market, &row, b).await;
+                    answer_again(ctx, lease, market, &row, b.booking_id).await;
                 }
             }
             on_tick(ctx, lease, link, pms, market).await
         }
         RequestType::BookingUpdates => {
-            let updates: Vec<BookingUpdate> =
-                market.all_requests(RequestType::BookingUpdates).await?;
+            let listed = market
+                .all_requests::<BookingUpdate>(RequestType::BookingUpdates)
+                .await?;
+            for u in &listed.unreadable {
+                // Without its requestId an update cannot be answered; nothing to cancel anyway.
+                warn!(link = %link.id, item = %u, "booking update request unreadable: left alone");
+            }
+            let updates = listed.items;
             if updates.is_empty() {
                 return Ok(Followup::default());
             }
@@ -86,6 +97,42 @@ pub async fn handle<P: PmsConnector>(
     }
 }
 
+/// A listed booking the client could not read. One with a `bookingId` goes into the outbox
+/// with what is known, `{"bookingId", "unreadable"}`: that is not a readable booking request,
+/// so the outbox rejects it with [`RejectReason::Unreadable`] (fenced, recorded, answered once)
+/// instead of letting the marketplace auto-confirm a booking that is not in the diary. One
+/// without an id cannot be answered and is only logged.
+async fn take_unreadable(
+    ctx: &Arc<Ctx>,
+    lease: &Lease,
+    link: &Link,
+    market: &PracticeClient,
+    u: &Unreadable,
+    now: jiff::Timestamp,
+) -> Result<(), SyncFailure> {
+    let Some(booking_id) = u.booking_id else {
+        warn!(link = %link.id, item = %u, "booking request without a readable bookingId: cannot be answered");
+        return Ok(());
+    };
+    let id = booking_id.to_string();
+    let new = NewBooking {
+        booking_id: id.clone(),
+        link_id: link.id,
+        market_practice_id: link.market_practice_id.clone(),
+        request: serde_json::json!({ "bookingId": booking_id, "unreadable": u.reason }),
+        received_at: now,
+    };
+    if ctx.store.enqueue_booking(lease, &new).await? {
+        warn!(booking = %id, link = %link.id, reason = %u.reason, "booking request unreadable: it is rejected");
+    } else if let Some(row) = ctx.store.booking(&id).await?
+        && row.state.is_terminal()
+        && row.late_outcome.is_none()
+    {
+        answer_again(ctx, lease, market, &row, booking_id).await;
+    }
+    Ok(())
+}
+
 /// Send an answer again for a booking the marketplace still lists although it was answered. A
 /// late rejection the marketplace refuses for good is recorded, once, and never sent again.
 async fn answer_again(
@@ -93,11 +140,11 @@ async fn answer_again(
     lease: &Lease,
     market: &PracticeClient,
     row: &Booking,
-    b: &MarketBooking,
+    booking_id: i64,
 ) {
     let sent = match row.state {
         BookingState::Confirmed => match (&row.pms_appointment_id, &row.pms_patient_id) {
-            (Some(a), Some(p)) => confirm(market, b.booking_id, a.clone(), p.clone())
+            (Some(a), Some(p)) => confirm(market, booking_id, a.clone(), p.clone())
                 .await
                 .or_else(|e| if is_gone(&e) { Ok(()) } else { Err(e) }),
             _ => Ok(()),
@@ -109,8 +156,8 @@ async fn answer_again(
             .as_deref()
             .and_then(RejectReason::from_text)
         {
-            Some(reason) => match market.reject_insert(b.booking_id, Some(reason.text())).await {
-                Err(e) if refused_for_good(&e) => {
+            Some(reason) => match market.reject_insert(booking_id, Some(reason.text())).await {
+                Err(e) if e.is_refused_answer() => {
                     warn!(booking = %row.booking_id, error = %e, "the marketplace refused the late rejection");
                     if let Err(e) = ctx
                         .store

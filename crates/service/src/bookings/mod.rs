@@ -120,25 +120,15 @@ fn since(t: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(t)).unwrap_or_default()
 }
 
-/// For a rejection: not found, gone, or answered already means nothing is left to tell.
+/// For a rejection: refused for good (400/404/409/410/422: not found, gone, or answered or
+/// auto-confirmed already) means nothing is left to tell; sending it again cannot succeed.
 fn answered_ok(e: MarketError) -> Result<(), MarketError> {
-    match e {
-        MarketError::Gone { .. } | MarketError::NotFound { .. } => Ok(()),
-        other => Err(other),
+    if e.is_refused_answer() {
+        tracing::debug!(error = %e, "the marketplace refused the answer for good: not sent again");
+        Ok(())
+    } else {
+        Err(e)
     }
-}
-
-/// The marketplace refused an answer for good (400, 404, 409, 410, 422): it no longer takes it,
-/// typically because it confirmed the booking itself after its 20-second window. Sending it
-/// again can never succeed.
-fn refused_for_good(e: &MarketError) -> bool {
-    matches!(
-        e,
-        MarketError::Invalid { .. }
-            | MarketError::Gone { .. }
-            | MarketError::NotFound { .. }
-            | MarketError::Protocol { .. }
-    )
 }
 
 /// The outcome recorded when the marketplace refuses a late rejection: the patient may believe
@@ -153,9 +143,9 @@ pub const LATE_CONFIRM: &str = "the marketplace refused our confirmation, sent l
      appointment is in the diary, but the patient may have been told the booking failed. Call \
      the patient to check they will come";
 
-/// Whether the marketplace no longer waits for the booking (404/410).
+/// Whether the marketplace no longer waits for the booking (404/409/410).
 fn is_gone(e: &MarketError) -> bool {
-    matches!(e, MarketError::Gone { .. } | MarketError::NotFound { .. })
+    e.is_refused_answer() && !matches!(e, MarketError::Invalid { .. })
 }
 
 /// confirmInsert with the appointment and the patient.

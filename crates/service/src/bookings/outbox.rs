@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     Followup, LATE_CONFIRM, LATE_REJECT, answered_ok, confirm, external_ref, find_by_ref, is_gone,
-    limited, refused_for_good, since,
+    limited, since,
 };
 use crate::ctx::{CrashPoint, Ctx};
 use crate::failure::SyncFailure;
@@ -610,7 +610,7 @@ impl<P: PmsConnector> Round<'_, P> {
                     .booking("rejected", since(row.created_at, self.now()));
                 info!(booking = %id, reason = reason.code(), "booking rejected");
             }
-            Err(e) if refused_for_good(&e) => {
+            Err(e) if e.is_refused_answer() => {
                 warn!(booking = %id, error = %e, "the marketplace refused the late rejection");
                 self.late(row, LATE_REJECT).await;
             }
