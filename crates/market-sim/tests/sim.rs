@@ -404,8 +404,8 @@ async fn the_admin_and_patient_pages_render_and_book() {
     let old = s.api("/config/pmsResources/snapshot", json!([])).await;
     assert_eq!(
         old.status(),
-        403,
-        "the old key no longer works after a new grant"
+        401,
+        "the old key no longer works after a new grant: a wrong practice-key is a 401"
     );
 }
 
