@@ -101,6 +101,8 @@ pub struct Caller {
     pub request: String,
     /// The request's `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// Answer in the quirks mode's shapes.
+    pub quirks: bool,
 }
 
 impl FromRequestParts<App> for Caller {
@@ -142,6 +144,7 @@ impl FromRequestParts<App> for Caller {
             practice_id,
             request: format!("{} {path}", parts.method),
             content_type,
+            quirks: m.quirks,
         })
     }
 }
@@ -241,9 +244,9 @@ fn quirk_booking(b: &mut Value) {
 
 /// Serialize an answer; in quirks mode with `null` for the objects' optional `keys` lacking a
 /// value and an unknown field on every object.
-fn answer<T: Serialize>(app: &App, body: &T, keys: &[&str]) -> Response {
+fn answer<T: Serialize>(quirks: bool, body: &T, keys: &[&str]) -> Response {
     let mut v = serde_json::to_value(body).unwrap_or(Value::Null);
-    if app.quirks {
+    if quirks {
         match &mut v {
             Value::Array(items) => items.iter_mut().for_each(|i| fill_nulls(i, keys)),
             one => fill_nulls(one, keys),
@@ -257,13 +260,13 @@ fn answer<T: Serialize>(app: &App, body: &T, keys: &[&str]) -> Response {
 /// schema does not require it), item optional `keys` are `null` and every object has an unknown
 /// field.
 fn answer_page<T: Serialize>(
-    app: &App,
+    quirks: bool,
     page: Page<T>,
     keys: &[&str],
     each: fn(&mut Value),
 ) -> Response {
     let mut v = serde_json::to_value(&page).unwrap_or(Value::Null);
-    if app.quirks {
+    if quirks {
         if let Some(Value::Array(items)) = v.get_mut("data") {
             for i in items.iter_mut() {
                 fill_nulls(i, keys);
@@ -325,7 +328,7 @@ async fn poll(State(app): State<App>, c: Caller) -> ApiResult<Response> {
     let now = app.now();
     let types = app.lock().poll(c.practice_id, now)?;
     let mut names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
-    if app.quirks {
+    if c.quirks {
         names.push("futureRequestType");
     }
     Ok(Json(names).into_response())
@@ -355,7 +358,7 @@ async fn request_list(
                 .filter(|b| b.practice_id == pid && b.insert_pending)
                 .map(|b| m.wire_booking(b))
                 .collect();
-            answer_page(&app, m.page(items, page), &[], quirk_booking)
+            answer_page(c.quirks, m.page(items, page), &[], quirk_booking)
         }
         "bookingUpdates" => {
             let items: Vec<BookingUpdate> = m
@@ -370,7 +373,7 @@ async fn request_list(
                 })
                 .collect();
             answer_page(
-                &app,
+                c.quirks,
                 m.page(items, page),
                 &BOOKING_UPDATE_OPTIONAL,
                 no_quirk,
@@ -387,7 +390,7 @@ async fn request_list(
                 })
                 .collect();
             answer_page(
-                &app,
+                c.quirks,
                 m.page(items, page),
                 &AVAILABILITY_REQUEST_OPTIONAL,
                 no_quirk,
@@ -405,7 +408,7 @@ async fn request_list(
                 })
                 .collect();
             answer_page(
-                &app,
+                c.quirks,
                 m.page(items, page),
                 &APPOINTMENT_CHANGES_OPTIONAL,
                 no_quirk,
@@ -413,7 +416,7 @@ async fn request_list(
         }
         // The simulator raises no extra-feature requests: these lists are always empty.
         "availableDocuments" | "uploadDocuments" | "clientSnapshots" | "attachDocuments" => {
-            answer_page(&app, m.page(Vec::<Value>::new(), page), &[], no_quirk)
+            answer_page(c.quirks, m.page(Vec::<Value>::new(), page), &[], no_quirk)
         }
         _ => return Err(ApiError::NotFound),
     };
@@ -566,7 +569,7 @@ async fn snapshots(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<
         app.lock()
             .refuse(c.practice_id, &c.consumer, &c.request, &e);
     }
-    Ok(answer(&app, &r, &[]))
+    Ok(answer(c.quirks, &r, &[]))
 }
 
 #[derive(Deserialize)]
@@ -576,7 +579,7 @@ struct IdQuery {
 
 async fn resources(State(app): State<App>, c: Caller) -> ApiResult<Response> {
     let items = app.lock().practice(c.practice_id)?.resources.clone();
-    Ok(answer(&app, &items, &PMS_RESOURCE_OPTIONAL))
+    Ok(answer(c.quirks, &items, &PMS_RESOURCE_OPTIONAL))
 }
 
 async fn resource_by_id(
@@ -593,7 +596,7 @@ async fn resource_by_id(
         .filter(|r| r.pms_resource_id == id)
         .cloned()
         .collect();
-    Ok(answer(&app, &items, &PMS_RESOURCE_OPTIONAL))
+    Ok(answer(c.quirks, &items, &PMS_RESOURCE_OPTIONAL))
 }
 
 async fn put_resources(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
@@ -608,7 +611,7 @@ async fn types(State(app): State<App>, c: Caller) -> ApiResult<Response> {
         .practice(c.practice_id)?
         .appointment_types
         .clone();
-    Ok(answer(&app, &items, &PMS_APPOINTMENT_TYPE_OPTIONAL))
+    Ok(answer(c.quirks, &items, &PMS_APPOINTMENT_TYPE_OPTIONAL))
 }
 
 async fn type_by_id(
@@ -625,7 +628,7 @@ async fn type_by_id(
         .filter(|t| t.pms_appointment_type_id == id)
         .cloned()
         .collect();
-    Ok(answer(&app, &items, &PMS_APPOINTMENT_TYPE_OPTIONAL))
+    Ok(answer(c.quirks, &items, &PMS_APPOINTMENT_TYPE_OPTIONAL))
 }
 
 async fn put_types(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
@@ -641,7 +644,7 @@ async fn get_liveness(State(app): State<App>, c: Caller) -> ApiResult<Response> 
         .liveness
         .clone()
         .unwrap_or_default();
-    Ok(answer(&app, &contract, &["liveHours"]))
+    Ok(answer(c.quirks, &contract, &["liveHours"]))
 }
 
 async fn put_liveness(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
@@ -679,7 +682,7 @@ async fn features(State(app): State<App>, c: Caller) -> ApiResult<Response> {
             .filter_map(|f| feature_of(f.0, p.features.get(f.0).copied().unwrap_or(false)))
             .collect()
     };
-    Ok(answer(&app, &items, &[]))
+    Ok(answer(c.quirks, &items, &[]))
 }
 
 async fn feature(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult<Response> {
@@ -688,7 +691,7 @@ async fn feature(State(app): State<App>, c: Caller, Path(id): Path<String>) -> A
         let p = m.practice(c.practice_id)?;
         feature_of(&id, p.features.get(&id).copied().unwrap_or(false)).ok_or(ApiError::NotFound)?
     };
-    Ok(answer(&app, &f, &[]))
+    Ok(answer(c.quirks, &f, &[]))
 }
 
 async fn set_feature(app: App, c: Caller, id: String, on: bool) -> ApiResult<StatusCode> {
@@ -733,14 +736,14 @@ async fn subscriptions(State(app): State<App>, c: Caller) -> ApiResult<Response>
         .filter(|r| r.practice_id == c.practice_id && r.consumer == c.consumer)
         .map(|r| r.sub.clone())
         .collect();
-    Ok(answer(&app, &items, &SUBSCRIPTION_OPTIONAL))
+    Ok(answer(c.quirks, &items, &SUBSCRIPTION_OPTIONAL))
 }
 
 async fn subscribe(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<Response> {
     let sub: SubscriptionIn = c.body(&app, &body)?;
     let now = app.now();
     let sub = app.lock().subscribe(c.practice_id, &c.consumer, sub, now)?;
-    let mut r = answer(&app, &sub, &SUBSCRIPTION_OPTIONAL);
+    let mut r = answer(c.quirks, &sub, &SUBSCRIPTION_OPTIONAL);
     *r.status_mut() = StatusCode::CREATED;
     Ok(r)
 }
@@ -753,7 +756,7 @@ async fn subscription(
     let sub = owned(&app.lock(), &c, &id)
         .map(|r| r.sub.clone())
         .ok_or(ApiError::NotFound)?;
-    Ok(answer(&app, &sub, &SUBSCRIPTION_OPTIONAL))
+    Ok(answer(c.quirks, &sub, &SUBSCRIPTION_OPTIONAL))
 }
 
 async fn unsubscribe(
@@ -817,7 +820,7 @@ async fn error_log(
         .map(|r| r.entry.clone())
         .collect();
     Ok(answer_page(
-        &app,
+        c.quirks,
         m.page(items, page),
         &["clientId"],
         no_quirk,

@@ -24,7 +24,7 @@ pub fn spawn(app: &App, out: Vec<Outgoing>) {
 
 async fn deliver(app: App, o: Outgoing) {
     let mut payload_json = serde_json::to_value(&o.payload).unwrap_or_default();
-    if app.quirks {
+    if app.lock().quirks {
         crate::api::add_unknown_fields(&mut payload_json);
     }
     let (practice_id, consumer) = {

@@ -53,8 +53,6 @@ pub struct App {
     clock_offset: Arc<Mutex<SignedDuration>>,
     /// The timing rules.
     pub timing: Timing,
-    /// Answer in the quirks mode's shapes.
-    pub quirks: bool,
 }
 
 impl App {
@@ -176,7 +174,6 @@ impl MarketSimBuilder {
                 recorder,
                 clock_offset: Arc::new(Mutex::new(SignedDuration::ZERO)),
                 timing,
-                quirks: self.quirks,
             },
         })
     }
@@ -208,6 +205,11 @@ impl MarketSim {
     /// Set the simulator's time (it runs on from there in real time).
     pub fn set_now(&self, at: Timestamp) {
         self.app.set_now(at);
+    }
+
+    /// Switch quirks mode on or off while serving (see [`MarketSimBuilder::quirks`]).
+    pub fn set_quirks(&self, on: bool) {
+        self.app.lock().quirks = on;
     }
 
     /// Run `f` on the model (for embedding and inspection).

@@ -1025,4 +1025,10 @@ async fn quirks_mode_answers_valid_but_differently_shaped_data() {
     assert!(b.get("telehealthUrl").is_none() && b.get("simUnknownField").is_none());
     assert_eq!(list["page"]["totalPages"], 1);
     assert_eq!(plain.get("/requests").await.1, json!(["bookings"]));
+    // Switched on while serving.
+    plain._h.sim().set_quirks(true);
+    assert_eq!(
+        plain.get("/requests").await.1,
+        json!(["bookings", "futureRequestType"])
+    );
 }
