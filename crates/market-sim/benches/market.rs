@@ -1,12 +1,14 @@
 //! Benchmarks of the marketplace side: slicing a day into slots, storing snapshots (validation and
-//! hashing), and a 100-snapshot batch from the client to the simulator over loopback HTTP.
+//! hashing), and a gzipped 100-snapshot batch to the simulator over loopback HTTP.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::civil::{Date, date};
-use slotbridge_market::types::{
-    AvailabilityRange, AvailabilitySnapshot, PmsAppointmentType, PmsResource,
+use std::io::Write as _;
+
+use slotbridge_market_sim::{
+    Market, MarketSim, Timing, slots,
+    wire::{AvailabilityRange, AvailabilitySnapshot, PmsAppointmentType, PmsResource},
 };
-use slotbridge_market_sim::{Market, MarketSim, Timing, slots};
 
 const RESOURCES: usize = 20;
 
@@ -98,7 +100,8 @@ fn bench(c: &mut Criterion) {
     });
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (client, handle) = rt.block_on(async {
+    let http = reqwest::Client::new();
+    let (post, handle) = rt.block_on(async {
         let sim = MarketSim::builder()
             .consumer("bench", "bench-key")
             .build()
@@ -110,19 +113,40 @@ fn bench(c: &mut Criterion) {
             .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
             .unwrap();
-        let client = slotbridge_market::MarketClient::new(slotbridge_market::ClientConfig::new(
-            h.api_url(),
-            "bench-key".to_owned().into(),
-        ))
-        .unwrap()
-        .practice(slotbridge_market::PracticeCredentials::new(id, key));
-        client.send_pms_resources(&resources()).await.unwrap();
-        client.send_pms_appointment_types(&types()).await.unwrap();
-        (client, h)
+        let api = h.api_url();
+        let post = move |path: &str, body: Vec<u8>, gzip: bool| {
+            let mut r = http
+                .post(format!("{api}{path}"))
+                .header("api-key", "bench-key")
+                .header("practice-id", &id)
+                .header("practice-key", &key)
+                .header("content-type", "application/json");
+            if gzip {
+                r = r.header("content-encoding", "gzip");
+            }
+            r.body(body).send()
+        };
+        let r = post(
+            "/config/pmsResources/snapshot",
+            serde_json::to_vec(&resources()).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = post(
+            "/config/pmsAppointmentTypes/snapshot",
+            serde_json::to_vec(&types()).unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        (post, h)
     });
     let mut flip = 0u32;
     c.bench_function(
-        "client -> sim: POST /availability/snapshots with 100 changed snapshots (gzipped)",
+        "POST /availability/snapshots with 100 changed snapshots (gzipped)",
         |b| {
             b.iter(|| {
                 flip += 1;
@@ -130,10 +154,20 @@ fn bench(c: &mut Criterion) {
                 for s in &mut changed {
                     s.availability[0].slot_length = 900 + i64::from(flip % 2) * 60;
                 }
-                let r = rt
-                    .block_on(client.send_availability_batch(&changed))
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&serde_json::to_vec(&changed).unwrap())
                     .unwrap();
-                assert_eq!(r.created.len(), 100);
+                let body = gz.finish().unwrap();
+                let r: serde_json::Value = rt
+                    .block_on(async {
+                        post("/availability/snapshots", body, true)
+                            .await
+                            .unwrap()
+                            .json()
+                            .await
+                    })
+                    .unwrap();
+                assert_eq!(r["created"].as_array().map(Vec::len), Some(100), "{r}");
             })
         },
     );

@@ -6,19 +6,36 @@
 //! `practice-key` do not belong to a non-revoked consent for the caller's consumer; 404 with an
 //! empty body.
 
+//! The Healthengine PMS API v1.9.0 as the simulator serves it, under `/pms-api/v1`, with the
+//! wire types of [`crate::wire`].
+//!
+//! Status codes and bodies follow the spec: 200 with an empty body for commands, 201 for a
+//! created subscription, 204 for a deleted one; 400 `{"error": "..."}` naming the field; 401 with
+//! an empty body (`UnauthorizedError`) for a missing or unknown `api-key`, an unknown
+//! `practice-id` or a wrong `practice-key`; 403 `{"error": "..."}` when the practice has not
+//! given the caller's consumer its consent or has revoked it; 404 with an empty body.
+//!
+//! Every request is checked as the real API would check it: a body where the spec requires one,
+//! `Content-Type: application/json` on it, the schema (required fields, no unknown fields, enum
+//! values, formats). A refusal answers 400 and is counted per practice and consumer
+//! ([`crate::state::Market::refuse`], `GET /_market/stats`).
+
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{FromRequestParts, Path, Query, State},
-    http::{StatusCode, request::Parts},
+    extract::{FromRequestParts, OriginalUri, Path, Query, State},
+    http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use jiff::Timestamp;
-use serde::{Deserialize, de::DeserializeOwned};
-use slotbridge_market::{format, types::*};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
 
-use crate::{App, delivery, state::FEATURES, state::SimError};
+use crate::{
+    App, delivery,
+    state::{AuthError, FEATURES, SimError},
+    wire::*,
+};
 
 /// An error in the spec's shapes.
 #[derive(Debug)]
@@ -38,6 +55,15 @@ impl From<SimError> for ApiError {
         match e {
             SimError::Invalid(m) | SimError::Conflict(m) => Self::BadRequest(m),
             SimError::NotFound(_) => Self::NotFound,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized(_) => Self::Unauthorized,
+            AuthError::Forbidden(m) => Self::Forbidden(m),
         }
     }
 }
@@ -63,13 +89,20 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The authenticated caller: a consumer acting for a practice that consented.
+/// The authenticated caller: a consumer acting for a practice that consented, and what it
+/// asked (for the refusal count).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Consumer name.
     pub consumer: String,
     /// Practice id.
     pub practice_id: u64,
+    /// `METHOD /path`.
+    pub request: String,
+    /// The request's `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// Answer in the quirks mode's shapes.
+    pub quirks: bool,
 }
 
 impl FromRequestParts<App> for Caller {
@@ -89,39 +122,168 @@ impl FromRequestParts<App> for Caller {
             header("practice-id"),
             header("practice-key"),
         );
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map(|o| o.0.path().to_owned())
+            .unwrap_or_else(|| parts.uri.path().to_owned());
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let now = app.now();
         let mut m = app.lock();
         let consumer = m
             .consumer_by_key(&api_key)
             .map(|c| c.name.clone())
             .ok_or(ApiError::Unauthorized)?;
-        let practice_id = m
-            .check_consent(&consumer, &pid, &pkey)
-            .map_err(ApiError::Forbidden)?;
-        m.settle(Timestamp::now());
+        let practice_id = m.check_consent(&consumer, &pid, &pkey)?;
+        m.settle(now);
         Ok(Caller {
             consumer,
             practice_id,
+            request: format!("{} {path}", parts.method),
+            content_type,
+            quirks: m.quirks,
         })
     }
 }
 
-fn json<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    crate::parse_json(body).map_err(ApiError::BadRequest)
-}
+impl Caller {
+    /// Refuse the request as not conforming to the spec: count it, answer 400 naming the field.
+    fn refuse(&self, app: &App, error: String) -> ApiError {
+        app.lock()
+            .refuse(self.practice_id, &self.consumer, &self.request, &error);
+        ApiError::BadRequest(error)
+    }
 
-/// A body that may be empty (`{}` assumed).
-fn json_or_default<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else {
-        json(body)
+    /// The request body, which the spec requires: `Content-Type: application/json` and the
+    /// schema of `T` (required fields, no unknown fields, enum values, formats).
+    fn body<T: DeserializeOwned>(&self, app: &App, body: &Bytes) -> ApiResult<T> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(self.refuse(app, "body: required (a JSON body)".into()));
+        }
+        let json = self.content_type.as_deref().is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !json {
+            return Err(self.refuse(
+                app,
+                format!(
+                    "Content-Type: expected application/json, found {:?}",
+                    self.content_type.as_deref().unwrap_or("(none)")
+                ),
+            ));
+        }
+        crate::parse_json(body).map_err(|e| self.refuse(app, e))
+    }
+
+    /// A path parameter of `format: int64`.
+    fn int(&self, app: &App, name: &str, s: &str) -> ApiResult<i64> {
+        s.parse()
+            .map_err(|_| self.refuse(app, format!("{name}: {s:?} is not an integer")))
+    }
+
+    /// The `page` query parameter (`format: int64`, from 1).
+    fn page(&self, app: &App, page: Option<&str>) -> ApiResult<u64> {
+        match page {
+            None => Ok(1),
+            Some(p) => {
+                p.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    self.refuse(app, format!("page: {p:?} is not a positive integer"))
+                })
+            }
+        }
     }
 }
 
-fn booking_id(s: &str) -> ApiResult<i64> {
-    s.parse()
-        .map_err(|_| ApiError::BadRequest(format!("bookingId: {s:?} is not an integer")))
+/// What quirks mode adds to every object it answers: a field no version of the spec has.
+pub const QUIRK_FIELD: &str = "simUnknownField";
+
+/// Add [`QUIRK_FIELD`] to every object in `v`, however deep.
+pub fn add_unknown_fields(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for x in o.values_mut() {
+                add_unknown_fields(x);
+            }
+            o.insert(
+                QUIRK_FIELD.into(),
+                Value::String("a field this client does not know".into()),
+            );
+        }
+        Value::Array(a) => a.iter_mut().for_each(add_unknown_fields),
+        _ => {}
+    }
 }
+
+/// Put `null` for each of `keys` an object lacks.
+fn fill_nulls(v: &mut Value, keys: &[&str]) {
+    if let Value::Object(o) = v {
+        for k in keys {
+            o.entry(*k).or_insert(Value::Null);
+        }
+    }
+}
+
+/// Quirks for one booking: `null` for every property without a value, the patient's `dob` as
+/// `YYYY-MM-DD`.
+fn quirk_booking(b: &mut Value) {
+    fill_nulls(b, &BOOKING_PROPERTIES);
+    if let Some(p) = b.get_mut("patient") {
+        fill_nulls(p, &PATIENT_PROPERTIES);
+        if let Some(dob) = p.get("dob").and_then(Value::as_str)
+            && let Ok(d) = jiff::civil::Date::strptime("%d-%m-%Y", dob)
+        {
+            p["dob"] = Value::String(d.strftime("%Y-%m-%d").to_string());
+        }
+    }
+}
+
+/// Serialize an answer; in quirks mode with `null` for the objects' optional `keys` lacking a
+/// value and an unknown field on every object.
+fn answer<T: Serialize>(quirks: bool, body: &T, keys: &[&str]) -> Response {
+    let mut v = serde_json::to_value(body).unwrap_or(Value::Null);
+    if quirks {
+        match &mut v {
+            Value::Array(items) => items.iter_mut().for_each(|i| fill_nulls(i, keys)),
+            one => fill_nulls(one, keys),
+        }
+        add_unknown_fields(&mut v);
+    }
+    Json(v).into_response()
+}
+
+/// A page of a list; in quirks mode `page` is left out when everything fits on one page (the
+/// schema does not require it), item optional `keys` are `null` and every object has an unknown
+/// field.
+fn answer_page<T: Serialize>(
+    quirks: bool,
+    page: Page<T>,
+    keys: &[&str],
+    each: fn(&mut Value),
+) -> Response {
+    let mut v = serde_json::to_value(&page).unwrap_or(Value::Null);
+    if quirks {
+        if let Some(Value::Array(items)) = v.get_mut("data") {
+            for i in items.iter_mut() {
+                fill_nulls(i, keys);
+                each(i);
+            }
+        }
+        if page.page.total_pages == 1
+            && let Value::Object(o) = &mut v
+        {
+            o.remove("page");
+        }
+        add_unknown_fields(&mut v);
+    }
+    Json(v).into_response()
+}
+
+fn no_quirk(_: &mut Value) {}
 
 /// The API router (to be nested under `/pms-api/v1`).
 pub fn router() -> Router<App> {
@@ -162,22 +324,19 @@ pub fn router() -> Router<App> {
         .route("/subscriptionErrorLog", get(error_log))
 }
 
-async fn poll(State(app): State<App>, c: Caller) -> ApiResult<Json<Vec<RequestType>>> {
-    Ok(Json(app.lock().poll(c.practice_id, Timestamp::now())?))
+async fn poll(State(app): State<App>, c: Caller) -> ApiResult<Response> {
+    let now = app.now();
+    let types = app.lock().poll(c.practice_id, now)?;
+    let mut names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+    if c.quirks {
+        names.push("futureRequestType");
+    }
+    Ok(Json(names).into_response())
 }
 
 #[derive(Deserialize)]
 struct PageQuery {
     page: Option<String>,
-}
-
-fn page_number(q: &PageQuery) -> ApiResult<u64> {
-    match q.page.as_deref() {
-        None | Some("") => Ok(1),
-        Some(p) => p
-            .parse::<u64>()
-            .map_err(|_| ApiError::BadRequest(format!("page: {p:?} is not a positive integer"))),
-    }
 }
 
 async fn request_list(
@@ -186,7 +345,7 @@ async fn request_list(
     Path(kind): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Response> {
-    let page = page_number(&q)?;
+    let page = c.page(&app, q.page.as_deref())?;
     let m = app.lock();
     let pid = c.practice_id;
     let p = m.practice(pid)?;
@@ -199,7 +358,7 @@ async fn request_list(
                 .filter(|b| b.practice_id == pid && b.insert_pending)
                 .map(|b| m.wire_booking(b))
                 .collect();
-            serde_json::to_value(m.page(items, page))
+            answer_page(c.quirks, m.page(items, page), &[], quirk_booking)
         }
         "bookingUpdates" => {
             let items: Vec<BookingUpdate> = m
@@ -213,7 +372,12 @@ async fn request_list(
                     booking_status: u.requested_status,
                 })
                 .collect();
-            serde_json::to_value(m.page(items, page))
+            answer_page(
+                c.quirks,
+                m.page(items, page),
+                &BOOKING_UPDATE_OPTIONAL,
+                no_quirk,
+            )
         }
         "availability" => {
             let items: Vec<AvailabilityRequest> = reqs(RequestType::Availability)
@@ -225,7 +389,12 @@ async fn request_list(
                     })
                 })
                 .collect();
-            serde_json::to_value(m.page(items, page))
+            answer_page(
+                c.quirks,
+                m.page(items, page),
+                &AVAILABILITY_REQUEST_OPTIONAL,
+                no_quirk,
+            )
         }
         "pmsAppointmentChanges" => {
             let items: Vec<PmsAppointmentChangesRequest> = reqs(RequestType::PmsAppointmentChanges)
@@ -238,25 +407,20 @@ async fn request_list(
                     })
                 })
                 .collect();
-            serde_json::to_value(m.page(items, page))
+            answer_page(
+                c.quirks,
+                m.page(items, page),
+                &APPOINTMENT_CHANGES_OPTIONAL,
+                no_quirk,
+            )
         }
         // The simulator raises no extra-feature requests: these lists are always empty.
-        "availableDocuments" => {
-            serde_json::to_value(m.page(Vec::<AvailableDocumentsRequest>::new(), page))
-        }
-        "uploadDocuments" => {
-            serde_json::to_value(m.page(Vec::<UploadDocumentsRequest>::new(), page))
-        }
-        "clientSnapshots" => {
-            serde_json::to_value(m.page(Vec::<ClientSnapshotRequest>::new(), page))
-        }
-        "attachDocuments" => {
-            serde_json::to_value(m.page(Vec::<AttachDocumentRequest>::new(), page))
+        "availableDocuments" | "uploadDocuments" | "clientSnapshots" | "attachDocuments" => {
+            answer_page(c.quirks, m.page(Vec::<Value>::new(), page), &[], no_quirk)
         }
         _ => return Err(ApiError::NotFound),
     };
-    let body = body.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(Json(body).into_response())
+    Ok(body)
 }
 
 async fn confirm_insert(
@@ -265,9 +429,9 @@ async fn confirm_insert(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: ConfirmBookingInsert = json(&body)?;
-    app.lock()
-        .confirm_insert(c.practice_id, booking_id(&id)?, body)?;
+    let id = c.int(&app, "bookingId", &id)?;
+    let body: ConfirmBookingInsert = c.body(&app, &body)?;
+    app.lock().confirm_insert(c.practice_id, id, body)?;
     Ok(StatusCode::OK)
 }
 
@@ -277,13 +441,12 @@ async fn reject_insert(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: ReasonBody = json_or_default(&body)?;
-    let out = app.lock().reject_insert(
-        c.practice_id,
-        booking_id(&id)?,
-        body.reason,
-        Timestamp::now(),
-    )?;
+    let id = c.int(&app, "bookingId", &id)?;
+    let body: ReasonBody = c.body(&app, &body)?;
+    let now = app.now();
+    let out = app
+        .lock()
+        .reject_insert(c.practice_id, id, body.reason, now)?;
     delivery::spawn(&app, out);
     Ok(StatusCode::OK)
 }
@@ -293,8 +456,9 @@ async fn confirm_update(
     c: Caller,
     Path((id, rid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    app.lock()
-        .confirm_update(c.practice_id, booking_id(&id)?, booking_id(&rid)?)?;
+    let id = c.int(&app, "bookingId", &id)?;
+    let rid = c.int(&app, "requestId", &rid)?;
+    app.lock().confirm_update(c.practice_id, id, rid)?;
     Ok(StatusCode::OK)
 }
 
@@ -304,13 +468,11 @@ async fn reject_update(
     Path((id, rid)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: ReasonBody = json_or_default(&body)?;
-    app.lock().reject_update(
-        c.practice_id,
-        booking_id(&id)?,
-        booking_id(&rid)?,
-        body.reason,
-    )?;
+    let id = c.int(&app, "bookingId", &id)?;
+    let rid = c.int(&app, "requestId", &rid)?;
+    let body: ReasonBody = c.body(&app, &body)?;
+    app.lock()
+        .reject_update(c.practice_id, id, rid, body.reason)?;
     Ok(StatusCode::OK)
 }
 
@@ -320,9 +482,9 @@ async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: ReasonBody = json_or_default(&body)?;
-    app.lock()
-        .cancel(c.practice_id, booking_id(&id)?, body.reason)?;
+    let id = c.int(&app, "bookingId", &id)?;
+    let body: ReasonBody = c.body(&app, &body)?;
+    app.lock().cancel(c.practice_id, id, body.reason)?;
     Ok(StatusCode::OK)
 }
 
@@ -332,8 +494,9 @@ async fn did_not_attend(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let _: ReasonBody = json_or_default(&body)?;
-    app.lock().did_not_attend(c.practice_id, booking_id(&id)?)?;
+    let id = c.int(&app, "bookingId", &id)?;
+    let _: ReasonBody = c.body(&app, &body)?;
+    app.lock().did_not_attend(c.practice_id, id)?;
     Ok(StatusCode::OK)
 }
 
@@ -342,57 +505,71 @@ async fn no_change(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    app.lock().no_change(c.practice_id, booking_id(&id)?)?;
+    let id = c.int(&app, "bookingId", &id)?;
+    app.lock().no_change(c.practice_id, id)?;
     Ok(StatusCode::OK)
 }
 
 async fn snapshot(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
-    let s: AvailabilitySnapshot = json(&body)?;
-    app.lock()
-        .put_availability(c.practice_id, &s, Timestamp::now())?;
+    let s: AvailabilitySnapshot = c.body(&app, &body)?;
+    let now = app.now();
+    app.lock().put_availability(c.practice_id, &s, now)?;
     Ok(StatusCode::OK)
 }
 
-async fn snapshots(
-    State(app): State<App>,
-    c: Caller,
-    body: Bytes,
-) -> ApiResult<Json<SnapshotsResult>> {
-    let items: Vec<serde_json::Value> = json(&body)?;
-    if items.len() > slotbridge_market::MAX_SNAPSHOTS_PER_BATCH {
-        return Err(ApiError::BadRequest(format!(
-            "body: {} snapshots; at most 100 per call",
-            items.len()
-        )));
+async fn snapshots(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<Response> {
+    let items: Vec<Value> = c.body(&app, &body)?;
+    if items.len() > MAX_SNAPSHOTS_PER_BATCH {
+        return Err(c.refuse(
+            &app,
+            format!(
+                "body: {} snapshots; at most {MAX_SNAPSHOTS_PER_BATCH} per call",
+                items.len()
+            ),
+        ));
     }
-    let now = Timestamp::now();
-    let mut m = app.lock();
+    let now = app.now();
     let mut r = SnapshotsResult::default();
-    for (i, item) in items.into_iter().enumerate() {
-        let label = item
-            .get("id")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| i.to_string());
-        let outcome = serde_json::from_value::<AvailabilitySnapshot>(item)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
+    let mut nonconforming = None;
+    {
+        let mut m = app.lock();
+        for (i, item) in items.into_iter().enumerate() {
+            let label = item
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| i.to_string());
+            let parsed = crate::parse_json::<AvailabilitySnapshot>(item.to_string().as_bytes())
+                .map_err(|e| {
+                    let e = format!(
+                        "[{i}]{}",
+                        e.strip_prefix("body").unwrap_or(&format!(".{e}"))
+                    );
+                    nonconforming.get_or_insert(e.clone());
+                    e
+                });
+            let outcome = parsed.and_then(|s| {
                 m.put_availability(c.practice_id, &s, now)
                     .map_err(|e| e.to_string())
             });
-        match outcome {
-            Ok(true) => r.created.push(label),
-            Ok(false) => r.existing.push(label),
-            Err(error) => {
-                r.failed.push(label.clone());
-                r.errors.push(SnapshotError {
-                    snapshot: label,
-                    error,
-                });
+            match outcome {
+                Ok(true) => r.created.push(label),
+                Ok(false) => r.existing.push(label),
+                Err(error) => {
+                    r.failed.push(label.clone());
+                    r.errors.push(SnapshotError {
+                        snapshot: label,
+                        error,
+                    });
+                }
             }
         }
     }
-    Ok(Json(r))
+    if let Some(e) = nonconforming {
+        app.lock()
+            .refuse(c.practice_id, &c.consumer, &c.request, &e);
+    }
+    Ok(answer(c.quirks, &r, &[]))
 }
 
 #[derive(Deserialize)]
@@ -400,94 +577,86 @@ struct IdQuery {
     id: Option<String>,
 }
 
-async fn resources(State(app): State<App>, c: Caller) -> ApiResult<Json<Vec<PmsResource>>> {
-    Ok(Json(app.lock().practice(c.practice_id)?.resources.clone()))
+async fn resources(State(app): State<App>, c: Caller) -> ApiResult<Response> {
+    let items = app.lock().practice(c.practice_id)?.resources.clone();
+    Ok(answer(c.quirks, &items, &PMS_RESOURCE_OPTIONAL))
 }
 
 async fn resource_by_id(
     State(app): State<App>,
     c: Caller,
     Query(q): Query<IdQuery>,
-) -> ApiResult<Json<Vec<PmsResource>>> {
-    let id =
-        q.id.ok_or_else(|| ApiError::BadRequest("id: required".into()))?;
-    let m = app.lock();
-    Ok(Json(
-        m.practice(c.practice_id)?
-            .resources
-            .iter()
-            .filter(|r| r.pms_resource_id == id)
-            .cloned()
-            .collect(),
-    ))
+) -> ApiResult<Response> {
+    let id = q.id.ok_or_else(|| c.refuse(&app, "id: required".into()))?;
+    let items: Vec<PmsResource> = app
+        .lock()
+        .practice(c.practice_id)?
+        .resources
+        .iter()
+        .filter(|r| r.pms_resource_id == id)
+        .cloned()
+        .collect();
+    Ok(answer(c.quirks, &items, &PMS_RESOURCE_OPTIONAL))
 }
 
 async fn put_resources(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
-    let items: Vec<PmsResource> = json(&body)?;
+    let items: Vec<PmsResource> = c.body(&app, &body)?;
     app.lock().put_resources(c.practice_id, items)?;
     Ok(StatusCode::OK)
 }
 
-async fn types(State(app): State<App>, c: Caller) -> ApiResult<Json<Vec<PmsAppointmentType>>> {
-    Ok(Json(
-        app.lock()
-            .practice(c.practice_id)?
-            .appointment_types
-            .clone(),
-    ))
+async fn types(State(app): State<App>, c: Caller) -> ApiResult<Response> {
+    let items = app
+        .lock()
+        .practice(c.practice_id)?
+        .appointment_types
+        .clone();
+    Ok(answer(c.quirks, &items, &PMS_APPOINTMENT_TYPE_OPTIONAL))
 }
 
 async fn type_by_id(
     State(app): State<App>,
     c: Caller,
     Query(q): Query<IdQuery>,
-) -> ApiResult<Json<Vec<PmsAppointmentType>>> {
-    let id =
-        q.id.ok_or_else(|| ApiError::BadRequest("id: required".into()))?;
-    let m = app.lock();
-    Ok(Json(
-        m.practice(c.practice_id)?
-            .appointment_types
-            .iter()
-            .filter(|t| t.pms_appointment_type_id == id)
-            .cloned()
-            .collect(),
-    ))
+) -> ApiResult<Response> {
+    let id = q.id.ok_or_else(|| c.refuse(&app, "id: required".into()))?;
+    let items: Vec<PmsAppointmentType> = app
+        .lock()
+        .practice(c.practice_id)?
+        .appointment_types
+        .iter()
+        .filter(|t| t.pms_appointment_type_id == id)
+        .cloned()
+        .collect();
+    Ok(answer(c.quirks, &items, &PMS_APPOINTMENT_TYPE_OPTIONAL))
 }
 
 async fn put_types(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
-    let items: Vec<PmsAppointmentType> = json(&body)?;
+    let items: Vec<PmsAppointmentType> = c.body(&app, &body)?;
     app.lock().put_types(c.practice_id, items)?;
     Ok(StatusCode::OK)
 }
 
-async fn get_liveness(State(app): State<App>, c: Caller) -> ApiResult<Json<LivenessContract>> {
-    Ok(Json(
-        app.lock()
-            .practice(c.practice_id)?
-            .liveness
-            .clone()
-            .unwrap_or_default(),
-    ))
+async fn get_liveness(State(app): State<App>, c: Caller) -> ApiResult<Response> {
+    let contract = app
+        .lock()
+        .practice(c.practice_id)?
+        .liveness
+        .clone()
+        .unwrap_or_default();
+    Ok(answer(c.quirks, &contract, &["liveHours"]))
 }
 
 async fn put_liveness(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<StatusCode> {
-    let contract: LivenessContract = json(&body)?;
-    for (day, ranges) in [
-        ("monday", &contract.live_hours.monday),
-        ("tuesday", &contract.live_hours.tuesday),
-        ("wednesday", &contract.live_hours.wednesday),
-        ("thursday", &contract.live_hours.thursday),
-        ("friday", &contract.live_hours.friday),
-        ("saturday", &contract.live_hours.saturday),
-        ("sunday", &contract.live_hours.sunday),
-        ("publicHolidays", &contract.live_hours.public_holidays),
-    ] {
-        for (i, r) in ranges.iter().flatten().enumerate() {
-            if r.start >= r.end {
-                return Err(ApiError::BadRequest(format!(
-                    "liveHours.{day}[{i}]: start is not before end"
-                )));
+    let contract: LivenessContract = c.body(&app, &body)?;
+    if let Some(hours) = &contract.live_hours {
+        for (day, ranges) in hours.named() {
+            for (i, r) in ranges.iter().flatten().enumerate() {
+                if r.start >= r.end {
+                    return Err(ApiError::BadRequest(format!(
+                        "liveHours.{day}[{i}]: start is not before end"
+                    )));
+                }
             }
         }
     }
@@ -498,33 +667,31 @@ async fn put_liveness(State(app): State<App>, c: Caller, body: Bytes) -> ApiResu
 fn feature_of(id: &str, enabled: bool) -> Option<Feature> {
     FEATURES.iter().find(|f| f.0 == id).map(|f| Feature {
         id: f.0.to_owned(),
-        name: Some(f.1.to_owned()),
-        description: Some(f.2.to_owned()),
-        enabled: Some(enabled),
+        name: f.1.to_owned(),
+        description: f.2.to_owned(),
+        enabled,
     })
 }
 
-async fn features(State(app): State<App>, c: Caller) -> ApiResult<Json<Vec<Feature>>> {
-    let m = app.lock();
-    let p = m.practice(c.practice_id)?;
-    Ok(Json(
+async fn features(State(app): State<App>, c: Caller) -> ApiResult<Response> {
+    let items: Vec<Feature> = {
+        let m = app.lock();
+        let p = m.practice(c.practice_id)?;
         FEATURES
             .iter()
             .filter_map(|f| feature_of(f.0, p.features.get(f.0).copied().unwrap_or(false)))
-            .collect(),
-    ))
+            .collect()
+    };
+    Ok(answer(c.quirks, &items, &[]))
 }
 
-async fn feature(
-    State(app): State<App>,
-    c: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Feature>> {
-    let m = app.lock();
-    let p = m.practice(c.practice_id)?;
-    feature_of(&id, p.features.get(&id).copied().unwrap_or(false))
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+async fn feature(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let f = {
+        let m = app.lock();
+        let p = m.practice(c.practice_id)?;
+        feature_of(&id, p.features.get(&id).copied().unwrap_or(false)).ok_or(ApiError::NotFound)?
+    };
+    Ok(answer(c.quirks, &f, &[]))
 }
 
 async fn set_feature(app: App, c: Caller, id: String, on: bool) -> ApiResult<StatusCode> {
@@ -551,40 +718,45 @@ async fn disable_feature(
     set_feature(app, c, id, false).await
 }
 
-async fn subscriptions(State(app): State<App>, c: Caller) -> ApiResult<Json<Vec<Subscription>>> {
-    let m = app.lock();
-    Ok(Json(
-        m.subscriptions
-            .values()
-            .filter(|r| r.practice_id == c.practice_id && r.consumer == c.consumer)
-            .map(|r| r.sub.clone())
-            .collect(),
-    ))
+fn owned<'a>(
+    m: &'a crate::state::Market,
+    c: &Caller,
+    id: &str,
+) -> Option<&'a crate::state::SubRec> {
+    m.subscriptions
+        .get(id)
+        .filter(|r| r.practice_id == c.practice_id && r.consumer == c.consumer)
 }
 
-async fn subscribe(
-    State(app): State<App>,
-    c: Caller,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<Subscription>)> {
-    let sub: Subscription = json(&body)?;
-    let sub = app
+async fn subscriptions(State(app): State<App>, c: Caller) -> ApiResult<Response> {
+    let items: Vec<Subscription> = app
         .lock()
-        .subscribe(c.practice_id, &c.consumer, sub, Timestamp::now())?;
-    Ok((StatusCode::CREATED, Json(sub)))
+        .subscriptions
+        .values()
+        .filter(|r| r.practice_id == c.practice_id && r.consumer == c.consumer)
+        .map(|r| r.sub.clone())
+        .collect();
+    Ok(answer(c.quirks, &items, &SUBSCRIPTION_OPTIONAL))
+}
+
+async fn subscribe(State(app): State<App>, c: Caller, body: Bytes) -> ApiResult<Response> {
+    let sub: SubscriptionIn = c.body(&app, &body)?;
+    let now = app.now();
+    let sub = app.lock().subscribe(c.practice_id, &c.consumer, sub, now)?;
+    let mut r = answer(c.quirks, &sub, &SUBSCRIPTION_OPTIONAL);
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
 }
 
 async fn subscription(
     State(app): State<App>,
     c: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Subscription>> {
-    let m = app.lock();
-    m.subscriptions
-        .get(&id)
-        .filter(|r| r.practice_id == c.practice_id && r.consumer == c.consumer)
-        .map(|r| Json(r.sub.clone()))
-        .ok_or(ApiError::NotFound)
+) -> ApiResult<Response> {
+    let sub = owned(&app.lock(), &c, &id)
+        .map(|r| r.sub.clone())
+        .ok_or(ApiError::NotFound)?;
+    Ok(answer(c.quirks, &sub, &SUBSCRIPTION_OPTIONAL))
 }
 
 async fn unsubscribe(
@@ -593,11 +765,7 @@ async fn unsubscribe(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut m = app.lock();
-    let owned = m
-        .subscriptions
-        .get(&id)
-        .is_some_and(|r| r.practice_id == c.practice_id && r.consumer == c.consumer);
-    if !owned {
+    if owned(&m, &c, &id).is_none() {
         return Err(ApiError::NotFound);
     }
     m.subscriptions.remove(&id);
@@ -617,40 +785,44 @@ async fn error_log(
     State(app): State<App>,
     c: Caller,
     Query(q): Query<LogQuery>,
-) -> ApiResult<Json<Page<SubscriptionErrorLog>>> {
-    let parse = |name: &str, v: &Option<String>| -> ApiResult<Option<Timestamp>> {
+) -> ApiResult<Response> {
+    let parse = |name: &str, v: &Option<String>| -> ApiResult<Option<jiff::Timestamp>> {
         v.as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| format::parse_utc(s).map_err(|e| ApiError::BadRequest(format!("{name}: {e}"))))
+            .map(|s| fmt::parse_utc(s).map_err(|e| c.refuse(&app, format!("{name}: {e}"))))
             .transpose()
     };
     let (from, to) = (parse("from", &q.from)?, parse("to", &q.to)?);
-    let page = page_number(&PageQuery { page: q.page })?;
+    let page = c.page(&app, q.page.as_deref())?;
     let m = app.lock();
+    let mine =
+        |r: &&crate::state::ErrorLogRec| r.practice_id == c.practice_id && r.consumer == c.consumer;
     if let Some(id) = &q.subscription_id
+        && owned(&m, &c, id).is_none()
         && !m
-            .subscriptions
-            .get(id)
-            .is_some_and(|r| r.practice_id == c.practice_id && r.consumer == c.consumer)
-        && !m.error_log.iter().any(|(p, cons, e)| {
-            *p == c.practice_id && *cons == c.consumer && &e.subscription_id == id
-        })
+            .error_log
+            .iter()
+            .filter(mine)
+            .any(|r| &r.entry.subscription_id == id)
     {
         return Err(ApiError::NotFound);
     }
     let items: Vec<SubscriptionErrorLog> = m
         .error_log
         .iter()
-        .filter(|(p, cons, _)| *p == c.practice_id && *cons == c.consumer)
-        .map(|(_, _, e)| e)
-        .filter(|e| {
+        .filter(mine)
+        .filter(|r| {
             q.subscription_id
                 .as_ref()
-                .is_none_or(|id| &e.subscription_id == id)
+                .is_none_or(|id| &r.entry.subscription_id == id)
         })
-        .filter(|e| from.is_none_or(|f| e.timestamp.is_some_and(|t| t >= f)))
-        .filter(|e| to.is_none_or(|f| e.timestamp.is_some_and(|t| t <= f)))
-        .cloned()
+        .filter(|r| from.is_none_or(|f| r.at >= f))
+        .filter(|r| to.is_none_or(|t| r.at <= t))
+        .map(|r| r.entry.clone())
         .collect();
-    Ok(Json(m.page(items, page)))
+    Ok(answer_page(
+        c.quirks,
+        m.page(items, page),
+        &["clientId"],
+        no_quirk,
+    ))
 }

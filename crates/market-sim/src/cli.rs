@@ -34,6 +34,10 @@ pub struct Args {
     /// Write every PMS API call received to FILE, one JSON line each.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Answer with data the spec allows but shaped differently (dob as YYYY-MM-DD, null for
+    /// optional fields, unknown fields, an unknown request type, no `page` on one-page lists).
+    #[arg(long)]
+    pub quirks: bool,
 }
 
 /// Build the simulator from the arguments, serve until Ctrl-C.
@@ -44,7 +48,8 @@ pub async fn run(args: Args) -> std::io::Result<()> {
     let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let mut builder = MarketSim::builder()
         .time_factor(args.time_factor)
-        .per_page(args.per_page);
+        .per_page(args.per_page)
+        .quirks(args.quirks);
     let consumers = if args.consumers.is_empty() {
         vec!["slotbridge=dev-api-key".to_owned()]
     } else {
@@ -108,8 +113,10 @@ mod tests {
             "Harbour Dental",
             "--record",
             "calls.jsonl",
+            "--quirks",
         ])
         .unwrap();
+        assert!(w.args.quirks);
         assert_eq!(w.args.time_factor, 0.01);
         assert_eq!(w.args.consumers, ["slotbridge=k1", "other=k2"]);
         assert_eq!(

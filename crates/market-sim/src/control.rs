@@ -2,6 +2,7 @@
 //! inspection, as JSON (documented in docs/market-sim.md). Errors are RFC 9457 problem+json;
 //! times are RFC 3339.
 
+use crate::wire::{Patient, RequestType};
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
@@ -12,7 +13,6 @@ use axum::{
 use jiff::{Timestamp, civil::Date, civil::DateTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use slotbridge_market::types::{Patient, RequestType};
 
 use crate::{
     App, delivery,
@@ -132,7 +132,14 @@ pub fn router() -> Router<App> {
             "/bookings/{id}/request-appointment-changes",
             post(request_changes),
         )
+        .route(
+            "/practices/{pid}/subscriptions",
+            get(practice_subscriptions),
+        )
         .route("/webhooks", get(deliveries))
+        .route("/stats", get(stats))
+        .route("/clock", get(clock).put(set_clock))
+        .route("/clock/advance", post(advance_clock))
 }
 
 fn rfc3339(p: &Practice, dt: DateTime) -> String {
@@ -187,7 +194,7 @@ async fn create_practice(
     }
     let id = m.add_practice(&b.name, &b.timezone, b.hide_when_unhealthy)?;
     let key = match &b.consumer {
-        Some(c) => Some(m.grant_consent(id, c, Timestamp::now())?),
+        Some(c) => Some(m.grant_consent(id, c, app.now())?),
         None => None,
     };
     Ok((
@@ -218,7 +225,7 @@ fn practitioner_json(p: &Practitioner) -> Value {
 
 async fn practice_view(State(app): State<App>, Path(p): Path<String>) -> R<Json<Value>> {
     let mut m = app.lock();
-    let now = Timestamp::now();
+    let now = app.now();
     m.settle(now);
     let id = pid(&p)?;
     let health = m.health(id, now)?;
@@ -236,6 +243,12 @@ async fn practice_view(State(app): State<App>, Path(p): Path<String>) -> R<Json<
         "practitioners": p.practitioners.values().map(practitioner_json).collect::<Vec<_>>(),
         "features": p.features,
         "health": health,
+        "nonconforming_requests": m
+            .nonconforming
+            .iter()
+            .filter(|((pr, _), _)| *pr == id)
+            .map(|(_, r)| r.count)
+            .sum::<u64>(),
     })))
 }
 
@@ -264,9 +277,7 @@ async fn grant(
     Body(b): Body<Grant>,
 ) -> R<(StatusCode, Json<Value>)> {
     let id = pid(&p)?;
-    let key = app
-        .lock()
-        .grant_consent(id, &b.consumer, Timestamp::now())?;
+    let key = app.lock().grant_consent(id, &b.consumer, app.now())?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"practice_id": id.to_string(), "practice_key": key})),
@@ -277,8 +288,7 @@ async fn revoke(
     State(app): State<App>,
     Path((p, consumer)): Path<(String, String)>,
 ) -> R<StatusCode> {
-    app.lock()
-        .revoke_consent(pid(&p)?, &consumer, Timestamp::now())?;
+    app.lock().revoke_consent(pid(&p)?, &consumer, app.now())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -578,9 +588,7 @@ async fn raise(
     res: Option<String>,
     booking: Option<i64>,
 ) -> R<i64> {
-    let (id, out) = app
-        .lock()
-        .raise(pid, t, day, res, booking, Timestamp::now())?;
+    let (id, out) = app.lock().raise(pid, t, day, res, booking, app.now())?;
     delivery::spawn(app, out);
     Ok(id)
 }
@@ -675,7 +683,7 @@ async fn auto_link(State(app): State<App>, Path(p): Path<String>) -> R<Json<Valu
 
 async fn requests(State(app): State<App>, Path(p): Path<String>) -> R<Json<Value>> {
     let mut m = app.lock();
-    m.settle(Timestamp::now());
+    m.settle(app.now());
     let id = pid(&p)?;
     let pr = m.practice(id)?;
     let bookings: Vec<i64> = m
@@ -733,7 +741,7 @@ async fn slots(
 ) -> R<Json<Value>> {
     let date = parse_date(&q, true)?.ok_or_else(|| Problem::invalid("date: required"))?;
     let mut m = app.lock();
-    let now = Timestamp::now();
+    let now = app.now();
     m.settle(now);
     let id = pid(&p)?;
     let slots = m.slots(id, date, now)?;
@@ -835,7 +843,7 @@ async fn book(
         patient,
         b.reason,
         b.is_new_patient,
-        Timestamp::now(),
+        app.now(),
         b.stale,
     )?;
     delivery::spawn(&app, out);
@@ -866,12 +874,13 @@ pub fn booking_json(m: &Market, b: &BookingRec) -> Value {
         "cancel_reason": b.cancel_reason,
         "did_not_attend": b.did_not_attend,
         "updates": b.updates,
+        "appointment_change": b.appointment_change,
     })
 }
 
 async fn bookings(State(app): State<App>, Path(p): Path<String>) -> R<Json<Value>> {
     let mut m = app.lock();
-    m.settle(Timestamp::now());
+    m.settle(app.now());
     let id = pid(&p)?;
     m.practice(id)?;
     Ok(Json(json!(
@@ -885,7 +894,7 @@ async fn bookings(State(app): State<App>, Path(p): Path<String>) -> R<Json<Value
 
 async fn booking(State(app): State<App>, Path(id): Path<i64>) -> R<Json<Value>> {
     let mut m = app.lock();
-    m.settle(Timestamp::now());
+    m.settle(app.now());
     let b = m
         .bookings
         .get(&id)
@@ -897,7 +906,7 @@ async fn patient_cancel(
     State(app): State<App>,
     Path(id): Path<i64>,
 ) -> R<(StatusCode, Json<Value>)> {
-    let (_, rid, out) = app.lock().patient_cancel(id, Timestamp::now())?;
+    let (_, rid, out) = app.lock().patient_cancel(id, app.now())?;
     delivery::spawn(&app, out);
     Ok((
         StatusCode::ACCEPTED,
@@ -924,12 +933,12 @@ async fn request_changes(
         Some(id),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({"request_id": rid}))))
+    Ok((StatusCode::ACCEPTED, Json(json!({"request_id": rid}))))
 }
 
 async fn health(State(app): State<App>, Path(p): Path<String>) -> R<Json<Value>> {
     let mut m = app.lock();
-    let now = Timestamp::now();
+    let now = app.now();
     m.settle(now);
     Ok(Json(
         serde_json::to_value(m.health(pid(&p)?, now)?).unwrap_or_default(),
@@ -949,4 +958,90 @@ async fn deliveries(State(app): State<App>, Query(q): Query<WebhookQuery>) -> Js
             .filter(|d| q.practice_id.is_none_or(|p| p == d.practice_id))
             .collect::<Vec<_>>()
     ))
+}
+
+async fn practice_subscriptions(State(app): State<App>, Path(p): Path<String>) -> R<Json<Value>> {
+    let m = app.lock();
+    let id = pid(&p)?;
+    m.practice(id)?;
+    Ok(Json(json!(
+        m.subscriptions_of(id)
+            .map(|r| json!({
+                "id": r.sub.id,
+                "consumer": r.consumer,
+                "topic": r.sub.topic,
+                "callback_url": r.sub.callback_url,
+                "client_id": r.sub.client_id,
+                "start_at": r.sub.start_at.to_string(),
+                "expire_at": r.sub.expire_at.map(|t| t.to_string()),
+            }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+/// The requests refused as not conforming to the spec, in all and per practice and consumer.
+async fn stats(State(app): State<App>) -> Json<Value> {
+    let m = app.lock();
+    let total: u64 = m.nonconforming.values().map(|r| r.count).sum();
+    Json(json!({
+        "nonconforming_requests": total,
+        "nonconforming_by_practice": m
+            .nonconforming
+            .iter()
+            .map(|((p, c), r)| json!({
+                "practice_id": p.to_string(),
+                "consumer": c,
+                "count": r.count,
+                "last_error": r.last_error,
+                "last_request": r.last_request,
+            }))
+            .collect::<Vec<_>>(),
+        "bookings": m.bookings.len(),
+        "subscriptions": m.subscriptions.len(),
+        "webhook_deliveries": m.deliveries.len(),
+    }))
+}
+
+fn clock_json(app: &App) -> Json<Value> {
+    let now = app.now();
+    Json(
+        json!({"now": now.to_string(), "offset_seconds": now.duration_since(Timestamp::now()).as_secs()}),
+    )
+}
+
+async fn clock(State(app): State<App>) -> Json<Value> {
+    clock_json(&app)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClock {
+    now: String,
+}
+
+/// Set the simulator's time (RFC 3339 with an offset); it runs on from there in real time.
+async fn set_clock(State(app): State<App>, Body(b): Body<SetClock>) -> R<Json<Value>> {
+    let at: Timestamp = b.now.parse().map_err(|_| {
+        Problem::invalid(format!(
+            "now: expected an RFC 3339 time with offset, found {:?}",
+            b.now
+        ))
+    })?;
+    app.set_now(at);
+    app.lock().settle(at);
+    Ok(clock_json(&app))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: i64,
+}
+
+/// Move the simulator's time forward (or back, with a negative number) by `seconds`.
+async fn advance_clock(State(app): State<App>, Body(b): Body<Advance>) -> R<Json<Value>> {
+    app.advance(jiff::SignedDuration::from_secs(b.seconds));
+    let now = app.now();
+    app.lock().settle(now);
+    Ok(clock_json(&app))
 }

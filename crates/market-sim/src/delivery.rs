@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
-use slotbridge_market::types::SubscriptionErrorLog;
-
-use crate::{App, state::DeliveryRec, state::Outgoing};
+use crate::{
+    App,
+    state::{DeliveryRec, ErrorLogRec, Outgoing},
+    wire::SubscriptionErrorLog,
+};
 
 /// Delays before the retries, in seconds (before scaling).
 pub const RETRY_DELAYS: [f64; 3] = [10.0, 100.0, 1000.0];
@@ -22,7 +23,10 @@ pub fn spawn(app: &App, out: Vec<Outgoing>) {
 }
 
 async fn deliver(app: App, o: Outgoing) {
-    let payload_json = serde_json::to_value(&o.payload).unwrap_or_default();
+    let mut payload_json = serde_json::to_value(&o.payload).unwrap_or_default();
+    if app.lock().quirks {
+        crate::api::add_unknown_fields(&mut payload_json);
+    }
     let (practice_id, consumer) = {
         let m = app.lock();
         m.subscriptions
@@ -48,7 +52,7 @@ async fn deliver(app: App, o: Outgoing) {
             .http
             .post(&o.callback_url)
             .timeout(timeout)
-            .json(&o.payload)
+            .json(&payload_json)
             .send()
             .await;
         let failure = match result {
@@ -88,11 +92,12 @@ fn record_attempt(
         m.deliveries[index].delivered = true;
         return None;
     };
-    m.error_log.push((
+    let at = app.now();
+    m.error_log.push(ErrorLogRec {
         practice_id,
-        consumer.to_owned(),
-        SubscriptionErrorLog {
-            timestamp: Some(Timestamp::now()),
+        consumer: consumer.to_owned(),
+        at,
+        entry: SubscriptionErrorLog {
             id: uuid::Uuid::new_v4().to_string(),
             subscription_id: o.subscription_id.clone(),
             subscription_topic: o.payload.topic,
@@ -103,7 +108,7 @@ fn record_attempt(
             error_type: error_type.to_owned(),
             error_message,
         },
-    ));
+    });
     let delay = RETRY_DELAYS.get(attempt - 1).copied();
     if delay.is_none() {
         m.deliveries[index].gave_up = true;

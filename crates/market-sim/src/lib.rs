@@ -23,6 +23,7 @@ pub mod pages;
 pub mod record;
 pub mod slots;
 pub mod state;
+pub mod wire;
 
 use std::{
     io::Read as _,
@@ -39,7 +40,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 pub use state::{Market, Timing};
 
 /// Shared state of the running simulator.
@@ -48,11 +49,42 @@ pub struct App {
     market: Arc<Mutex<Market>>,
     http: reqwest::Client,
     recorder: Option<Arc<record::Recorder>>,
+    /// How far the simulator's clock runs ahead of (or behind) the real clock.
+    clock_offset: Arc<Mutex<SignedDuration>>,
     /// The timing rules.
     pub timing: Timing,
 }
 
 impl App {
+    /// The simulator's time: the real time moved by the offset set through the control API
+    /// (`/_market/clock`). Every rule of the simulator reads the time here.
+    pub fn now(&self) -> Timestamp {
+        let offset = *self
+            .clock_offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| Timestamp::now())
+    }
+
+    /// Set the simulator's time to `at` (it runs on from there in real time).
+    pub fn set_now(&self, at: Timestamp) {
+        *self
+            .clock_offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = at.duration_since(Timestamp::now());
+    }
+
+    /// Move the simulator's time by `by`.
+    pub fn advance(&self, by: SignedDuration) {
+        let mut o = self
+            .clock_offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *o = o.checked_add(by).unwrap_or(*o);
+    }
+
     /// Lock the model (never held across an await).
     pub fn lock(&self) -> MutexGuard<'_, Market> {
         self.market
@@ -68,9 +100,17 @@ pub struct MarketSimBuilder {
     per_page: u64,
     consumers: Vec<(String, String)>,
     record: Option<PathBuf>,
+    quirks: bool,
 }
 
 impl MarketSimBuilder {
+    /// Answer with data that the spec allows but that is shaped differently from the usual
+    /// answers (see "Quirks mode" in docs/market-sim.md). Default off.
+    pub fn quirks(mut self, on: bool) -> Self {
+        self.quirks = on;
+        self
+    }
+
     /// Multiply every window (auto-confirm 20 s, health 10 min, webhook timeout and retries) by
     /// `f` (> 0). Default 1.
     pub fn time_factor(mut self, f: f64) -> Self {
@@ -112,6 +152,7 @@ impl MarketSimBuilder {
             time_factor: self.time_factor,
         };
         let mut market = Market::new(timing, self.per_page);
+        market.quirks = self.quirks;
         for (name, key) in self.consumers {
             market
                 .add_consumer(&name, Some(key))
@@ -131,6 +172,7 @@ impl MarketSimBuilder {
                 market: Arc::new(Mutex::new(market)),
                 http,
                 recorder,
+                clock_offset: Arc::new(Mutex::new(SignedDuration::ZERO)),
                 timing,
             },
         })
@@ -151,7 +193,23 @@ impl MarketSim {
             per_page: 100,
             consumers: Vec::new(),
             record: None,
+            quirks: false,
         }
+    }
+
+    /// The simulator's time (see [`App::now`]).
+    pub fn now(&self) -> Timestamp {
+        self.app.now()
+    }
+
+    /// Set the simulator's time (it runs on from there in real time).
+    pub fn set_now(&self, at: Timestamp) {
+        self.app.set_now(at);
+    }
+
+    /// Switch quirks mode on or off while serving (see [`MarketSimBuilder::quirks`]).
+    pub fn set_quirks(&self, on: bool) {
+        self.app.lock().quirks = on;
     }
 
     /// Run `f` on the model (for embedding and inspection).
@@ -169,9 +227,10 @@ impl MarketSim {
         timezone: &str,
         consumer: &str,
     ) -> Result<(String, String), state::SimError> {
+        let now = self.app.now();
         let mut m = self.app.lock();
         let id = m.add_practice(name, timezone, false)?;
-        let key = m.grant_consent(id, consumer, Timestamp::now())?;
+        let key = m.grant_consent(id, consumer, now)?;
         Ok((id.to_string(), key))
     }
 

@@ -1,6 +1,7 @@
 //! Simple server-rendered pages: the practice admin's side (`/admin`) and the patient's side
 //! (`/book`). They call the same model functions as the JSON control API.
 
+use crate::wire::RequestType;
 use axum::{
     Form, Router,
     extract::{Path, Query, State},
@@ -11,7 +12,6 @@ use axum::{
 use jiff::{Timestamp, civil::Date};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
-use slotbridge_market::types::RequestType;
 
 use crate::{
     App, control, delivery,
@@ -322,7 +322,7 @@ async fn admin_refresh(State(app): State<App>, Path((pid, _prid)): Path<(u64, u6
         None,
         None,
         None,
-        Timestamp::now(),
+        app.now(),
     );
     match r {
         Ok((_, out)) => {
@@ -343,7 +343,7 @@ async fn admin_grant(
     Path(pid): Path<u64>,
     Form(f): Form<ConsentForm>,
 ) -> Response {
-    match app.lock().grant_consent(pid, &f.consumer, Timestamp::now()) {
+    match app.lock().grant_consent(pid, &f.consumer, app.now()) {
         Ok(key) => page(
             "Consent granted",
             html! {
@@ -361,7 +361,7 @@ async fn admin_revoke(
     State(app): State<App>,
     Path((pid, consumer)): Path<(u64, String)>,
 ) -> Response {
-    match app.lock().revoke_consent(pid, &consumer, Timestamp::now()) {
+    match app.lock().revoke_consent(pid, &consumer, app.now()) {
         Ok(()) => back(pid),
         Err(e) => sim_error(e),
     }
@@ -378,7 +378,7 @@ async fn book_page(
     Query(q): Query<DateQ>,
 ) -> Response {
     let mut m = app.lock();
-    let now = Timestamp::now();
+    let now = app.now();
     m.settle(now);
     let Ok(p) = m.practice(pid) else {
         return error_page(StatusCode::NOT_FOUND, "No such practice");
@@ -474,7 +474,7 @@ async fn book_submit(
         patient,
         None,
         None,
-        Timestamp::now(),
+        app.now(),
     );
     match r {
         Ok((id, out)) => {
@@ -487,7 +487,7 @@ async fn book_submit(
 
 async fn booking_page(State(app): State<App>, Path(id): Path<i64>) -> Response {
     let mut m = app.lock();
-    m.settle(Timestamp::now());
+    m.settle(app.now());
     let Some(b) = m.bookings.get(&id) else {
         return error_page(StatusCode::NOT_FOUND, "No such booking");
     };
@@ -506,7 +506,7 @@ async fn booking_page(State(app): State<App>, Path(id): Path<i64>) -> Response {
 }
 
 async fn booking_cancel(State(app): State<App>, Path(id): Path<i64>) -> Response {
-    let r = app.lock().patient_cancel(id, Timestamp::now());
+    let r = app.lock().patient_cancel(id, app.now());
     match r {
         Ok((_, _, out)) => {
             delivery::spawn(&app, out);

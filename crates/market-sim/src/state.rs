@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::wire::*;
 use jiff::{SignedDuration, Timestamp, civil::Date, civil::DateTime, tz::TimeZone};
 use serde::Serialize;
-use slotbridge_market::types::*;
 
 use crate::slots::{self, Slot};
 
@@ -168,6 +168,20 @@ pub struct BookingRec {
     pub did_not_attend: bool,
     /// Booking updates (cancellation attempts).
     pub updates: Vec<UpdateRec>,
+    /// How the integration answered the last pmsAppointmentChanges request (none until then).
+    pub appointment_change: Option<AppointmentChange>,
+}
+
+/// The answer to a pmsAppointmentChanges request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentChange {
+    /// `noPmsAppointmentChange`.
+    NoChange,
+    /// `cancel`.
+    Cancelled,
+    /// `didNotAttend`.
+    DidNotAttend,
 }
 
 impl BookingRec {
@@ -326,8 +340,43 @@ pub struct SubRec {
     pub practice_id: u64,
     /// The consumer name.
     pub consumer: String,
-    /// The subscription (with id and startAt set).
+    /// The subscription as answered.
     pub sub: Subscription,
+}
+
+/// A failed webhook attempt, with its owner and time.
+#[derive(Debug, Clone)]
+pub struct ErrorLogRec {
+    /// The practice.
+    pub practice_id: u64,
+    /// The consumer name.
+    pub consumer: String,
+    /// When the attempt failed.
+    pub at: Timestamp,
+    /// The entry as listed.
+    pub entry: SubscriptionErrorLog,
+}
+
+/// Requests refused as not conforming to the spec, of one consumer for one practice.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Refusals {
+    /// How many.
+    pub count: u64,
+    /// The last refusal's message (names the field).
+    pub last_error: String,
+    /// The last refused request's method and path.
+    pub last_request: String,
+}
+
+/// Why the credentials of a call were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401: an api-key, practice-id or practice-key that is missing, unknown or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the consumer has no consent of this practice, or it was revoked.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// One webhook delivery and its attempts, for inspection.
@@ -362,8 +411,12 @@ pub struct Market {
     pub bookings: BTreeMap<i64, BookingRec>,
     /// Subscriptions by id.
     pub subscriptions: BTreeMap<String, SubRec>,
-    /// Failed webhook attempts, with their practice and consumer.
-    pub error_log: Vec<(u64, String, SubscriptionErrorLog)>,
+    /// Failed webhook attempts.
+    pub error_log: Vec<ErrorLogRec>,
+    /// Refused (non-conforming) requests by practice and consumer.
+    pub nonconforming: BTreeMap<(u64, String), Refusals>,
+    /// Answer in the quirks mode's shapes (see docs/market-sim.md).
+    pub quirks: bool,
     /// Webhook deliveries.
     pub deliveries: Vec<DeliveryRec>,
     next_practice: u64,
@@ -392,6 +445,8 @@ impl Market {
             bookings: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
             error_log: Vec::new(),
+            nonconforming: BTreeMap::new(),
+            quirks: false,
             deliveries: Vec::new(),
             next_practice: 1_000_001,
             next_booking: 5_001,
@@ -543,33 +598,41 @@ impl Market {
             .find(|c| constant_time_eq(c.api_key.as_bytes(), api_key.as_bytes()))
     }
 
-    /// Check a practice id and key against the consumer's consent. Errors name what is wrong;
-    /// they all become a 403.
+    /// Check a practice id and key against the consumer's consent: 401 (`Unauthorized`) for an
+    /// unknown practice id or a wrong practice key, 403 (`Forbidden`) when the consumer has no
+    /// consent of the practice or it was revoked.
     pub fn check_consent(
         &self,
         consumer: &str,
         practice_id: &str,
         practice_key: &str,
-    ) -> Result<u64, String> {
-        let id: u64 = practice_id
-            .trim()
-            .parse()
-            .map_err(|_| "practice-id header is missing or not a practice id".to_owned())?;
-        let p = self
-            .practices
-            .get(&id)
-            .ok_or("no consent for this practice-id and practice-key")?;
-        let c = p
-            .consents
-            .get(consumer)
-            .ok_or("no consent for this practice-id and practice-key")?;
-        if !constant_time_eq(c.practice_key.as_bytes(), practice_key.as_bytes()) {
-            return Err("no consent for this practice-id and practice-key".into());
-        }
+    ) -> Result<u64, AuthError> {
+        let bad = || AuthError::Unauthorized("practice-id or practice-key is wrong".into());
+        let id: u64 = practice_id.trim().parse().map_err(|_| bad())?;
+        let p = self.practices.get(&id).ok_or_else(bad)?;
+        let c = p.consents.get(consumer).ok_or_else(|| {
+            AuthError::Forbidden("the practice has not given this consumer its consent".into())
+        })?;
         if c.revoked_at.is_some() {
-            return Err("the practice has revoked its consent for this consumer".into());
+            return Err(AuthError::Forbidden(
+                "the practice has revoked its consent for this consumer".into(),
+            ));
+        }
+        if !constant_time_eq(c.practice_key.as_bytes(), practice_key.as_bytes()) {
+            return Err(bad());
         }
         Ok(id)
+    }
+
+    /// Count a refused (non-conforming) request of a consumer for a practice.
+    pub fn refuse(&mut self, pid: u64, consumer: &str, request: &str, error: &str) {
+        let r = self
+            .nonconforming
+            .entry((pid, consumer.to_owned()))
+            .or_default();
+        r.count += 1;
+        r.last_error = error.to_owned();
+        r.last_request = request.to_owned();
     }
 
     /// Apply the rules that depend on time: bookings not rejected within 20 s are confirmed.
@@ -1000,7 +1063,8 @@ impl Market {
         Ok(())
     }
 
-    fn resolve_changes(&mut self, pid: u64, id: i64) -> bool {
+    /// Answer the booking's open pmsAppointmentChanges request, if any, with `answer`.
+    fn resolve_changes(&mut self, pid: u64, id: i64, answer: AppointmentChange) -> bool {
         let Some(p) = self.practices.get_mut(&pid) else {
             return false;
         };
@@ -1008,7 +1072,11 @@ impl Market {
         p.requests.retain(|r| {
             !(r.request_type == RequestType::PmsAppointmentChanges && r.booking_id == Some(id))
         });
-        before != p.requests.len()
+        let answered = before != p.requests.len();
+        if answered && let Some(b) = self.bookings.get_mut(&id) {
+            b.appointment_change = Some(answer);
+        }
+        answered
     }
 
     /// `cancel`: the PMS cancelled the appointment.
@@ -1027,7 +1095,7 @@ impl Market {
                 b.insert_pending = false;
             }
         }
-        self.resolve_changes(pid, id);
+        self.resolve_changes(pid, id, AppointmentChange::Cancelled);
         Ok(())
     }
 
@@ -1038,14 +1106,14 @@ impl Market {
             return Err(SimError::Invalid(format!("booking {id} is not confirmed")));
         }
         b.did_not_attend = true;
-        self.resolve_changes(pid, id);
+        self.resolve_changes(pid, id, AppointmentChange::DidNotAttend);
         Ok(())
     }
 
     /// `noPmsAppointmentChange`.
     pub fn no_change(&mut self, pid: u64, id: i64) -> Result<(), SimError> {
         self.booking_of(pid, id)?;
-        if !self.resolve_changes(pid, id) {
+        if !self.resolve_changes(pid, id, AppointmentChange::NoChange) {
             return Err(SimError::Invalid(format!(
                 "booking {id} has no pmsAppointmentChanges request"
             )));
@@ -1178,6 +1246,7 @@ impl Market {
                 cancel_reason: None,
                 did_not_attend: false,
                 updates: Vec::new(),
+                appointment_change: None,
             },
         );
         let out = self.events(pid, RequestType::Bookings, Some(id), None, now);
@@ -1235,10 +1304,7 @@ impl Market {
         let p = self.practice(pid)?;
         let window = self.timing.health_window();
         let local = now.to_zoned_datetime(p.tz.clone()).datetime();
-        let live_now = p
-            .liveness
-            .as_ref()
-            .is_none_or(|c| c.live_hours.contains(local));
+        let live_now = live_hours(p).is_none_or(|h| h.contains(local));
         let live = |since: Timestamp| live_time(p, since, now);
         let mut reasons = Vec::new();
         if let Some(since) = p.last_poll.or(p.integrated_since)
@@ -1293,12 +1359,13 @@ impl Market {
 
     // ---- subscriptions -----------------------------------------------------------------------
 
-    /// Create, or update the one with the same topic and callback URL.
+    /// `POST /subscription`: without an `id`, a new subscription every time; with an `id`, an
+    /// update of that subscription of the same practice and consumer (404 when there is none).
     pub fn subscribe(
         &mut self,
         pid: u64,
         consumer: &str,
-        mut sub: Subscription,
+        sub: SubscriptionIn,
         now: Timestamp,
     ) -> Result<Subscription, SimError> {
         let url = url::Url::parse(&sub.callback_url).map_err(|e| {
@@ -1312,31 +1379,51 @@ impl Market {
                 "callbackUrl: must be http or https".into(),
             ));
         }
-        if let (Some(s), Some(e)) = (sub.start_at, sub.expire_at)
-            && e <= s
+        let start_at = sub.start_at.unwrap_or(now);
+        if let Some(e) = sub.expire_at
+            && e <= start_at
         {
             return Err(SimError::Invalid("expireAt: must be after startAt".into()));
         }
-        sub.start_at.get_or_insert(now);
-        let existing = self.subscriptions.values().find(|r| {
-            r.practice_id == pid
-                && r.consumer == consumer
-                && r.sub.topic == sub.topic
-                && r.sub.callback_url == sub.callback_url
-        });
-        let id = existing
-            .and_then(|r| r.sub.id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        sub.id = Some(id.clone());
+        let id = match sub.id {
+            Some(id) => {
+                let owned = self
+                    .subscriptions
+                    .get(&id)
+                    .is_some_and(|r| r.practice_id == pid && r.consumer == consumer);
+                if !owned {
+                    return Err(SimError::NotFound(format!(
+                        "subscription {id} does not exist"
+                    )));
+                }
+                id
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let out = Subscription {
+            id: id.clone(),
+            client_id: sub.client_id,
+            topic: sub.topic,
+            callback_url: sub.callback_url,
+            start_at,
+            expire_at: sub.expire_at,
+        };
         self.subscriptions.insert(
             id,
             SubRec {
                 practice_id: pid,
                 consumer: consumer.to_owned(),
-                sub: sub.clone(),
+                sub: out.clone(),
             },
         );
-        Ok(sub)
+        Ok(out)
+    }
+
+    /// The subscriptions of a practice, of every consumer.
+    pub fn subscriptions_of(&self, pid: u64) -> impl Iterator<Item = &SubRec> {
+        self.subscriptions
+            .values()
+            .filter(move |r| r.practice_id == pid)
     }
 
     /// The webhooks for an event.
@@ -1359,19 +1446,17 @@ impl Market {
                     .get(&r.consumer)
                     .is_some_and(|c| c.revoked_at.is_none())
             })
-            .filter(|r| {
-                r.sub.start_at.is_none_or(|s| s <= now) && r.sub.expire_at.is_none_or(|e| e > now)
-            })
+            .filter(|r| r.sub.start_at <= now && r.sub.expire_at.is_none_or(|e| e > now))
             .map(|r| Outgoing {
-                subscription_id: r.sub.id.clone().unwrap_or_default(),
+                subscription_id: r.sub.id.clone(),
                 callback_url: r.sub.callback_url.clone(),
                 payload: WebhookPayload {
                     timestamp: now,
-                    id: r.sub.id.clone().unwrap_or_default(),
+                    id: r.sub.id.clone(),
                     client_id: r.sub.client_id.clone(),
                     topic: r.sub.topic,
                     data: WebhookData {
-                        target: t.target().map(str::to_owned),
+                        target: t.target(),
                         request_type: t,
                         booking_id,
                         request_id,
@@ -1393,6 +1478,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The live hours of the practice's liveness contract; none (around the clock) without a
+/// contract or when the contract has no `liveHours`.
+pub fn live_hours(p: &Practice) -> Option<&Schedule> {
+    p.liveness.as_ref().and_then(|c| c.live_hours.as_ref())
+}
+
 /// How much of `[from, to)` lies within the practice's live hours (all of it without a liveness
 /// contract). Ranges are practice-local; a range ending at 23:59 runs to midnight. Public holidays
 /// are not known, so the weekday's hours apply. At most 400 days are examined.
@@ -1400,7 +1491,7 @@ pub fn live_time(p: &Practice, from: Timestamp, to: Timestamp) -> SignedDuration
     if to <= from {
         return SignedDuration::ZERO;
     }
-    let Some(contract) = &p.liveness else {
+    let Some(hours) = live_hours(p) else {
         return to.duration_since(from);
     };
     let (start, end) = (
@@ -1410,7 +1501,7 @@ pub fn live_time(p: &Practice, from: Timestamp, to: Timestamp) -> SignedDuration
     let mut total = SignedDuration::ZERO;
     let mut day = start;
     for _ in 0..400 {
-        for r in contract.live_hours.day(day.weekday()) {
+        for r in hours.day(day.weekday()) {
             let open = day.to_datetime(r.start).to_zoned_datetime(p.tz.clone());
             let close_civil = if r.end.hour() == 23 && r.end.minute() == 59 {
                 day.tomorrow()

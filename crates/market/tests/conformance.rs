@@ -501,6 +501,15 @@ async fn client_requests_and_simulator_responses_follow_the_spec() {
         .poll()
         .await
         .unwrap_err();
+    // A wrong practice key is a 401 (above); a revoked consent is a 403.
+    let revoked = w
+        .http
+        .delete(w.url(&format!("/practices/{}/consents/{CONSUMER}", w.pid())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let _ = w.practice.poll().await.unwrap_err();
 
     // Both directions of every recorded call.
     let v = Validator { spec: &spec };

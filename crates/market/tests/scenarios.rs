@@ -27,20 +27,38 @@ use slotbridge_market_sim::MarketSim;
 #[tokio::test]
 async fn practice_provides_practice_id_and_key_without_consent() {
     let w = world().await;
-    let wrong = w
+    // A practice that has not given this consumer its consent: 403, with the guidance.
+    let (status, created) = w
+        .post("/practices", serde_json::json!({"name": "No Consent Dental"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let other = created["practice_id"].as_str().unwrap();
+    let none = w
         .client
-        .practice(PracticeCredentials::new(w.pid(), "not-the-key"));
-    let err = wrong.send_pms_resources(&resources()).await.unwrap_err();
+        .practice(PracticeCredentials::new(other, "not-the-key"));
+    let err = none.send_pms_resources(&resources()).await.unwrap_err();
     assert!(matches!(err, MarketError::ConsentMissing { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
         msg.contains("API Consumer Consent") && msg.contains("Grant new consent"),
         "guides the practice: {msg}"
     );
+    // A wrong practice key or an unknown practice id are bad credentials: the spec's 401.
+    let wrong = w
+        .client
+        .practice(PracticeCredentials::new(w.pid(), "not-the-key"));
+    let err = wrong.send_pms_resources(&resources()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MarketError::Unauthorized | MarketError::ConsentMissing { .. }
+        ),
+        "{err:?}"
+    );
     let unknown = w.client.practice(PracticeCredentials::new("999", "x"));
     assert!(matches!(
         unknown.poll().await,
-        Err(MarketError::ConsentMissing { .. })
+        Err(MarketError::Unauthorized | MarketError::ConsentMissing { .. })
     ));
 }
 

@@ -45,6 +45,10 @@ pub struct Args {
     /// Record every API call the marketplace simulator receives, one JSON line each.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Run the marketplace simulator in quirks mode: valid-per-spec answers shaped differently
+    /// (see docs/market-sim.md, "Quirks mode").
+    #[arg(long)]
+    market_quirks: bool,
     /// Write `{"market", "pms", "console", "url", "admin_token", "practice_id", "site_slug",
     /// "misconfigured_practice_id", "misconfigured_site_slug"}` here once the first availability
     /// is published.
@@ -100,6 +104,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         sims = sims.record(path.clone());
     }
     let sims = sims.start().await.context("starting the simulators")?;
+    sims.market.sim().set_quirks(args.market_quirks);
     let harbour = sims.harbour()?;
     let second = misconfigured
         .as_ref()
