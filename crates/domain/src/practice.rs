@@ -548,6 +548,26 @@ pub enum BookingSource {
     Online,
 }
 
+/// Whether the patient came to an appointment, as the PMS records it. A PMS marks a missed
+/// appointment only once it has started; until then (and when the PMS says nothing) it is
+/// [`Attendance::Booked`].
+///
+/// ```
+/// use slotbridge_domain::practice::Attendance;
+/// assert_eq!(Attendance::default(), Attendance::Booked);
+/// let dna: Attendance = serde_json::from_str("\"did_not_attend\"").expect("attendance");
+/// assert_eq!(dna, Attendance::DidNotAttend);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attendance {
+    /// Booked: the patient is expected, came, or the PMS has not said otherwise.
+    #[default]
+    Booked,
+    /// The practice marked the patient as not having attended.
+    DidNotAttend,
+}
+
 /// An appointment in the diary. Times are civil, in the practice's time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiaryAppointment {
@@ -573,6 +593,9 @@ pub struct DiaryAppointment {
     /// The online booker's reference (idempotency key of the insert), if any.
     #[serde(default)]
     pub external_ref: Option<String>,
+    /// Whether the patient attended (booked unless the practice marked a no-show).
+    #[serde(default)]
+    pub attendance: Attendance,
 }
 
 /// A practice's diary.
@@ -787,6 +810,7 @@ mod tests {
             notes: String::new(),
             source: BookingSource::Desk,
             external_ref: None,
+            attendance: Attendance::Booked,
         };
         Diary {
             hours: vec![PractitionerHours {

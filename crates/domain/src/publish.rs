@@ -678,6 +678,7 @@ mod tests {
             notes: String::new(),
             source: crate::practice::BookingSource::Desk,
             external_ref: None,
+            attendance: crate::practice::Attendance::Booked,
         });
         let snap = to_snapshot(&s, &d, now, 2).validate().expect("valid");
         let after = availability(&res, &types, &compute_slots(&snap), &dates);

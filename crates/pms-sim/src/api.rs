@@ -183,6 +183,7 @@ async fn practice(site: Site) -> Json<PracticeOut> {
         timezone: p.setup.timezone.name().to_owned(),
         phone: p.setup.phone.clone(),
         interval_minutes: p.setup.interval_minutes,
+        organisation: p.organisation.clone(),
     })
 }
 

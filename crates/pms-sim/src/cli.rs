@@ -42,6 +42,9 @@ pub struct Args {
     /// Remove an appointment: `{"site","id"}` (repeatable).
     #[arg(long, value_name = "JSON")]
     pub remove: Vec<String>,
+    /// Mark an appointment that has started as not attended: `{"site","id"}` (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub did_not_attend: Vec<String>,
     /// Add a block: `{"site","practitioner"?,"date","start","end","kind"}` (repeatable).
     #[arg(long, value_name = "JSON")]
     pub block: Vec<String>,
@@ -102,12 +105,14 @@ pub enum StartError {
 }
 
 impl Args {
-    /// The desk actions of the flags, in the order: book, remove, block, stacking, rename,
-    /// delete reason, sessions, online booking, close date, reopen date, revoke key.
+    /// The desk actions of the flags, in the order: book, remove, did not attend, block,
+    /// stacking, rename, delete reason, sessions, online booking, close date, reopen date, revoke
+    /// key.
     pub fn desk_actions(&self) -> Result<Vec<(&'static str, DeskAction)>, StartError> {
-        let groups: [(&'static str, &'static str, &Vec<String>); 11] = [
+        let groups: [(&'static str, &'static str, &Vec<String>); 12] = [
             ("book", "book", &self.book),
             ("remove", "remove", &self.remove),
+            ("did-not-attend", "did_not_attend", &self.did_not_attend),
             ("block", "block", &self.block),
             ("stacking", "stacking", &self.stacking),
             ("rename-reason", "rename_reason", &self.rename_reason),
@@ -248,8 +253,12 @@ mod tests {
             r#"{"site":"sharbourdental","practitioner":"1001","start":"2030-01-07T09:00:00+11:00","end":"2030-01-07T09:30:00+11:00"}"#,
             "--book",
             r#"{"site":"sharbourdental","practitioner":"1002","start":"2030-01-07T10:00:00+11:00","end":"2030-01-07T10:30:00+11:00"}"#,
+            "--book",
+            r#"{"site":"sharbourdental","practitioner":"1001","start":"2020-01-06T09:00:00+11:00","end":"2020-01-06T09:30:00+11:00"}"#,
             "--remove",
             r#"{"site":"sharbourdental","id":"A91001"}"#,
+            "--did-not-attend",
+            r#"{"site":"sharbourdental","id":"A91002"}"#,
             "--block",
             r#"{"site":"sharbourdental","date":"2030-01-08","start":"08:00","end":"09:00","kind":"meeting"}"#,
             "--sessions",
@@ -263,7 +272,7 @@ mod tests {
             "--revoke-key",
             r#"{"site":"sharbourdental","key":"demo-harbour-dental-key"}"#,
         ]);
-        assert_eq!(args.desk_actions().expect("actions").len(), 12);
+        assert_eq!(args.desk_actions().expect("actions").len(), 14);
         let sim = args.build().expect("build");
         let Ok(crate::DeskOutcome::Key { api_key, .. }) = sim.desk(DeskAction::CreateKey {
             site: "sharbourdental".into(),
@@ -309,6 +318,16 @@ mod tests {
         // The second booking (A91001: new ids count up from A91000, after the generated ones) was removed.
         assert_eq!(day.as_array().map(Vec::len), Some(1), "{day}");
         assert_eq!(day[0]["practitioner"], "1001", "{day}");
+        let missed: serde_json::Value = get(
+            "/api/v1/sites/sharbourdental/appointments/A91002".into(),
+            &api_key,
+        )
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(missed["status"], "did_not_attend", "{missed}");
         let closed: serde_json::Value = get(
             "/api/v1/sites/sharbourdental/closed-dates?limit=500".into(),
             &api_key,
@@ -384,6 +403,17 @@ mod tests {
         ]);
         let err = args.build().expect_err("bad date").to_string();
         assert!(err.starts_with("--close-date:"), "{err}");
+        let args = parse(&[
+            "--book",
+            r#"{"site":"sharbourdental","practitioner":"1001","start":"2099-01-05T09:00:00+11:00","end":"2099-01-05T09:30:00+11:00"}"#,
+            "--did-not-attend",
+            r#"{"site":"sharbourdental","id":"A91000"}"#,
+        ]);
+        let err = args.build().expect_err("not started").to_string();
+        assert!(
+            err.starts_with("--did-not-attend:") && err.contains("A91000"),
+            "{err}"
+        );
         let args = parse(&["--faults", r#"{"error_rate":2}"#]);
         let err = args.build().expect_err("bad faults").to_string();
         assert!(err.contains("error_rate"), "{err}");

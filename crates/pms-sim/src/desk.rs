@@ -15,7 +15,7 @@ use bytes::Bytes;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use slotbridge_domain::practice::{
-    BlockKind, BookingSource, ClockTime, DiaryAppointment, DiaryBlock, PracticeSetup,
+    Attendance, BlockKind, BookingSource, ClockTime, DiaryAppointment, DiaryBlock, PracticeSetup,
     PractitionerHours, WeeklyWindow,
 };
 
@@ -52,6 +52,13 @@ pub enum DeskAction {
     },
     /// Remove an appointment (also how a cancellation is done).
     Remove {
+        /// Site slug.
+        site: String,
+        /// Appointment id.
+        id: String,
+    },
+    /// Mark an appointment that has started as not attended (a no-show).
+    DidNotAttend {
         /// Site slug.
         site: String,
         /// Appointment id.
@@ -160,6 +167,80 @@ pub enum DeskAction {
         #[serde(default)]
         closed_dates: Vec<Date>,
     },
+    /// Create an organisation with several sites (locations), each a practice with an empty
+    /// diary, its own practitioners and its own API key. All the sites are created, or none.
+    CreateOrganisation {
+        /// The organisation's name.
+        name: String,
+        /// Its sites.
+        sites: Vec<NewSite>,
+    },
+}
+
+/// One site of a new organisation: what `POST /_desk/practices` takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSite {
+    /// The setup (its `site` is the new slug).
+    pub setup: PracticeSetup,
+    /// Weekly hours.
+    #[serde(default)]
+    pub hours: Vec<PractitionerHours>,
+    /// Dates the site is closed.
+    #[serde(default)]
+    pub closed_dates: Vec<Date>,
+}
+
+/// The most sites an organisation is created with.
+pub const MAX_SITES: usize = 20;
+
+/// A new site's slug and API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteKey {
+    /// Site slug.
+    pub site: String,
+    /// Its first API key.
+    pub api_key: String,
+}
+
+/// Check a new site and build its practice with a fresh API key. `field` prefixes the names of
+/// the fields in errors (`sites[1].` for an organisation's second site).
+fn new_site(site: NewSite, field: &str) -> Result<(SiteKey, Practice), Problem> {
+    let NewSite {
+        setup,
+        hours,
+        closed_dates,
+    } = site;
+    for e in &setup.online_booking {
+        if setup.practitioner(&e.practitioner).is_none() {
+            return Err(Problem::invalid(format!(
+                "{field}setup.online_booking: unknown practitioner {:?}",
+                e.practitioner
+            )));
+        }
+    }
+    if ![5, 10, 15].contains(&setup.interval_minutes) {
+        return Err(Problem::invalid(format!(
+            "{field}setup.interval_minutes: expected 5, 10 or 15"
+        )));
+    }
+    let key = SiteKey {
+        site: setup.site.to_string(),
+        api_key: format!("sk_{}", uuid::Uuid::new_v4().simple()),
+    };
+    let mut p = Practice::new(setup, hours, vec![key.api_key.clone()]);
+    p.closed.extend(closed_dates);
+    p.dirty = true;
+    Ok((key, p))
+}
+
+fn site_exists(field: &str, slug: &str) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "site-exists",
+        "Site exists",
+        format!("{field}setup.site: {slug:?} is taken"),
+    )
 }
 
 /// What a desk action produced.
@@ -179,6 +260,15 @@ pub enum DeskOutcome {
         site: String,
         /// The key.
         api_key: String,
+    },
+    /// A new organisation and its sites' keys.
+    Organisation {
+        /// The organisation's id.
+        organisation: String,
+        /// Its name.
+        name: String,
+        /// Each site's slug and API key, in the order given.
+        sites: Vec<SiteKey>,
     },
 }
 
@@ -200,35 +290,51 @@ impl SimState {
                 hours,
                 closed_dates,
             } => {
-                let slug = setup.site.to_string();
-                let key = format!("sk_{}", uuid::Uuid::new_v4().simple());
-                for e in &setup.online_booking {
-                    if setup.practitioner(&e.practitioner).is_none() {
-                        return Err(Problem::invalid(format!(
-                            "setup.online_booking: unknown practitioner {:?}",
-                            e.practitioner
-                        )));
-                    }
-                }
-                if ![5, 10, 15].contains(&setup.interval_minutes) {
-                    return Err(Problem::invalid(
-                        "setup.interval_minutes: expected 5, 10 or 15",
-                    ));
-                }
-                let mut p = Practice::new(setup, hours, vec![key.clone()]);
-                p.closed.extend(closed_dates);
-                p.dirty = true;
-                if !self.insert_practice(&slug, p) {
-                    return Err(Problem::new(
-                        StatusCode::CONFLICT,
-                        "site-exists",
-                        "Site exists",
-                        format!("setup.site: {slug:?} is taken"),
-                    ));
+                let site = NewSite {
+                    setup,
+                    hours,
+                    closed_dates,
+                };
+                let (key, p) = new_site(site, "")?;
+                if !self.insert_practice(&key.site, p) {
+                    return Err(site_exists("", &key.site));
                 }
                 return Ok(DeskOutcome::Key {
-                    site: slug,
-                    api_key: key,
+                    site: key.site,
+                    api_key: key.api_key,
+                });
+            }
+            DeskAction::CreateOrganisation { name, sites } => {
+                let name = name.trim().to_owned();
+                if name.is_empty() {
+                    return Err(Problem::invalid("name: must not be empty"));
+                }
+                if sites.is_empty() || sites.len() > MAX_SITES {
+                    return Err(Problem::invalid(format!(
+                        "sites: expected 1 to {MAX_SITES} sites, found {}",
+                        sites.len()
+                    )));
+                }
+                let organisation = crate::practice::Organisation {
+                    id: format!("org_{}", uuid::Uuid::new_v4().simple()),
+                    name,
+                };
+                let mut keys = Vec::with_capacity(sites.len());
+                let mut practices = Vec::with_capacity(sites.len());
+                for (i, site) in sites.into_iter().enumerate() {
+                    let (key, mut p) = new_site(site, &format!("sites[{i}]."))?;
+                    p.organisation = Some(organisation.clone());
+                    practices.push((key.site.clone(), p));
+                    keys.push(key);
+                }
+                if let Err(slug) = self.insert_practices(practices) {
+                    let i = keys.iter().rposition(|k| k.site == slug).unwrap_or(0);
+                    return Err(site_exists(&format!("sites[{i}]."), &slug));
+                }
+                return Ok(DeskOutcome::Organisation {
+                    organisation: organisation.id,
+                    name: organisation.name,
+                    sites: keys,
                 });
             }
             DeskAction::Book {
@@ -264,6 +370,7 @@ impl SimState {
                     notes,
                     source: BookingSource::Desk,
                     external_ref: None,
+                    attendance: Attendance::Booked,
                 });
                 let tz = p.tz().clone();
                 let data = p
@@ -285,6 +392,20 @@ impl SimState {
                 let data = serde_json::to_value(crate::wire::AppointmentOut::new(&a, p.tz()))
                     .unwrap_or_default();
                 let c = p.record("appointment.deleted", &id, data, now);
+                (site, c, p.webhooks.clone(), DeskOutcome::Done)
+            }
+            DeskAction::DidNotAttend { site, id } => {
+                let shared = site_of(&site)?;
+                let mut p = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (a, changed) = p.mark_did_not_attend(&id, now)?;
+                if !changed {
+                    return Ok(DeskOutcome::Done);
+                }
+                let data = serde_json::to_value(crate::wire::AppointmentOut::new(&a, p.tz()))
+                    .unwrap_or_default();
+                let c = p.record("appointment.updated", &id, data, now);
                 (site, c, p.webhooks.clone(), DeskOutcome::Done)
             }
             DeskAction::Block {
@@ -525,6 +646,10 @@ pub fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
     Router::new()
         .route("/_desk/sites/{slug}/appointments", get(list_day).post(book))
         .route("/_desk/sites/{slug}/appointments/{id}", delete(remove))
+        .route(
+            "/_desk/sites/{slug}/appointments/{id}/did-not-attend",
+            post(did_not_attend),
+        )
         .route("/_desk/sites/{slug}/stacking", put(stacking))
         .route("/_desk/sites/{slug}/blocks", post(block))
         .route("/_desk/sites/{slug}/closed-dates", post(close_date))
@@ -547,6 +672,7 @@ pub fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
         .route("/_desk/sites/{slug}/keys", post(create_key))
         .route("/_desk/sites/{slug}/keys/{id}", delete(revoke_key))
         .route("/_desk/practices", post(create_practice))
+        .route("/_desk/organisations", post(create_organisation))
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/manifest", get(manifest))
         .route("/_sim/stats", get(stats))
@@ -606,6 +732,7 @@ struct DeskRow {
     notes: String,
     reason: Option<String>,
     patient: Option<String>,
+    status: Attendance,
 }
 
 async fn list_day(
@@ -638,6 +765,7 @@ async fn list_day(
             notes: a.notes.clone(),
             reason: a.reason.clone(),
             patient: a.patient.clone(),
+            status: a.attendance,
         })
         .collect();
     Json(rows).into_response()
@@ -673,6 +801,14 @@ async fn book(State(s): State<Arc<SimState>>, params: RawPathParams, bytes: Byte
 
 async fn remove(State(s): State<Arc<SimState>>, params: RawPathParams) -> Response {
     let r = s.desk(DeskAction::Remove {
+        site: param(&params, "slug"),
+        id: param(&params, "id"),
+    });
+    respond(r, false)
+}
+
+async fn did_not_attend(State(s): State<Arc<SimState>>, params: RawPathParams) -> Response {
+    let r = s.desk(DeskAction::DidNotAttend {
         site: param(&params, "slug"),
         id: param(&params, "id"),
     });
@@ -767,18 +903,24 @@ async fn revoke_key(State(s): State<Arc<SimState>>, params: RawPathParams) -> Re
     respond(r, false)
 }
 
+/// A desk body that names no site: `{…}` plus the action tag.
+fn create(s: &SimState, bytes: &[u8], tag: &str) -> Result<DeskOutcome, Problem> {
+    let mut v: serde_json::Value = body(bytes)?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Problem::invalid("body: expected a JSON object"))?;
+    obj.insert("action".into(), tag.into());
+    let action = serde_json::from_value::<DeskAction>(v)
+        .map_err(|e| Problem::invalid(format!("body: {e}")))?;
+    s.desk(action)
+}
+
 async fn create_practice(State(s): State<Arc<SimState>>, bytes: Bytes) -> Response {
-    let mut v: serde_json::Value = match body(&bytes) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    if let Some(o) = v.as_object_mut() {
-        o.insert("action".into(), "create_practice".into());
-    }
-    let r = serde_json::from_value::<DeskAction>(v)
-        .map_err(|e| Problem::invalid(format!("body: {e}")))
-        .and_then(|a| s.desk(a));
-    respond(r, true)
+    respond(create(&s, &bytes, "create_practice"), true)
+}
+
+async fn create_organisation(State(s): State<Arc<SimState>>, bytes: Bytes) -> Response {
+    respond(create(&s, &bytes, "create_organisation"), true)
 }
 
 async fn get_faults(State(s): State<Arc<SimState>>) -> Json<Faults> {

@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use slotbridge_domain::practice::{
-    BlockKind, BookingSource, ClockTime, DiaryAppointment, DiaryBlock, IanaZone,
+    Attendance, BlockKind, BookingSource, ClockTime, DiaryAppointment, DiaryBlock, IanaZone,
     OnlineBookingEntry, PmsPractitioner, PmsReason, PracticeSetup, PractitionerHours,
     ReasonProviderRule, SiteSlug, Specialty, Weekday, WeeklyWindow,
 };
@@ -884,6 +884,7 @@ impl Plan {
                                     BookingSource::Desk
                                 },
                                 external_ref,
+                                attendance: Attendance::Booked,
                             },
                         ));
                         number += 1;

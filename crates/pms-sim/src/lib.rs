@@ -42,7 +42,7 @@ mod registry;
 pub mod webhooks;
 pub mod wire;
 
-pub use desk::{DeskAction, DeskOutcome};
+pub use desk::{DeskAction, DeskOutcome, MAX_SITES, NewSite, SiteKey};
 pub use faults::{Burst429, Faults, Outage};
 pub use generate::{DEMO_API_KEY, DEMO_SLUG, Manifest, ManifestEntry, ManifestIssue, Misconfig};
 pub use problem::Problem;
@@ -373,6 +373,13 @@ impl SimState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(slug, p)
+    }
+
+    fn insert_practices(&self, practices: Vec<(String, Practice)>) -> Result<(), String> {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert_all(practices)
     }
 
     fn resident(&self) -> usize {

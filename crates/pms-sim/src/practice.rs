@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use jiff::civil::{Date, DateTime};
 use serde::{Deserialize, Serialize};
 use slotbridge_domain::practice::{
-    BookingSource, ClockTime, DiaryAppointment, DiaryBlock, PracticeSetup, PractitionerHours,
-    Weekday,
+    Attendance, BookingSource, ClockTime, DiaryAppointment, DiaryBlock, PracticeSetup,
+    PractitionerHours, Weekday,
 };
 
 use crate::generate::{FIRST_FREE_ID, Plan};
@@ -157,6 +157,16 @@ pub struct OnlineInsert {
     pub external_ref: String,
 }
 
+/// The organisation a site belongs to: one PMS account with several locations (sites), each
+/// with its own practitioners, diary, patients and API keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organisation {
+    /// The organisation's id (`org_…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
 /// A practice held by the simulator.
 ///
 /// A generated practice carries the [`Plan`] its diary was generated from and builds each day's
@@ -186,6 +196,8 @@ pub struct Practice {
     next_patient: u64,
     /// API keys.
     pub keys: Vec<ApiKey>,
+    /// The organisation this site is a location of, if it was created as one.
+    pub organisation: Option<Organisation>,
     changes: VecDeque<Change>,
     next_seq: u64,
     /// Webhook subscriptions.
@@ -249,6 +261,7 @@ impl Practice {
                     revoked: false,
                 })
                 .collect(),
+            organisation: None,
             changes: VecDeque::new(),
             next_seq: 1,
             webhooks: Vec::new(),
@@ -472,6 +485,45 @@ impl Practice {
         Some(a)
     }
 
+    /// Mark an appointment as not attended (a desk action): 404 if there is no such
+    /// appointment, 409 `not-started` if it has not started by `now` (nobody can miss an
+    /// appointment in the future). Returns the appointment and whether it changed (`false`: it
+    /// was marked already).
+    pub fn mark_did_not_attend(
+        &mut self,
+        id: &str,
+        now: jiff::Timestamp,
+    ) -> Result<(DiaryAppointment, bool), Problem> {
+        let missing = || Problem::not_found(format!("no appointment {id:?}"));
+        let n = appt_num(id).ok_or_else(missing)?;
+        self.build_day_of_number(n);
+        let tz = self.tz().clone();
+        let start = *self.appt_keys.get(&n).ok_or_else(missing)?;
+        let a = self.appts.get_mut(&(start, n)).ok_or_else(missing)?;
+        let started = a
+            .start
+            .to_zoned_datetime(tz)
+            .is_ok_and(|z| z.timestamp() <= now);
+        if !started {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "not-started",
+                "Appointment not started",
+                format!(
+                    "id: appointment {id} starts at {}; a patient can miss it only once it has started",
+                    a.start
+                ),
+            ));
+        }
+        let changed = a.attendance != Attendance::DidNotAttend;
+        a.attendance = Attendance::DidNotAttend;
+        let a = a.clone();
+        if changed {
+            self.dirty = true;
+        }
+        Ok((a, changed))
+    }
+
     /// Record a change in the feed and return it (for webhook delivery).
     pub fn record(
         &mut self,
@@ -565,6 +617,7 @@ impl Practice {
             notes: ins.notes,
             source: BookingSource::Online,
             external_ref: Some(ins.external_ref),
+            attendance: Attendance::Booked,
         };
         let id = self.put_appointment(a);
         let a = self.appointment(&id).cloned().ok_or_else(|| {

@@ -133,6 +133,23 @@ impl Registry {
         true
     }
 
+    /// Add several practices created at the desk, all or none: `Err(slug)` names the first slug
+    /// that is taken (or given twice), and then nothing is added.
+    pub fn insert_all(&mut self, practices: Vec<(String, Practice)>) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for (slug, _) in &practices {
+            let taken = self.live.contains_key(slug)
+                || generate::index_of(self.seed, self.count, slug).is_some();
+            if taken || !seen.insert(slug.as_str()) {
+                return Err(slug.clone());
+            }
+        }
+        for (slug, practice) in practices {
+            self.live.insert(slug, Arc::new(Mutex::new(practice)));
+        }
+        Ok(())
+    }
+
     /// Drop unchanged generated practices nobody is using, oldest first, down to the cap and
     /// the weight budget.
     fn evict(&mut self) {

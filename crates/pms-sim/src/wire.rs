@@ -3,7 +3,9 @@
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
-use slotbridge_domain::practice::{BlockKind, BookingSource, DiaryAppointment, DiaryBlock};
+use slotbridge_domain::practice::{
+    Attendance, BlockKind, BookingSource, DiaryAppointment, DiaryBlock,
+};
 
 /// A page of a list: the items and the cursor of the next page (`null` on the last page).
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +29,8 @@ pub struct PracticeOut {
     pub phone: String,
     /// Diary interval in minutes (5, 10 or 15).
     pub interval_minutes: u32,
+    /// The organisation this site is a location of (`null` for a practice on its own).
+    pub organisation: Option<crate::practice::Organisation>,
 }
 
 /// `GET …/web-setup`.
@@ -59,6 +63,8 @@ pub struct AppointmentOut {
     pub source: BookingSource,
     /// External reference of an online insert.
     pub external_ref: Option<String>,
+    /// `booked` or `did_not_attend` (marked at the desk once the appointment has started).
+    pub status: Attendance,
 }
 
 impl AppointmentOut {
@@ -74,6 +80,7 @@ impl AppointmentOut {
             notes: a.notes.clone(),
             source: a.source,
             external_ref: a.external_ref.clone(),
+            status: a.attendance,
         }
     }
 }

@@ -131,6 +131,9 @@ async fn every_example_in_pms_api_md_runs() {
     }
     let thursday = monday.checked_add(jiff::Span::new().days(3)).expect("date");
     let friday = monday.checked_add(jiff::Span::new().days(4)).expect("date");
+    let lastweek = monday
+        .checked_add(jiff::Span::new().days(-14))
+        .expect("date");
     let offset = monday
         .at(9, 0, 0, 0)
         .to_zoned_datetime(tz)
@@ -141,6 +144,7 @@ async fn every_example_in_pms_api_md_runs() {
         ("monday".into(), monday.to_string()),
         ("thursday".into(), thursday.to_string()),
         ("friday".into(), friday.to_string()),
+        ("lastweek".into(), lastweek.to_string()),
         ("offset".into(), offset),
     ]);
 
@@ -195,8 +199,14 @@ async fn every_example_in_pms_api_md_runs() {
                 panic!("line {}: {first}: {why}\nactual: {actual}", ex.line);
             }
             for (var, field) in &ex.captures {
-                let v = actual[field.as_str()]
-                    .as_str()
+                // A field of the body, or a JSON pointer into it (`/sites/0/api_key`).
+                let found = if field.starts_with('/') {
+                    actual.pointer(field)
+                } else {
+                    actual.get(field.as_str())
+                };
+                let v = found
+                    .and_then(Value::as_str)
                     .unwrap_or_else(|| panic!("line {}: no {field} to capture", ex.line));
                 vars.insert(var.clone(), v.to_owned());
             }

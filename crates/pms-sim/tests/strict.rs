@@ -739,6 +739,345 @@ async fn desk_closes_and_reopens_a_date_with_feed_and_webhook() {
     assert_eq!(r.status(), 404);
 }
 
+#[tokio::test]
+async fn desk_marks_a_started_appointment_did_not_attend_with_feed_and_webhook() {
+    let e = env().await;
+    let secret = "did-not-attend-secret-1";
+    let (hook, got) = receiver().await;
+    let r = e
+        .http
+        .post(e.url("webhooks"))
+        .header("x-api-key", &e.key)
+        .json(&json!({"url": hook, "secret": secret}))
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(r.status(), 201);
+    let read = |id: String| {
+        let (http, url, key) = (
+            e.http.clone(),
+            e.url(&format!("appointments/{id}")),
+            e.key.clone(),
+        );
+        async move {
+            let r = http
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .expect("read");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let mark = |id: String| {
+        let url = format!(
+            "{}/_desk/sites/{SLUG}/appointments/{id}/did-not-attend",
+            e.handle.base_url()
+        );
+        let http = e.http.clone();
+        async move { http.post(url).send().await.expect("mark") }
+    };
+    // Two weeks before the Monday ahead has started; the Monday ahead has not.
+    let (s, past) = e.desk_book("D1", -14, "09:00", "09:30").await;
+    assert_eq!(s, 201, "{past}");
+    let past = past["id"].as_str().expect("id").to_owned();
+    let (s, future) = e.desk_book("D1", 0, "09:00", "09:30").await;
+    assert_eq!(s, 201, "{future}");
+    let future = future["id"].as_str().expect("id").to_owned();
+    let (s, a) = read(past.clone()).await;
+    assert_eq!((s, &a["status"]), (200, &json!("booked")), "{a}");
+    let cursor = e
+        .http
+        .get(e.url("changes"))
+        .header("x-api-key", &e.key)
+        .send()
+        .await
+        .expect("changes")
+        .json::<Value>()
+        .await
+        .expect("json")["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+
+    // Not yet started: 409 naming the appointment; unknown: 404; neither changes anything.
+    let r = mark(future.clone()).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.expect("json");
+    assert_eq!(kind(&p), "not-started", "{p}");
+    assert!(
+        p["detail"].as_str().expect("detail").starts_with("id:"),
+        "{p}"
+    );
+    assert_eq!(read(future.clone()).await.1["status"], "booked");
+    assert_eq!(mark("A999999".into()).await.status(), 404);
+    assert_eq!(mark("not-an-id".into()).await.status(), 404);
+    let r = e
+        .http
+        .post(format!(
+            "{}/_desk/sites/snosuchsite/appointments/{past}/did-not-attend",
+            e.handle.base_url()
+        ))
+        .send()
+        .await
+        .expect("mark");
+    assert_eq!(r.status(), 404);
+
+    // Started: 204, and the appointment reads as did_not_attend, alone and in the list.
+    assert_eq!(mark(past.clone()).await.status(), 204);
+    let (s, a) = read(past.clone()).await;
+    assert_eq!((s, &a["status"]), (200, &json!("did_not_attend")), "{a}");
+    let from = e
+        .monday
+        .checked_add(jiff::Span::new().days(-14))
+        .expect("date");
+    let to = from.tomorrow().expect("date");
+    let listed: Value = e
+        .http
+        .get(format!("{}?from={from}&to={to}", e.url("appointments")))
+        .header("x-api-key", &e.key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["id"], past.as_str(), "{listed}");
+    assert_eq!(listed["items"][0]["status"], "did_not_attend", "{listed}");
+
+    // One appointment.updated in the feed and to the webhook; marking again adds nothing.
+    assert_eq!(mark(past.clone()).await.status(), 204);
+    let page: Value = e
+        .http
+        .get(format!("{}?since={cursor}", e.url("changes")))
+        .header("x-api-key", &e.key)
+        .send()
+        .await
+        .expect("changes")
+        .json()
+        .await
+        .expect("json");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["type"], "appointment.updated");
+    assert_eq!(items[0]["subject"], past.as_str());
+    assert_eq!(items[0]["data"]["status"], "did_not_attend");
+    let ev = event(
+        &got,
+        secret,
+        "dev.slotbridge.pms.appointment.updated",
+        &past,
+    )
+    .await;
+    assert_eq!(ev["data"]["seq"], items[0]["seq"]);
+    assert_eq!(ev["data"]["object"]["status"], "did_not_attend");
+}
+
+/// One site of an organisation: `practitioners` are `(id, specialty)`.
+fn org_site(slug: &str, practitioners: &[(&str, &str)]) -> Value {
+    let week = json!(["mon", "tue", "wed", "thu", "fri"]);
+    let list: Vec<Value> = practitioners
+        .iter()
+        .map(|(id, sp)| {
+            json!({"id": id, "title": "Dr", "first_name": "A", "last_name": id, "specialties": [sp]})
+        })
+        .collect();
+    let online: Vec<Value> = practitioners
+        .iter()
+        .map(|(id, _)| json!({"practitioner": id, "duration_minutes": 30}))
+        .collect();
+    let hours: Vec<Value> = practitioners
+        .iter()
+        .map(|(id, _)| {
+            json!({"practitioner": id, "sessions": [{"days": week, "start": "08:00", "end": "17:00"}]})
+        })
+        .collect();
+    json!({
+        "setup": {
+            "site": slug, "name": format!("Coast {slug}"), "timezone": "Australia/Sydney",
+            "phone": "(02) 9000 0000", "interval_minutes": 15, "stacking": true,
+            "practitioners": list, "online_booking": online, "reasons": []
+        },
+        "hours": hours
+    })
+}
+
+#[tokio::test]
+async fn an_organisation_has_two_sites_each_with_its_own_practitioners_and_keys() {
+    let e = env().await;
+    let orgs = format!("{}/_desk/organisations", e.handle.base_url());
+    let create = |body: Value| {
+        let (http, url) = (e.http.clone(), orgs.clone());
+        async move {
+            let r = http.post(url).json(&body).send().await.expect("create");
+            let status = r.status().as_u16();
+            if status >= 400 {
+                assert_eq!(r.headers()["content-type"], "application/problem+json");
+            }
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (s, org) = create(json!({"name": "Coast Dental Group", "sites": [
+        org_site("scoastmanly", &[("M1", "dentist"), ("M2", "hygienist")]),
+        org_site("scoastbondi", &[("B1", "dentist")]),
+    ]}))
+    .await;
+    assert_eq!(s, 201, "{org}");
+    let id = org["organisation"].as_str().expect("organisation");
+    assert_eq!(org["name"], "Coast Dental Group");
+    let sites = org["sites"].as_array().expect("sites");
+    assert_eq!(sites.len(), 2, "{org}");
+    assert_eq!(sites[0]["site"], "scoastmanly");
+    assert_eq!(sites[1]["site"], "scoastbondi");
+    let manly = sites[0]["api_key"].as_str().expect("key");
+    let bondi = sites[1]["api_key"].as_str().expect("key");
+    assert_ne!(manly, bondi);
+
+    let get = |slug: &str, tail: &str, key: &str| {
+        let url = format!("{}/api/v1/sites/{slug}/{tail}", e.handle.base_url());
+        let (http, key) = (e.http.clone(), key.to_owned());
+        async move {
+            let r = http
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .expect("get");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Each key sees its own site, with its own practitioners, and names the organisation.
+    let (s, p) = get("scoastmanly", "practitioners", manly).await;
+    assert_eq!((s, ids(&p)), (200, vec!["M1".to_owned(), "M2".to_owned()]));
+    let (s, p) = get("scoastbondi", "practitioners", bondi).await;
+    assert_eq!((s, ids(&p)), (200, vec!["B1".to_owned()]));
+    for (slug, key) in [("scoastmanly", manly), ("scoastbondi", bondi)] {
+        let (s, p) = get(slug, "practice", key).await;
+        assert_eq!(s, 200, "{p}");
+        assert_eq!(p["organisation"]["id"], id, "{p}");
+        assert_eq!(p["organisation"]["name"], "Coast Dental Group", "{p}");
+    }
+    // A practice on its own has none.
+    let (_, p) = get(SLUG, "practice", &e.key).await;
+    assert_eq!(p["organisation"], Value::Null, "{p}");
+    // A key of one site is refused on the other, either way round.
+    for (slug, key) in [
+        ("scoastbondi", manly),
+        ("scoastmanly", bondi),
+        (SLUG, manly),
+    ] {
+        let (s, p) = get(slug, "practitioners", key).await;
+        assert_eq!((s, kind(&p)), (401, "unauthorized"), "{slug}: {p}");
+    }
+    // The diaries are apart: a desk booking at Manly is not in Bondi's diary.
+    let monday = e.monday;
+    let r = e
+        .http
+        .post(format!(
+            "{}/_desk/sites/scoastmanly/appointments",
+            e.handle.base_url()
+        ))
+        .json(&json!({"practitioner": "M1", "start": e.at(0, "09:00"), "end": e.at(0, "09:30")}))
+        .send()
+        .await
+        .expect("book");
+    assert_eq!(r.status(), 201);
+    let range = format!(
+        "appointments?from={monday}&to={}",
+        monday.tomorrow().expect("date")
+    );
+    let (_, a) = get("scoastmanly", &range, manly).await;
+    assert_eq!(a["items"].as_array().map(Vec::len), Some(1), "{a}");
+    let (_, a) = get("scoastbondi", &range, bondi).await;
+    assert_eq!(a["items"].as_array().map(Vec::len), Some(0), "{a}");
+
+    // All or nothing: a taken slug refuses the whole organisation, naming the site.
+    let (s, p) = create(json!({"name": "Other Group", "sites": [
+        org_site("sotherone", &[("O1", "dentist")]),
+        org_site("scoastbondi", &[("O2", "dentist")]),
+    ]}))
+    .await;
+    assert_eq!((s, kind(&p)), (409, "site-exists"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("sites[1].setup.site:"),
+        "{p}"
+    );
+    let r = e
+        .http
+        .get(format!(
+            "{}/api/v1/sites/sotherone/practice",
+            e.handle.base_url()
+        ))
+        .header("x-api-key", manly)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404, "the first site was not created either");
+    // The same slug twice.
+    let (s, p) = create(json!({"name": "Twice", "sites": [
+        org_site("stwiceone", &[("T1", "dentist")]),
+        org_site("stwiceone", &[("T2", "dentist")]),
+    ]}))
+    .await;
+    assert_eq!((s, kind(&p)), (409, "site-exists"), "{p}");
+    // Bad input names the field.
+    let mut bad = org_site("sbadsite", &[("X1", "dentist")]);
+    bad["setup"]["interval_minutes"] = json!(7);
+    let (s, p) =
+        create(json!({"name": "Bad", "sites": [org_site("sgoodsite", &[("G1", "dentist")]), bad]}))
+            .await;
+    assert_eq!((s, kind(&p)), (422, "invalid"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("sites[1].setup.interval_minutes:"),
+        "{p}"
+    );
+    let (s, p) =
+        create(json!({"name": "  ", "sites": [org_site("sblankname", &[("N1", "dentist")])]}))
+            .await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"].as_str().expect("detail").starts_with("name:"),
+        "{p}"
+    );
+    let (s, p) = create(json!({"name": "Empty", "sites": []})).await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"].as_str().expect("detail").starts_with("sites:"),
+        "{p}"
+    );
+    let (s, p) = create(json!({"name": "No sites"})).await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"].as_str().expect("detail").starts_with("body:"),
+        "{p}"
+    );
+    let r = e
+        .http
+        .post(&orgs)
+        .body("[1, 2]")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 422);
+}
+
 /// This machine's IPv4 address on its default route, if it has one (no packet is sent).
 fn outbound_ipv4() -> Option<std::net::IpAddr> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;

@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use rand::Rng;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use slotbridge_domain::practice::{Diary, IanaZone, PracticeSetup, SiteSlug};
+use slotbridge_domain::practice::{Diary, DiaryAppointment, IanaZone, PracticeSetup, SiteSlug};
 use tokio::sync::Semaphore;
 
 use crate::parse::{self, Page};
@@ -385,6 +385,30 @@ impl PmsConnector for ExactConnector {
         })
     }
 
+    async fn read_appointment(&self, id: &str) -> Result<Option<DiaryAppointment>, PmsError> {
+        let op = "appointment read";
+        if id.is_empty() || id == "." || id == ".." {
+            return Err(PmsError::Invalid {
+                kind: "id".into(),
+                detail: format!("{op}: an appointment id is required"),
+            });
+        }
+        let zone = self.zone().await?;
+        let tail = format!("appointments/{}", path_segment(id));
+        match self.get(op, &tail, &[]).await {
+            Ok(bytes) => parse::parse_appointment(&bytes, zone.time_zone())
+                .map(Some)
+                .map_err(|e| e.during(op)),
+            Err(PmsError::NotFound { .. }) => {
+                // The API answers 404 for an unknown site too, and its detail is not ours to
+                // repeat: the site answering tells that the appointment is what is missing.
+                self.get("practice read", "practice", &[]).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn insert_appointment(&self, new: &NewAppointment) -> Result<Inserted, PmsError> {
         if new.external_ref.trim().is_empty() {
             return Err(PmsError::Invalid {
@@ -509,5 +533,33 @@ impl PmsConnector for ExactConnector {
             )
             .await?;
         parse::parse_webhook_id(&resp).map_err(|e| e.during("webhook register"))
+    }
+}
+
+/// `s` as one URL path segment: every byte but the unreserved characters percent-encoded, so an
+/// id can neither leave its segment nor add a query.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn a_path_segment_keeps_unreserved_characters_and_encodes_the_rest() {
+        assert_eq!(path_segment("A1234"), "A1234");
+        assert_eq!(path_segment("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(path_segment("../practice"), "..%2Fpractice");
+        assert_eq!(path_segment("A1?x=1#y"), "A1%3Fx%3D1%23y");
+        assert_eq!(path_segment("é 1"), "%C3%A9%201");
     }
 }

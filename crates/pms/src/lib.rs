@@ -25,7 +25,7 @@ use std::future::Future;
 
 use jiff::civil::Date;
 use secrecy::SecretString;
-use slotbridge_domain::practice::{Diary, PracticeSetup, to_snapshot};
+use slotbridge_domain::practice::{Diary, DiaryAppointment, PracticeSetup, to_snapshot};
 use slotbridge_domain::snapshot::Snapshot;
 
 mod error;
@@ -58,6 +58,15 @@ pub trait PmsConnector: Send + Sync {
         from: Date,
         to: Date,
     ) -> impl Future<Output = Result<Diary, PmsError>> + Send;
+
+    /// Read one appointment by its PMS id: `None` when the PMS has no such appointment (it was
+    /// removed at the desk, which is how a practice cancels). Its
+    /// [`attendance`](slotbridge_domain::practice::DiaryAppointment::attendance) tells whether
+    /// the patient was marked as not attending. An unknown site is an error, never `None`.
+    fn read_appointment(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DiaryAppointment>, PmsError>> + Send;
 
     /// Insert an online booking; idempotent on its external reference.
     fn insert_appointment(

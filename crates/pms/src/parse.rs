@@ -10,8 +10,8 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use slotbridge_domain::practice::{
-    BlockKind, BookingSource, ClockTime, DiaryAppointment, DiaryBlock, OnlineBookingEntry,
-    PmsPractitioner, PmsReason, PractitionerHours,
+    Attendance, BlockKind, BookingSource, ClockTime, DiaryAppointment, DiaryBlock,
+    OnlineBookingEntry, PmsPractitioner, PmsReason, PractitionerHours,
 };
 
 use crate::types::{ChangeEntry, ChangePage, Patient, PracticeInfo};
@@ -244,6 +244,9 @@ struct RawAppointment {
     source: BookingSource,
     #[serde(default)]
     external_ref: Option<String>,
+    /// `booked` or `did_not_attend`; a PMS that sends none is read as booked.
+    #[serde(default)]
+    status: Attendance,
 }
 
 impl RawAppointment {
@@ -266,6 +269,7 @@ impl RawAppointment {
             notes: self.notes,
             source: self.source,
             external_ref: self.external_ref,
+            attendance: self.status,
         })
     }
 }

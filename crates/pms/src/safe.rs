@@ -60,6 +60,7 @@ const KNOWN_KINDS: &[&str] = &[
     "key-revoked",
     "not-found",
     "not-online",
+    "not-started",
     "off-grid",
     "outside-reason-window",
     "outside-session",

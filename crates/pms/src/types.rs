@@ -220,7 +220,8 @@ pub struct Capabilities {
 pub enum ChangeScope {
     /// Nothing published depends on it (`patient.created`).
     Nothing,
-    /// The diary: appointments, blocks, closed dates, sessions.
+    /// The diary: appointments (created, updated: a patient marked as not attending, deleted),
+    /// blocks, closed dates, sessions.
     Diary,
     /// The setup (`setup.changed`), or a type this client does not know.
     Setup,
@@ -234,6 +235,9 @@ impl ChangeScope {
     /// use slotbridge_pms::ChangeScope;
     /// assert_eq!(ChangeScope::of("patient.created"), ChangeScope::Nothing);
     /// assert_eq!(ChangeScope::of("dev.slotbridge.pms.appointment.created"), ChangeScope::Diary);
+    /// // A desk marking a patient who did not attend.
+    /// assert_eq!(ChangeScope::of("appointment.updated"), ChangeScope::Diary);
+    /// assert_eq!(ChangeScope::of("dev.slotbridge.pms.appointment.updated"), ChangeScope::Diary);
     /// assert_eq!(ChangeScope::of("setup.changed"), ChangeScope::Setup);
     /// assert_eq!(ChangeScope::of("something.new"), ChangeScope::Setup);
     /// ```

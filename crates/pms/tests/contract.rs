@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use jiff::civil::{Date, DateTime};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use slotbridge_domain::practice::{SiteSlug, default_reason};
+use slotbridge_domain::practice::{Attendance, SiteSlug, default_reason};
 use slotbridge_pms::webhook::verify_webhook;
 use slotbridge_pms::{
     Changes, ExactConfig, ExactConnector, NewAppointment, NewPatient, PatientQuery, PmsConnector,
     PmsError, read_snapshot,
 };
 use slotbridge_pms_sim::{
-    Burst429, DEMO_API_KEY, DEMO_SLUG, Faults, Outage, PmsSim, RateLimit, SimHandle,
+    Burst429, DEMO_API_KEY, DEMO_SLUG, DeskAction, DeskOutcome, Faults, Outage, PmsSim, RateLimit,
+    SimHandle,
 };
 
 const SLUG: &str = "scontract";
@@ -247,6 +248,112 @@ async fn inserts_are_idempotent_and_strict() {
         .expect("search");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, patient);
+}
+
+#[tokio::test]
+async fn reads_one_appointment_with_its_attendance_or_none_once_removed() {
+    let e = env().await;
+    let pms = e.pms();
+    let sim = e.handle.sim();
+    let patient = e.patient(&pms).await;
+
+    // Found: an online booking reads back as it was inserted, booked.
+    let inserted = pms
+        .insert_appointment(&e.booking(&patient, 9, 0, "hb-read-1"))
+        .await
+        .expect("insert");
+    let found = pms
+        .read_appointment(&inserted.appointment.id)
+        .await
+        .expect("read");
+    assert_eq!(found.as_ref(), Some(&inserted.appointment));
+    assert_eq!(
+        found.map(|a| a.attendance),
+        Some(Attendance::Booked),
+        "an appointment is booked until the desk says otherwise"
+    );
+
+    // Did not attend: a desk booking two weeks ago, marked at the desk.
+    let start = e.at(-14, 9, 0);
+    let instant = |dt: DateTime| {
+        dt.to_zoned_datetime(sydney())
+            .expect("zoned")
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    let Ok(DeskOutcome::Created { id: past }) = sim.desk(DeskAction::Book {
+        site: SLUG.into(),
+        practitioner: "D1".into(),
+        start: instant(start),
+        end: instant(e.at(-14, 9, 30)),
+        reason: None,
+        patient: Some(patient.clone()),
+        notes: String::new(),
+    }) else {
+        panic!("a desk booking");
+    };
+    let before = pms.read_appointment(&past).await.expect("read");
+    assert_eq!(before.map(|a| a.attendance), Some(Attendance::Booked));
+    let marked = reqwest::Client::new()
+        .post(format!(
+            "{}/_desk/sites/{SLUG}/appointments/{past}/did-not-attend",
+            e.handle.base_url()
+        ))
+        .send()
+        .await
+        .expect("mark");
+    assert_eq!(marked.status(), 204);
+    let missed = pms
+        .read_appointment(&past)
+        .await
+        .expect("read")
+        .expect("still in the diary");
+    assert_eq!(missed.attendance, Attendance::DidNotAttend);
+    assert_eq!((missed.id.as_str(), missed.start), (past.as_str(), start));
+    // The diary read carries the attendance too.
+    let diary = pms
+        .read_diary(start.date(), start.date().tomorrow().expect("date"))
+        .await
+        .expect("diary");
+    assert_eq!(
+        diary
+            .appointments
+            .iter()
+            .map(|a| (a.id.as_str(), a.attendance))
+            .collect::<Vec<_>>(),
+        vec![(past.as_str(), Attendance::DidNotAttend)]
+    );
+
+    // Removed at the desk (how a practice cancels): None, as for an id the PMS never had.
+    sim.desk(DeskAction::Remove {
+        site: SLUG.into(),
+        id: inserted.appointment.id.clone(),
+    })
+    .expect("remove");
+    assert_eq!(
+        pms.read_appointment(&inserted.appointment.id)
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(pms.read_appointment("A424242").await.expect("read"), None);
+    // An id stays in its path segment: this is no appointment, not the practice record.
+    assert_eq!(
+        pms.read_appointment("../practice").await.expect("read"),
+        None
+    );
+    assert!(matches!(
+        pms.read_appointment("").await,
+        Err(PmsError::Invalid { kind, .. }) if kind == "id"
+    ));
+
+    // An unknown site or a wrong key is an error, never "removed".
+    let unknown = ExactConnector::new(e.config("snowhere", &e.key));
+    let err = unknown.read_appointment(&past).await;
+    assert!(matches!(err, Err(PmsError::NotFound { .. })), "{err:?}");
+    let wrong = ExactConnector::new(e.config(SLUG, "nope"));
+    let err = wrong.read_appointment(&past).await;
+    assert!(matches!(err, Err(PmsError::Unauthorized { .. })), "{err:?}");
 }
 
 #[tokio::test]

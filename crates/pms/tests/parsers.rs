@@ -79,6 +79,34 @@ fn hostile_values_are_protocol_errors() {
     assert!(parse::parse_practice(huge.as_bytes()).is_err());
 }
 
+#[test]
+fn attendance_is_read_from_status_and_a_missing_status_is_booked() {
+    use slotbridge_domain::practice::Attendance;
+    let tz = jiff::tz::TimeZone::get("Australia/Sydney").expect("tz");
+    let one = r#"{"id":"A1","practitioner":"1","start":"2026-12-07T09:00:00+11:00","end":"2026-12-07T09:30:00+11:00","source":"desk"}"#;
+    let read = |body: &str| parse::parse_appointment(body.as_bytes(), &tz);
+    assert_eq!(read(one).expect("no status").attendance, Attendance::Booked);
+    let with = |status: &str| one.replace(r#""source""#, &format!(r#""status":{status},"source""#));
+    assert_eq!(
+        read(&with(r#""booked""#)).expect("booked").attendance,
+        Attendance::Booked
+    );
+    assert_eq!(
+        read(&with(r#""did_not_attend""#)).expect("dna").attendance,
+        Attendance::DidNotAttend
+    );
+    let page = VALID[7].replace(r#""source""#, r#""status":"did_not_attend","source""#);
+    let appts = parse::parse_appointments(page.as_bytes(), &tz).expect("appointments");
+    assert_eq!(appts.items[0].attendance, Attendance::DidNotAttend);
+    // An attendance this client does not know is a protocol error that does not repeat it.
+    let err = read(&with(r#""Zebedee Quixotic""#)).expect_err("unknown status");
+    assert!(
+        matches!(err, slotbridge_pms::PmsError::Protocol { .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("Zebedee"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 

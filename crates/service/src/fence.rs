@@ -104,6 +104,14 @@ impl<P: PmsConnector> PmsConnector for FencedPms<P> {
         self.inner.read_diary(from, to).await
     }
 
+    async fn read_appointment(
+        &self,
+        id: &str,
+    ) -> Result<Option<slotbridge_domain::practice::DiaryAppointment>, PmsError> {
+        self.check()?;
+        self.inner.read_appointment(id).await
+    }
+
     async fn insert_appointment(&self, new: &NewAppointment) -> Result<Inserted, PmsError> {
         self.check()?;
         self.inner.insert_appointment(new).await

@@ -94,6 +94,13 @@ impl<P: PmsConnector> PmsConnector for CachedSetup<P> {
         self.inner.read_diary(from, to).await
     }
 
+    async fn read_appointment(
+        &self,
+        id: &str,
+    ) -> Result<Option<slotbridge_domain::practice::DiaryAppointment>, PmsError> {
+        self.inner.read_appointment(id).await
+    }
+
     async fn insert_appointment(
         &self,
         new: &slotbridge_pms::NewAppointment,
