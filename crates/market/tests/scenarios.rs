@@ -29,7 +29,10 @@ async fn practice_provides_practice_id_and_key_without_consent() {
     let w = world().await;
     // A practice that has not given this consumer its consent: 403, with the guidance.
     let (status, created) = w
-        .post("/practices", serde_json::json!({"name": "No Consent Dental"}))
+        .post(
+            "/practices",
+            serde_json::json!({"name": "No Consent Dental"}),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let other = created["practice_id"].as_str().unwrap();
