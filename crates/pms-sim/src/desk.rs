@@ -399,7 +399,7 @@ impl SimState {
                 let mut p = shared
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let (a, changed) = p.mark_did_not_attend(&id, now)?;
+                let (a, changed) = p.mark_did_not_attend(&id)?;
                 if !changed {
                     return Ok(DeskOutcome::Done);
                 }

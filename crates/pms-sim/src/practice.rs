@@ -486,35 +486,18 @@ impl Practice {
     }
 
     /// Mark an appointment as not attended (a desk action): 404 if there is no such
-    /// appointment, 409 `not-started` if it has not started by `now` (nobody can miss an
-    /// appointment in the future). Returns the appointment and whether it changed (`false`: it
-    /// was marked already).
+    /// appointment. Any appointment may be marked, one still to come too: the desk decides (and
+    /// a reviewer driving the simulator can mark a booking just made). Returns the appointment
+    /// and whether it changed (`false`: it was marked already).
     pub fn mark_did_not_attend(
         &mut self,
         id: &str,
-        now: jiff::Timestamp,
     ) -> Result<(DiaryAppointment, bool), Problem> {
         let missing = || Problem::not_found(format!("no appointment {id:?}"));
         let n = appt_num(id).ok_or_else(missing)?;
         self.build_day_of_number(n);
-        let tz = self.tz().clone();
         let start = *self.appt_keys.get(&n).ok_or_else(missing)?;
         let a = self.appts.get_mut(&(start, n)).ok_or_else(missing)?;
-        let started = a
-            .start
-            .to_zoned_datetime(tz)
-            .is_ok_and(|z| z.timestamp() <= now);
-        if !started {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "not-started",
-                "Appointment not started",
-                format!(
-                    "id: appointment {id} starts at {}; a patient can miss it only once it has started",
-                    a.start
-                ),
-            ));
-        }
         let changed = a.attendance != Attendance::DidNotAttend;
         a.attendance = Attendance::DidNotAttend;
         let a = a.clone();

@@ -1177,6 +1177,9 @@ mod tests {
             created_at: at,
             updated_at: at,
             cancelled_at: None,
+            appointment_change: None,
+            appointment_change_at: None,
+            late_outcome: None,
         }
     }
 

@@ -1363,17 +1363,17 @@ async fn updating_liveness_contract_times_in_the_pms(w: World) {
 /// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
 /// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
 macro_rules! scenarios {
-    (with $builder:path: $($name:ident),* $(,)?) => {$(
+    (with $builder:ident: $($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() {
-                let w = $builder(super::Stack::builder().db(super::Db::Sqlite).record());
+                let w = super::$builder(super::Stack::builder().db(super::Db::Sqlite).record());
                 super::$name(w.start().await.expect("sqlite world")).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
-                let w = $builder(super::Stack::builder().db(super::Db::Postgres).record());
+                let w = super::$builder(super::Stack::builder().db(super::Db::Postgres).record());
                 if let Some(w) = w.start().await {
                     super::$name(w).await;
                 }
