@@ -679,12 +679,13 @@ impl PracticeClient {
     }
 
     /// `POST /subscription`: create a subscription (or update the one with the same topic and
-    /// callback URL); returns it with its id.
+    /// callback URL); returns it with its id. The answer echoes what was sent: a field of it
+    /// that is null, missing or cannot be read is taken from `subscription`.
     pub async fn create_subscription(
         &self,
         subscription: &Subscription,
     ) -> Result<Subscription, MarketError> {
-        self.post_json("/subscription", subscription, Idempotent::No)
+        self.post_echoed("/subscription", subscription, Idempotent::No)
             .await
     }
 
@@ -697,7 +698,7 @@ impl PracticeClient {
     ) -> Result<Subscription, MarketError> {
         let mut renewed = subscription.clone();
         renewed.expire_at = expire_at;
-        self.post_json("/subscription", &renewed, Idempotent::Yes)
+        self.post_echoed("/subscription", &renewed, Idempotent::Yes)
             .await
     }
 
@@ -774,6 +775,19 @@ impl PracticeClient {
             .call(Method::POST, path, &[], Some(bytes), idempotent)
             .await?;
         parse(&Method::POST, path, &body)
+    }
+
+    async fn post_echoed<T: Serialize + DeserializeOwned>(
+        &self,
+        path: &str,
+        sent: &T,
+        idempotent: Idempotent,
+    ) -> Result<T, MarketError> {
+        let bytes = to_json(sent)?;
+        let (_, body) = self
+            .call(Method::POST, path, &[], Some(bytes), idempotent)
+            .await?;
+        echoed(sent, &body).map_err(|e| unreadable_answer(&Method::POST, path, &e))
     }
 
     async fn post_unit<B: Serialize + ?Sized>(
@@ -987,6 +1001,27 @@ fn unreadable_answer(method: &Method, path: &str, why: &str) -> MarketError {
     }
 }
 
+/// Read an answer that echoes what was sent (`POST /subscription`): each field of the answer
+/// that reads is kept (the marketplace's `id`, say); one that is null, missing or cannot be read
+/// (a topic or a time in a form this client does not know) is taken from what was sent. Only an
+/// answer that is not a JSON object is an error; its text says where, without values.
+fn echoed<T: Serialize + DeserializeOwned>(sent: &T, body: &[u8]) -> Result<T, String> {
+    let answer: serde_json::Map<String, serde_json::Value> = safe::decode(body)?;
+    let mut merged =
+        serde_json::to_value(sent).map_err(|_| "cannot encode the request".to_owned())?;
+    for (field, value) in answer {
+        if value.is_null() {
+            continue;
+        }
+        let mut candidate = merged.clone();
+        candidate[field.as_str()] = value;
+        if serde_json::from_value::<T>(candidate.clone()).is_ok() {
+            merged = candidate;
+        }
+    }
+    serde_json::from_value(merged).map_err(|_| "the request itself does not read back".to_owned())
+}
+
 /// The field named by an error body (`{"error": "[1].pmsResourceId: ..."}`), when it is one of
 /// the API's own.
 fn error_field(body: &[u8]) -> Option<String> {
@@ -1058,6 +1093,35 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&big.bytes[..]), &mut out)
             .unwrap();
         assert_eq!(out.len(), 5000);
+    }
+
+    #[test]
+    fn an_echoed_answer_keeps_what_reads_and_takes_the_rest_from_what_was_sent() {
+        let sent = Subscription {
+            id: None,
+            client_id: Some("link-1".into()),
+            topic: SubscriptionTopic::All,
+            callback_url: "https://node.example/hooks".into(),
+            start_at: None,
+            expire_at: Some(format::parse_utc("2027-01-01 00:00:00").unwrap()),
+        };
+        let answer = serde_json::json!({
+            "id": "6f1c", "clientId": null, "topic": "requests.videoConsults",
+            "callbackUrl": "https://node.example/hooks", "startAt": "yesterday",
+            "expireAt": "2027-02-01 00:00:00", "somethingNew": true
+        });
+        let got = echoed(&sent, answer.to_string().as_bytes()).unwrap();
+        assert_eq!(got.id.as_deref(), Some("6f1c"));
+        assert_eq!(got.client_id.as_deref(), Some("link-1"));
+        assert_eq!(got.topic, SubscriptionTopic::All);
+        assert_eq!(got.start_at, None);
+        assert_eq!(
+            got.expire_at,
+            Some(format::parse_utc("2027-02-01 00:00:00").unwrap())
+        );
+        assert!(echoed(&sent, b"[1]").is_err());
+        let e = echoed(&sent, b"\"Zebedee\"").unwrap_err();
+        assert!(!e.contains("Zebedee"), "{e}");
     }
 
     #[test]

@@ -148,56 +148,65 @@ where
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
-/// A date of birth in either format; `null` and `""` are `None`.
-pub(crate) fn dob_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+/// A required value parsed from text: `null` is [`IS_NULL`]; anything that does not parse is
+/// `problem`.
+fn parsed<'de, D, T>(
+    d: D,
+    parse: fn(&str) -> Result<T, format::FormatError>,
+    problem: &'static str,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    match Value::deserialize(d)? {
+        Value::Null => fail(IS_NULL),
+        Value::String(s) => parse(s.trim()).or_else(|_| fail(problem)),
+        _ => fail(problem),
+    }
+}
+
+/// An optional value parsed from text: `null` and blank text are `None`; anything that does not
+/// parse is `problem`.
+fn parsed_opt<'de, D, T>(
+    d: D,
+    parse: fn(&str) -> Result<T, format::FormatError>,
+    problem: &'static str,
+) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+{
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
         Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => format::parse_dob(s.trim())
-            .map(Some)
-            .or_else(|_| fail(NOT_DOB)),
-        _ => fail(NOT_DOB),
+        Value::String(s) => parse(s.trim()).map(Some).or_else(|_| fail(problem)),
+        _ => fail(problem),
     }
+}
+
+/// A date of birth in either format; `null` and `""` are `None`.
+pub(crate) fn dob_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    parsed_opt(d, format::parse_dob, NOT_DOB)
 }
 
 /// A required date (`day`, `date`).
 pub(crate) fn date<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => fail(IS_NULL),
-        Value::String(s) => format::read_date(s.trim()).or_else(|_| fail(NOT_DATE)),
-        _ => fail(NOT_DATE),
-    }
+    parsed(d, format::read_date, NOT_DATE)
 }
 
 /// A required instant. A missing or `null` one is filled in before the item is read (see
 /// [`crate::read::ListItem::fill_in`]), so `null` here is an error.
 pub(crate) fn utc<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => fail(IS_NULL),
-        Value::String(s) => format::read_utc(s.trim()).or_else(|_| fail(NOT_UTC)),
-        _ => fail(NOT_UTC),
-    }
+    parsed(d, format::read_utc, NOT_UTC)
 }
 
 /// An optional instant: `null` and `""` are `None`.
 pub(crate) fn utc_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => format::read_utc(s.trim())
-            .map(Some)
-            .or_else(|_| fail(NOT_UTC)),
-        _ => fail(NOT_UTC),
-    }
+    parsed_opt(d, format::read_utc, NOT_UTC)
 }
 
 /// A required practice-local date-time (`pmsAppointmentTime`).
 pub(crate) fn local<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => fail(IS_NULL),
-        Value::String(s) => format::read_local(s.trim()).or_else(|_| fail(NOT_LOCAL)),
-        _ => fail(NOT_LOCAL),
-    }
+    parsed(d, format::read_local, NOT_LOCAL)
 }
 
 /// A gender: one of the spec's (in any case) or `None` (`null`, or a value the spec does not
