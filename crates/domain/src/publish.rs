@@ -428,7 +428,10 @@ mod tests {
         let hours = vec![
             PractitionerHours {
                 practitioner: "1001".into(),
-                sessions: vec![weekdays("08:00", "12:00"), WeeklyWindow::new(vec![Mon], t("13:00"), t("17:00"))],
+                sessions: vec![
+                    weekdays("08:00", "12:00"),
+                    WeeklyWindow::new(vec![Mon], t("13:00"), t("17:00")),
+                ],
                 breaks: vec![],
             },
             PractitionerHours {
@@ -457,7 +460,10 @@ mod tests {
 
         // No session anywhere: open all day, every day.
         let open = opening_hours(&setup, &[]);
-        assert!(open.iter().all(|d| *d == vec![(ClockTime::MIDNIGHT, ClockTime::END_OF_DAY)]));
+        assert!(
+            open.iter()
+                .all(|d| *d == vec![(ClockTime::MIDNIGHT, ClockTime::END_OF_DAY)])
+        );
     }
 
     fn sample_setup_for_hours() -> PracticeSetup {

@@ -489,10 +489,7 @@ impl Practice {
     /// appointment. Any appointment may be marked, one still to come too: the desk decides (and
     /// a reviewer driving the simulator can mark a booking just made). Returns the appointment
     /// and whether it changed (`false`: it was marked already).
-    pub fn mark_did_not_attend(
-        &mut self,
-        id: &str,
-    ) -> Result<(DiaryAppointment, bool), Problem> {
+    pub fn mark_did_not_attend(&mut self, id: &str) -> Result<(DiaryAppointment, bool), Problem> {
         let missing = || Problem::not_found(format!("no appointment {id:?}"));
         let n = appt_num(id).ok_or_else(missing)?;
         self.build_day_of_number(n);

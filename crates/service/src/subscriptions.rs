@@ -237,7 +237,10 @@ mod tests {
         assert_eq!(d.check_due(t0, every, since), Some(("s1".into(), since)));
         let upto = since + SignedDuration::from_secs(100);
         d.checked(t0, upto, false);
-        assert_eq!(d.check_due(t0 + Duration::from_secs(59), every, since), None);
+        assert_eq!(
+            d.check_due(t0 + Duration::from_secs(59), every, since),
+            None
+        );
         assert_eq!(
             d.check_due(t0 + every, every, since),
             Some(("s1".into(), upto))

@@ -19,18 +19,8 @@ async fn linked_with_slots(w: &World) -> (String, Vec<Value>) {
     w.linked_with_slots(LINKED, 2).await
 }
 
-/// Both simulators and one node on `db`, every marketplace call recorded, Harbour Dental
-/// linked; `None` when PostgreSQL is unavailable outside CI.
-async fn world_on(db: Db) -> Option<World> {
-    Stack::builder().db(db).record().start().await
-}
-
-async fn world() -> World {
-    world_on(Db::Sqlite).await.expect("sqlite world")
-}
-
 async fn linking_the_pms_account_with_a_practice_publishes_configuration_and_availability(
-    w: World,
+    w: &World,
 ) {
     let (_day, slots) = linked_with_slots(&w).await;
     assert!(
@@ -42,7 +32,7 @@ async fn linking_the_pms_account_with_a_practice_publishes_configuration_and_ava
     assert!(p["liveness_contract"].is_object(), "{p}");
 }
 
-async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: World) {
+async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: &World) {
     let (day, slots) = linked_with_slots(&w).await;
     let slot = &slots[0];
     w.desk_book(DEMO_SLUG, slot).await;
@@ -57,7 +47,7 @@ async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: Worl
     .await;
 }
 
-async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w: World) {
+async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w: &World) {
     let (day, slots) = linked_with_slots(&w).await;
     let slot = slots.last().expect("slot");
     let id = book(&w, &w.harbour().practice_id, slot, "Ada").await;
@@ -87,7 +77,9 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
     assert!(mine[0]["notes"].as_str().is_some_and(|n| n.contains(&id)));
     // The marketplace type is linked to a PMS booking reason: the appointment carries that
     // reason, with the PMS's own duration for it.
-    let appointment = status["pms_appointment_ids"][0].as_str().expect("appointment");
+    let appointment = status["pms_appointment_ids"][0]
+        .as_str()
+        .expect("appointment");
     let a: Value = w
         .http
         .get(format!(
@@ -111,7 +103,7 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
     assert_eq!(a["end"], status["end"], "the PMS's duration: {a} {status}");
 }
 
-async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: World) {
+async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: &World) {
     let (_day, slots) = linked_with_slots(&w).await;
     let id = book(&w, &w.harbour().practice_id, &slots[1], "Grace").await;
     eventually("booking confirmed", Duration::from_secs(20), || async {
@@ -132,7 +124,7 @@ async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_an
     assert!(b.to_string().contains("call the practice"), "{b}");
 }
 
-async fn the_admin_api_explains_findings_and_missing_slots(w: World) {
+async fn the_admin_api_explains_findings_and_missing_slots(w: &World) {
     let (day, slots) = linked_with_slots(&w).await;
     let links = w.api_get("/api/links").await;
     let link = links[0]["id"].as_str().expect("link id").to_owned();
@@ -220,7 +212,7 @@ async fn book(w: &World, practice_id: &str, slot: &Value, first: &str) -> String
 }
 
 async fn initial_configuration_synchronisation_sends_liveness_resources_and_types_before_availability(
-    w: World,
+    w: &World,
 ) {
     linked_with_slots(&w).await;
     // A call is recorded once answered: wait for the availability's record line.
@@ -254,7 +246,7 @@ async fn initial_configuration_synchronisation_sends_liveness_resources_and_type
 }
 
 async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_per_specialty(
-    w: World,
+    w: &World,
 ) {
     linked_with_slots(&w).await;
     let p = w.practice(&w.harbour().practice_id).await;
@@ -274,7 +266,7 @@ async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_p
     );
 }
 
-async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it(w: World) {
+async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it(w: &World) {
     let revoked = market_practice(&w, "Revoked Dental");
     let pid = revoked.practice_id.clone();
     let r = w
@@ -310,45 +302,104 @@ async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish
     );
 }
 
-async fn integration_of_pms_account_with_multi_location_support_publishes_to_each_practice(
-    w: World,
-) {
-    linked_with_slots(&w).await;
-    let north = market_practice(&w, "Harbour Dental North");
-    let second = north.practice_id.clone();
-    w.link(&north).await;
-    let p = eventually(
-        "the second practice configured",
-        Duration::from_secs(20),
-        || async {
-            let p = w.practice(&second).await;
-            (p["pms_resources"].as_array().is_some_and(|a| !a.is_empty())
-                && p["pms_appointment_types"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty()))
-            .then_some(p)
+/// One location of Coast Dental Group: its own practitioners, each in the "Healthengine" reason.
+fn coast_site(slug: &str, name: &str, practitioners: &[(&str, &str, &str)]) -> Value {
+    let week = json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
+    json!({
+        "setup": {
+            "site": slug, "name": name, "timezone": slotbridge_testkit::HARBOUR_TZ,
+            "phone": "(02) 9000 2000", "interval_minutes": 15, "stacking": true,
+            "practitioners": practitioners.iter().map(|(id, first, last)| json!({
+                "id": id, "title": "Dr", "first_name": first, "last_name": last,
+                "specialties": ["dentist"]})).collect::<Vec<_>>(),
+            "online_booking": practitioners.iter().map(|(id, _, _)| json!({
+                "practitioner": id, "duration_minutes": 30})).collect::<Vec<_>>(),
+            "reasons": [{"id": "R1", "name": "Healthengine", "marketing": true,
+                "providers": practitioners.iter().map(|(id, _, _)| json!({
+                    "practitioner": id, "duration_minutes": 30,
+                    "windows": [{"days": week, "start": "00:00", "end": "24:00"}]}))
+                    .collect::<Vec<_>>()}]
         },
-    )
-    .await;
-    let first = w.practice(&w.harbour().practice_id).await;
-    assert_eq!(p["pms_resources"], first["pms_resources"]);
-    eventually(
-        "the second practice's availability",
-        Duration::from_secs(20),
-        || async {
-            let a = w
-                .get(&format!(
-                    "{}/_market/practices/{second}/availability",
-                    w.market_url
-                ))
-                .await;
-            a.as_array().is_some_and(|a| !a.is_empty()).then_some(a)
-        },
-    )
-    .await;
+        "hours": practitioners.iter().map(|(id, _, _)| json!({
+            "practitioner": id,
+            "sessions": [{"days": week, "start": "07:00", "end": "21:00"}]})).collect::<Vec<_>>()
+    })
 }
 
-async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice(w: World) {
+async fn integration_of_pms_account_with_multi_location_support_publishes_to_each_practice(
+    w: &World,
+) {
+    linked_with_slots(&w).await;
+    // One PMS organisation with two locations, each with its own practitioners and key.
+    let r = w
+        .http
+        .post(format!("{}/_desk/organisations", w.pms_url))
+        .json(&json!({"name": "Coast Dental Group", "sites": [
+            coast_site("scoastmanly", "Coast Dental Manly", &[("2001", "Ravi", "Patel"), ("2002", "Amy", "Lo")]),
+            coast_site("scoastbondi", "Coast Dental Bondi", &[("3001", "Lena", "Ross")]),
+        ]}))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let org: Value = r.json().await.expect("organisation");
+    let mut published = Vec::new();
+    for (i, (name, expected)) in [
+        ("Coast Dental Manly", vec!["2001", "2002"]),
+        ("Coast Dental Bondi", vec!["3001"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let site = &org["sites"][i];
+        let p = w
+            .create_practice(
+                name,
+                slotbridge_testkit::HARBOUR_TZ,
+                site["site"].as_str().expect("slug"),
+                site["api_key"].as_str().expect("key"),
+            )
+            .expect("marketplace practice");
+        w.link(&p).await;
+        published.push((p.practice_id.clone(), expected));
+    }
+    // Each marketplace practice holds exactly its own location's practitioners, with availability.
+    for (pid, expected) in &published {
+        let p = eventually(
+            "the location's configuration and availability",
+            Duration::from_secs(20),
+            || async {
+                let p = w.practice(pid).await;
+                let a = w
+                    .get(&format!(
+                        "{}/_market/practices/{pid}/availability",
+                        w.market_url
+                    ))
+                    .await;
+                (p["pms_resources"].as_array().is_some_and(|r| !r.is_empty())
+                    && a.as_array().is_some_and(|a| !a.is_empty()))
+                .then_some(p)
+            },
+        )
+        .await;
+        let mut ids: Vec<&str> = p["pms_resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter_map(|r| r["pmsResourceId"].as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(&ids, expected, "{p}");
+    }
+    // Harbour Dental keeps its own.
+    let harbour = w.practice(&w.harbour().practice_id).await;
+    assert!(
+        !harbour.to_string().contains("\"2001\"") && !harbour.to_string().contains("\"3001\""),
+        "{harbour}"
+    );
+}
+
+async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice(w: &World) {
     let (day, slots) = linked_with_slots(&w).await;
     let link = w.first_link().await;
     let new = market_practice(&w, "Harbour Dental (new listing)");
@@ -398,7 +449,7 @@ async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practic
 }
 
 async fn sending_configuration_availability_and_outstanding_requests_after_being_temporarily_disabled(
-    w: World,
+    w: &World,
 ) {
     let (day, slots) = linked_with_slots(&w).await;
     let link = w.first_link().await;
@@ -419,8 +470,9 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
     );
     let enabled_from = recorded_calls(&w, &w.harbour().practice_id).len();
     w.patch_link(&link, json!({"enabled": true})).await;
-    // Re-enabled: the availability of every resource for the whole horizon is sent again.
-    whole_horizon_sent_once(&w, enabled_from).await;
+    // Re-enabled: the availability of every resource for the whole horizon is sent again (the
+    // waiting booking, answered meanwhile, may send its day once more).
+    whole_horizon_sent(w, enabled_from, false).await;
     // Re-enabled: configuration is sent again, availability follows the PMS, and the waiting
     // booking (an outstanding request) is handled by the integration, not auto-confirmed.
     eventually(
@@ -457,7 +509,7 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
     assert_eq!(b["auto_confirmed"], false, "{b}");
 }
 
-async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: World) {
+async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: &World) {
     linked_with_slots(&w).await;
     let link = w.first_link().await;
     let pid = w.harbour().practice_id.clone();
@@ -485,7 +537,7 @@ async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: Wor
     }
     // The availability resync sends every (resource, date) of the horizon, unchanged or not:
     // exactly resources × 30 days, each once.
-    whole_horizon_sent_once(&w, availability_from).await;
+    whole_horizon_sent(w, availability_from, true).await;
 }
 
 /// Every (resource, day) of Harbour Dental's 30-day horizon.
@@ -522,9 +574,9 @@ fn snapshots_sent_after(w: &World, from: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every (resource, day) of the horizon is sent after the first `from` recorded calls, each
-/// exactly once.
-async fn whole_horizon_sent_once(w: &World, from: usize) {
+/// Every (resource, day) of the horizon is sent after the first `from` recorded calls; each
+/// exactly once when `once` (nothing else changes meanwhile).
+async fn whole_horizon_sent(w: &World, from: usize, once: bool) {
     let expected = horizon_pairs(w).await;
     let sent = eventually(
         "the whole horizon sent",
@@ -536,12 +588,17 @@ async fn whole_horizon_sent_once(w: &World, from: usize) {
     )
     .await;
     let distinct: std::collections::BTreeSet<(String, String)> = sent.iter().cloned().collect();
-    assert_eq!(distinct, expected, "every resource for every day of the horizon");
-    assert_eq!(sent.len(), expected.len(), "each (resource, day) sent once");
+    assert_eq!(
+        distinct, expected,
+        "every resource for every day of the horizon"
+    );
+    if once {
+        assert_eq!(sent.len(), expected.len(), "each (resource, day) sent once");
+    }
 }
 
 async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds(
-    w: World,
+    w: &World,
 ) {
     linked_with_slots(&w).await;
     let names = |p: &Value| -> Vec<String> {
@@ -594,7 +651,7 @@ async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace
 }
 
 async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s(
-    w: World,
+    w: &World,
 ) {
     let (day, before) = linked_with_slots(&w).await;
     let r = w
@@ -642,7 +699,7 @@ async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_
     }
 }
 
-async fn outstanding_requests_during_initial_configuration_synchronisation_are_answered(w: World) {
+async fn outstanding_requests_during_initial_configuration_synchronisation_are_answered(w: &World) {
     linked_with_slots(&w).await;
     // A second listing whose marketplace already holds a request before we link it.
     let previous = market_practice(&w, "Harbour Dental (previous integration)");
@@ -673,7 +730,7 @@ async fn outstanding_requests_during_initial_configuration_synchronisation_are_a
     .await;
 }
 
-async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: World) {
+async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: &World) {
     linked_with_slots(&w).await;
     // The PMS site has exactly one webhook to us, even after the worker restarts.
     let link = w.first_link().await;
@@ -747,7 +804,7 @@ async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: World) {
     );
 }
 
-async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time(w: World) {
+async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time(w: &World) {
     linked_with_slots(&w).await;
     for n in 0..3 {
         w.link(&market_practice(&w, &format!("Harbour Dental {n}")))
@@ -787,7 +844,7 @@ async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_tim
 }
 
 async fn a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_99_rejected_within_20_s(
-    w: World,
+    w: &World,
 ) {
     let (day, slots) = linked_with_slots(&w).await;
     let slot = slots[slots.len() / 2].clone();
@@ -869,7 +926,7 @@ async fn a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_
 }
 
 async fn changes_detected_in_pms_resource_snapshot_reach_the_marketplace_within_5_seconds(
-    w: World,
+    w: &World,
 ) {
     linked_with_slots(&w).await;
     let resources = |p: &Value| -> Vec<String> {
@@ -972,7 +1029,7 @@ async fn snapshots_on(w: &World, pid: &str, day: &str) -> Vec<(String, usize)> {
 }
 
 async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_an_empty_day(
-    w: World,
+    w: &World,
 ) {
     linked_with_slots(&w).await;
     let pid = w.harbour().practice_id.clone();
@@ -999,7 +1056,7 @@ async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_
     assert!(held.iter().all(|(_, ranges)| *ranges == 0), "{held:?}");
 }
 
-async fn a_shrunk_horizon_withdraws_the_days_beyond_it(w: World) {
+async fn a_shrunk_horizon_withdraws_the_days_beyond_it(w: &World) {
     linked_with_slots(&w).await;
     let pid = w.harbour().practice_id.clone();
     let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
@@ -1076,7 +1133,10 @@ async fn confirmed_patient(w: &World, slot: &Value, who: Value) -> String {
     .await;
     assert_eq!(b["status"], "Confirmed", "{b}");
     assert_eq!(b["auto_confirmed"], false, "{b}");
-    b["pms_patient_id"].as_str().expect("pms patient").to_owned()
+    b["pms_patient_id"]
+        .as_str()
+        .expect("pms patient")
+        .to_owned()
 }
 
 /// Olivia Martin's file in the PMS.
@@ -1086,38 +1146,89 @@ fn olivia() -> Value {
            "address": {"line1": "12 Smith Street", "suburb": "Manly", "state": "NSW", "postcode": "2095"}})
 }
 
-async fn attempting_to_match_to_existing_patient(w: World) {
+async fn attempting_to_match_to_existing_patient(w: &World) {
     let (_day, slots) = linked_with_slots(&w).await;
     let existing = pms_patient(&w, olivia()).await;
-    let who = patient("Olivia", "Martin", "1984-07-30", "0412 555 101", "olivia.martin@example.com");
-    assert_eq!(confirmed_patient(&w, slots.last().expect("slot"), who).await, existing);
-    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 1, "no new file");
+    let who = patient(
+        "Olivia",
+        "Martin",
+        "1984-07-30",
+        "0412 555 101",
+        "olivia.martin@example.com",
+    );
+    assert_eq!(
+        confirmed_patient(&w, slots.last().expect("slot"), who).await,
+        existing
+    );
+    assert_eq!(
+        pms_patients_born(&w, "1984-07-30").await.len(),
+        1,
+        "no new file"
+    );
 }
 
-async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w: World) {
+async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w: &World) {
     let (_day, slots) = linked_with_slots(&w).await;
     let existing = pms_patient(&w, olivia()).await;
     // A new phone and email since her last visit.
-    let moved = patient("Olivia", "Martin", "1984-07-30", "0499 888 777", "olivia@newmail.example");
-    assert_eq!(confirmed_patient(&w, slots.last().expect("slot"), moved).await, existing);
+    let moved = patient(
+        "Olivia",
+        "Martin",
+        "1984-07-30",
+        "0499 888 777",
+        "olivia@newmail.example",
+    );
+    assert_eq!(
+        confirmed_patient(&w, slots.last().expect("slot"), moved).await,
+        existing
+    );
     // Married: a new last name, her phone and email as the file has them.
-    let married = patient("Olivia", "Chen-Martin", "1984-07-30", "0412 555 101", "olivia.martin@example.com");
+    let married = patient(
+        "Olivia",
+        "Chen-Martin",
+        "1984-07-30",
+        "0412 555 101",
+        "olivia.martin@example.com",
+    );
     assert_eq!(confirmed_patient(&w, &slots[0], married).await, existing);
-    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 1, "no new file");
+    assert_eq!(
+        pms_patients_born(&w, "1984-07-30").await.len(),
+        1,
+        "no new file"
+    );
 }
 
 async fn attempting_to_match_to_existing_patient_who_has_provided_details_in_an_unexpected_format_or_with_a_spelling_mistake(
-    w: World,
+    w: &World,
 ) {
     let (_day, slots) = linked_with_slots(&w).await;
     let existing = pms_patient(&w, olivia()).await;
     // A misspelt first name, a shouting last name with spaces, the phone in international form,
     // the email in capitals.
-    let typed = patient("Olivai", " MARTIN ", "1984-07-30", "+61 412 555 101", "Olivia.Martin@Example.COM");
-    assert_eq!(confirmed_patient(&w, slots.last().expect("slot"), typed).await, existing);
-    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 1, "no new file");
+    let typed = patient(
+        "Olivai",
+        " MARTIN ",
+        "1984-07-30",
+        "+61 412 555 101",
+        "Olivia.Martin@Example.COM",
+    );
+    assert_eq!(
+        confirmed_patient(&w, slots.last().expect("slot"), typed).await,
+        existing
+    );
+    assert_eq!(
+        pms_patients_born(&w, "1984-07-30").await.len(),
+        1,
+        "no new file"
+    );
     // Someone else entirely with the same birthday gets a new file: never a wrong merge.
-    let other = patient("Noah", "Williams", "1984-07-30", "0400 111 222", "noah@example.com");
+    let other = patient(
+        "Noah",
+        "Williams",
+        "1984-07-30",
+        "0400 111 222",
+        "noah@example.com",
+    );
     let new = confirmed_patient(&w, &slots[0], other).await;
     assert_ne!(new, existing);
     assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 2);
@@ -1126,7 +1237,10 @@ async fn attempting_to_match_to_existing_patient_who_has_provided_details_in_an_
 /// The dates the marketplace holds availability snapshots for at `pid` (empty ones included).
 async fn held_dates(w: &World, pid: &str) -> std::collections::BTreeSet<String> {
     let v = w
-        .get(&format!("{}/_market/practices/{pid}/availability", w.market_url))
+        .get(&format!(
+            "{}/_market/practices/{pid}/availability",
+            w.market_url
+        ))
         .await;
     v.as_array()
         .map(|a| {
@@ -1137,7 +1251,7 @@ async fn held_dates(w: &World, pid: &str) -> std::collections::BTreeSet<String> 
         .unwrap_or_default()
 }
 
-async fn publishing_30_days_ahead_by_default_and_at_most_90(w: World) {
+async fn publishing_30_days_ahead_by_default_and_at_most_90(w: &World) {
     linked_with_slots(&w).await;
     let pid = w.harbour().practice_id.clone();
     let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
@@ -1151,7 +1265,11 @@ async fn publishing_30_days_ahead_by_default_and_at_most_90(w: World) {
         (held.len() >= 30).then_some(held)
     })
     .await;
-    assert_eq!(held, days(30), "the default horizon: today and the next 29 days");
+    assert_eq!(
+        held,
+        days(30),
+        "the default horizon: today and the next 29 days"
+    );
     let link = w.first_link().await;
     // More than 90 days is refused, naming the field; nothing changes.
     let r = w
@@ -1223,7 +1341,7 @@ async fn appointment_change_answered(w: &World, id: &str, expected: &str) {
     .await;
 }
 
-async fn pms_appointment_changes_are_answered_from_the_diary(w: World) {
+async fn pms_appointment_changes_are_answered_from_the_diary(w: &World) {
     let (_day, slots) = linked_with_slots(&w).await;
     let (kept, _) = confirmed(&w, slots.last().expect("slot"), "Kept").await;
     let (missed, missed_appointment) = confirmed(&w, &slots[0], "Missed").await;
@@ -1289,24 +1407,38 @@ fn deliveries_fail(b: slotbridge_testkit::StackBuilder) -> slotbridge_testkit::S
     b.public_url("http://127.0.0.1:9")
 }
 
-async fn polling_and_missed_webhooks(w: World) {
+async fn polling_and_missed_webhooks(w: &World) {
     // The subscription is registered (the marketplace accepts it), but no delivery arrives:
     // webhooks are not trusted, so the marketplace is polled every tick and every booking is
     // still answered by the integration within the 20 s window.
-    let (_day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let pid = w.harbour().practice_id.clone();
-    for (i, slot) in slots.iter().rev().take(3).enumerate() {
-        let id = book(&w, &pid, slot, &format!("Missed{i}")).await;
+    let mut slot = slots.last().cloned().expect("slot");
+    for i in 0..3 {
+        let id = book(w, &pid, &slot, &format!("Missed{i}")).await;
         let b = eventually("booking answered", Duration::from_secs(20), || async {
             let b = w.booking(&id).await;
             (b["status"] != "Requested").then_some(b)
         })
         .await;
         assert_eq!(b["status"], "Confirmed", "{b}");
-        assert_eq!(b["auto_confirmed"], false, "answered by the integration: {b}");
+        assert_eq!(
+            b["auto_confirmed"], false,
+            "answered by the integration: {b}"
+        );
+        // The next patient takes another slot still offered.
+        slot = w
+            .slots(&pid, &day)
+            .await
+            .first()
+            .cloned()
+            .expect("a slot left");
     }
     let failed = w
-        .get(&format!("{}/_market/webhooks?practice_id={pid}", w.market_url))
+        .get(&format!(
+            "{}/_market/webhooks?practice_id={pid}",
+            w.market_url
+        ))
         .await;
     assert!(
         failed
@@ -1320,15 +1452,27 @@ async fn polling_and_missed_webhooks(w: World) {
     assert_eq!(health["healthy"], true, "{health}");
 }
 
-async fn updating_liveness_contract_times_in_the_pms(w: World) {
+async fn updating_liveness_contract_times_in_the_pms(w: &World) {
     linked_with_slots(&w).await;
     let pid = w.harbour().practice_id.clone();
     let contract = w.practice(&pid).await["liveness_contract"]["liveHours"].clone();
     // Harbour Dental: weekdays from 08:00 (merged sessions to 20:00 on Thursday), Saturday
     // morning, closed on Sunday.
-    assert_eq!(contract["monday"], json!([{"start": "08:00", "end": "17:30"}]), "{contract}");
-    assert_eq!(contract["thursday"], json!([{"start": "08:00", "end": "20:00"}]), "{contract}");
-    assert_eq!(contract["saturday"], json!([{"start": "08:30", "end": "13:00"}]), "{contract}");
+    assert_eq!(
+        contract["monday"],
+        json!([{"start": "08:00", "end": "17:30"}]),
+        "{contract}"
+    );
+    assert_eq!(
+        contract["thursday"],
+        json!([{"start": "08:00", "end": "20:00"}]),
+        "{contract}"
+    );
+    assert_eq!(
+        contract["saturday"],
+        json!([{"start": "08:30", "end": "13:00"}]),
+        "{contract}"
+    );
     assert_eq!(contract["sunday"], json!([]), "{contract}");
     // Dr Chen now works Sunday mornings too.
     let r = w
@@ -1357,44 +1501,66 @@ async fn updating_liveness_contract_times_in_the_pms(w: World) {
         },
     )
     .await;
-    assert_eq!(contract["monday"], json!([{"start": "08:00", "end": "17:30"}]), "{contract}");
+    assert_eq!(
+        contract["monday"],
+        json!([{"start": "08:00", "end": "17:30"}]),
+        "{contract}"
+    );
 }
 
-/// A scenario runs twice, as `<scenario>::on_sqlite` and `<scenario>::on_postgres`: the same
-/// suite on both backends (PostgreSQL: a fresh database per test, dropped afterwards).
+/// The strict marketplace simulator refused nothing the node sent: every request of the
+/// scenario followed the published schemas.
+async fn conforms(w: &World) {
+    let stats = w.get(&format!("{}/_market/stats", w.market_url)).await;
+    assert_eq!(
+        stats["nonconforming_requests"], 0,
+        "the node sent requests the API's schemas refuse: {stats}"
+    );
+}
+
+/// A scenario runs three times: `<scenario>::on_sqlite`, `<scenario>::on_postgres` (a fresh
+/// database per test, dropped afterwards), and `<scenario>::with_market_quirks` (SQLite, the
+/// marketplace simulator answering in its other valid shapes). Each ends with the conformance
+/// check of [`conforms`].
 macro_rules! scenarios {
     (with $builder:ident: $($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() {
                 let w = super::$builder(super::Stack::builder().db(super::Db::Sqlite).record());
-                super::$name(w.start().await.expect("sqlite world")).await;
+                let w = w.start().await.expect("sqlite world");
+                super::$name(&w).await;
+                super::conforms(&w).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
                 let w = super::$builder(super::Stack::builder().db(super::Db::Postgres).record());
                 if let Some(w) = w.start().await {
-                    super::$name(w).await;
+                    super::$name(&w).await;
+                    super::conforms(&w).await;
                 }
-            }
-        }
-    )*};
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_sqlite() {
-                super::$name(super::world().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_postgres() {
-                if let Some(w) = super::world_on(super::Db::Postgres).await {
-                    super::$name(w).await;
-                }
+            async fn with_market_quirks() {
+                let w = super::$builder(
+                    super::Stack::builder().db(super::Db::Sqlite).record().market_quirks(),
+                );
+                let w = w.start().await.expect("sqlite world");
+                super::$name(&w).await;
+                super::conforms(&w).await;
             }
         }
     )*};
+    ($($name:ident),* $(,)?) => {
+        scenarios!(with as_is: $($name),*);
+    };
+}
+
+/// The stack as it comes.
+fn as_is(b: slotbridge_testkit::StackBuilder) -> slotbridge_testkit::StackBuilder {
+    b
 }
 
 scenarios!(

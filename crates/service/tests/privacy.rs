@@ -34,8 +34,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::Method;
 use serde_json::{Value, json};
-use slotbridge_market_sim::wire::{Patient as MarketPatient, RequestType};
 use slotbridge_market_sim::state::PatientStatus;
+use slotbridge_market_sim::wire::{Patient as MarketPatient, RequestType};
 use slotbridge_pms_sim::{DEMO_API_KEY, DEMO_SLUG};
 use slotbridge_testkit::{Db, Fault, MASTER_KEY, PmsProxy, Stack, eventually};
 

@@ -40,6 +40,7 @@ pub struct SimsBuilder {
     pms: Option<PmsSim>,
     market_api_key: String,
     record: Option<PathBuf>,
+    market_quirks: bool,
     pms_listener: Option<TcpListener>,
     market_listener: Option<TcpListener>,
 }
@@ -60,6 +61,13 @@ impl SimsBuilder {
     /// Record every marketplace API call to `path`, one JSON line each.
     pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
         self.record = Some(path.into());
+        self
+    }
+
+    /// Run the marketplace simulator in its quirks mode: valid but differently shaped answers
+    /// (the other dob format, nulls, extra fields, an unknown request type; docs/market-sim.md).
+    pub fn market_quirks(mut self, on: bool) -> Self {
+        self.market_quirks = on;
         self
     }
 
@@ -89,6 +97,9 @@ impl SimsBuilder {
         let mut market = MarketSim::builder().consumer(CONSUMER, self.market_api_key.clone());
         if let Some(path) = &self.record {
             market = market.record(path.clone());
+        }
+        if self.market_quirks {
+            market = market.quirks(true);
         }
         let market_listener = match self.market_listener {
             Some(l) => l,
@@ -135,6 +146,7 @@ impl Sims {
             pms: None,
             market_api_key: MARKET_API_KEY.into(),
             record: None,
+            market_quirks: false,
             pms_listener: None,
             market_listener: None,
         }

@@ -99,6 +99,12 @@ impl StackBuilder {
         self
     }
 
+    /// The marketplace simulator in its quirks mode (see [`SimsBuilder::market_quirks`]).
+    pub fn market_quirks(mut self) -> Self {
+        self.sims = self.sims.market_quirks(true);
+        self
+    }
+
     /// Record every marketplace API call ([`Stack::record`]).
     pub fn record(mut self) -> Self {
         self.record = true;

@@ -64,7 +64,9 @@ pub async fn answer<P: PmsConnector>(
     for u in &asked.unreadable {
         match u.booking_id {
             Some(id) => wanted.push((id, Vec::new())),
-            None => warn!(link = %link.id, item = %u, "pmsAppointmentChanges request without a readable bookingId: cannot be answered"),
+            None => {
+                warn!(link = %link.id, item = %u, "pmsAppointmentChanges request without a readable bookingId: cannot be answered")
+            }
         }
     }
     let mut answered = Answered::default();
@@ -79,9 +81,7 @@ pub async fn answer<P: PmsConnector>(
         let change = what_changed(pms, row.as_ref(), &named).await?;
         let sent = match change {
             AppointmentChange::Cancelled => {
-                market
-                    .cancel(booking_id, Some(DESK_CANCELLATION))
-                    .await
+                market.cancel(booking_id, Some(DESK_CANCELLATION)).await
             }
             AppointmentChange::DidNotAttend => market.did_not_attend(booking_id, None).await,
             AppointmentChange::NoChange => market.no_pms_appointment_change(booking_id).await,

@@ -623,7 +623,9 @@ impl<P: PmsConnector> Round<'_, P> {
     /// Record the outcome of a late answer the marketplace refused: shown to the practice as an
     /// error, and the answer is never sent again.
     async fn late(&self, row: &Booking, outcome: &str) {
-        self.ctx.metrics.booking("late_refused", since(row.created_at, self.now()));
+        self.ctx
+            .metrics
+            .booking("late_refused", since(row.created_at, self.now()));
         if let Err(e) = self
             .store()
             .record_late_outcome(self.lease, &row.booking_id, outcome, self.now())
