@@ -468,7 +468,7 @@ mod tests {
 
     fn sample_setup_for_hours() -> PracticeSetup {
         PracticeSetup {
-            site: SiteSlug::parse("s").expect("slug"),
+            site: SiteSlug::parse("sharbour").expect("slug"),
             name: "S".into(),
             timezone: IanaZone::parse("Australia/Sydney").expect("zone"),
             phone: String::new(),

@@ -235,6 +235,7 @@ async fn practice_view(State(app): State<App>, Path(p): Path<String>) -> R<Json<
         "name": p.name,
         "timezone": p.timezone,
         "hide_when_unhealthy": p.hide_when_unhealthy,
+        "refuse_late_answers": p.refuse_late_answers,
         "consents": p.consents.values().collect::<Vec<_>>(),
         "liveness_contract": p.liveness,
         "pms_resources": p.resources,
@@ -254,7 +255,8 @@ async fn practice_view(State(app): State<App>, Path(p): Path<String>) -> R<Json<
 
 #[derive(Deserialize)]
 struct Settings {
-    hide_when_unhealthy: bool,
+    hide_when_unhealthy: Option<bool>,
+    refuse_late_answers: Option<bool>,
 }
 
 async fn settings(
@@ -262,7 +264,14 @@ async fn settings(
     Path(p): Path<String>,
     Body(b): Body<Settings>,
 ) -> R<StatusCode> {
-    app.lock().practice_mut(pid(&p)?)?.hide_when_unhealthy = b.hide_when_unhealthy;
+    let mut m = app.lock();
+    let practice = m.practice_mut(pid(&p)?)?;
+    if let Some(on) = b.hide_when_unhealthy {
+        practice.hide_when_unhealthy = on;
+    }
+    if let Some(on) = b.refuse_late_answers {
+        practice.refuse_late_answers = on;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

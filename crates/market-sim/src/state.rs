@@ -239,6 +239,9 @@ pub struct Practice {
     pub integrated_since: Option<Timestamp>,
     /// Hide slots while the integration is unhealthy.
     pub hide_when_unhealthy: bool,
+    /// Refuse (400) a `rejectInsert` that arrives after the booking was auto-confirmed, as the
+    /// real API may; off by default (the late rejection is then kept as `late_reject`).
+    pub refuse_late_answers: bool,
 }
 
 /// The integration health of a practice.
@@ -528,6 +531,7 @@ impl Market {
                 last_poll: None,
                 integrated_since: None,
                 hide_when_unhealthy,
+                refuse_late_answers: false,
             },
         );
         Ok(id)
@@ -992,10 +996,20 @@ impl Market {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<Vec<Outgoing>, SimError> {
+        let refuse_late = self
+            .practices
+            .get(&pid)
+            .is_some_and(|p| p.refuse_late_answers);
         let b = self.booking_of(pid, id)?;
         if !b.insert_pending {
             return Err(SimError::Invalid(format!(
                 "booking {id} is not waiting for an insert"
+            )));
+        }
+        if refuse_late && b.status != PatientStatus::Requested {
+            return Err(SimError::Invalid(format!(
+                "booking {id} was confirmed by the marketplace after its 20-second window: a \
+                 late rejection is refused"
             )));
         }
         b.insert_pending = false;

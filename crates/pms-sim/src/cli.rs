@@ -404,14 +404,12 @@ mod tests {
         let err = args.build().expect_err("bad date").to_string();
         assert!(err.starts_with("--close-date:"), "{err}");
         let args = parse(&[
-            "--book",
-            r#"{"site":"sharbourdental","practitioner":"1001","start":"2099-01-05T09:00:00+11:00","end":"2099-01-05T09:30:00+11:00"}"#,
             "--did-not-attend",
-            r#"{"site":"sharbourdental","id":"A91000"}"#,
+            r#"{"site":"sharbourdental","id":"A91999"}"#,
         ]);
-        let err = args.build().expect_err("not started").to_string();
+        let err = args.build().expect_err("no such appointment").to_string();
         assert!(
-            err.starts_with("--did-not-attend:") && err.contains("A91000"),
+            err.starts_with("--did-not-attend:") && err.contains("A91999"),
             "{err}"
         );
         let args = parse(&["--faults", r#"{"error_rate":2}"#]);

@@ -22,7 +22,7 @@ async fn linked_with_slots(w: &World) -> (String, Vec<Value>) {
 async fn linking_the_pms_account_with_a_practice_publishes_configuration_and_availability(
     w: &World,
 ) {
-    let (_day, slots) = linked_with_slots(&w).await;
+    let (_day, slots) = linked_with_slots(w).await;
     assert!(
         slots
             .iter()
@@ -33,7 +33,7 @@ async fn linking_the_pms_account_with_a_practice_publishes_configuration_and_ava
 }
 
 async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: &World) {
-    let (day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let slot = &slots[0];
     w.desk_book(DEMO_SLUG, slot).await;
     eventually(
@@ -48,9 +48,9 @@ async fn a_desk_booking_disappears_from_the_marketplace_within_5_seconds(w: &Wor
 }
 
 async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w: &World) {
-    let (day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let slot = slots.last().expect("slot");
-    let id = book(&w, &w.harbour().practice_id, slot, "Ada").await;
+    let id = book(w, &w.harbour().practice_id, slot, "Ada").await;
     let status = eventually("booking confirmed", Duration::from_secs(20), || async {
         let b = w.booking(&id).await;
         (b["status"] != "Requested").then_some(b)
@@ -104,8 +104,8 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
 }
 
 async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: &World) {
-    let (_day, slots) = linked_with_slots(&w).await;
-    let id = book(&w, &w.harbour().practice_id, &slots[1], "Grace").await;
+    let (_day, slots) = linked_with_slots(w).await;
+    let id = book(w, &w.harbour().practice_id, &slots[1], "Grace").await;
     eventually("booking confirmed", Duration::from_secs(20), || async {
         let b = w.booking(&id).await;
         (b["status"] == "Confirmed").then_some(b)
@@ -125,7 +125,7 @@ async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_an
 }
 
 async fn the_admin_api_explains_findings_and_missing_slots(w: &World) {
-    let (day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let links = w.api_get("/api/links").await;
     let link = links[0]["id"].as_str().expect("link id").to_owned();
     assert!(
@@ -214,18 +214,18 @@ async fn book(w: &World, practice_id: &str, slot: &Value, first: &str) -> String
 async fn initial_configuration_synchronisation_sends_liveness_resources_and_types_before_availability(
     w: &World,
 ) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     // A call is recorded once answered: wait for the availability's record line.
     eventually(
         "the availability recorded",
         Duration::from_secs(10),
         || async {
-            (count_calls(&w, &w.harbour().practice_id, "/availability/snapshots") > 0)
+            (count_calls(w, &w.harbour().practice_id, "/availability/snapshots") > 0)
                 .then_some(json!(1))
         },
     )
     .await;
-    let calls: Vec<String> = recorded_calls(&w, &w.harbour().practice_id)
+    let calls: Vec<String> = recorded_calls(w, &w.harbour().practice_id)
         .into_iter()
         .map(|(c, _)| c)
         .collect();
@@ -248,7 +248,7 @@ async fn initial_configuration_synchronisation_sends_liveness_resources_and_type
 async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_per_specialty(
     w: &World,
 ) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let p = w.practice(&w.harbour().practice_id).await;
     let ids: Vec<&str> = p["pms_resources"]
         .as_array()
@@ -267,7 +267,7 @@ async fn managing_pms_practitioners_with_multiple_specialties_sends_a_resource_p
 }
 
 async fn practice_provides_id_and_key_without_consent_and_is_guided_to_establish_it(w: &World) {
-    let revoked = market_practice(&w, "Revoked Dental");
+    let revoked = market_practice(w, "Revoked Dental");
     let pid = revoked.practice_id.clone();
     let r = w
         .http
@@ -329,7 +329,7 @@ fn coast_site(slug: &str, name: &str, practitioners: &[(&str, &str, &str)]) -> V
 async fn integration_of_pms_account_with_multi_location_support_publishes_to_each_practice(
     w: &World,
 ) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     // One PMS organisation with two locations, each with its own practitioners and key.
     let r = w
         .http
@@ -400,9 +400,9 @@ async fn integration_of_pms_account_with_multi_location_support_publishes_to_eac
 }
 
 async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practice(w: &World) {
-    let (day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let link = w.first_link().await;
-    let new = market_practice(&w, "Harbour Dental (new listing)");
+    let new = market_practice(w, "Harbour Dental (new listing)");
     let (new_id, new_key) = (new.practice_id, new.practice_key);
     w.patch_link(
         &link,
@@ -428,20 +428,20 @@ async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practic
     .await;
     // Nothing more goes to the old practice: its calls stop growing, even after a PMS change.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let old_calls = recorded_calls(&w, &w.harbour().practice_id).len();
-    let new_calls = count_calls(&w, &new_id, "/availability/snapshots");
+    let old_calls = recorded_calls(w, &w.harbour().practice_id).len();
+    let new_calls = count_calls(w, &new_id, "/availability/snapshots");
     w.desk_book(DEMO_SLUG, &slots[0]).await;
     eventually(
         "the new practice follows the PMS",
         Duration::from_secs(10),
         || async {
-            (count_calls(&w, &new_id, "/availability/snapshots") > new_calls).then_some(json!(1))
+            (count_calls(w, &new_id, "/availability/snapshots") > new_calls).then_some(json!(1))
         },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        recorded_calls(&w, &w.harbour().practice_id).len(),
+        recorded_calls(w, &w.harbour().practice_id).len(),
         old_calls,
         "no transmission to the previous practice after the id changed"
     );
@@ -451,24 +451,28 @@ async fn updating_a_healthengine_practice_id_moves_publishing_to_the_new_practic
 async fn sending_configuration_availability_and_outstanding_requests_after_being_temporarily_disabled(
     w: &World,
 ) {
-    let (day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let link = w.first_link().await;
     w.patch_link(&link, json!({"enabled": false})).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let config_sends = count_calls(
-        &w,
-        &w.harbour().practice_id,
-        "/config/pmsResources/snapshot",
-    );
+    let config_sends = count_calls(w, &w.harbour().practice_id, "/config/pmsResources/snapshot");
     // While disabled: a desk booking is not published, and a patient's booking waits.
     w.desk_book(DEMO_SLUG, &slots[0]).await;
-    let booking = book(&w, &w.harbour().practice_id, &slots[2], "Disabled").await;
+    // The patient's slot is the day's last, far from the desk's (a booked slot takes any
+    // overlapping one off the marketplace by itself).
+    let booking = book(
+        w,
+        &w.harbour().practice_id,
+        slots.last().expect("slot"),
+        "Disabled",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         offers(&w.slots(&w.harbour().practice_id, &day).await, &slots[0]),
         "nothing is sent while the link is disabled"
     );
-    let enabled_from = recorded_calls(&w, &w.harbour().practice_id).len();
+    let enabled_from = recorded_calls(w, &w.harbour().practice_id).len();
     w.patch_link(&link, json!({"enabled": true})).await;
     // Re-enabled: the availability of every resource for the whole horizon is sent again (the
     // waiting booking, answered meanwhile, may send its day once more).
@@ -479,11 +483,8 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
         "configuration sent after re-enabling",
         Duration::from_secs(10),
         || async {
-            (count_calls(
-                &w,
-                &w.harbour().practice_id,
-                "/config/pmsResources/snapshot",
-            ) > config_sends)
+            (count_calls(w, &w.harbour().practice_id, "/config/pmsResources/snapshot")
+                > config_sends)
                 .then_some(json!(1))
         },
     )
@@ -510,7 +511,7 @@ async fn sending_configuration_availability_and_outstanding_requests_after_being
 }
 
 async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let link = w.first_link().await;
     let pid = w.harbour().practice_id.clone();
     let mut availability_from = 0;
@@ -518,8 +519,8 @@ async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: &Wo
         ("config", "/config/pmsAppointmentTypes/snapshot"),
         ("availability", "/availability/snapshots"),
     ] {
-        let before = count_calls(&w, &pid, call);
-        availability_from = recorded_calls(&w, &pid).len();
+        let before = count_calls(w, &pid, call);
+        availability_from = recorded_calls(w, &pid).len();
         let r = w
             .http
             .post(format!("{}/api/links/{link}/resync", w.node().url()))
@@ -531,7 +532,7 @@ async fn manual_configuration_and_availability_resync_actions_by_pms_user(w: &Wo
         eventually(
             &format!("{what} resent"),
             Duration::from_secs(10),
-            || async { (count_calls(&w, &pid, call) > before).then_some(json!(1)) },
+            || async { (count_calls(w, &pid, call) > before).then_some(json!(1)) },
         )
         .await;
     }
@@ -600,7 +601,7 @@ async fn whole_horizon_sent(w: &World, from: usize, once: bool) {
 async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace_within_5_seconds(
     w: &World,
 ) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let names = |p: &Value| -> Vec<String> {
         p["pms_appointment_types"]
             .as_array()
@@ -653,7 +654,7 @@ async fn changes_detected_in_pms_appointment_type_snapshot_reach_the_marketplace
 async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_segment_within_5_s(
     w: &World,
 ) {
-    let (day, before) = linked_with_slots(&w).await;
+    let (day, before) = linked_with_slots(w).await;
     let r = w
         .http
         .put(format!("{}/_desk/sites/{DEMO_SLUG}/stacking", w.pms_url))
@@ -700,15 +701,15 @@ async fn turning_stacking_off_leaves_at_most_one_slot_per_practitioner_type_and_
 }
 
 async fn outstanding_requests_during_initial_configuration_synchronisation_are_answered(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     // A second listing whose marketplace already holds a request before we link it.
-    let previous = market_practice(&w, "Harbour Dental (previous integration)");
+    let previous = market_practice(w, "Harbour Dental (previous integration)");
     let pid = previous.practice_id.clone();
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
         .date();
     let day = today + jiff::Span::new().days(3);
-    raise_availability_request(&w, &pid, &day.to_string()).await;
+    raise_availability_request(w, &pid, &day.to_string()).await;
     w.link(&previous).await;
     eventually(
         "the outstanding request answered",
@@ -721,7 +722,7 @@ async fn outstanding_requests_during_initial_configuration_synchronisation_are_a
                 ))
                 .await;
             (!availability_requested(&open)
-                && recorded_calls(&w, &pid)
+                && recorded_calls(w, &pid)
                     .iter()
                     .any(|(c, _)| c == "GET /pms-api/v1/requests"))
             .then_some(open)
@@ -731,7 +732,7 @@ async fn outstanding_requests_during_initial_configuration_synchronisation_are_a
 }
 
 async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     // The PMS site has exactly one webhook to us, even after the worker restarts.
     let link = w.first_link().await;
     w.patch_link(&link, json!({"enabled": false})).await;
@@ -761,7 +762,7 @@ async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: &World) {
     .await;
     assert_eq!(hooks["items"].as_array().map(Vec::len), Some(1), "{hooks}");
     // The marketplace holds a subscription to every request type, answered at once.
-    let calls = recorded_calls(&w, &w.harbour().practice_id);
+    let calls = recorded_calls(w, &w.harbour().practice_id);
     assert!(
         calls
             .iter()
@@ -770,8 +771,8 @@ async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: &World) {
                 && b["callbackUrl"] == format!("{}/webhooks/market", w.node().url())),
         "{calls:?}"
     );
-    let (_day, slots) = linked_with_slots(&w).await;
-    let booking = book(&w, &w.harbour().practice_id, &slots[1], "Webhook").await;
+    let (_day, slots) = linked_with_slots(w).await;
+    let booking = book(w, &w.harbour().practice_id, &slots[1], "Webhook").await;
     let b = eventually("booking confirmed", Duration::from_secs(20), || async {
         let b = w.booking(&booking).await;
         (b["status"] == "Confirmed").then_some(b)
@@ -805,9 +806,9 @@ async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: &World) {
 }
 
 async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     for n in 0..3 {
-        w.link(&market_practice(&w, &format!("Harbour Dental {n}")))
+        w.link(&market_practice(w, &format!("Harbour Dental {n}")))
             .await;
     }
     let second = w.spawn_node("test-node-2").await;
@@ -846,7 +847,7 @@ async fn two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_tim
 async fn a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_99_rejected_within_20_s(
     w: &World,
 ) {
-    let (day, slots) = linked_with_slots(&w).await;
+    let (day, slots) = linked_with_slots(w).await;
     let slot = slots[slots.len() / 2].clone();
     // Each patient books from a page loaded before the others booked ("stale"), all at once.
     let started = Instant::now();
@@ -928,7 +929,7 @@ async fn a_hundred_patients_booking_one_slot_at_once_end_with_one_confirmed_and_
 async fn changes_detected_in_pms_resource_snapshot_reach_the_marketplace_within_5_seconds(
     w: &World,
 ) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let resources = |p: &Value| -> Vec<String> {
         p["pms_resources"]
             .as_array()
@@ -1031,13 +1032,13 @@ async fn snapshots_on(w: &World, pid: &str, day: &str) -> Vec<(String, usize)> {
 async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_an_empty_day(
     w: &World,
 ) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let pid = w.harbour().practice_id.clone();
     // The default horizon is 30 days: 45 days ahead is outside it.
     let day = (slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ)
         + jiff::Span::new().days(45))
     .to_string();
-    raise_availability_request(&w, &pid, &day).await;
+    raise_availability_request(w, &pid, &day).await;
     let held = eventually(
         "the request answered with empty days",
         Duration::from_secs(20),
@@ -1048,7 +1049,7 @@ async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_
                     w.market_url
                 ))
                 .await;
-            let held = snapshots_on(&w, &pid, &day).await;
+            let held = snapshots_on(w, &pid, &day).await;
             (!availability_requested(&open) && !held.is_empty()).then_some(held)
         },
     )
@@ -1057,14 +1058,14 @@ async fn an_availability_request_for_a_day_outside_the_horizon_is_answered_with_
 }
 
 async fn a_shrunk_horizon_withdraws_the_days_beyond_it(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let pid = w.harbour().practice_id.clone();
     let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
     // A day inside the 30-day horizon, beyond 7 days, with something bookable on it.
     let mut day = None;
     for n in 10..28 {
         let d = (today + jiff::Span::new().days(n)).to_string();
-        if snapshots_on(&w, &pid, &d).await.iter().any(|(_, r)| *r > 0) {
+        if snapshots_on(w, &pid, &d).await.iter().any(|(_, r)| *r > 0) {
             day = Some(d);
             break;
         }
@@ -1076,7 +1077,7 @@ async fn a_shrunk_horizon_withdraws_the_days_beyond_it(w: &World) {
         "the days beyond the new horizon withdrawn",
         Duration::from_secs(20),
         || async {
-            let held = snapshots_on(&w, &pid, &day).await;
+            let held = snapshots_on(w, &pid, &day).await;
             (!held.is_empty() && held.iter().all(|(_, r)| *r == 0)).then_some(())
         },
     )
@@ -1147,8 +1148,8 @@ fn olivia() -> Value {
 }
 
 async fn attempting_to_match_to_existing_patient(w: &World) {
-    let (_day, slots) = linked_with_slots(&w).await;
-    let existing = pms_patient(&w, olivia()).await;
+    let (_day, slots) = linked_with_slots(w).await;
+    let existing = pms_patient(w, olivia()).await;
     let who = patient(
         "Olivia",
         "Martin",
@@ -1157,19 +1158,19 @@ async fn attempting_to_match_to_existing_patient(w: &World) {
         "olivia.martin@example.com",
     );
     assert_eq!(
-        confirmed_patient(&w, slots.last().expect("slot"), who).await,
+        confirmed_patient(w, slots.last().expect("slot"), who).await,
         existing
     );
     assert_eq!(
-        pms_patients_born(&w, "1984-07-30").await.len(),
+        pms_patients_born(w, "1984-07-30").await.len(),
         1,
         "no new file"
     );
 }
 
 async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w: &World) {
-    let (_day, slots) = linked_with_slots(&w).await;
-    let existing = pms_patient(&w, olivia()).await;
+    let (_day, slots) = linked_with_slots(w).await;
+    let existing = pms_patient(w, olivia()).await;
     // A new phone and email since her last visit.
     let moved = patient(
         "Olivia",
@@ -1179,7 +1180,7 @@ async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w
         "olivia@newmail.example",
     );
     assert_eq!(
-        confirmed_patient(&w, slots.last().expect("slot"), moved).await,
+        confirmed_patient(w, slots.last().expect("slot"), moved).await,
         existing
     );
     // Married: a new last name, her phone and email as the file has them.
@@ -1190,9 +1191,9 @@ async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w
         "0412 555 101",
         "olivia.martin@example.com",
     );
-    assert_eq!(confirmed_patient(&w, &slots[0], married).await, existing);
+    assert_eq!(confirmed_patient(w, &slots[0], married).await, existing);
     assert_eq!(
-        pms_patients_born(&w, "1984-07-30").await.len(),
+        pms_patients_born(w, "1984-07-30").await.len(),
         1,
         "no new file"
     );
@@ -1201,8 +1202,8 @@ async fn attempting_to_match_to_existing_patient_who_has_changed_their_details(w
 async fn attempting_to_match_to_existing_patient_who_has_provided_details_in_an_unexpected_format_or_with_a_spelling_mistake(
     w: &World,
 ) {
-    let (_day, slots) = linked_with_slots(&w).await;
-    let existing = pms_patient(&w, olivia()).await;
+    let (_day, slots) = linked_with_slots(w).await;
+    let existing = pms_patient(w, olivia()).await;
     // A misspelt first name, a shouting last name with spaces, the phone in international form,
     // the email in capitals.
     let typed = patient(
@@ -1213,11 +1214,11 @@ async fn attempting_to_match_to_existing_patient_who_has_provided_details_in_an_
         "Olivia.Martin@Example.COM",
     );
     assert_eq!(
-        confirmed_patient(&w, slots.last().expect("slot"), typed).await,
+        confirmed_patient(w, slots.last().expect("slot"), typed).await,
         existing
     );
     assert_eq!(
-        pms_patients_born(&w, "1984-07-30").await.len(),
+        pms_patients_born(w, "1984-07-30").await.len(),
         1,
         "no new file"
     );
@@ -1229,9 +1230,9 @@ async fn attempting_to_match_to_existing_patient_who_has_provided_details_in_an_
         "0400 111 222",
         "noah@example.com",
     );
-    let new = confirmed_patient(&w, &slots[0], other).await;
+    let new = confirmed_patient(w, &slots[0], other).await;
     assert_ne!(new, existing);
-    assert_eq!(pms_patients_born(&w, "1984-07-30").await.len(), 2);
+    assert_eq!(pms_patients_born(w, "1984-07-30").await.len(), 2);
 }
 
 /// The dates the marketplace holds availability snapshots for at `pid` (empty ones included).
@@ -1252,7 +1253,7 @@ async fn held_dates(w: &World, pid: &str) -> std::collections::BTreeSet<String> 
 }
 
 async fn publishing_30_days_ahead_by_default_and_at_most_90(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let pid = w.harbour().practice_id.clone();
     let today = slotbridge_testkit::today_in(slotbridge_testkit::HARBOUR_TZ);
     let days = |n: i64| -> std::collections::BTreeSet<String> {
@@ -1261,7 +1262,7 @@ async fn publishing_30_days_ahead_by_default_and_at_most_90(w: &World) {
             .collect()
     };
     let held = eventually("30 days held", Duration::from_secs(10), || async {
-        let held = held_dates(&w, &pid).await;
+        let held = held_dates(w, &pid).await;
         (held.len() >= 30).then_some(held)
     })
     .await;
@@ -1284,7 +1285,7 @@ async fn publishing_30_days_ahead_by_default_and_at_most_90(w: &World) {
     assert!(problem.contains("horizon_days"), "{problem}");
     w.patch_link(&link, json!({"horizon_days": 90})).await;
     let held = eventually("90 days held", Duration::from_secs(20), || async {
-        let held = held_dates(&w, &pid).await;
+        let held = held_dates(w, &pid).await;
         (held.len() >= 90).then_some(held)
     })
     .await;
@@ -1342,11 +1343,11 @@ async fn appointment_change_answered(w: &World, id: &str, expected: &str) {
 }
 
 async fn pms_appointment_changes_are_answered_from_the_diary(w: &World) {
-    let (_day, slots) = linked_with_slots(&w).await;
-    let (kept, _) = confirmed(&w, slots.last().expect("slot"), "Kept").await;
-    let (missed, missed_appointment) = confirmed(&w, &slots[0], "Missed").await;
+    let (_day, slots) = linked_with_slots(w).await;
+    let (kept, _) = confirmed(w, slots.last().expect("slot"), "Kept").await;
+    let (missed, missed_appointment) = confirmed(w, &slots[0], "Missed").await;
     // Nothing changed in the diary: noPmsAppointmentChange.
-    appointment_change_answered(&w, &kept, "no_change").await;
+    appointment_change_answered(w, &kept, "no_change").await;
     // The desk marks the patient as not attending: pushed at once, and the answer when asked.
     let r = w
         .http
@@ -1364,7 +1365,7 @@ async fn pms_appointment_changes_are_answered_from_the_diary(w: &World) {
         || async { (w.booking(&missed).await["did_not_attend"] == true).then_some(()) },
     )
     .await;
-    appointment_change_answered(&w, &missed, "did_not_attend").await;
+    appointment_change_answered(w, &missed, "did_not_attend").await;
     // An unknown booking's request cannot be made by the marketplace's control; a cancelled
     // one: removed at the desk, reported, and answered `cancel` when asked.
     let r = w
@@ -1386,7 +1387,7 @@ async fn pms_appointment_changes_are_answered_from_the_diary(w: &World) {
         || async { (w.booking(&kept).await["status"] == "Cancelled").then_some(()) },
     )
     .await;
-    appointment_change_answered(&w, &kept, "cancelled").await;
+    appointment_change_answered(w, &kept, "cancelled").await;
     // No request is left open.
     let open = w
         .get(&format!(
@@ -1399,6 +1400,120 @@ async fn pms_appointment_changes_are_answered_from_the_diary(w: &World) {
         !open.to_string().contains("pmsAppointmentChanges"),
         "every pmsAppointmentChanges request answered: {open}"
     );
+}
+
+async fn a_late_rejection_the_marketplace_refuses_is_recorded_shown_and_not_sent_again(w: &World) {
+    let (_day, slots) = linked_with_slots(w).await;
+    let pid = w.harbour().practice_id.clone();
+    let r = w
+        .http
+        .put(format!("{}/_market/practices/{pid}/settings", w.market_url))
+        .json(&json!({"refuse_late_answers": true}))
+        .send()
+        .await
+        .expect("settings");
+    assert_eq!(r.status(), 204);
+    // While the link is disabled, the desk takes a slot and a patient books it online; the
+    // marketplace auto-confirms the booking after its 20 s window.
+    let link = w.first_link().await;
+    w.patch_link(&link, json!({"enabled": false})).await;
+    let slot = slots.last().expect("slot");
+    w.desk_book(DEMO_SLUG, slot).await;
+    let id = book(w, &pid, slot, "Late").await;
+    let r = w
+        .http
+        .post(format!("{}/_market/clock/advance", w.market_url))
+        .json(&json!({"seconds": 25}))
+        .send()
+        .await
+        .expect("clock");
+    assert!(r.status().is_success());
+    assert_eq!(w.booking(&id).await["auto_confirmed"], true);
+    // Re-enabled, the integration finds the slot taken and rejects: too late, refused.
+    w.patch_link(&link, json!({"enabled": true})).await;
+    let findings = eventually(
+        "the refused late answer shown as an error",
+        Duration::from_secs(20),
+        || async {
+            let f = w.api_get(&format!("/api/links/{link}/findings")).await;
+            f.as_array()
+                .is_some_and(|a| a.iter().any(|f| f["code"] == "late-answer-refused"))
+                .then_some(f)
+        },
+    )
+    .await;
+    let finding = findings
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["code"] == "late-answer-refused"))
+        .expect("finding");
+    assert_eq!(finding["severity"], "error", "{finding}");
+    assert!(finding.to_string().contains("Call"), "{finding}");
+    let stored = w
+        .store()
+        .booking(&id)
+        .await
+        .expect("store")
+        .expect("booking");
+    assert!(
+        stored
+            .late_outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("call the patient") || o.contains("Call the")),
+        "{stored:?}"
+    );
+    // Not sent again, though the marketplace still lists the booking.
+    let rejects = || {
+        recorded_calls(w, &pid)
+            .iter()
+            .filter(|(c, _)| c.contains(&format!("/bookings/{id}/rejectInsert")))
+            .count()
+    };
+    let sent = rejects();
+    assert!(sent >= 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rejects(), sent, "the refused rejection is not resent");
+    let b = w.booking(&id).await;
+    assert_eq!(b["status"], "Confirmed", "the marketplace kept it: {b}");
+}
+
+async fn refresh_linked_pms_appointment_types_sends_a_new_types_snapshot(w: &World) {
+    linked_with_slots(w).await;
+    let pid = w.harbour().practice_id.clone();
+    let practitioners = w
+        .get(&format!(
+            "{}/_market/practices/{pid}/practitioners",
+            w.market_url
+        ))
+        .await;
+    let prid = practitioners[0]["id"].as_u64().expect("a practitioner");
+    let before = count_calls(w, &pid, "/config/pmsAppointmentTypes/snapshot");
+    // The practice admin presses "Refresh Linked PMS Appointment Types".
+    let r = w
+        .http
+        .post(format!(
+            "{}/_market/practices/{pid}/practitioners/{prid}/refresh-linked-types",
+            w.market_url
+        ))
+        .send()
+        .await
+        .expect("market");
+    assert_eq!(r.status(), 202);
+    eventually(
+        "a new appointment types snapshot, and the request closed",
+        Duration::from_secs(10),
+        || async {
+            let open = w
+                .get(&format!(
+                    "{}/_market/practices/{pid}/requests",
+                    w.market_url
+                ))
+                .await;
+            (count_calls(w, &pid, "/config/pmsAppointmentTypes/snapshot") > before
+                && !open.to_string().contains("pmsAppointmentTypes"))
+            .then_some(())
+        },
+    )
+    .await;
 }
 
 /// A node whose webhook URL answers nothing: every marketplace delivery fails (port 9, discard,
@@ -1453,7 +1568,7 @@ async fn polling_and_missed_webhooks(w: &World) {
 }
 
 async fn updating_liveness_contract_times_in_the_pms(w: &World) {
-    linked_with_slots(&w).await;
+    linked_with_slots(w).await;
     let pid = w.harbour().practice_id.clone();
     let contract = w.practice(&pid).await["liveness_contract"]["liveHours"].clone();
     // Harbour Dental: weekdays from 08:00 (merged sessions to 20:00 on Thursday), Saturday
@@ -1588,6 +1703,8 @@ scenarios!(
     updating_liveness_contract_times_in_the_pms,
     publishing_30_days_ahead_by_default_and_at_most_90,
     pms_appointment_changes_are_answered_from_the_diary,
+    a_late_rejection_the_marketplace_refuses_is_recorded_shown_and_not_sent_again,
+    refresh_linked_pms_appointment_types_sends_a_new_types_snapshot,
     attempting_to_match_to_existing_patient,
     attempting_to_match_to_existing_patient_who_has_changed_their_details,
     attempting_to_match_to_existing_patient_who_has_provided_details_in_an_unexpected_format_or_with_a_spelling_mistake,

@@ -11,13 +11,15 @@ use secrecy::SecretString;
 use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
-    BookingState, BookingTransition, HorizonDays, Lease, LinkId, NewBooking, NewLink, Store,
+    AppointmentChange, BookingState, BookingTransition, HorizonDays, Lease, LinkId, NewBooking,
+    NewLink, Store,
 };
 use support::Ctx;
 
 both_backends!(
     a_link_claims_only_its_own_due_bookings,
     a_desk_cancellation_is_recorded_once_for_a_confirmed_booking,
+    appointment_changes_and_late_outcomes_are_recorded_once_each,
 );
 
 fn t0() -> Timestamp {
@@ -200,5 +202,87 @@ async fn a_desk_cancellation_is_recorded_once_for_a_confirmed_booking(ctx: Ctx) 
     assert_eq!(
         (desk[0].from, desk[0].to),
         (Some(BookingState::Confirmed), BookingState::Confirmed)
+    );
+}
+
+async fn appointment_changes_and_late_outcomes_are_recorded_once_each(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
+    for id in ["d-1", "d-2"] {
+        s.enqueue_booking(&lease, &booking(id, link.id, t0()))
+            .await
+            .unwrap();
+    }
+    s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    let mut state = BookingState::Received;
+    for step in [
+        BookingTransition::PatientResolved {
+            pms_patient_id: "P1".into(),
+            match_decision: json!({}),
+        },
+        BookingTransition::Inserted {
+            pms_appointment_id: "A1".into(),
+        },
+        BookingTransition::Confirmed,
+    ] {
+        let next = step.target();
+        s.transition_booking(&lease, "d-1", state, step, "step", t0())
+            .await
+            .unwrap();
+        state = next;
+    }
+    let at = t0() + 5.seconds();
+    // What the marketplace is told about the appointment: recorded when it differs.
+    for (change, recorded) in [
+        (AppointmentChange::NoChange, true),
+        (AppointmentChange::NoChange, false),
+        (AppointmentChange::DidNotAttend, true),
+    ] {
+        assert_eq!(
+            s.record_appointment_change(&lease, "d-1", change, "told", at)
+                .await
+                .unwrap(),
+            recorded,
+            "{change:?}"
+        );
+    }
+    let row = s.booking("d-1").await.unwrap().unwrap();
+    assert_eq!(row.appointment_change.as_deref(), Some("did_not_attend"));
+    assert_eq!(row.appointment_change_at, Some(at));
+    // Only a confirmed booking has an appointment to tell about.
+    assert!(
+        !s.record_appointment_change(&lease, "d-2", AppointmentChange::Cancelled, "told", at)
+            .await
+            .unwrap()
+    );
+    // A late outcome: the first is kept, with an event.
+    assert!(
+        s.record_late_outcome(&lease, "d-2", "call the patient", at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_late_outcome(&lease, "d-2", "something else", at)
+            .await
+            .unwrap()
+    );
+    let row = s.booking("d-2").await.unwrap().unwrap();
+    assert_eq!(row.late_outcome.as_deref(), Some("call the patient"));
+    let events = s.booking_events("d-2").await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.reason == "call the patient")
+            .count(),
+        1
+    );
+    assert!(
+        !s.record_late_outcome(&lease, "nobody", "x", at)
+            .await
+            .unwrap(),
+        "an unknown booking"
     );
 }
