@@ -1023,13 +1023,7 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
         ));
     }
     if !h.rejected_bookings.is_empty() {
-        let reasons = h
-            .rejected_bookings
-            .iter()
-            .take(5)
-            .map(|b| format!("booking {}: {}", b.booking_id, b.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reasons = first_five(&h.rejected_bookings);
         out.push(finding(
             Code::BookingsRejected,
             Severity::Warning,
@@ -1045,13 +1039,7 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
         ));
     }
     if !h.late_answers.is_empty() {
-        let each = h
-            .late_answers
-            .iter()
-            .take(5)
-            .map(|b| format!("booking {}: {}", b.booking_id, b.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let each = first_five(&h.late_answers);
         out.push(finding(
             Code::LateAnswerRefused,
             Severity::Error,
@@ -1067,6 +1055,16 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
                 .into(),
         ));
     }
+}
+
+/// The first five bookings of a list with their reasons, for a finding's explanation.
+fn first_five(bookings: &[RejectedBooking]) -> String {
+    bookings
+        .iter()
+        .take(5)
+        .map(|b| format!("booking {}: {}", b.booking_id, b.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
