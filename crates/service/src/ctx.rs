@@ -208,9 +208,16 @@ pub struct Ctx {
     pub(crate) lease_round: tokio::sync::Notify,
     /// What this node knows of the fleet's capacity (the supervisor keeps it current).
     pub capacity: Capacity,
+    /// Syncs (a whole horizon's diary read, computed and published) running at once.
+    syncs: tokio::sync::Semaphore,
     workers: Mutex<HashMap<LinkId, Running>>,
     progress: Mutex<HashMap<LinkId, ResyncProgress>>,
 }
+
+/// How many link syncs of one node run at once. Each holds its practice's diary over the whole
+/// horizon while it runs; bounding them bounds the node's memory when thousands of links start
+/// together (a node's start, a take-over), and shares the cores fairly among the links.
+pub const CONCURRENT_SYNCS: usize = 32;
 
 /// The fleet's capacity as this node sees it; the supervisor updates it every lease round
 /// (the unserved count once per lease time-to-live).
@@ -292,9 +299,15 @@ impl Ctx {
             http: reqwest::Client::new(),
             lease_round: tokio::sync::Notify::new(),
             capacity: Capacity::default(),
+            syncs: tokio::sync::Semaphore::new(CONCURRENT_SYNCS),
             workers: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Wait for a turn to sync a link (see [`CONCURRENT_SYNCS`]).
+    pub(crate) async fn sync_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.syncs.acquire().await.ok()
     }
 
     /// This node's clock (the system clock, shifted by `clock_offset` in tests).

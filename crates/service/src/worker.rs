@@ -199,6 +199,9 @@ impl<P: PmsConnector> LinkRun<P> {
             // fresh read of the setup.
             self.pms.forget();
         }
+        // At most a few syncs of this node hold a whole horizon's diary at once: a node that
+        // starts (or takes over) thousands of links reads them in turn, not all together.
+        let _permit = self.ctx.sync_permit().await;
         let now = self.ctx.now();
         let (setup, diary) = self.read_pms(now).await?;
         self.ctx

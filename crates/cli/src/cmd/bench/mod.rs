@@ -60,7 +60,7 @@ const MARKET_API_KEY: &str = "bench-api-key";
 /// How the fleet under measurement is set up.
 #[derive(Debug, Clone)]
 struct FleetOptions {
-    /// PMS practices the simulator generates (the demo practice first).
+    /// PMS practices the simulator generates (besides its demo practice, which is left out).
     pms_practices: u32,
     /// The simulator's seed.
     seed: u64,

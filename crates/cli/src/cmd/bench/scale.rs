@@ -68,7 +68,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         bail!("--practices: expected at least 1");
     }
     let opts = FleetOptions {
-        pms_practices: a.practices + 1,
+        pms_practices: a.practices,
         seed: a.seed,
         database_url: a.database_url.clone(),
         poll: Duration::from_millis(a.poll_ms.max(50)),
@@ -86,7 +86,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 }
 
 async fn measure(fleet: &Fleet, a: &Args) -> anyhow::Result<()> {
-    let entries = fleet.manifest().await?;
+    let mut entries = fleet.manifest().await?;
+    entries.truncate(a.practices as usize);
     let practices = fleet.market_practices(&entries).await?;
     let n = practices.len();
     eprintln!(
