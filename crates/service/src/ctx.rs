@@ -378,6 +378,14 @@ impl Ctx {
         self.lease_round.notify_one();
     }
 
+    /// Whether this node runs a worker for `link` whose lease could not be renewed in time
+    /// (the database unreachable, locked or full): the worker has stopped acting for it.
+    pub fn lease_lapsed(&self, link: LinkId) -> bool {
+        self.workers()
+            .get(&link)
+            .is_some_and(|r| !r.stopping && !r.fence.holds())
+    }
+
     /// The links this node works now.
     pub fn running(&self) -> Vec<LinkId> {
         self.workers().keys().copied().collect()
