@@ -38,7 +38,7 @@ const LINKED: Duration = Duration::from_secs(60);
 /// integration never answered shows as auto-confirmed instead of timing out.
 const ANSWERED: Duration = Duration::from_secs(25);
 /// How long the link may take to show the fault, and to be healthy again after it.
-const SHOWN: Duration = Duration::from_secs(15);
+const SHOWN: Duration = Duration::from_secs(20);
 const RECOVERED: Duration = Duration::from_secs(25);
 /// The nodes' polling interval (the stack's default).
 const POLL: Duration = Duration::from_millis(500);
@@ -411,7 +411,7 @@ market_faults! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marketplace_rate_limiting_is_waited_out_as_retry_after_asks() {
     const RETRY_AFTER: u64 = 2;
-    const REFUSED: u32 = 5;
+    const REFUSED: u32 = 4;
     let mut x = world().await;
     let since = Timestamp::now();
     let set_at = Instant::now();
