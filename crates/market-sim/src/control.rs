@@ -1015,6 +1015,17 @@ async fn stats(State(app): State<App>) -> Json<Value> {
                 "last_request": r.last_request,
             }))
             .collect::<Vec<_>>(),
+        "practices": m.practices.len(),
+        "practices_configured": m
+            .practices
+            .values()
+            .filter(|p| !p.appointment_types.is_empty())
+            .count(),
+        "practices_published": m
+            .practices
+            .values()
+            .filter(|p| !p.availability.is_empty())
+            .count(),
         "bookings": m.bookings.len(),
         "subscriptions": m.subscriptions.len(),
         "webhook_deliveries": m.deliveries.len(),

@@ -210,8 +210,36 @@ pub struct Ctx {
     /// One HTTP client (connection pool) for every PMS connector of this node.
     http: reqwest::Client,
     pub(crate) lease_round: tokio::sync::Notify,
+    /// What this node knows of the fleet's capacity (the supervisor keeps it current).
+    pub capacity: Capacity,
     workers: Mutex<HashMap<LinkId, Running>>,
     progress: Mutex<HashMap<LinkId, ResyncProgress>>,
+}
+
+/// The fleet's capacity as this node sees it; the supervisor updates it every lease round
+/// (the unserved count once per lease time-to-live).
+#[derive(Debug, Default)]
+pub struct Capacity {
+    /// The links this node would work without its limit: the enabled links divided among the
+    /// live nodes.
+    pub wanted: std::sync::atomic::AtomicU64,
+    /// Whether `wanted` exceeds `max_links`: this node works all it may, and the surplus is
+    /// left to other nodes, if there are any with room.
+    pub at_capacity: std::sync::atomic::AtomicBool,
+    /// Enabled links no node holds a lease on, fleet-wide, at the last count.
+    pub unserved: std::sync::atomic::AtomicU64,
+}
+
+impl Capacity {
+    /// (wanted, at capacity, unserved) now.
+    pub fn read(&self) -> (u64, bool, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.wanted.load(Relaxed),
+            self.at_capacity.load(Relaxed),
+            self.unserved.load(Relaxed),
+        )
+    }
 }
 
 /// Where an operator's resync of a link is.
@@ -267,6 +295,7 @@ impl Ctx {
             metrics,
             http: reqwest::Client::new(),
             lease_round: tokio::sync::Notify::new(),
+            capacity: Capacity::default(),
             workers: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
         })

@@ -47,6 +47,11 @@ pub struct NodeConfig {
     /// Added to this node's clock (tests run nodes whose clocks disagree); zero in production.
     /// Leases never depend on it: the database's clock decides their expiry.
     pub clock_offset: jiff::SignedDuration,
+    /// How many links this node works at most; the rest are left to other nodes, and a
+    /// practice no node works is reported (console, metric, log).
+    pub max_links: u32,
+    /// Register webhooks with both sides (`false`: poll both every `poll_interval`).
+    pub webhooks: bool,
     /// How long one call to the PMS or the marketplace may take before it is given up as a
     /// timeout ([`DEFAULT_CALL_TIMEOUT`]; tests of slow servers shorten it).
     pub call_timeout: Duration,
@@ -63,6 +68,7 @@ impl NodeConfig {
         settings.poll_interval = self.poll_interval;
         settings.lease_ttl = self.lease_ttl;
         settings.clock_offset = self.clock_offset;
+        settings.max_links = self.max_links;
         settings.pms_timeout = self.call_timeout;
         // A crash test's hook (see `CrashPoint`); unset in production.
         if let Ok(at) = std::env::var("SLOTBRIDGE_CRASH_AT")
@@ -172,10 +178,12 @@ impl Node {
             .pms_webhook_secret
             .clone()
             .unwrap_or_else(Keyring::generate_key);
-        settings.webhooks = Some(Webhooks {
-            public_url,
-            pms_secret: pms_webhook_secret.clone(),
-        });
+        if cfg.webhooks {
+            settings.webhooks = Some(Webhooks {
+                public_url,
+                pms_secret: pms_webhook_secret.clone(),
+            });
+        }
         let ctx = Ctx::new(store, market, settings, metrics);
         let cancel = CancellationToken::new();
         let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret), access);
