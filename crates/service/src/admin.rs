@@ -281,7 +281,9 @@ pub struct PracticeSummary {
     /// Consent to publish as last seen: `unknown`, `granted` or `withdrawn`.
     pub consent: String,
     /// Why the practice is unhealthy (`disabled`, `error`, `consent_missing`, `never_published`,
-    /// `stale`, `bookings_rejected`, `not_served`, or a flag raised by the service); empty when healthy.
+    /// `stale`, `bookings_rejected`, `not_served`, `lease_lapsed`: this node could not renew
+    /// its lease in time, the database unreachable, locked or full; or a flag raised by the
+    /// service); empty when healthy.
     pub unhealthy: Vec<String>,
     /// The integration-health findings (no PMS read), by severity.
     pub health_findings: SeverityCounts,
@@ -873,6 +875,10 @@ fn summarize(
         unhealthy.push("not_served".to_owned());
     }
     unhealthy.extend(state.health_flags.iter().cloned());
+    if ctx.lease_lapsed(link.id) {
+        // Nothing is published or answered for it until the database takes writes again.
+        unhealthy.push("lease_lapsed".to_owned());
+    }
     PracticeSummary {
         link: LinkView::from(link),
         running_here: ctx.running().contains(&link.id),

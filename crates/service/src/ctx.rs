@@ -63,6 +63,8 @@ pub struct WorkerSettings {
     /// For crash tests only: abort the process (as `kill -9` would) at this step of the booking
     /// pipeline. Set from `SLOTBRIDGE_CRASH_AT`; never in production.
     pub crash_at: Option<CrashPoint>,
+    /// How long one PMS call may take before it fails as a timeout.
+    pub pms_timeout: Duration,
 }
 
 /// A step of the booking pipeline where a crash test kills the node.
@@ -146,6 +148,7 @@ impl WorkerSettings {
             backstop_poll: Duration::from_secs(60),
             clock_offset: SignedDuration::ZERO,
             crash_at: None,
+            pms_timeout: Duration::from_secs(10),
         }
     }
 
@@ -180,6 +183,7 @@ impl WorkerSettings {
             Duration::from_millis(50),
         )?;
         at_least("lease_ttl", self.lease_ttl, Duration::from_millis(500))?;
+        at_least("pms_timeout", self.pms_timeout, Duration::from_millis(50))?;
         if self.max_links == 0 {
             return Err(SettingsError {
                 field: "max_links",
@@ -416,6 +420,14 @@ impl Ctx {
         self.lease_round.notify_one();
     }
 
+    /// Whether this node runs a worker for `link` whose lease could not be renewed in time
+    /// (the database unreachable, locked or full): the worker has stopped acting for it.
+    pub fn lease_lapsed(&self, link: LinkId) -> bool {
+        self.workers()
+            .get(&link)
+            .is_some_and(|r| !r.stopping && !r.fence.holds())
+    }
+
     /// The links this node works now.
     pub fn running(&self) -> Vec<LinkId> {
         self.workers().keys().copied().collect()
@@ -429,6 +441,7 @@ impl Ctx {
             link.pms_api_key.clone(),
         );
         cfg.observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
+        cfg.timeout = self.settings.pms_timeout;
         ExactConnector::with_client(cfg, self.http.clone())
     }
 

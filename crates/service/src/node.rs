@@ -52,7 +52,13 @@ pub struct NodeConfig {
     pub max_links: u32,
     /// Register webhooks with both sides (`false`: poll both every `poll_interval`).
     pub webhooks: bool,
+    /// How long one call to the PMS or the marketplace may take before it is given up as a
+    /// timeout ([`DEFAULT_CALL_TIMEOUT`]; tests of slow servers shorten it).
+    pub call_timeout: Duration,
 }
+
+/// The default [`NodeConfig::call_timeout`]: 10 s.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NodeConfig {
     /// The worker settings this configuration gives, refused with the setting named when the
@@ -63,6 +69,7 @@ impl NodeConfig {
         settings.lease_ttl = self.lease_ttl;
         settings.clock_offset = self.clock_offset;
         settings.max_links = self.max_links;
+        settings.pms_timeout = self.call_timeout;
         // A crash test's hook (see `CrashPoint`); unset in production.
         if let Ok(at) = std::env::var("SLOTBRIDGE_CRASH_AT")
             && !at.is_empty()
@@ -144,6 +151,7 @@ impl Node {
         let market = MarketClient::new(
             ClientConfig::new(cfg.market_url.clone(), cfg.market_api_key.clone())
                 .with_user_agent(cfg.user_agent.clone())
+                .with_timeout(cfg.call_timeout)
                 .with_observer(Metrics::observer(&metrics, "market")),
         )?;
         let listener =

@@ -115,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
             pms_webhook_secret: setting(&file.pms_webhook_secret, "pms_webhook_secret")
                 .map(SecretString::from),
+            call_timeout: slotbridge_service::node::DEFAULT_CALL_TIMEOUT,
             public_url: setting(&file.public_url, "public_url")
                 .map(|u| u.parse().map_err(|e| format!("public_url: {e}")))
                 .transpose()?,
