@@ -35,6 +35,32 @@ pub struct PmsEvent {
     pub data: serde_json::Value,
 }
 
+impl PmsEvent {
+    /// The one practice-local day an appointment made or removed occupies, read from the event's
+    /// `object` (`start` and `end` in RFC 3339 with the practice's offset): only that day's
+    /// availability can have changed. `None` for every other event (a moved or updated
+    /// appointment may also have left another day), and for an appointment across midnight.
+    pub fn appointment_day(&self) -> Option<jiff::civil::Date> {
+        let kind = self
+            .kind
+            .rsplit_once("pms.")
+            .map_or(self.kind.as_str(), |(_, k)| k);
+        if kind != "appointment.created" && kind != "appointment.deleted" {
+            return None;
+        }
+        let object = self.data.get("object")?;
+        let day = |field: &str| -> Option<jiff::civil::Date> {
+            let text = object.get(field)?.as_str()?;
+            // Checked as an instant with its offset; the date is the one written, which is the
+            // practice's own.
+            text.parse::<jiff::Timestamp>().ok()?;
+            text.get(..10)?.parse().ok()
+        };
+        let (start, end) = (day("start")?, day("end")?);
+        (start == end).then_some(start)
+    }
+}
+
 /// Why a webhook was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
@@ -95,4 +121,49 @@ pub fn parse_event(body: &[u8]) -> Result<PmsEvent, WebhookError> {
         return Err(WebhookError::Body("specversion: expected 1.0".into()));
     }
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, object: serde_json::Value) -> PmsEvent {
+        PmsEvent {
+            specversion: "1.0".into(),
+            id: "e1".into(),
+            source: "/api/v1/sites/sharbour".into(),
+            kind: format!("dev.slotbridge.pms.{kind}"),
+            siteslug: "sharbour".into(),
+            subject: Some("A2".into()),
+            time: None,
+            data: serde_json::json!({"seq": 7, "type": kind, "object": object}),
+        }
+    }
+
+    #[test]
+    fn a_made_or_removed_appointment_names_its_practice_local_day() {
+        let a = serde_json::json!({"id": "A2", "start": "2026-12-03T23:00:00+11:00",
+                                   "end": "2026-12-03T23:30:00+11:00"});
+        let day: jiff::civil::Date = "2026-12-03".parse().expect("date");
+        assert_eq!(
+            event("appointment.created", a.clone()).appointment_day(),
+            Some(day)
+        );
+        assert_eq!(
+            event("appointment.deleted", a.clone()).appointment_day(),
+            Some(day)
+        );
+        // An update may have moved it from another day: no single day.
+        assert_eq!(event("appointment.updated", a).appointment_day(), None);
+        // Across midnight, or unreadable: no single day.
+        let late = serde_json::json!({"start": "2026-12-03T23:30:00+11:00",
+                                      "end": "2026-12-04T00:15:00+11:00"});
+        assert_eq!(event("appointment.created", late).appointment_day(), None);
+        let bad = serde_json::json!({"start": "2026-12-03 10:00", "end": "2026-12-03 10:30"});
+        assert_eq!(event("appointment.created", bad).appointment_day(), None);
+        assert_eq!(
+            event("block.created", serde_json::json!({})).appointment_day(),
+            None
+        );
+    }
 }

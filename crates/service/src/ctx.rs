@@ -28,6 +28,9 @@ pub enum Trigger {
     /// The PMS said only its diary changed (appointments, blocks, closed dates, sessions): the
     /// setup read last is still good.
     DiaryChanged,
+    /// The PMS said an appointment was made or removed on this practice-local day: only that
+    /// day is read again and republished.
+    DiaryDay(jiff::civil::Date),
     /// The marketplace said requests are waiting (a webhook).
     MarketRequests,
     /// An operator asked to resend the configuration.

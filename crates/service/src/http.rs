@@ -550,9 +550,12 @@ async fn pms_webhook(
     // A patient file changes nothing published; a diary change leaves the setup as read.
     let woken = match slotbridge_pms::ChangeScope::of(&event.kind) {
         slotbridge_pms::ChangeScope::Nothing => 0,
-        slotbridge_pms::ChangeScope::Diary => {
-            s.ctx.trigger_site(&event.siteslug, Trigger::DiaryChanged)
-        }
+        slotbridge_pms::ChangeScope::Diary => s.ctx.trigger_site(
+            &event.siteslug,
+            event
+                .appointment_day()
+                .map_or(Trigger::DiaryChanged, Trigger::DiaryDay),
+        ),
         slotbridge_pms::ChangeScope::Setup => {
             s.ctx.trigger_site(&event.siteslug, Trigger::PmsChanged)
         }

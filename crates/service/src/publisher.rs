@@ -227,13 +227,15 @@ pub async fn publish_config(
 }
 
 /// Compute the practice's availability with the engine and send every (resource, date) whose
-/// content changed since it was last accepted (all of them when `force`). Restricting to
-/// `only` (resource, date) pairs serves the marketplace's availability requests.
+/// content changed since it was last accepted (all of them when `force`). With `only`, just
+/// those days of the horizon (a day-scoped sync: `diary` may cover only them); without, the
+/// whole horizon, and days published beyond it are withdrawn.
 pub async fn publish_availability(
     to: Target<'_>,
     setup: &PracticeSetup,
     diary: &Diary,
     force: bool,
+    only: Option<&std::collections::BTreeSet<Date>>,
     now: Timestamp,
 ) -> Result<AvailabilityOutcome, PublishError> {
     let Target {
@@ -247,7 +249,10 @@ pub async fn publish_availability(
     let slots = compute_slots(&snapshot);
     let resources = publish::resources(setup);
     let types = publish::appointment_types(setup, &resources);
-    let dates = horizon.dates();
+    let mut dates = horizon.dates();
+    if let Some(only) = only {
+        dates.retain(|d| only.contains(d));
+    }
     let days = publish::availability(&resources, &types, &slots, &dates);
 
     let wire: Vec<AvailabilitySnapshot> = days.iter().map(day_wire).collect();
@@ -270,7 +275,9 @@ pub async fn publish_availability(
         slots: slots.len(),
         ..AvailabilityOutcome::default()
     };
-    outcome.withdrawn = withdraw_beyond(to, horizon.end()).await?;
+    if only.is_none() {
+        outcome.withdrawn = withdraw_beyond(to, horizon.end()).await?;
+    }
     if changed.is_empty() {
         return Ok(outcome);
     }

@@ -17,11 +17,13 @@
 //! - stops at once when its fence no longer holds, and, when stopped because its link changed
 //!   or was disabled, first finishes the bookings in flight with the settings it started with.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use slotbridge_domain::backoff::{Breaker, BreakerState, FailureClass, Jitter, Lasting};
 use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup};
@@ -189,10 +191,13 @@ impl<P: PmsConnector> LinkRun<P> {
     }
 
     /// Read the PMS and publish what changed (everything when `force`).
+    /// `days`: only these days changed (appointments made or removed): read and republish just
+    /// them, from the setup read last (the configuration is not sent).
     async fn sync(
         &self,
         force_config: bool,
         force_availability: bool,
+        days: Option<&BTreeSet<Date>>,
     ) -> Result<Synced, SyncFailure> {
         if force_config {
             // Configuration sent on purpose (start, resync, the marketplace's request): from a
@@ -203,7 +208,20 @@ impl<P: PmsConnector> LinkRun<P> {
         // starts (or takes over) thousands of links reads them in turn, not all together.
         let _permit = self.ctx.sync_permit().await;
         let now = self.ctx.now();
-        let (setup, diary) = self.read_pms(now).await?;
+        let scoped = days
+            .filter(|_| !force_config && !force_availability)
+            .and_then(|d| Some((d, *d.first()?, *d.last()?)));
+        let (setup, diary) = match scoped {
+            Some((_, from, to)) => {
+                let setup = self.pms.read_setup().await?;
+                let diary = self
+                    .pms
+                    .read_diary(from, to.tomorrow().unwrap_or(to))
+                    .await?;
+                (setup, diary)
+            }
+            None => self.read_pms(now).await?,
+        };
         self.ctx
             .store
             .update_sync_state(
@@ -215,9 +233,21 @@ impl<P: PmsConnector> LinkRun<P> {
             )
             .await?;
         let to = self.target();
-        let config = publisher::publish_config(to, &setup, &diary.hours, force_config, now).await?;
-        let avail =
-            publisher::publish_availability(to, &setup, &diary, force_availability, now).await?;
+        // A day-scoped read holds those days' sessions only: the configuration (opening hours
+        // included) is sent from whole-horizon reads.
+        let config = match scoped {
+            Some(_) => publisher::ConfigOutcome::default(),
+            None => publisher::publish_config(to, &setup, &diary.hours, force_config, now).await?,
+        };
+        let avail = publisher::publish_availability(
+            to,
+            &setup,
+            &diary,
+            force_availability,
+            scoped.map(|(d, _, _)| d),
+            now,
+        )
+        .await?;
         crate::bookings::after_sync(
             &self.ctx,
             self.lease(),
@@ -225,6 +255,7 @@ impl<P: PmsConnector> LinkRun<P> {
             &self.market,
             &setup,
             &diary,
+            scoped.map(|(_, from, to)| (from, to)),
         )
         .await?;
         debug!(link = %self.link.id, ?config, sent = avail.sent, slots = avail.slots, "synced");
@@ -404,7 +435,7 @@ impl<P: PmsConnector> LinkRun<P> {
             match kind {
                 RequestType::PmsResources | RequestType::PmsAppointmentTypes => {
                     info!(link = %self.link.id, request = kind.as_str(), "configuration requested");
-                    self.sync(true, false).await?;
+                    self.sync(true, false, None).await?;
                     self.log_request(kind, polled, "configuration snapshots sent".into())
                         .await;
                 }
@@ -420,7 +451,7 @@ impl<P: PmsConnector> LinkRun<P> {
                     }
                     let asked = asked.items;
                     info!(link = %self.link.id, days = asked.len(), "availability requested");
-                    let synced = self.sync(false, true).await?;
+                    let synced = self.sync(false, true, None).await?;
                     // Days outside the horizon are answered with empty days, so no request is
                     // left open.
                     let outside: Vec<_> = asked
@@ -594,6 +625,7 @@ impl<P: PmsConnector> LinkRun<P> {
         cause: &'static str,
         woken: std::time::Instant,
         resync: bool,
+        days: Option<&BTreeSet<Date>>,
     ) -> Result<(), FailureKind> {
         let id = self.link.id;
         if resync {
@@ -602,7 +634,7 @@ impl<P: PmsConnector> LinkRun<P> {
                 p.started_at = Some(self.ctx.now());
             });
         }
-        let result = self.sync(force_config, force_availability).await;
+        let result = self.sync(force_config, force_availability, days).await;
         self.ctx.metrics.published(cause, woken.elapsed());
         if resync {
             self.ctx.update_progress(id, |p| {
@@ -678,6 +710,8 @@ struct Wake {
     force_config: bool,
     force_availability: bool,
     sync: bool,
+    /// Only these days changed (`None`: any part of the horizon may have).
+    days: Option<BTreeSet<Date>>,
     /// The setup may have changed: read it again rather than reuse the last read.
     setup: bool,
     requests: bool,
@@ -747,7 +781,9 @@ impl<P: PmsConnector> LinkRun<P> {
         if breaker.may_try(self.ctx.now()) {
             // Everything is sent on start, unchanged or not (suggested-testing: "availability for
             // all resources should be sent" after linking or re-enabling).
-            let r = self.sync_step(true, true, "start", started, false).await;
+            let r = self
+                .sync_step(true, true, "start", started, false, None)
+                .await;
             self.account(&mut breaker, r);
         }
         let mut pushed = self.subscribe().await;
@@ -763,7 +799,7 @@ impl<P: PmsConnector> LinkRun<P> {
                 self.pms.forget();
             }
             let r = self
-                .sync_step(false, false, "start", Instant::now(), false)
+                .sync_step(false, false, "start", Instant::now(), false, None)
                 .await;
             self.account(&mut breaker, r);
         }
@@ -812,11 +848,24 @@ impl<P: PmsConnector> LinkRun<P> {
                             // An operator's resync reopens a parked link.
                             breaker.resync();
                         }
+                        // Appointments made or removed on known days: just those days.
+                        let days = all
+                            .iter()
+                            .all(|t| matches!(t, Trigger::DiaryDay(_) | Trigger::MarketRequests))
+                            .then(|| {
+                                all.iter()
+                                    .filter_map(|t| match t {
+                                        Trigger::DiaryDay(d) => Some(*d),
+                                        _ => None,
+                                    })
+                                    .collect()
+                            });
                         Wake {
                             force_config: all.contains(&Trigger::ResyncConfig),
                             force_availability: all.contains(&Trigger::ResyncAvailability),
                             sync: all.iter().any(|t| *t != Trigger::MarketRequests),
-                            setup: all.iter().any(|t| !matches!(t, Trigger::MarketRequests | Trigger::DiaryChanged)),
+                            days,
+                            setup: all.iter().any(|t| !matches!(t, Trigger::MarketRequests | Trigger::DiaryChanged | Trigger::DiaryDay(_))),
                             requests: all.contains(&Trigger::MarketRequests),
                             cause: if resync { "resync" } else { "pms_event" },
                             resync,
@@ -854,6 +903,7 @@ impl<P: PmsConnector> LinkRun<P> {
                         force_config: false,
                         force_availability: false,
                         sync: changed > ChangeScope::Nothing || (owed && may_read) || self.refresh.swap(false, Ordering::SeqCst),
+                        days: None,
                         setup: changed == ChangeScope::Setup || owed,
                         requests,
                         cause: "poll",
@@ -873,6 +923,7 @@ impl<P: PmsConnector> LinkRun<P> {
                         force_config: true,
                         force_availability: true,
                         sync: true,
+                        days: None,
                         setup: true,
                         requests: true,
                         cause: "periodic",
@@ -895,6 +946,7 @@ impl<P: PmsConnector> LinkRun<P> {
                         wake.cause,
                         woken,
                         wake.resync,
+                        wake.days.as_ref().filter(|_| !wake.setup && !owed),
                     )
                     .await;
                 if r == Err(FailureKind::Fenced) {

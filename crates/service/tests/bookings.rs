@@ -525,6 +525,21 @@ mod scenarios {
             !w.slots(&day).await.iter().any(same),
             "booked: not bookable"
         );
+        // Another patient's booking on a later day: the removal below re-reads only its own
+        // day, which must not make this one look cancelled.
+        let first: jiff::civil::Date = day.parse().expect("day");
+        let mut other = None;
+        for n in 1..14 {
+            let later = (first + jiff::Span::new().days(n)).to_string();
+            if let Some(s) = w.slots(&later).await.first().cloned() {
+                other = Some(s);
+                break;
+            }
+        }
+        let other = other.expect("a bookable slot on a later day");
+        let kept = w.book(&other, "Kept", None).await;
+        let k = w.answered(kept, Duration::from_secs(30)).await;
+        assert_eq!(k["status"], "Confirmed", "{k}");
         let mine = appointments_of(&w.diary(&day).await, id);
         assert_eq!(mine.len(), 1);
         let appointment = mine[0]["id"].as_str().expect("appointment id").to_owned();
@@ -563,6 +578,18 @@ mod scenarios {
             .expect("store")
             .expect("row");
         assert!(row.cancelled_at.is_some());
+        let k = w.booking(kept).await;
+        assert_eq!(
+            k["status"], "Confirmed",
+            "the other day's booking stands: {k}"
+        );
+        let row = w
+            .store()
+            .booking(&kept.to_string())
+            .await
+            .expect("store")
+            .expect("row");
+        assert!(row.cancelled_at.is_none());
     }
 
     pub async fn bookings_left_unfinished_by_a_crash_are_resumed_after_restart_and_inserted_once(

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Attendance, Diary, PracticeSetup};
@@ -27,7 +28,8 @@ use crate::failure::SyncFailure;
 /// at most 90 days ahead).
 const STANDING_FOR: SignedDuration = SignedDuration::from_hours(24 * 92);
 
-/// Called after every sync with the diary just read: confirmed online bookings whose
+/// Called after every sync with the diary just read (the whole horizon, or the days `read`,
+/// inclusive, of a day-scoped sync): confirmed online bookings whose
 /// appointment is gone from the diary were cancelled at the desk; each is reported to the
 /// marketplace once (which makes its slot bookable again there).
 pub async fn after_sync(
@@ -37,6 +39,7 @@ pub async fn after_sync(
     market: &PracticeClient,
     setup: &PracticeSetup,
     diary: &Diary,
+    read: Option<(Date, Date)>,
 ) -> Result<(), SyncFailure> {
     let now = ctx.now();
     let since = now.checked_sub(STANDING_FOR).unwrap_or(Timestamp::MIN);
@@ -45,7 +48,11 @@ pub async fn after_sync(
         return Ok(());
     }
     let horizon = Horizon::new(setup.timezone.time_zone(), now, link.horizon_days);
-    let (first, last) = (horizon.start(), horizon.last());
+    // The days the diary was read for: the horizon, or the days of a day-scoped sync.
+    let (first, last) = match read {
+        Some((from, to)) => (horizon.start().max(from), horizon.last().min(to)),
+        None => (horizon.start(), horizon.last()),
+    };
     let now_local = now
         .to_zoned_datetime(setup.timezone.time_zone().clone())
         .datetime();
