@@ -5,17 +5,27 @@
 //! configured `User-Agent`; bodies above [`ClientConfig::gzip_threshold`] bytes are sent gzipped.
 //! Each attempt has a timeout; idempotent calls (GETs, snapshots, the liveness contract, feature
 //! switches, subscription deletes) are retried a bounded number of times with jittered
-//! exponential backoff on timeouts, 429 and 5xx. Booking calls are never retried here: their
-//! outcome must be decided by the caller (the durable outbox).
+//! exponential backoff on timeouts, 429 and 5xx (`backon`'s retry loop over
+//! `slotbridge_domain::backoff`; a 429's `Retry-After` is waited for instead, up to
+//! [`ClientConfig::max_retry_after`]). Booking calls are never retried here: their outcome must
+//! be decided by the caller (the durable outbox).
 
-use std::{io::Write as _, sync::Arc, time::Duration};
+use std::{
+    io::Write as _,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
+use backon::Retryable as _;
 use bytes::Bytes;
 use jiff::Timestamp;
-use rand::Rng as _;
 use reqwest::{Method, StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
+use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
 
 use crate::{
     error::MarketError,
@@ -27,6 +37,9 @@ use crate::{
 
 /// The most snapshots `POST /availability/snapshots` takes in one call.
 pub const MAX_SNAPSHOTS_PER_BATCH: usize = 100;
+
+/// The longest wait between two attempts of an idempotent call (before a `Retry-After`).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The most pages [`PracticeClient`] follows when collecting every page of a request list.
 const MAX_PAGES: u64 = 1_000;
@@ -57,7 +70,7 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Attempts of an idempotent call (1 = no retry).
     pub max_attempts: u32,
-    /// First backoff; doubled each retry, with full jitter.
+    /// First backoff; doubled each retry up to 30 s, each wait between half and all of it.
     pub retry_base: Duration,
     /// Longest `Retry-After` we wait for before giving up with [`MarketError::RateLimited`].
     pub max_retry_after: Duration,
@@ -815,14 +828,16 @@ impl PracticeClient {
         let body = body
             .map(|b| encode_body(b, cfg.gzip_threshold))
             .transpose()?;
-        let attempts = if idempotent == Idempotent::Yes {
-            cfg.max_attempts.max(1)
+        let retries = if idempotent == Idempotent::Yes {
+            cfg.max_attempts.max(1) - 1
         } else {
-            1
+            0
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let waits = Backoff::from_std(cfg.retry_base, MAX_BACKOFF)
+            .retries(retries, || Jitter::new(rand::random::<f64>()));
+        let attempt = AtomicU32::new(0);
+        let once = || async {
+            attempt.fetch_add(1, Ordering::Relaxed);
             if self.guard.as_ref().is_some_and(|allowed| !allowed()) {
                 return Err(MarketError::Fenced);
             }
@@ -832,25 +847,23 @@ impl PracticeClient {
                 let outcome = result.as_ref().map_or_else(MarketError::kind, |_| "ok");
                 observe(&operation(&method, path), outcome, started.elapsed());
             }
-            let err = match result {
-                Ok(ok) => return Ok(ok),
-                Err(e) => e,
-            };
-            if attempt >= attempts || !err.is_transient() {
-                return Err(err);
-            }
-            let wait = match &err {
-                MarketError::RateLimited {
-                    retry_after: Some(d),
-                } if *d > cfg.max_retry_after => return Err(err),
-                MarketError::RateLimited {
-                    retry_after: Some(d),
-                } => *d,
-                _ => backoff(cfg.retry_base, attempt),
-            };
-            tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying marketplace call");
-            tokio::time::sleep(wait).await;
-        }
+            result
+        };
+        once.retry(waits)
+            .sleep(tokio::time::sleep)
+            .when(MarketError::is_transient)
+            .adjust(|err, scheduled| {
+                let asked = match err {
+                    MarketError::RateLimited { retry_after } => *retry_after,
+                    _ => None,
+                };
+                retry_wait(scheduled, asked, cfg.max_retry_after)
+            })
+            .notify(|err, wait| {
+                let attempt = attempt.load(Ordering::Relaxed);
+                tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying marketplace call");
+            })
+            .await
     }
 
     async fn attempt(
@@ -1055,15 +1068,6 @@ fn transport_error(op: &str, e: &reqwest::Error, timeout: Duration) -> MarketErr
     }
 }
 
-/// Full-jitter exponential backoff: a random wait in `[0, base * 2^(attempt-1)]`, at most 30 s.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let cap = base
-        .saturating_mul(1 << (attempt.saturating_sub(1)).min(16))
-        .min(Duration::from_secs(30));
-    let ms = cap.as_millis() as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1122,13 +1126,6 @@ mod tests {
         assert!(echoed(&sent, b"[1]").is_err());
         let e = echoed(&sent, b"\"Zebedee\"").unwrap_err();
         assert!(!e.contains("Zebedee"), "{e}");
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempt in 1..20 {
-            assert!(backoff(Duration::from_millis(250), attempt) <= Duration::from_secs(30));
-        }
     }
 
     #[test]
