@@ -333,14 +333,15 @@ impl PracticeClient {
         .await
     }
 
-    /// `GET /config/pmsResources`.
+    /// `GET /config/pmsResources`, read item by item: an item that cannot be read is left out
+    /// (and logged), the others are read.
     pub async fn pms_resources(&self) -> Result<Vec<PmsResource>, MarketError> {
-        self.get_json("/config/pmsResources", &[]).await
+        self.get_list("/config/pmsResources", &[]).await
     }
 
     /// `GET /config/pmsResources/findById?id=`: the matching resources (empty when none).
     pub async fn find_pms_resource(&self, id: &str) -> Result<Vec<PmsResource>, MarketError> {
-        self.get_json("/config/pmsResources/findById", &[("id", id.to_owned())])
+        self.get_list("/config/pmsResources/findById", &[("id", id.to_owned())])
             .await
     }
 
@@ -357,9 +358,9 @@ impl PracticeClient {
         .await
     }
 
-    /// `GET /config/pmsAppointmentTypes`.
+    /// `GET /config/pmsAppointmentTypes`, read item by item.
     pub async fn pms_appointment_types(&self) -> Result<Vec<PmsAppointmentType>, MarketError> {
-        self.get_json("/config/pmsAppointmentTypes", &[]).await
+        self.get_list("/config/pmsAppointmentTypes", &[]).await
     }
 
     /// `GET /config/pmsAppointmentTypes/findById?id=`.
@@ -367,7 +368,7 @@ impl PracticeClient {
         &self,
         id: &str,
     ) -> Result<Vec<PmsAppointmentType>, MarketError> {
-        self.get_json(
+        self.get_list(
             "/config/pmsAppointmentTypes/findById",
             &[("id", id.to_owned())],
         )
@@ -649,7 +650,7 @@ impl PracticeClient {
 
     /// `GET /features`.
     pub async fn features(&self) -> Result<Vec<Feature>, MarketError> {
-        self.get_json("/features", &[]).await
+        self.get_list("/features", &[]).await
     }
 
     /// `GET /features/{id}`.
@@ -682,7 +683,7 @@ impl PracticeClient {
 
     /// `GET /subscription`.
     pub async fn subscriptions(&self) -> Result<Vec<Subscription>, MarketError> {
-        self.get_json("/subscription", &[]).await
+        self.get_list("/subscription", &[]).await
     }
 
     /// `GET /subscription/{id}`.
@@ -698,8 +699,10 @@ impl PracticeClient {
         &self,
         subscription: &Subscription,
     ) -> Result<Subscription, MarketError> {
+        known_topic(subscription)?;
         self.post_echoed("/subscription", subscription, Idempotent::No)
             .await
+            .map(|answer| with_known_topic(answer, subscription))
     }
 
     /// Renew a subscription: `POST /subscription` with the same topic and callback URL and a new
@@ -709,10 +712,12 @@ impl PracticeClient {
         subscription: &Subscription,
         expire_at: Option<Timestamp>,
     ) -> Result<Subscription, MarketError> {
+        known_topic(subscription)?;
         let mut renewed = subscription.clone();
         renewed.expire_at = expire_at;
         self.post_echoed("/subscription", &renewed, Idempotent::Yes)
             .await
+            .map(|answer| with_known_topic(answer, &renewed))
     }
 
     /// `DELETE /subscription/{id}`.
@@ -750,6 +755,23 @@ impl PracticeClient {
     }
 
     // ---- plumbing ---------------------------------------------------------------------------
+
+    /// A list answer (a JSON array) read item by item, like the request lists: an item that
+    /// cannot be read is left out and logged with its position and the reason (a field's path
+    /// and a fixed text, never a value), so one odd item does not hide the others.
+    async fn get_list<T: ListItem>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<T>, MarketError> {
+        let body = self.get_bytes(path, query).await?;
+        let page = RequestPage::<T>::parse(&body, Timestamp::now())
+            .map_err(|e| unreadable_answer(&Method::GET, path, &e))?;
+        for item in &page.unreadable {
+            tracing::warn!(path, %item, "an item of the marketplace's answer cannot be read; left out");
+        }
+        Ok(page.items)
+    }
 
     async fn get_json<T: DeserializeOwned>(
         &self,
@@ -1005,6 +1027,24 @@ fn parse<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Resul
 }
 
 /// The error of an answer that does not match the spec; `why` says where, without values.
+/// The client never sends a topic it does not know (one it read as [`SubscriptionTopic::Other`]).
+fn known_topic(subscription: &Subscription) -> Result<(), MarketError> {
+    if subscription.topic == SubscriptionTopic::Other {
+        return Err(MarketError::Usage {
+            detail: "POST /subscription: the topic is not one of the spec's".into(),
+        });
+    }
+    Ok(())
+}
+
+/// An echoed subscription whose topic reads as unknown keeps the topic that was sent.
+fn with_known_topic(mut answer: Subscription, sent: &Subscription) -> Subscription {
+    if answer.topic == SubscriptionTopic::Other {
+        answer.topic = sent.topic;
+    }
+    answer
+}
+
 fn unreadable_answer(method: &Method, path: &str, why: &str) -> MarketError {
     MarketError::Protocol {
         detail: format!(
@@ -1114,7 +1154,7 @@ mod tests {
             "callbackUrl": "https://node.example/hooks", "startAt": "yesterday",
             "expireAt": "2027-02-01 00:00:00", "somethingNew": true
         });
-        let got = echoed(&sent, answer.to_string().as_bytes()).unwrap();
+        let got = with_known_topic(echoed(&sent, answer.to_string().as_bytes()).unwrap(), &sent);
         assert_eq!(got.id.as_deref(), Some("6f1c"));
         assert_eq!(got.client_id.as_deref(), Some("link-1"));
         assert_eq!(got.topic, SubscriptionTopic::All);

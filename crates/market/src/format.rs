@@ -145,6 +145,17 @@ pub fn parse_hhmm(s: &str) -> Result<Time, FormatError> {
     Time::strptime(HHMM, s).map_err(|_| err("HH24:MI", s))
 }
 
+/// Read a range time the marketplace sent: `HH24:MI`, or `HH24:MI:SS`.
+pub fn read_hhmm(s: &str) -> Result<Time, FormatError> {
+    parse_hhmm(s).or_else(|_| {
+        if s.len() == 8 {
+            Time::strptime("%H:%M:%S", s).map_err(|_| err("HH24:MI", s))
+        } else {
+            Err(err("HH24:MI", s))
+        }
+    })
+}
+
 /// Format a range time as `HH24:MI` (seconds are dropped).
 pub fn format_hhmm(t: Time) -> String {
     t.strftime(HHMM).to_string()
