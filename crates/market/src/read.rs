@@ -577,6 +577,24 @@ mod tests {
         assert!(!e.contains("Zebedee"), "{e}");
     }
 
+    /// The `market_payloads` fuzz target's crash: a client snapshot request on the date
+    /// `-026-12-02` was read (year -26) and did not read back once written.
+    #[test]
+    fn a_date_with_a_signed_year_makes_its_item_unreadable() {
+        let p: RequestPage<ClientSnapshotRequest> = page(json!({ "data": [
+            {"date": "-026-12-02", "dateType": "appt_datetime"},
+            {"date": "2026-12-02", "dateType": "appt_datetime"},
+        ]}));
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(
+            p.unreadable[0].reason,
+            "date: not a date in YYYY-MM-DD (or DD-MM-YYYY)"
+        );
+        let written = serde_json::to_value(&p.items[0]).unwrap();
+        let again: ClientSnapshotRequest = serde_json::from_value(written).unwrap();
+        assert_eq!(again, p.items[0]);
+    }
+
     #[test]
     fn other_request_lists_are_read_tolerantly() {
         let p: RequestPage<BookingUpdate> = page(json!({ "data": [
