@@ -4,7 +4,13 @@
 //! same inputs always give the same answer and tests need neither sleeps nor a seeded RNG.
 //!
 //! - [`Backoff`]: 1 s, 2 s, 4 s … capped (60 s for a link), each delay shortened by up to half
-//!   by the [`Jitter`] so many links failing together do not retry together.
+//!   by the [`Jitter`] so many links failing together do not retry together. The exponential
+//!   schedule itself is `backon`'s [`ExponentialBuilder`] (its builders only compute delays: no
+//!   I/O, no async, no clock); the jitter stays ours, drawn by the caller, so a delay is a plain
+//!   function of its inputs.
+//! - [`Backoff::retries`] and [`retry_wait`]: the waits of a bounded retry loop (the PMS
+//!   connector's and the marketplace client's, both driven by `backon`), with a server's
+//!   `Retry-After` taking the place of the backoff.
 //! - [`Breaker`]: per link. A transient failure (PMS or marketplace down, rate limited, a
 //!   timeout) backs off; a lasting one ([`Lasting`]: a key rejected or revoked, the practice's
 //!   consent missing) parks the link until its credentials change or an operator resyncs,
@@ -30,7 +36,9 @@
 //! ```
 
 use std::fmt;
+use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -86,18 +94,42 @@ impl Backoff {
         cap: SignedDuration::from_secs(60),
     };
 
+    /// A backoff from `first` doubling up to `cap`, in the standard library's durations (what
+    /// the adapters configure); a duration too long for a [`SignedDuration`] is its maximum.
+    pub fn from_std(first: Duration, cap: Duration) -> Self {
+        let signed = |d: Duration| SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+        Backoff {
+            first: signed(first),
+            cap: signed(cap),
+        }
+    }
+
     /// The nominal delay after `failures` failures in a row (0 counts as 1): `first × 2^(n−1)`,
-    /// at most `cap`.
+    /// at most `cap`, to the millisecond. The schedule is `backon`'s exponential one (factor 2,
+    /// no jitter of its own).
     pub fn nominal(&self, failures: u32) -> SignedDuration {
         let first = self.first.as_millis().max(0);
         let cap = self.cap.as_millis().max(0);
+        if first >= cap {
+            return duration_ms(cap);
+        }
+        let mut schedule = ExponentialBuilder::new()
+            .with_factor(2.0)
+            .with_min_delay(std_ms(first))
+            .with_max_delay(std_ms(cap))
+            .without_max_times()
+            .build();
+        // Past 64 doublings even a 1 ms start is beyond any cap.
         let doublings = failures.saturating_sub(1).min(64);
         let mut ms = first;
-        for _ in 0..doublings {
+        for _ in 0..=doublings {
+            match schedule.next() {
+                Some(d) => ms = round_ms(d),
+                None => break,
+            }
             if ms >= cap {
                 break;
             }
-            ms = ms.saturating_mul(2);
         }
         duration_ms(ms.min(cap))
     }
@@ -106,6 +138,74 @@ impl Backoff {
     /// delay and the nominal delay, never more than `cap`.
     pub fn delay(&self, failures: u32, jitter: Jitter) -> SignedDuration {
         jitter.apply(self.nominal(failures))
+    }
+
+    /// The waits before each of `retries` retries of a call: [`Backoff::delay`] after 1, 2, …
+    /// failures, each with a jitter drawn by `jitter` (the caller's randomness). An iterator a
+    /// `backon` retry loop takes as its backoff; it ends when no retry is left.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotbridge_domain::backoff::{Backoff, Jitter};
+    /// let b = Backoff::from_std(Duration::from_millis(200), Duration::from_secs(10));
+    /// let waits: Vec<u128> = b.retries(4, || Jitter::NONE).map(|d| d.as_millis()).collect();
+    /// assert_eq!(waits, [200, 400, 800, 1600]);
+    /// ```
+    pub fn retries<J: FnMut() -> Jitter>(self, retries: u32, jitter: J) -> Retries<J> {
+        Retries {
+            backoff: self,
+            done: 0,
+            retries,
+            jitter,
+        }
+    }
+}
+
+/// The waits of a bounded retry loop: see [`Backoff::retries`].
+#[derive(Debug, Clone)]
+pub struct Retries<J> {
+    backoff: Backoff,
+    done: u32,
+    retries: u32,
+    jitter: J,
+}
+
+impl<J: FnMut() -> Jitter> Iterator for Retries<J> {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.done >= self.retries {
+            return None;
+        }
+        self.done += 1;
+        let wait = self.backoff.delay(self.done, (self.jitter)());
+        Some(wait.unsigned_abs())
+    }
+}
+
+/// The wait before the next retry of a call the server refused: `scheduled` is the backoff's
+/// next wait (`None`: no retry is left). A `Retry-After` the server gave takes its place; one
+/// longer than `max_retry_after` is not waited for, and the call fails at once (`None`).
+///
+/// ```
+/// use std::time::Duration;
+/// use slotbridge_domain::backoff::retry_wait;
+/// let s = Duration::from_secs;
+/// assert_eq!(retry_wait(Some(s(1)), None, s(30)), Some(s(1)));
+/// assert_eq!(retry_wait(Some(s(1)), Some(s(7)), s(30)), Some(s(7)));
+/// assert_eq!(retry_wait(Some(s(1)), Some(s(60)), s(30)), None);
+/// assert_eq!(retry_wait(None, Some(s(7)), s(30)), None);
+/// ```
+pub fn retry_wait(
+    scheduled: Option<Duration>,
+    retry_after: Option<Duration>,
+    max_retry_after: Duration,
+) -> Option<Duration> {
+    let scheduled = scheduled?;
+    match retry_after {
+        Some(asked) if asked > max_retry_after => None,
+        Some(asked) => Some(asked),
+        None => Some(scheduled),
     }
 }
 
@@ -305,6 +405,17 @@ fn duration_ms(ms: i128) -> SignedDuration {
     SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
+/// Whole milliseconds (non-negative) as a standard duration.
+fn std_ms(ms: i128) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// A standard duration to the nearest millisecond (`backon` multiplies in `f32`, so a doubled
+/// 200 ms comes back a few nanoseconds off).
+fn round_ms(d: Duration) -> i128 {
+    ((d.as_nanos() + 500_000) / 1_000_000) as i128
+}
+
 /// `t + d`, saturating at the ends of time.
 pub(crate) fn plus(t: Timestamp, d: SignedDuration) -> Timestamp {
     t.checked_add(d).unwrap_or(if d.is_negative() {
@@ -468,7 +579,144 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_adapters_schedules_table() {
+        let std_ms = Duration::from_millis;
+        // (case, first, cap, jitter, expected waits of 6 retries)
+        type Row = (&'static str, u64, u64, f64, [u64; 6]);
+        let rows: &[Row] = &[
+            (
+                "PMS connector: 200 ms doubling, capped at 10 s",
+                200,
+                10_000,
+                0.0,
+                [200, 400, 800, 1600, 3200, 6400],
+            ),
+            (
+                "marketplace client: 250 ms doubling, capped at 30 s",
+                250,
+                30_000,
+                0.0,
+                [250, 500, 1000, 2000, 4000, 8000],
+            ),
+            (
+                "a short cap is reached and kept",
+                10,
+                35,
+                0.0,
+                [10, 20, 35, 35, 35, 35],
+            ),
+            (
+                "full jitter: each wait halved",
+                200,
+                10_000,
+                1.0,
+                [100, 200, 400, 800, 1600, 3200],
+            ),
+            (
+                "a first wait above the cap is the cap",
+                5_000,
+                1_000,
+                0.0,
+                [1000, 1000, 1000, 1000, 1000, 1000],
+            ),
+            ("no wait at all", 0, 0, 0.0, [0, 0, 0, 0, 0, 0]),
+        ];
+        for (case, first, cap, jitter, want) in rows {
+            let b = Backoff::from_std(std_ms(*first), std_ms(*cap));
+            let got: Vec<u64> = b
+                .retries(6, || Jitter::new(*jitter))
+                .map(|d| d.as_millis() as u64)
+                .collect();
+            assert_eq!(got, want, "{case}");
+        }
+        assert_eq!(Backoff::LINK.retries(0, || Jitter::NONE).count(), 0);
+        let mut draws = [0.0, 1.0, 0.5].into_iter();
+        let waits: Vec<Duration> = Backoff::LINK
+            .retries(3, || Jitter::new(draws.next().unwrap_or(0.0)))
+            .collect();
+        assert_eq!(
+            waits,
+            [std_ms(1000), std_ms(1000), std_ms(3000)],
+            "each wait takes the next jitter drawn"
+        );
+    }
+
+    #[test]
+    fn retry_after_table() {
+        let secs = Duration::from_secs;
+        // (case, scheduled, Retry-After, expected wait)
+        type Row = (
+            &'static str,
+            Option<Duration>,
+            Option<Duration>,
+            Option<Duration>,
+        );
+        let rows: &[Row] = &[
+            (
+                "no Retry-After: the backoff",
+                Some(secs(2)),
+                None,
+                Some(secs(2)),
+            ),
+            (
+                "Retry-After replaces the backoff, longer",
+                Some(secs(2)),
+                Some(secs(9)),
+                Some(secs(9)),
+            ),
+            (
+                "Retry-After replaces the backoff, shorter",
+                Some(secs(2)),
+                Some(secs(0)),
+                Some(secs(0)),
+            ),
+            (
+                "Retry-After at the limit is waited for",
+                Some(secs(2)),
+                Some(secs(30)),
+                Some(secs(30)),
+            ),
+            (
+                "Retry-After past the limit: fail now",
+                Some(secs(2)),
+                Some(secs(31)),
+                None,
+            ),
+            ("no retry left: fail", None, None, None),
+            (
+                "no retry left, whatever the Retry-After",
+                None,
+                Some(secs(1)),
+                None,
+            ),
+        ];
+        for (case, scheduled, asked, want) in rows {
+            assert_eq!(retry_wait(*scheduled, *asked, secs(30)), *want, "{case}");
+        }
+    }
+
     proptest! {
+        /// backon's schedule (computed in `f32`) matches `first × 2^(n−1)` capped, to the
+        /// millisecond for waits of up to a minute and within a millionth beyond.
+        #[test]
+        fn the_schedule_is_first_doubling_up_to_the_cap(
+            first in 1u64..=10_000,
+            cap in 1u64..=86_400_000,
+            failures in 0u32..80,
+        ) {
+            let b = Backoff::from_std(Duration::from_millis(first), Duration::from_millis(cap));
+            let exact = (0..failures.saturating_sub(1))
+                .fold(first as u128, |ms, _| (ms * 2).min(cap as u128))
+                .min(cap as u128) as i128;
+            let got = b.nominal(failures).as_millis();
+            if exact <= 60_000 {
+                prop_assert_eq!(got, exact);
+            } else {
+                prop_assert!((got - exact).abs() * 1_000_000 <= exact, "{} vs {}", got, exact);
+            }
+        }
+
         #[test]
         fn backoff_is_monotone_up_to_the_cap(n in 0u32..200, j in 0.0f64..=1.0) {
             let j = Jitter::new(j);

@@ -5,17 +5,27 @@
 //! configured `User-Agent`; bodies above [`ClientConfig::gzip_threshold`] bytes are sent gzipped.
 //! Each attempt has a timeout; idempotent calls (GETs, snapshots, the liveness contract, feature
 //! switches, subscription deletes) are retried a bounded number of times with jittered
-//! exponential backoff on timeouts, 429 and 5xx. Booking calls are never retried here: their
-//! outcome must be decided by the caller (the durable outbox).
+//! exponential backoff on timeouts, 429 and 5xx (`backon`'s retry loop over
+//! `slotbridge_domain::backoff`; a 429's `Retry-After` is waited for instead, up to
+//! [`ClientConfig::max_retry_after`]). Booking calls are never retried here: their outcome must
+//! be decided by the caller (the durable outbox).
 
-use std::{io::Write as _, sync::Arc, time::Duration};
+use std::{
+    io::Write as _,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
+use backon::Retryable as _;
 use bytes::Bytes;
 use jiff::Timestamp;
-use rand::Rng as _;
 use reqwest::{Method, StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
+use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
 
 use crate::{
     error::MarketError,
@@ -27,6 +37,9 @@ use crate::{
 
 /// The most snapshots `POST /availability/snapshots` takes in one call.
 pub const MAX_SNAPSHOTS_PER_BATCH: usize = 100;
+
+/// The longest wait between two attempts of an idempotent call (before a `Retry-After`).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The most pages [`PracticeClient`] follows when collecting every page of a request list.
 const MAX_PAGES: u64 = 1_000;
@@ -57,7 +70,7 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Attempts of an idempotent call (1 = no retry).
     pub max_attempts: u32,
-    /// First backoff; doubled each retry, with full jitter.
+    /// First backoff; doubled each retry up to 30 s, each wait between half and all of it.
     pub retry_base: Duration,
     /// Longest `Retry-After` we wait for before giving up with [`MarketError::RateLimited`].
     pub max_retry_after: Duration,
@@ -325,14 +338,15 @@ impl PracticeClient {
         .await
     }
 
-    /// `GET /config/pmsResources`.
+    /// `GET /config/pmsResources`, read item by item: an item that cannot be read is left out
+    /// (and logged), the others are read.
     pub async fn pms_resources(&self) -> Result<Vec<PmsResource>, MarketError> {
-        self.get_json("/config/pmsResources", &[]).await
+        self.get_list("/config/pmsResources", &[]).await
     }
 
     /// `GET /config/pmsResources/findById?id=`: the matching resources (empty when none).
     pub async fn find_pms_resource(&self, id: &str) -> Result<Vec<PmsResource>, MarketError> {
-        self.get_json("/config/pmsResources/findById", &[("id", id.to_owned())])
+        self.get_list("/config/pmsResources/findById", &[("id", id.to_owned())])
             .await
     }
 
@@ -349,9 +363,9 @@ impl PracticeClient {
         .await
     }
 
-    /// `GET /config/pmsAppointmentTypes`.
+    /// `GET /config/pmsAppointmentTypes`, read item by item.
     pub async fn pms_appointment_types(&self) -> Result<Vec<PmsAppointmentType>, MarketError> {
-        self.get_json("/config/pmsAppointmentTypes", &[]).await
+        self.get_list("/config/pmsAppointmentTypes", &[]).await
     }
 
     /// `GET /config/pmsAppointmentTypes/findById?id=`.
@@ -359,7 +373,7 @@ impl PracticeClient {
         &self,
         id: &str,
     ) -> Result<Vec<PmsAppointmentType>, MarketError> {
-        self.get_json(
+        self.get_list(
             "/config/pmsAppointmentTypes/findById",
             &[("id", id.to_owned())],
         )
@@ -641,7 +655,7 @@ impl PracticeClient {
 
     /// `GET /features`.
     pub async fn features(&self) -> Result<Vec<Feature>, MarketError> {
-        self.get_json("/features", &[]).await
+        self.get_list("/features", &[]).await
     }
 
     /// `GET /features/{id}`.
@@ -674,7 +688,7 @@ impl PracticeClient {
 
     /// `GET /subscription`.
     pub async fn subscriptions(&self) -> Result<Vec<Subscription>, MarketError> {
-        self.get_json("/subscription", &[]).await
+        self.get_list("/subscription", &[]).await
     }
 
     /// `GET /subscription/{id}`.
@@ -690,8 +704,10 @@ impl PracticeClient {
         &self,
         subscription: &Subscription,
     ) -> Result<Subscription, MarketError> {
+        known_topic(subscription)?;
         self.post_echoed("/subscription", subscription, Idempotent::No)
             .await
+            .map(|answer| with_known_topic(answer, subscription))
     }
 
     /// Renew a subscription: `POST /subscription` with the same topic and callback URL and a new
@@ -701,10 +717,12 @@ impl PracticeClient {
         subscription: &Subscription,
         expire_at: Option<Timestamp>,
     ) -> Result<Subscription, MarketError> {
+        known_topic(subscription)?;
         let mut renewed = subscription.clone();
         renewed.expire_at = expire_at;
         self.post_echoed("/subscription", &renewed, Idempotent::Yes)
             .await
+            .map(|answer| with_known_topic(answer, &renewed))
     }
 
     /// `DELETE /subscription/{id}`.
@@ -742,6 +760,23 @@ impl PracticeClient {
     }
 
     // ---- plumbing ---------------------------------------------------------------------------
+
+    /// A list answer (a JSON array) read item by item, like the request lists: an item that
+    /// cannot be read is left out and logged with its position and the reason (a field's path
+    /// and a fixed text, never a value), so one odd item does not hide the others.
+    async fn get_list<T: ListItem>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<T>, MarketError> {
+        let body = self.get_bytes(path, query).await?;
+        let page = RequestPage::<T>::parse(&body, Timestamp::now())
+            .map_err(|e| unreadable_answer(&Method::GET, path, &e))?;
+        for item in &page.unreadable {
+            tracing::warn!(path, %item, "an item of the marketplace's answer cannot be read; left out");
+        }
+        Ok(page.items)
+    }
 
     async fn get_json<T: DeserializeOwned>(
         &self,
@@ -820,14 +855,18 @@ impl PracticeClient {
         let body = body
             .map(|b| encode_body(b, cfg.gzip_threshold))
             .transpose()?;
-        let attempts = if idempotent == Idempotent::Yes {
-            cfg.max_attempts.max(1)
+        let retries = if idempotent == Idempotent::Yes {
+            cfg.max_attempts.max(1) - 1
         } else {
-            1
+            0
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let waits = Backoff::from_std(cfg.retry_base, MAX_BACKOFF)
+            .retries(retries, || Jitter::new(rand::random::<f64>()));
+        let attempt = AtomicU32::new(0);
+        let once = || async {
+            attempt.fetch_add(1, Ordering::Relaxed);
+            // A 429's Retry-After holds for every call of this practice, not only this one's
+            // retries.
             if let Some(wait) = self.rate_limited_for() {
                 if wait > cfg.max_retry_after {
                     return Err(MarketError::RateLimited {
@@ -845,31 +884,29 @@ impl PracticeClient {
                 let outcome = result.as_ref().map_or_else(MarketError::kind, |_| "ok");
                 observe(&operation(&method, path), outcome, started.elapsed());
             }
-            let err = match result {
-                Ok(ok) => return Ok(ok),
-                Err(e) => e,
-            };
-            if let MarketError::RateLimited {
+            if let Err(MarketError::RateLimited {
                 retry_after: Some(d),
-            } = &err
+            }) = &result
             {
                 self.rate_limited_until(std::time::Instant::now() + *d);
             }
-            if attempt >= attempts || !err.is_transient() {
-                return Err(err);
-            }
-            let wait = match &err {
-                MarketError::RateLimited {
-                    retry_after: Some(d),
-                } if *d > cfg.max_retry_after => return Err(err),
-                MarketError::RateLimited {
-                    retry_after: Some(d),
-                } => *d,
-                _ => backoff(cfg.retry_base, attempt),
-            };
-            tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying marketplace call");
-            tokio::time::sleep(wait).await;
-        }
+            result
+        };
+        once.retry(waits)
+            .sleep(tokio::time::sleep)
+            .when(MarketError::is_transient)
+            .adjust(|err, scheduled| {
+                let asked = match err {
+                    MarketError::RateLimited { retry_after } => *retry_after,
+                    _ => None,
+                };
+                retry_wait(scheduled, asked, cfg.max_retry_after)
+            })
+            .notify(|err, wait| {
+                let attempt = attempt.load(Ordering::Relaxed);
+                tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying marketplace call");
+            })
+            .await
     }
 
     /// How long calls must still wait after a 429's `Retry-After`, if at all.
@@ -1030,6 +1067,24 @@ fn parse<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Resul
 }
 
 /// The error of an answer that does not match the spec; `why` says where, without values.
+/// The client never sends a topic it does not know (one it read as [`SubscriptionTopic::Other`]).
+fn known_topic(subscription: &Subscription) -> Result<(), MarketError> {
+    if subscription.topic == SubscriptionTopic::Other {
+        return Err(MarketError::Usage {
+            detail: "POST /subscription: the topic is not one of the spec's".into(),
+        });
+    }
+    Ok(())
+}
+
+/// An echoed subscription whose topic reads as unknown keeps the topic that was sent.
+fn with_known_topic(mut answer: Subscription, sent: &Subscription) -> Subscription {
+    if answer.topic == SubscriptionTopic::Other {
+        answer.topic = sent.topic;
+    }
+    answer
+}
+
 fn unreadable_answer(method: &Method, path: &str, why: &str) -> MarketError {
     MarketError::Protocol {
         detail: format!(
@@ -1093,15 +1148,6 @@ fn transport_error(op: &str, e: &reqwest::Error, timeout: Duration) -> MarketErr
     }
 }
 
-/// Full-jitter exponential backoff: a random wait in `[0, base * 2^(attempt-1)]`, at most 30 s.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let cap = base
-        .saturating_mul(1 << (attempt.saturating_sub(1)).min(16))
-        .min(Duration::from_secs(30));
-    let ms = cap.as_millis() as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1148,7 +1194,7 @@ mod tests {
             "callbackUrl": "https://node.example/hooks", "startAt": "yesterday",
             "expireAt": "2027-02-01 00:00:00", "somethingNew": true
         });
-        let got = echoed(&sent, answer.to_string().as_bytes()).unwrap();
+        let got = with_known_topic(echoed(&sent, answer.to_string().as_bytes()).unwrap(), &sent);
         assert_eq!(got.id.as_deref(), Some("6f1c"));
         assert_eq!(got.client_id.as_deref(), Some("link-1"));
         assert_eq!(got.topic, SubscriptionTopic::All);
@@ -1160,13 +1206,6 @@ mod tests {
         assert!(echoed(&sent, b"[1]").is_err());
         let e = echoed(&sent, b"\"Zebedee\"").unwrap_err();
         assert!(!e.contains("Zebedee"), "{e}");
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempt in 1..20 {
-            assert!(backoff(Duration::from_millis(250), attempt) <= Duration::from_secs(30));
-        }
     }
 
     #[test]

@@ -48,9 +48,28 @@ fn err(expected: &'static str, found: &str) -> FormatError {
     }
 }
 
+/// Whether `s` has the shape of `pattern`: `9` is a digit, anything else itself. The wire
+/// formats have a four-digit year; jiff's parsers would also take a sign (`-026-12-02`), giving
+/// a date that is then written in another shape and does not read back.
+fn shaped(s: &str, pattern: &str) -> bool {
+    s.len() == pattern.len()
+        && s.bytes().zip(pattern.bytes()).all(|(c, p)| {
+            if p == b'9' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }
+        })
+}
+
+/// A year the wire formats can write (`YYYY`): not before year 0.
+fn writable(dt: DateTime) -> bool {
+    dt.year() >= 0
+}
+
 /// Parse `YYYY-MM-DD HH24:MI:SS` as a civil date-time (no zone).
 pub fn parse_local(s: &str) -> Result<DateTime, FormatError> {
-    if s.len() != 19 {
+    if !shaped(s, "9999-99-99 99:99:99") {
         return Err(err("YYYY-MM-DD HH24:MI:SS", s));
     }
     DateTime::strptime(DATETIME, s).map_err(|_| err("YYYY-MM-DD HH24:MI:SS", s))
@@ -91,13 +110,12 @@ pub fn parse_dob(s: &str) -> Result<Date, FormatError> {
 const DATE_EITHER: &str = "a date in DD-MM-YYYY or YYYY-MM-DD";
 
 fn parse_either(s: &str) -> Option<Date> {
-    if s.len() != 10 || !s.is_ascii() {
-        return None;
-    }
-    let fmt = if s.as_bytes()[4] == b'-' {
+    let fmt = if shaped(s, "9999-99-99") {
         ISO_DATE
-    } else {
+    } else if shaped(s, "99-99-9999") {
         DOB
+    } else {
+        return None;
     };
     Date::strptime(fmt, s).ok()
 }
@@ -120,7 +138,9 @@ pub fn read_utc(s: &str) -> Result<Timestamp, FormatError> {
                 .and_then(|dt| dt.to_zoned_datetime(TimeZone::UTC))
                 .map(|z| z.timestamp())
         })
-        .map_err(|_| err(EXPECTED, s))
+        .ok()
+        .filter(|t| writable(TimeZone::UTC.to_datetime(*t)))
+        .ok_or_else(|| err(EXPECTED, s))
 }
 
 /// Read a practice-local date-time the marketplace sent (`pmsAppointmentTime`):
@@ -129,7 +149,9 @@ pub fn read_local(s: &str) -> Result<DateTime, FormatError> {
     const EXPECTED: &str = "a date-time in YYYY-MM-DD HH24:MI:SS";
     parse_local(s)
         .or_else(|_| s.parse::<DateTime>())
-        .map_err(|_| err(EXPECTED, s))
+        .ok()
+        .filter(|dt| writable(*dt))
+        .ok_or_else(|| err(EXPECTED, s))
 }
 
 /// Format a date of birth as `DD-MM-YYYY`.
@@ -143,6 +165,17 @@ pub fn parse_hhmm(s: &str) -> Result<Time, FormatError> {
         return Err(err("HH24:MI", s));
     }
     Time::strptime(HHMM, s).map_err(|_| err("HH24:MI", s))
+}
+
+/// Read a range time the marketplace sent: `HH24:MI`, or `HH24:MI:SS`.
+pub fn read_hhmm(s: &str) -> Result<Time, FormatError> {
+    parse_hhmm(s).or_else(|_| {
+        if s.len() == 8 {
+            Time::strptime("%H:%M:%S", s).map_err(|_| err("HH24:MI", s))
+        } else {
+            Err(err("HH24:MI", s))
+        }
+    })
 }
 
 /// Format a range time as `HH24:MI` (seconds are dropped).
@@ -236,6 +269,30 @@ mod tests {
             let e = parse_utc(bad).unwrap_err();
             assert!(e.to_string().contains("YYYY-MM-DD HH24:MI:SS"), "{e}");
         }
+    }
+
+    /// Found by the `market_payloads` fuzz target: `-026-12-02` has ten characters and a dash
+    /// at the fifth, and jiff read it as the year -26, written back as `-000026-12-02`, which
+    /// did not read again. Every reader now takes only what its format can write.
+    #[test]
+    fn a_signed_or_negative_year_is_not_a_date() {
+        for bad in ["-026-12-02", "+026-12-02", "02-12--026", "02-12-+026"] {
+            assert!(read_date(bad).is_err(), "{bad}");
+            assert!(parse_dob(bad).is_err(), "{bad}");
+        }
+        for bad in ["-026-12-02 09:30:00", "-000026-12-02T09:30:00"] {
+            assert!(read_local(bad).is_err(), "{bad}");
+        }
+        for bad in ["-026-12-02 09:30:00", "-000026-12-02T09:30:00Z"] {
+            assert!(read_utc(bad).is_err(), "{bad}");
+        }
+        // Dates at the edges of YYYY still read and write back unchanged.
+        for good in ["0000-01-01", "9999-12-31"] {
+            let d = read_date(good).unwrap();
+            assert_eq!(d.strftime(ISO_DATE).to_string(), good);
+        }
+        let t = read_utc("0001-01-01T00:00:00Z").unwrap();
+        assert_eq!(read_utc(&format_utc(t)).unwrap(), t);
     }
 
     #[test]

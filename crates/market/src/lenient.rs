@@ -1,5 +1,6 @@
 //! Tolerant readers for the fields of what the marketplace sends (bookings, booking updates and
-//! the other requests), as serde `deserialize_with` helpers.
+//! the other requests; the PMS resources, appointment types, subscriptions and liveness contract
+//! it answers with), as serde `deserialize_with` helpers.
 //!
 //! The spec marks nothing on a booking as required and says of several fields only that they
 //! "can be null". The client therefore reads every field so that:
@@ -13,12 +14,15 @@
 
 use jiff::{
     Timestamp,
-    civil::{Date, DateTime},
+    civil::{Date, DateTime, Time},
 };
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::Value;
 
-use crate::{format, types::BookingStatus, types::Gender};
+use crate::{
+    format,
+    types::{BookingStatus, Gender, SubscriptionTopic},
+};
 
 /// `null` where a value is needed.
 pub(crate) const IS_NULL: &str = "is null";
@@ -38,6 +42,8 @@ pub(crate) const NOT_DATE: &str = "not a date in YYYY-MM-DD (or DD-MM-YYYY)";
 pub(crate) const NOT_UTC: &str = "not a date-time in YYYY-MM-DD HH24:MI:SS (UTC)";
 /// Not a practice-local date-time.
 pub(crate) const NOT_LOCAL: &str = "not a date-time in YYYY-MM-DD HH24:MI:SS";
+/// Not a time of day.
+pub(crate) const NOT_TIME: &str = "not a time in HH24:MI";
 
 /// Every problem these readers report: the only error texts of theirs that an item's reason
 /// repeats (see [`crate::read`]).
@@ -51,6 +57,7 @@ pub(crate) const PROBLEMS: &[&str] = &[
     NOT_DATE,
     NOT_UTC,
     NOT_LOCAL,
+    NOT_TIME,
 ];
 
 fn fail<E: serde::de::Error, T>(problem: &'static str) -> Result<T, E> {
@@ -108,6 +115,17 @@ fn text_of(v: Value) -> Result<Option<String>, &'static str> {
 /// Optional text: `null` is `None`; a number is taken as its text.
 pub(crate) fn text_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     text_of(Value::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// Required text (`pmsResourceId`, `pmsResourceName`): `null` is [`IS_NULL`]; a number is taken
+/// as its text. A missing field is left to serde (`missing`).
+pub(crate) fn text_required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => fail(IS_NULL),
+        v => text_of(v)
+            .map(Option::unwrap_or_default)
+            .map_err(D::Error::custom),
+    }
 }
 
 /// Text where `null` (or a missing field) is empty.
@@ -209,6 +227,18 @@ pub(crate) fn local<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime, D::Erro
     parsed(d, format::read_local, NOT_LOCAL)
 }
 
+/// A time of day (a liveness range's `start`, `end`): `HH24:MI` as the spec says, or with seconds.
+pub(crate) fn hhmm<'de, D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+    parsed(d, format::read_hhmm, NOT_TIME)
+}
+
+/// A subscription topic: one of the spec's; `null`, a missing field or any other value is
+/// [`SubscriptionTopic::Other`] (a topic of a newer API, never sent).
+pub(crate) fn topic<'de, D: Deserializer<'de>>(d: D) -> Result<SubscriptionTopic, D::Error> {
+    // The type's own reading takes any other text as `Other`; anything but text is `Other` too.
+    Ok(SubscriptionTopic::deserialize(Value::deserialize(d)?).unwrap_or(SubscriptionTopic::Other))
+}
+
 /// A gender: one of the spec's (in any case) or `None` (`null`, or a value the spec does not
 /// list: it is not ours to guess).
 pub(crate) fn gender<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Gender>, D::Error> {
@@ -251,4 +281,8 @@ pub(crate) fn requested() -> BookingStatus {
 
 pub(crate) fn other() -> BookingStatus {
     BookingStatus::Other
+}
+
+pub(crate) fn other_topic() -> SubscriptionTopic {
+    SubscriptionTopic::Other
 }

@@ -169,6 +169,10 @@ impl ListItem for UploadDocumentsRequest {}
 impl ListItem for ClientSnapshotRequest {}
 impl ListItem for AttachDocumentRequest {}
 impl ListItem for SubscriptionErrorLog {}
+impl ListItem for PmsResource {}
+impl ListItem for PmsAppointmentType {}
+impl ListItem for Subscription {}
+impl ListItem for Feature {}
 /// Items kept as JSON, read as they are.
 impl ListItem for Value {}
 
@@ -573,6 +577,24 @@ mod tests {
         assert!(!e.contains("Zebedee"), "{e}");
     }
 
+    /// The `market_payloads` fuzz target's crash: a client snapshot request on the date
+    /// `-026-12-02` was read (year -26) and did not read back once written.
+    #[test]
+    fn a_date_with_a_signed_year_makes_its_item_unreadable() {
+        let p: RequestPage<ClientSnapshotRequest> = page(json!({ "data": [
+            {"date": "-026-12-02", "dateType": "appt_datetime"},
+            {"date": "2026-12-02", "dateType": "appt_datetime"},
+        ]}));
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(
+            p.unreadable[0].reason,
+            "date: not a date in YYYY-MM-DD (or DD-MM-YYYY)"
+        );
+        let written = serde_json::to_value(&p.items[0]).unwrap();
+        let again: ClientSnapshotRequest = serde_json::from_value(written).unwrap();
+        assert_eq!(again, p.items[0]);
+    }
+
     #[test]
     fn other_request_lists_are_read_tolerantly() {
         let p: RequestPage<BookingUpdate> = page(json!({ "data": [
@@ -618,6 +640,156 @@ mod tests {
             {"requestId": 1, "bookingId": null, "documentSize": "12", "createdAt": null},
         ]}));
         assert_eq!(p.items[0].document_size, Some(12));
+    }
+
+    /// A bare JSON array (the configuration lists), read item by item.
+    fn list<T: ListItem>(items: Value) -> RequestPage<T> {
+        page(items)
+    }
+
+    #[test]
+    fn resources_and_appointment_types_are_read_tolerantly() {
+        let p: RequestPage<PmsResource> = list(json!([
+            {"pmsResourceId": 1001, "pmsResourceName": "Dr Ann Lee", "pmsPractitionerTitle": null,
+             "pmsPractitionerFirstname": "Ann", "pmsPractitionerLastname": null, "colour": "teal"},
+            {"pmsResourceId": null, "pmsResourceName": "Zebedee Quixotic"},
+            {"pmsResourceId": "R3"},
+            {"pmsResourceId": "R4", "pmsResourceName": "Room 4"},
+        ]));
+        assert_eq!(
+            p.items,
+            [
+                PmsResource {
+                    pms_resource_id: "1001".into(),
+                    pms_resource_name: "Dr Ann Lee".into(),
+                    pms_practitioner_title: None,
+                    pms_practitioner_firstname: Some("Ann".into()),
+                    pms_practitioner_lastname: None,
+                },
+                PmsResource {
+                    pms_resource_id: "R4".into(),
+                    pms_resource_name: "Room 4".into(),
+                    pms_practitioner_title: None,
+                    pms_practitioner_firstname: None,
+                    pms_practitioner_lastname: None,
+                },
+            ]
+        );
+        let reasons: Vec<(usize, &str)> = p
+            .unreadable
+            .iter()
+            .map(|u| (u.index, u.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "pmsResourceId: is null"),
+                (2, "pmsResourceName: missing")
+            ]
+        );
+        assert!(!format!("{:?}", p.unreadable).contains("Zebedee"));
+
+        let p: RequestPage<PmsAppointmentType> = list(json!([
+            {"pmsAppointmentTypeId": "HE", "pmsAppointmentTypeName": "Check-up",
+             "pmsAppointmentLength": "30", "pmsResourceId": 1001},
+            {"pmsAppointmentTypeId": 7, "pmsAppointmentTypeName": "Clean",
+             "pmsAppointmentLength": null, "pmsResourceId": null, "somethingNew": [1]},
+            {"pmsAppointmentTypeId": "X", "pmsAppointmentTypeName": "Odd",
+             "pmsAppointmentLength": "half an hour"},
+        ]));
+        assert_eq!(p.items[0].pms_appointment_length, Some(30));
+        assert_eq!(p.items[0].pms_resource_id.as_deref(), Some("1001"));
+        assert_eq!(p.items[1].pms_appointment_type_id, "7");
+        assert_eq!(p.items[1].pms_appointment_length, None);
+        assert_eq!(p.items[1].pms_resource_id, None);
+        assert_eq!(
+            p.unreadable[0].reason,
+            "pmsAppointmentLength: not an integer"
+        );
+        // Sending keeps the spec's shape: absent optional fields are left out.
+        let sent = serde_json::to_value(&p.items[1]).unwrap();
+        assert_eq!(
+            sent,
+            json!({"pmsAppointmentTypeId": "7", "pmsAppointmentTypeName": "Clean"})
+        );
+    }
+
+    #[test]
+    fn subscriptions_are_read_tolerantly() {
+        let p: RequestPage<Subscription> = list(json!([
+            {"id": "6f1c", "clientId": null, "topic": "requests.*",
+             "callbackUrl": "https://node.example/hooks", "startAt": null,
+             "expireAt": "2027-02-01T00:00:00Z", "somethingNew": true},
+            {"id": "7a2d", "topic": "requests.videoConsults", "callbackUrl": null},
+            {"id": 42, "topic": null},
+            {"id": "bad", "topic": "requests.bookings", "callbackUrl": "x",
+             "expireAt": "next Tuesday"},
+        ]));
+        assert_eq!(p.items.len(), 3);
+        let first = &p.items[0];
+        assert_eq!(first.topic, SubscriptionTopic::All);
+        assert_eq!(first.client_id, None);
+        assert_eq!(first.start_at, None);
+        assert_eq!(
+            first.expire_at,
+            Some(format::parse_utc("2027-02-01 00:00:00").unwrap())
+        );
+        assert_eq!(p.items[1].topic, SubscriptionTopic::Other);
+        assert_eq!(p.items[1].callback_url, "");
+        assert!(!SubscriptionTopic::Other.matches(RequestType::Bookings));
+        assert_eq!(p.items[2].id.as_deref(), Some("42"));
+        assert_eq!(p.items[2].topic, SubscriptionTopic::Other);
+        assert_eq!(
+            p.unreadable[0].reason,
+            "expireAt: not a date-time in YYYY-MM-DD HH24:MI:SS (UTC)"
+        );
+        // Sending keeps the spec's names and formats.
+        let sent = serde_json::to_value(first).unwrap();
+        assert_eq!(sent["topic"], "requests.*");
+        assert_eq!(sent["expireAt"], "2027-02-01 00:00:00");
+        let known = RequestType::ALL.map(SubscriptionTopic::of);
+        for t in known.into_iter().chain([SubscriptionTopic::All]) {
+            let name = serde_json::to_value(t).unwrap();
+            assert!(name.as_str().is_some_and(|n| n.starts_with("requests.")));
+            let read: Subscription =
+                serde_json::from_value(json!({"topic": name, "callbackUrl": "u"})).unwrap();
+            assert_eq!(read.topic, t);
+        }
+    }
+
+    #[test]
+    fn the_liveness_contract_is_read_tolerantly() {
+        let read = |v: Value| serde_json::from_value::<LivenessContract>(v);
+        assert_eq!(read(json!({})).unwrap(), LivenessContract::default());
+        assert_eq!(
+            read(json!({"liveHours": null})).unwrap(),
+            LivenessContract::default()
+        );
+        let c = read(json!({"liveHours": {
+            "monday": [{"start": "08:00", "end": "17:30:00"}],
+            "tuesday": null, "publicHolidays": [], "lunarNewYear": [{"start": "x"}]
+        }, "contractVersion": 2}))
+        .unwrap();
+        let monday = c.live_hours.day(jiff::civil::Weekday::Monday);
+        assert_eq!(
+            monday,
+            [TimeRange {
+                start: jiff::civil::time(8, 0, 0, 0),
+                end: jiff::civil::time(17, 30, 0, 0),
+            }]
+        );
+        assert_eq!(c.live_hours.tuesday, None);
+        assert_eq!(c.live_hours.public_holidays, Some(vec![]));
+        let e = serde_path_to_error::deserialize::<_, LivenessContract>(
+            json!({"liveHours": {"friday": [{"start": "noon", "end": "17:00"}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.path().to_string(), "liveHours.friday[0].start");
+        assert_eq!(e.inner().to_string(), lenient::NOT_TIME);
+        assert!(read(json!({"liveHours": {"friday": [{"start": null, "end": "17:00"}]}})).is_err());
+        // Sent as HH24:MI.
+        let sent = serde_json::to_value(&c).unwrap();
+        assert_eq!(sent["liveHours"]["monday"][0]["end"], "17:30");
     }
 
     #[test]

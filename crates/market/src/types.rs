@@ -10,10 +10,13 @@
 //! required): `null` or a missing field takes a default, a number is taken where text is
 //! expected, an enum value the client does not know becomes `None` or `Other`, and unknown
 //! fields are ignored (see `crate::lenient`). Only the fields a request cannot be answered
-//! without (ids, the appointment's time, a requested day) make it unreadable. Sending is
-//! unchanged. Types the integration also sends (resources, appointment types, subscriptions,
-//! the liveness contract) keep the spec's strict shape, so the simulator, which shares them,
-//! stays as strict as the marketplace.
+//! without (ids, the appointment's time, a requested day) make it unreadable. The answers that
+//! echo what the integration sends (PMS resources, appointment types, subscriptions, the
+//! liveness contract) are read the same way: `null` where the spec allows a value to be absent,
+//! numbers as text, unknown fields ignored, an unknown subscription topic as
+//! [`SubscriptionTopic::Other`]; only a resource's or type's id and name are needed. Sending is
+//! unchanged: what the integration sends keeps the spec's strict shape. The simulator has its
+//! own wire types (`slotbridge-market-sim`), so its strictness does not depend on these.
 
 use jiff::{
     Timestamp,
@@ -705,17 +708,31 @@ pub struct SnapshotError {
 #[serde(rename_all = "camelCase")]
 pub struct PmsResource {
     /// Unique id.
+    #[serde(deserialize_with = "lenient::text_required")]
     pub pms_resource_id: String,
     /// Unique name.
+    #[serde(deserialize_with = "lenient::text_required")]
     pub pms_resource_name: String,
     /// Title, e.g. `Dr`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_practitioner_title: Option<String>,
     /// First name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_practitioner_firstname: Option<String>,
     /// Last name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_practitioner_lastname: Option<String>,
 }
 
@@ -724,25 +741,41 @@ pub struct PmsResource {
 #[serde(rename_all = "camelCase")]
 pub struct PmsAppointmentType {
     /// Unique id.
+    #[serde(deserialize_with = "lenient::text_required")]
     pub pms_appointment_type_id: String,
     /// Unique name.
+    #[serde(deserialize_with = "lenient::text_required")]
     pub pms_appointment_type_name: String,
     /// Length in minutes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::int_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_appointment_length: Option<i64>,
     /// The one resource this type is for; all resources when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pms_resource_id: Option<String>,
 }
 
 /// A range of practice-local time, `HH24:MI` to `HH24:MI`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TimeRange {
-    /// Start.
-    #[serde(with = "format::hhmm")]
+    /// Start (read with or without seconds).
+    #[serde(
+        serialize_with = "format::hhmm::serialize",
+        deserialize_with = "lenient::hhmm"
+    )]
     pub start: Time,
-    /// End.
-    #[serde(with = "format::hhmm")]
+    /// End (read with or without seconds).
+    #[serde(
+        serialize_with = "format::hhmm::serialize",
+        deserialize_with = "lenient::hhmm"
+    )]
     pub end: Time,
 }
 
@@ -812,8 +845,8 @@ impl Schedule {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LivenessContract {
-    /// The live hours.
-    #[serde(default)]
+    /// The live hours (none when the answer has `null`).
+    #[serde(default, deserialize_with = "lenient::or_default")]
     pub live_hours: Schedule,
 }
 
@@ -882,6 +915,10 @@ pub enum SubscriptionTopic {
     /// `requests.attachDocuments`.
     #[serde(rename = "requests.attachDocuments")]
     AttachDocuments,
+    /// A topic this client does not know (a newer API's), as read; it matches no request type
+    /// and is never sent (the client refuses to).
+    #[serde(other)]
+    Other,
 }
 
 impl SubscriptionTopic {
@@ -912,26 +949,38 @@ impl SubscriptionTopic {
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
     /// The marketplace's id (UUID); ignored when creating.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<String>,
     /// The caller's own id, echoed in every event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub client_id: Option<String>,
-    /// The topic.
+    /// The topic (read as [`SubscriptionTopic::Other`] when missing or unknown).
+    #[serde(default = "lenient::other_topic", deserialize_with = "lenient::topic")]
     pub topic: SubscriptionTopic,
-    /// Where events are POSTed.
+    /// Where events are POSTed (empty when the answer has none).
+    #[serde(default, deserialize_with = "lenient::text")]
     pub callback_url: String,
     /// From when, UTC (now when absent).
     #[serde(
         default,
-        with = "format::utc_opt",
+        serialize_with = "format::utc_opt::serialize",
+        deserialize_with = "lenient::utc_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub start_at: Option<Timestamp>,
     /// Until when, UTC (no expiry when absent).
     #[serde(
         default,
-        with = "format::utc_opt",
+        serialize_with = "format::utc_opt::serialize",
+        deserialize_with = "lenient::utc_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub expire_at: Option<Timestamp>,

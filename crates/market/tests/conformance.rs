@@ -1,10 +1,16 @@
 //! Conformance with the published spec, both directions: every request the client sends (path,
 //! method, headers, query and body) and every response the simulator returns (status and body)
-//! is checked against `openapi.yaml`, and so is every webhook payload the simulator sends.
+//! is checked against `openapi.yaml`, and so is every webhook payload the simulator sends. A
+//! short real run (both simulators and a node, from the testkit) is checked the same way: what
+//! the integration actually sends, not only what this test makes the client send.
 //!
 //! The spec stays outside the project: it is read from `$SLOTBRIDGE_HE_OPENAPI`, else from
 //! `../shared/healthengine-pms-api/openapi.yaml` next to the workspace. When it is missing the test
 //! fails if `CI` is set and is skipped (with a message) otherwise.
+//!
+//! Bodies are validated by the `jsonschema` crate (JSON Schema 2020-12): the spec's OpenAPI 3.0
+//! schemas are turned into JSON Schema once ([`to_json_schema`]), and the OpenAPI document's own
+//! structure (paths, operations, parameters, responses) is walked here.
 //!
 //! The traffic is captured by the simulator's recorder (`--record`), which keeps header names and
 //! masks the key values. Rules beyond the spec's text, each for a stated reason:
@@ -18,15 +24,20 @@
 
 mod common;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use slotbridge_market::{
     ErrorLogQuery, PracticeCredentials,
     types::{ConfirmBookingInsert, RequestType, Subscription, SubscriptionTopic},
 };
 use slotbridge_market_sim::MarketSim;
+use slotbridge_testkit::{Stack, booking_body, eventually, patient};
+use std::time::Duration;
 
 fn spec_path() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("SLOTBRIDGE_HE_OPENAPI") {
@@ -55,163 +66,203 @@ fn load_spec() -> Option<Value> {
     )
 }
 
-// ---- a JSON-Schema subset over the OpenAPI document ---------------------------------------------
+// ---- the spec's schemas, checked by the `jsonschema` crate ---------------------------------------
 
-struct Validator<'a> {
+/// The `$defs` suffix of a component's open variant: the same schema without the closure of its
+/// own properties, for use as a part of an `allOf` (the `allOf` closes them all together).
+const OPEN: &str = "__open";
+
+/// The spec's schemas as JSON Schema 2020-12, validated by `jsonschema` (compiled once per schema
+/// checked). OpenAPI 3.0's dialect and the rules of the module documentation are turned into
+/// JSON Schema by [`to_json_schema`]; the OpenAPI document itself (paths, operations, responses,
+/// `$ref`s to responses and request bodies) is walked here.
+struct Schemas<'a> {
     spec: &'a Value,
+    defs: Map<String, Value>,
+    compiled: RefCell<HashMap<String, Rc<jsonschema::Validator>>>,
 }
 
-impl Validator<'_> {
-    fn resolve<'b>(&'b self, schema: &'b Value) -> &'b Value {
-        match schema.get("$ref").and_then(Value::as_str) {
+impl<'a> Schemas<'a> {
+    fn new(spec: &'a Value) -> Self {
+        let components = spec["components"]["schemas"]
+            .as_object()
+            .expect("the spec has components.schemas");
+        let mut defs = Map::new();
+        for (name, schema) in components {
+            defs.insert(name.clone(), to_json_schema(schema, Closure::Closed));
+            defs.insert(
+                format!("{name}{OPEN}"),
+                to_json_schema(schema, Closure::Open),
+            );
+        }
+        // The quick-start guide's example of an error log entry carries a `timestamp`.
+        if let Some(props) = defs
+            .get_mut("SubscriptionErrorLog")
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            props.insert("timestamp".into(), json!({"type": "string"}));
+        }
+        Schemas {
+            spec,
+            defs,
+            compiled: RefCell::default(),
+        }
+    }
+
+    /// An OpenAPI `$ref` (a response, a request body) followed to what it names.
+    fn resolve<'b>(&'b self, item: &'b Value) -> &'b Value {
+        match item.get("$ref").and_then(Value::as_str) {
             Some(r) => {
-                let ptr = r.trim_start_matches('#');
                 let target = self
                     .spec
-                    .pointer(ptr)
+                    .pointer(r.trim_start_matches('#'))
                     .unwrap_or_else(|| panic!("unresolvable $ref {r}"));
                 self.resolve(target)
             }
-            None => schema,
+            None => item,
         }
     }
 
+    /// Every way `v` breaks the OpenAPI `schema`, each as `{at}{path}: {what}`.
     fn validate(&self, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
-        let ref_name = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .map(|r| r.rsplit('/').next().unwrap_or("").to_owned());
-        let s = self.resolve(schema);
-        if let Some(all) = s.get("allOf").and_then(Value::as_array) {
-            // Properties declared by any part are allowed by all parts.
-            let declared: Vec<String> = all
-                .iter()
-                .filter_map(|p| self.resolve(p).get("properties").and_then(Value::as_object))
-                .flat_map(|o| o.keys().cloned())
-                .collect();
-            if let Some(obj) = v.as_object() {
-                for k in obj.keys().filter(|k| !declared.contains(k)) {
-                    errs.push(format!("{at}: property {k:?} is not in the schema"));
-                }
-            }
-            for part in all {
-                let mut sub = Vec::new();
-                self.validate(part, v, at, &mut sub);
-                errs.extend(
-                    sub.into_iter()
-                        .filter(|e| !e.contains("is not in the schema")),
-                );
-            }
-            return;
-        }
-        for key in ["oneOf", "anyOf"] {
-            if let Some(alts) = s.get(key).and_then(Value::as_array) {
-                let ok = alts.iter().any(|a| {
-                    let mut e = Vec::new();
-                    self.validate(a, v, at, &mut e);
-                    e.is_empty()
-                });
-                if !ok {
-                    errs.push(format!("{at}: matches no alternative of {key}"));
-                }
-                return;
-            }
-        }
-        let description = s
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if v.is_null() {
-            let nullable = s.get("nullable").and_then(Value::as_bool).unwrap_or(false)
-                || description.contains("null");
-            if !nullable {
-                errs.push(format!("{at}: null where the schema does not allow it"));
-            }
-            return;
-        }
-        if let Some(values) = s.get("enum").and_then(Value::as_array)
-            && !values.contains(v)
-        {
-            errs.push(format!("{at}: {v} is not one of {values:?}"));
-        }
-        let ty = s
-            .get("type")
-            .and_then(Value::as_str)
-            .or(if s.get("properties").is_some() {
-                Some("object")
-            } else {
-                None
-            });
-        match ty {
-            Some("object") => {
-                let Some(obj) = v.as_object() else {
-                    return errs.push(format!("{at}: expected an object, found {v}"));
-                };
-                for r in s
-                    .get("required")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let r = r.as_str().unwrap_or("");
-                    if !obj.contains_key(r) {
-                        errs.push(format!("{at}: required property {r:?} is missing"));
-                    }
-                }
-                let props = s.get("properties").and_then(Value::as_object);
-                for (k, val) in obj {
-                    match props.and_then(|p| p.get(k)) {
-                        Some(ps) => self.validate(ps, val, &format!("{at}.{k}"), errs),
-                        None if props.is_some()
-                            && !(ref_name.as_deref() == Some("SubscriptionErrorLog")
-                                && k == "timestamp") =>
-                        {
-                            errs.push(format!("{at}: property {k:?} is not in the schema"))
-                        }
-                        None => {}
-                    }
-                }
-            }
-            Some("array") => {
-                let Some(items) = v.as_array() else {
-                    return errs.push(format!("{at}: expected an array, found {v}"));
-                };
-                if let Some(is) = s.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.validate(is, item, &format!("{at}[{i}]"), errs);
-                    }
-                }
-            }
-            Some("string") => {
-                let Some(text) = v.as_str() else {
-                    return errs.push(format!("{at}: expected a string, found {v}"));
-                };
-                let pattern = match s.get("format").and_then(Value::as_str) {
-                    Some("datetime") => Some("dddd-dd-dd dd:dd:dd"),
-                    Some("date") if description.contains("dd-mm-yyyy") => Some("dd-dd-dddd"),
-                    Some("date") => Some("dddd-dd-dd"),
-                    Some("time") => Some("dd:dd"),
-                    _ => None,
-                };
-                if let Some(p) = pattern
-                    && !shape_matches(p, text)
-                {
-                    errs.push(format!("{at}: {text:?} does not have the format {p}"));
-                }
-            }
-            Some("integer") if !(v.is_i64() || v.is_u64()) => {
-                errs.push(format!("{at}: expected an integer, found {v}"))
-            }
-            Some("number") if !v.is_number() => {
-                errs.push(format!("{at}: expected a number, found {v}"))
-            }
-            Some("boolean") if !v.is_boolean() => {
-                errs.push(format!("{at}: expected a boolean, found {v}"))
-            }
-            _ => {}
+        let root = to_json_schema(schema, Closure::Closed);
+        let key = root.to_string();
+        let validator = self
+            .compiled
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Rc::new(self.compile(root)))
+            .clone();
+        for e in validator.iter_errors(v) {
+            errs.push(format!(
+                "{at}{}: {e}",
+                dotted(&e.instance_path().to_string())
+            ));
         }
     }
+
+    fn compile(&self, root: Value) -> jsonschema::Validator {
+        let mut defs = self.defs.clone();
+        defs.insert("__checked".into(), root);
+        let doc = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$defs": defs,
+            "$ref": "#/$defs/__checked",
+        });
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .with_format("he-datetime", |s: &str| {
+                shape_matches("dddd-dd-dd dd:dd:dd", s)
+            })
+            .with_format("he-date", |s: &str| shape_matches("dddd-dd-dd", s))
+            .with_format("he-dob", |s: &str| shape_matches("dd-dd-dddd", s))
+            .with_format("he-time", |s: &str| shape_matches("dd:dd", s))
+            .build(&doc)
+            .unwrap_or_else(|e| panic!("the spec's schema does not compile: {e}"))
+    }
+}
+
+/// Whether a schema closes its own properties (the rule "properties a schema does not declare
+/// are errors"), or leaves that to the `allOf` it is a part of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closure {
+    Closed,
+    Open,
+}
+
+/// An OpenAPI 3.0 schema as JSON Schema 2020-12, with the rules of the module documentation:
+/// - `$ref: #/components/schemas/X` points into `$defs` (the open variant inside an `allOf`);
+/// - `nullable: true`, or a description that says "null", allows `null`;
+/// - a schema declaring properties (or an `allOf`) refuses the others
+///   (`unevaluatedProperties: false`, which sees through `allOf`), and is an object;
+/// - the spec's formats become checks of their own: `datetime` (`YYYY-MM-DD HH:MM:SS`), `date`
+///   (`YYYY-MM-DD`, or `DD-MM-YYYY` where the description says so), `time` (`HH:MM`); the
+///   descriptive ones (`int64`, `base64`, `sha1`, `m`) are dropped.
+fn to_json_schema(schema: &Value, closure: Closure) -> Value {
+    let Some(obj) = schema.as_object() else {
+        return schema.clone();
+    };
+    if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a schema $ref outside components.schemas: {r}"));
+        let suffix = if closure == Closure::Open { OPEN } else { "" };
+        return json!({"$ref": format!("#/$defs/{name}{suffix}")});
+    }
+    let description = obj
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut out = Map::new();
+    for (k, v) in obj {
+        let converted = match k.as_str() {
+            "properties" => Value::Object(
+                v.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, p)| (name.clone(), to_json_schema(p, Closure::Closed)))
+                    .collect(),
+            ),
+            "items" => to_json_schema(v, Closure::Closed),
+            "allOf" => Value::Array(
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|part| to_json_schema(part, Closure::Open))
+                    .collect(),
+            ),
+            "format" => match he_format(v.as_str(), &description) {
+                Some(f) => json!(f),
+                None => continue,
+            },
+            "nullable" | "example" | "xml" | "discriminator" | "externalDocs" | "readOnly"
+            | "writeOnly" | "deprecated" => continue,
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), converted);
+    }
+    let declares = obj.contains_key("properties") || obj.contains_key("allOf");
+    if obj.contains_key("properties") && !obj.contains_key("type") {
+        out.insert("type".into(), json!("object"));
+    }
+    if declares && closure == Closure::Closed {
+        out.insert("unevaluatedProperties".into(), json!(false));
+    }
+    let nullable = obj.get("nullable") == Some(&Value::Bool(true)) || description.contains("null");
+    if nullable {
+        json!({"anyOf": [{"type": "null"}, Value::Object(out)]})
+    } else {
+        Value::Object(out)
+    }
+}
+
+/// The format check standing in for an OpenAPI `format` (see [`to_json_schema`]).
+fn he_format(format: Option<&str>, description: &str) -> Option<&'static str> {
+    match format? {
+        "datetime" => Some("he-datetime"),
+        "date" if description.contains("dd-mm-yyyy") => Some("he-dob"),
+        "date" => Some("he-date"),
+        "time" => Some("he-time"),
+        _ => None,
+    }
+}
+
+/// A JSON pointer (`/data/0/patient/dob`) as a path (`.data[0].patient.dob`).
+fn dotted(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|seg| {
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                format!("[{seg}]")
+            } else {
+                format!(".{}", seg.replace("~1", "/").replace("~0", "~"))
+            }
+        })
+        .collect()
 }
 
 /// `d` is a digit, anything else itself.
@@ -251,7 +302,7 @@ fn match_path<'a>(spec: &'a Value, path: &str) -> Option<(&'a str, &'a Value)> {
     best.map(|(_, t, i)| (t, i))
 }
 
-fn check_call(spec: &Value, v: &Validator<'_>, call: &Value) -> Vec<String> {
+fn check_call(spec: &Value, v: &Schemas<'_>, call: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     let method = call["method"].as_str().unwrap_or("").to_ascii_lowercase();
     let full = call["path"].as_str().unwrap_or("");
@@ -512,7 +563,7 @@ async fn client_requests_and_simulator_responses_follow_the_spec() {
     let _ = w.practice.poll().await.unwrap_err();
 
     // Both directions of every recorded call.
-    let v = Validator { spec: &spec };
+    let v = Schemas::new(&spec);
     let text = std::fs::read_to_string(&file).unwrap();
     let calls: Vec<Value> = text
         .lines()
@@ -564,41 +615,178 @@ async fn client_requests_and_simulator_responses_follow_the_spec() {
     }
 }
 
+/// Issue 13: what a node actually sends in a short end-to-end run (a real stack: both
+/// simulators, a node on SQLite, Harbour Dental linked) is checked against the spec by this
+/// validator too, not only by the strict simulator: configuration, availability, the poll, a
+/// booking confirmed, a cancellation answered and an appointment-change request answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requests_a_node_sends_in_a_real_run_follow_the_spec() {
+    let Some(spec) = load_spec() else { return };
+    let w = Stack::builder()
+        .record()
+        .start()
+        .await
+        .expect("a stack on SQLite");
+    let (_, slots) = w.linked_with_slots(Duration::from_secs(40), 1).await;
+    let pid = w.harbour().practice_id.clone();
+    let person = |first: &str| {
+        patient(
+            first,
+            "Conformance",
+            "1980-03-04",
+            "0411 222 333",
+            &format!("{first}@example.com"),
+        )
+    };
+    let kept = w.book(&pid, &booking_body(&slots[0], person("Ada"))).await;
+    let cancelled = w
+        .book(&pid, &booking_body(&slots[slots.len() - 1], person("Bea")))
+        .await;
+    for id in [kept, cancelled] {
+        let b = w.answered(id, Duration::from_secs(25)).await;
+        assert_eq!(b["status"], "Confirmed", "{b}");
+    }
+    w.cancel_booking(cancelled).await;
+    let asked = w
+        .http
+        .post(w.market(&format!("/bookings/{kept}/request-appointment-changes")))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request appointment changes");
+    assert!(asked.status().is_success(), "{}", asked.status());
+    let lines = |w: &Stack| {
+        std::fs::read_to_string(w.record())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect::<Vec<Value>>()
+    };
+    let answered = |calls: &[Value], what: &str| {
+        calls
+            .iter()
+            .any(|c| c["method"] == "POST" && c["path"].as_str().is_some_and(|p| p.contains(what)))
+    };
+    eventually(
+        "the cancellation and the appointment-change request answered",
+        Duration::from_secs(25),
+        || async {
+            let calls = lines(&w);
+            (answered(&calls, "Update") && answered(&calls, "noPmsAppointmentChange")).then_some(())
+        },
+    )
+    .await;
+
+    let calls = lines(&w);
+    let v = Schemas::new(&spec);
+    let mut errs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &calls {
+        errs.extend(check_call(&spec, &v, c));
+        let path = c["path"].as_str().unwrap_or_default();
+        let shape: Vec<&str> = path
+            .split('/')
+            .map(|s| {
+                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                    "{id}"
+                } else {
+                    s
+                }
+            })
+            .collect();
+        seen.insert(format!(
+            "{} {}",
+            c["method"].as_str().unwrap_or_default(),
+            shape.join("/")
+        ));
+    }
+    assert!(
+        errs.is_empty(),
+        "{} violations in {} calls:\n{}",
+        errs.len(),
+        calls.len(),
+        errs.join("\n")
+    );
+    for wanted in [
+        "POST /pms-api/v1/config/livenessContract",
+        "POST /pms-api/v1/config/pmsResources/snapshot",
+        "POST /pms-api/v1/config/pmsAppointmentTypes/snapshot",
+        "GET /pms-api/v1/requests",
+        "GET /pms-api/v1/requests/bookings",
+        "POST /pms-api/v1/bookings/{id}/confirmInsert",
+        "GET /pms-api/v1/requests/bookingUpdates",
+        "GET /pms-api/v1/requests/pmsAppointmentChanges",
+    ] {
+        assert!(seen.contains(wanted), "{wanted} was not sent: {seen:#?}");
+    }
+    assert!(
+        seen.iter()
+            .any(|s| s.starts_with("POST /pms-api/v1/availability/snapshot")),
+        "no availability sent: {seen:#?}"
+    );
+    let with_body = calls.iter().filter(|c| !c["body"].is_null()).count();
+    assert!(with_body >= 6, "only {with_body} request bodies checked");
+}
+
 #[test]
 fn the_validator_catches_what_it_should() {
     let Some(spec) = load_spec() else { return };
-    let v = Validator { spec: &spec };
-    let schema = json!({"$ref": "#/components/schemas/Booking"});
-    let mut e = Vec::new();
-    v.validate(
-        &schema,
-        &json!({"bookingId": "7", "bookedTime": "2024-01-01T00:00:00Z", "bookingStatus": "Done",
-                "patient": {"dob": "1990-02-23"}, "pmsResourceId": null, "extra": 1}),
-        "b",
-        &mut e,
+    let v = Schemas::new(&spec);
+    let check = |schema: Value, value: Value| {
+        let mut e = Vec::new();
+        v.validate(&schema, &value, "b", &mut e);
+        e
+    };
+    let booking = json!({"$ref": "#/components/schemas/Booking"});
+    let e = check(
+        booking.clone(),
+        json!({"bookingId": "7", "bookedTime": "2024-01-01T00:00:00Z", "bookingStatus": "Done",
+               "patient": {"dob": "1990-02-23"}, "pmsResourceId": null, "extra": 1}),
     );
     let all = e.join("\n");
     for needle in [
-        "b.bookingId: expected an integer",
-        "bookedTime",
-        "bookingStatus",
-        "b.patient.dob",
-        "\"extra\"",
+        "b.bookingId: \"7\" is not of type \"integer\"",
+        "b.bookedTime: ",
+        "b.bookingStatus: ",
+        "b.patient.dob: ",
+        "'extra'",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
+    assert_eq!(e.len(), 5, "{all}");
     assert!(
         !all.contains("pmsResourceId"),
         "'May be null' allows null:\n{all}"
     );
-    let mut e = Vec::new();
-    v.validate(
-        &json!({"$ref": "#/components/schemas/PmsResource"}),
-        &json!({"pmsResourceId": "1"}),
-        "r",
-        &mut e,
+    // The spec's formats: a dob is DD-MM-YYYY, a booked time YYYY-MM-DD HH:MM:SS.
+    assert_eq!(
+        check(
+            booking,
+            json!({"bookingId": 7, "bookedTime": "2024-01-01 00:00:00",
+                   "patient": {"dob": "23-02-1990", "gender": null}})
+        ),
+        Vec::<String>::new()
     );
-    assert_eq!(e, ["r: required property \"pmsResourceName\" is missing"]);
+    let e = check(
+        json!({"$ref": "#/components/schemas/PmsResource"}),
+        json!({"pmsResourceId": "1"}),
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("b: ") && e[0].contains("pmsResourceName"),
+        "{e:?}"
+    );
+    // An allOf takes the properties of all its parts, and only those.
+    let attach = json!({"$ref": "#/components/schemas/AttachDocumentRequest"});
+    let e = check(attach.clone(), json!({"requestId": 3, "bookingId": 9}));
+    assert!(e.is_empty(), "{e:?}");
+    let e = check(attach, json!({"requestId": 3, "surprise": true}));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("'surprise'"), "{e:?}");
+    // `nullable: true`.
+    let reject = json!({"$ref": "#/components/schemas/RejectBookingInsert"});
+    assert!(check(reject.clone(), json!({"reason": null})).is_empty());
+    assert_eq!(check(reject, json!({"reason": 3})).len(), 1);
     assert!(
         match_path(&spec, "/bookings/12/confirmUpdate/4")
             .is_some_and(|(t, _)| t == "/bookings/{bookingId}/confirmUpdate/{requestId}")

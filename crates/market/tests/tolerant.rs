@@ -9,7 +9,7 @@ use axum::{Router, extract::Request, http::StatusCode, response::IntoResponse, r
 use serde_json::{Value, json};
 use slotbridge_market::{
     ClientConfig, MarketClient, MarketError, PracticeClient, PracticeCredentials, WebhookReceiver,
-    types::{Booking, BookingStatus, ConfirmBookingInsert, RequestType},
+    types::{Booking, BookingStatus, ConfirmBookingInsert, RequestType, SubscriptionTopic},
 };
 
 /// A server answering each `path?query` with its canned status and JSON body (404 otherwise).
@@ -331,4 +331,73 @@ async fn a_webhook_of_an_unknown_request_type_is_acknowledged_and_not_handed_on(
     let handed = rx.recv().await.expect("the known one is handed on");
     assert_eq!(handed.data.request_type, RequestType::Bookings);
     assert!(rx.try_recv().is_err(), "the unknown one was not handed on");
+}
+
+#[tokio::test]
+async fn configuration_subscription_and_liveness_answers_are_read_tolerantly() {
+    let p = serve(vec![
+        (
+            "/config/pmsResources",
+            StatusCode::OK,
+            json!([
+                {"pmsResourceId": 1001, "pmsResourceName": "Dr Ann Lee",
+                 "pmsPractitionerTitle": null, "aFieldFromANewerApi": true},
+                {"pmsResourceId": null, "pmsResourceName": "Zebedee Quixotic"},
+            ]),
+        ),
+        (
+            "/config/pmsAppointmentTypes/findById?id=HE",
+            StatusCode::OK,
+            json!([{"pmsAppointmentTypeId": "HE", "pmsAppointmentTypeName": "Check-up",
+                    "pmsAppointmentLength": "30", "pmsResourceId": null}]),
+        ),
+        (
+            "/subscription",
+            StatusCode::OK,
+            json!([
+                {"id": "6f1c", "clientId": null, "topic": "requests.videoConsults",
+                 "callbackUrl": "https://node.example/hooks", "startAt": null, "expireAt": null},
+                {"id": "7a2d", "topic": "requests.*", "callbackUrl": "https://node.example/hooks",
+                 "expireAt": "2027-02-01 00:00:00"},
+            ]),
+        ),
+        (
+            "/subscription/7a2d",
+            StatusCode::OK,
+            json!({"id": "7a2d", "topic": "requests.*", "callbackUrl": null, "clientId": 17}),
+        ),
+        (
+            "/config/livenessContract",
+            StatusCode::OK,
+            json!({"liveHours": {"monday": [{"start": "08:00:00", "end": "17:00"}],
+                                 "tuesday": null}, "version": 3}),
+        ),
+    ])
+    .await;
+    let resources = p.pms_resources().await.expect("resources");
+    assert_eq!(resources.len(), 1, "the unreadable one is left out");
+    assert_eq!(resources[0].pms_resource_id, "1001");
+    let types = p.find_pms_appointment_type("HE").await.expect("types");
+    assert_eq!(types[0].pms_appointment_length, Some(30));
+    assert_eq!(types[0].pms_resource_id, None);
+    let subs = p.subscriptions().await.expect("subscriptions");
+    assert_eq!(subs.len(), 2);
+    assert_eq!(subs[0].topic, SubscriptionTopic::Other);
+    assert_eq!(subs[0].expire_at, None);
+    assert_eq!(subs[1].topic, SubscriptionTopic::All);
+    let one = p.subscription("7a2d").await.expect("subscription");
+    assert_eq!(one.callback_url, "");
+    assert_eq!(one.client_id.as_deref(), Some("17"));
+    let contract = p.liveness_contract().await.expect("liveness contract");
+    assert_eq!(
+        contract.live_hours.day(jiff::civil::Weekday::Monday)[0].start,
+        jiff::civil::time(8, 0, 0, 0)
+    );
+    assert_eq!(contract.live_hours.tuesday, None);
+    // A topic read as unknown is never sent back.
+    let e = p
+        .renew_subscription(&subs[0], None)
+        .await
+        .expect_err("an unknown topic is not sent");
+    assert!(matches!(e, MarketError::Usage { .. }), "{e:?}");
 }

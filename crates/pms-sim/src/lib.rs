@@ -22,11 +22,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::connect_info::Connected;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::serve::{IncomingStream, Listener};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,6 +37,7 @@ pub mod faults;
 pub mod generate;
 pub mod practice;
 pub mod problem;
+mod rate;
 mod registry;
 pub mod webhooks;
 pub mod wire;
@@ -46,6 +46,7 @@ pub use desk::{DeskAction, DeskOutcome, MAX_SITES, NewSite, SiteKey};
 pub use faults::{Burst429, Faults, Outage};
 pub use generate::{DEMO_API_KEY, DEMO_SLUG, Manifest, ManifestEntry, ManifestIssue, Misconfig};
 pub use problem::Problem;
+pub use rate::RateLimit;
 
 use crate::practice::{Change, Practice, Webhook};
 use crate::registry::{Lookup, Registry, Shared};
@@ -55,24 +56,6 @@ pub const DEFAULT_RESIDENT_CAP: usize = 20_000;
 /// The default weight budget of generated practices in memory (see
 /// [`PmsSimBuilder::resident_budget`]).
 pub const DEFAULT_RESIDENT_BUDGET: usize = 50_000;
-
-/// A per-key rate limit: a token bucket of `burst` tokens refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Sustained requests per second.
-    pub per_second: f64,
-    /// Bucket size.
-    pub burst: f64,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self {
-            per_second: 50.0,
-            burst: 200.0,
-        }
-    }
-}
 
 /// Builds a [`PmsSim`].
 #[derive(Debug, Clone)]
@@ -149,8 +132,7 @@ impl PmsSimBuilder {
                 )),
                 faults: Mutex::new(self.faults),
                 burst_left: AtomicU32::new(burst),
-                rate_limit: self.rate_limit,
-                buckets: Mutex::new(HashMap::new()),
+                rate_limit: self.rate_limit.and_then(rate::Limiter::new),
                 site_requests: Mutex::new(HashMap::new()),
                 client: reqwest::Client::new(),
             }),
@@ -336,8 +318,7 @@ pub struct SimState {
     registry: Mutex<Registry>,
     faults: Mutex<Faults>,
     burst_left: AtomicU32,
-    rate_limit: Option<RateLimit>,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    rate_limit: Option<rate::Limiter>,
     /// API requests addressed to each site (refused ones included), for tests of a client
     /// that must stop calling.
     site_requests: Mutex<HashMap<String, u64>>,
@@ -443,31 +424,8 @@ impl SimState {
     }
 
     /// Take a token from `key`'s bucket, or 429 with the seconds until one is back.
-    fn check_rate(&self, key: &str, now: Instant) -> Result<(), Problem> {
-        let Some(limit) = self.rate_limit else {
-            return Ok(());
-        };
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((limit.burst, now));
-        let refill = now.saturating_duration_since(*at).as_secs_f64() * limit.per_second;
-        *tokens = (*tokens + refill).min(limit.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - *tokens) / limit.per_second).ceil().max(1.0) as u64;
-            Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-                format!(
-                    "this API key is limited to {} requests per second",
-                    limit.per_second
-                ),
-            )
-            .with_retry_after(wait))
-        }
+    fn check_rate(&self, key: &str) -> Result<(), Problem> {
+        self.rate_limit.as_ref().map_or(Ok(()), |l| l.check(key))
     }
 
     /// Send a change to every webhook of `slug`, in the background.

@@ -1,13 +1,15 @@
 //! The Exact-style API client.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::Retryable as _;
 use bytes::Bytes;
 use jiff::civil::Date;
-use rand::Rng;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
+use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
 use slotbridge_domain::practice::{Diary, DiaryAppointment, IanaZone, PracticeSetup, SiteSlug};
 use tokio::sync::Semaphore;
 
@@ -75,6 +77,9 @@ impl std::fmt::Debug for ExactConfig {
     }
 }
 
+/// The longest wait between two attempts of a request (before a `Retry-After`).
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// The connector to one practice's Exact-style PMS.
 #[derive(Debug, Clone)]
 pub struct ExactConnector {
@@ -121,6 +126,10 @@ impl ExactConnector {
 
     /// One request with timeouts, the concurrency limit, and retries where `retry` allows. `op`
     /// names the operation in errors (`patient search`): never the URL, which may carry the query.
+    ///
+    /// The retries are `backon`'s loop over [`Backoff::retries`]: `backoff` doubling up to 10 s,
+    /// each wait between half and all of it (the jitter drawn here), and a `Retry-After` up to
+    /// `max_retry_after` waited for instead ([`retry_wait`]); a longer one fails the call.
     async fn send(
         &self,
         op: &'static str,
@@ -131,14 +140,15 @@ impl ExactConnector {
         retry: Retry,
     ) -> Result<(u16, Bytes), PmsError> {
         let url = self.url(tail)?;
-        let attempts = match retry {
-            Retry::Safe => self.cfg.max_retries + 1,
-            Retry::Never => 1,
+        let retries = match retry {
+            Retry::Safe => self.cfg.max_retries,
+            Retry::Never => 0,
         };
-        let mut backoff = self.cfg.backoff;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let waits = Backoff::from_std(self.cfg.backoff, MAX_BACKOFF)
+            .retries(retries, || Jitter::new(rand::random::<f64>()));
+        let attempt = AtomicU32::new(0);
+        let once = || async {
+            attempt.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
             let result = self
                 .once(op, method.clone(), url.clone(), query, body.clone())
@@ -148,27 +158,23 @@ impl ExactConnector {
                 let outcome = result.as_ref().map_or_else(PmsError::kind, |_| "ok");
                 observe(&operation, outcome, started.elapsed());
             }
-            let err = match result {
-                Ok(ok) => return Ok(ok),
-                Err(e) if !e.is_transient() || attempt >= attempts => return Err(e),
-                Err(e) => e,
-            };
-            let wait = match &err {
-                PmsError::RateLimited { retry_after } => {
-                    if *retry_after > self.cfg.max_retry_after {
-                        return Err(err);
-                    }
-                    *retry_after
-                }
-                _ => {
-                    let jitter = rand::rng().random_range(0.5..=1.0);
-                    backoff.mul_f64(jitter)
-                }
-            };
-            tracing::debug!(site = %self.cfg.site, op, attempt, error = %err, ?wait, "retrying PMS request");
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+            result
+        };
+        once.retry(waits)
+            .sleep(tokio::time::sleep)
+            .when(PmsError::is_transient)
+            .adjust(|err, scheduled| {
+                let asked = match err {
+                    PmsError::RateLimited { retry_after } => Some(*retry_after),
+                    _ => None,
+                };
+                retry_wait(scheduled, asked, self.cfg.max_retry_after)
+            })
+            .notify(|err, wait| {
+                let attempt = attempt.load(Ordering::Relaxed);
+                tracing::debug!(site = %self.cfg.site, op, attempt, error = %err, ?wait, "retrying PMS request");
+            })
+            .await
     }
 
     async fn once(
