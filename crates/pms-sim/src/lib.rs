@@ -25,10 +25,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 
 mod api;
@@ -152,7 +151,10 @@ impl PmsSimBuilder {
                 rate_limit: self.rate_limit,
                 buckets: Mutex::new(HashMap::new()),
                 site_requests: Mutex::new(HashMap::new()),
-                client: reqwest::Client::new(),
+                client: reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap_or_default(),
             }),
         }
     }
@@ -229,16 +231,13 @@ impl PmsSim {
             inner: listener,
             state: self.state.clone(),
         };
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<PeerAddr>();
+        let app = self.router();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
+            let _ = slotbridge_edge::serve(listener, app, LIMITS, async {
+                let _ = rx.await;
+            })
+            .await;
         });
         Ok(SimHandle {
             addr,
@@ -288,15 +287,14 @@ impl SimHandle {
     }
 }
 
-/// The peer address of a connection (for the loopback-only desk).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, SimListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
+/// The simulator's listener limits: 1 MiB request bodies (the largest the API takes is one
+/// appointment), 5 s for a request head, 120 s per request (longer than any latency fault).
+pub const LIMITS: slotbridge_edge::Limits = slotbridge_edge::Limits {
+    max_body: 1024 * 1024,
+    header_read: std::time::Duration::from_secs(5),
+    request: std::time::Duration::from_secs(120),
+    drain: std::time::Duration::from_secs(5),
+};
 
 /// The TCP listener; during a `refused` outage it closes new connections at once.
 #[derive(Debug)]

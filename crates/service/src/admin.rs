@@ -124,7 +124,7 @@ impl From<&Link> for LinkView {
 }
 
 /// `POST /api/links`: link a PMS site to a marketplace practice.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
     /// PMS site slug.
@@ -143,8 +143,20 @@ pub struct CreateLink {
     pub enabled: Option<bool>,
 }
 
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for CreateLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateLink")
+            .field("site_slug", &self.site_slug)
+            .field("practice_id", &self.practice_id)
+            .field("horizon_days", &self.horizon_days)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `PATCH /api/links/{id}`: any of the fields; secrets are write-only (set, never shown).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLink {
     /// Enable or disable.
@@ -157,6 +169,17 @@ pub struct UpdateLink {
     pub pms_api_key: Option<String>,
     /// New horizon, 1..=90.
     pub horizon_days: Option<i64>,
+}
+
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for UpdateLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateLink")
+            .field("enabled", &self.enabled)
+            .field("practice_id", &self.practice_id)
+            .field("horizon_days", &self.horizon_days)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a resync resends.

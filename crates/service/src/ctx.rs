@@ -11,7 +11,6 @@ use slotbridge_domain::clock::{Clock, OffsetClock, SystemClock};
 use slotbridge_market::{MarketClient, PracticeClient, PracticeCredentials};
 use slotbridge_pms::{ExactConfig, ExactConnector};
 use slotbridge_store::{Link, LinkId, Store};
-use tracing::debug;
 
 use std::sync::atomic::AtomicBool;
 
@@ -126,9 +125,11 @@ pub struct SettingsError {
 /// This node's webhook endpoints, registered with each linked PMS site and the marketplace.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
-    /// The node's public base URL; receivers are under `/webhooks/pms` and `/webhooks/market`.
+    /// The node's public base URL; receivers are under `/webhooks/pms` and
+    /// `/webhooks/market/{link token}` ([`crate::callback`]).
     pub public_url: url::Url,
-    /// The secret PMS deliveries are signed with.
+    /// The secret PMS deliveries are signed with; the marketplace callback tokens are derived
+    /// from it too.
     pub pms_secret: secrecy::SecretString,
 }
 
@@ -261,7 +262,7 @@ impl Ctx {
             market,
             settings,
             metrics,
-            http: reqwest::Client::new(),
+            http: slotbridge_pms::http_client(),
             lease_round: tokio::sync::Notify::new(),
             workers: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
@@ -344,27 +345,6 @@ impl Ctx {
             .filter(|r| r.site == site)
             .filter(|r| r.tx.try_send(trigger).is_ok())
             .count()
-    }
-
-    /// Wake every worker (a marketplace webhook names no practice we can map cheaply).
-    pub fn trigger_all(&self, trigger: Trigger) {
-        for r in self.workers().values() {
-            let _ = r.tx.try_send(trigger);
-        }
-    }
-
-    /// A marketplace webhook: wake the link it names (our subscriptions carry the link id as
-    /// `clientId`), or every link when it names none we know.
-    pub fn market_payload(&self, payload: &slotbridge_market::types::WebhookPayload) {
-        let link = payload
-            .client_id
-            .as_deref()
-            .and_then(|c| c.parse::<LinkId>().ok());
-        debug!(topic = ?payload.topic, ?link, "marketplace webhook");
-        match link {
-            Some(id) if self.trigger(id, Trigger::MarketRequests) => {}
-            _ => self.trigger_all(Trigger::MarketRequests),
-        }
     }
 
     /// Links were created or changed (here or through another node): run a lease round now

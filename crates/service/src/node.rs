@@ -47,6 +47,9 @@ pub struct NodeConfig {
     /// Added to this node's clock (tests run nodes whose clocks disagree); zero in production.
     /// Leases never depend on it: the database's clock decides their expiry.
     pub clock_offset: jiff::SignedDuration,
+    /// What the HTTP listener accepts: body limit, header-read and request timeouts
+    /// ([`crate::http::limits`] unless a test needs them short).
+    pub limits: slotbridge_edge::Limits,
 }
 
 impl NodeConfig {
@@ -173,9 +176,11 @@ impl Node {
         let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret), access);
         let http_cancel = cancel.clone();
         let http = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-                .await;
+            // The body limit, header-read and request timeouts of docs/operations.md.
+            let served = slotbridge_edge::serve(listener, app, cfg.limits, async move {
+                http_cancel.cancelled().await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }

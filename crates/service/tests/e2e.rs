@@ -762,13 +762,17 @@ async fn the_node_registers_its_webhooks_once_and_is_woken_by_them(w: &World) {
     .await;
     assert_eq!(hooks["items"].as_array().map(Vec::len), Some(1), "{hooks}");
     // The marketplace holds a subscription to every request type, answered at once.
+    // Its callback URL carries the link's secret (crate::callback).
     let calls = recorded_calls(w, &w.harbour().practice_id);
+    let link = w.store().list_links().await.expect("links")[0].id;
+    let hooks = w.node().ctx.settings.webhooks.as_ref().expect("webhooks");
+    let callback = slotbridge_service::callback::url(&hooks.public_url, &hooks.pms_secret, link);
     assert!(
         calls
             .iter()
             .any(|(c, b)| c.ends_with("POST /pms-api/v1/subscription")
                 && b["topic"] == "requests.*"
-                && b["callbackUrl"] == format!("{}/webhooks/market", w.node().url())),
+                && b["callbackUrl"] == callback),
         "{calls:?}"
     );
     let (_day, slots) = linked_with_slots(w).await;

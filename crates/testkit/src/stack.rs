@@ -30,6 +30,7 @@ pub fn node_config(sims: &Sims, database_url: &str, node_id: &str) -> NodeConfig
         pms_webhook_secret: None,
         public_url: None,
         clock_offset: jiff::SignedDuration::ZERO,
+        limits: slotbridge_service::http::limits(),
     }
 }
 

@@ -124,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     _ => file.clock_offset_ms.unwrap_or(0),
                 },
             ),
+            limits: slotbridge_service::http::limits(),
         })
     })();
     let config = match config {
