@@ -145,6 +145,16 @@ impl From<AdminError> for Problem {
                 e.to_string(),
             ),
             AdminError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "Conflict", m),
+            // The PMS refusing the link's key is the link's state, which the caller can fix by
+            // replacing the key: not a failure of the gateway.
+            AdminError::Pms(
+                slotbridge_pms::PmsError::Unauthorized { .. }
+                | slotbridge_pms::PmsError::KeyRevoked { .. },
+            ) => Problem::new(
+                StatusCode::CONFLICT,
+                "PMS key refused",
+                format!("{e}; replace the link's pms_api_key"),
+            ),
             AdminError::Pms(_) => {
                 Problem::new(StatusCode::BAD_GATEWAY, "PMS unavailable", e.to_string())
             }
@@ -549,6 +559,7 @@ async fn findings(
     params(("id" = String, Path, description = "Link id"), ExplainQuery),
     responses((status = 200, description = "The answer, with the rule that removed the slot", body = ExplanationView),
               (status = 404, description = "No such link, practitioner or reason"),
+              (status = 409, description = "The PMS refuses the link's API key"),
               (status = 422, description = "`at` is not a practice-local time"),
               (status = 502, description = "The PMS could not be read"),
               (status = 401, description = "No or wrong bearer token")))]
@@ -566,6 +577,7 @@ async fn explain(
     params(("id" = String, Path, description = "Link id"), WeekQuery),
     responses((status = 200, description = "Seven days of slots per practitioner", body = WeekView),
               (status = 404, description = "No such link"),
+              (status = 409, description = "The PMS refuses the link's API key"),
               (status = 422, description = "`start` is not a date"),
               (status = 502, description = "The PMS could not be read"),
               (status = 401, description = "No or wrong bearer token")))]

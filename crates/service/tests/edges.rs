@@ -531,3 +531,50 @@ fn debug_of_types_holding_secrets_or_patient_data_shows_none_of_them() {
         }
     }
 }
+
+#[tokio::test]
+async fn bad_input_is_refused_before_the_pms_is_read_and_a_refused_key_is_a_conflict() {
+    // What schemathesis found: a key that cannot be sent in a header was stored and failed every
+    // read later (502), and a bad `start` or `at` got the PMS's answer instead of a 422.
+    let stack = stack().await;
+    let http = http();
+    let post = |body: serde_json::Value| {
+        http.post(stack.api("/api/links"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    for (field, body) in [
+        (
+            "pms_api_key",
+            json!({"site_slug": "sothersite", "pms_api_key": "a key", "practice_id": "9", "practice_key": "k"}),
+        ),
+        (
+            "practice_key",
+            json!({"site_slug": "sothersite", "pms_api_key": "k", "practice_id": "9", "practice_key": "ключ"}),
+        ),
+    ] {
+        let r = post(body).await.expect("post");
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let p: serde_json::Value = r.json().await.expect("problem");
+        assert!(
+            p["detail"].as_str().is_some_and(|d| d.starts_with(field)),
+            "{p}"
+        );
+    }
+    let link = stack.first_link().await;
+    stack
+        .patch_link(&link, json!({"pms_api_key": "not-the-key-the-pms-knows"}))
+        .await;
+    let get = |path: String| http.get(stack.api(&path)).bearer_auth(TOKEN).send();
+    let r = get(format!("/api/links/{link}/week?start=soon"))
+        .await
+        .expect("get");
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "week, bad start").await;
+    let r = get(format!("/api/links/{link}/explain?practitioner=p&at=later"))
+        .await
+        .expect("get");
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "explain, bad at").await;
+    let r = get(format!("/api/links/{link}/week")).await.expect("get");
+    assert_problem(r, StatusCode::CONFLICT, "week, the PMS refuses the key").await;
+}
