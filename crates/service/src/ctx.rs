@@ -62,6 +62,9 @@ pub struct WorkerSettings {
     /// For crash tests only: abort the process (as `kill -9` would) at this step of the booking
     /// pipeline. Set from `SLOTBRIDGE_CRASH_AT`; never in production.
     pub crash_at: Option<CrashPoint>,
+    /// How long a final booking's request (the patient's details) is kept before it is purged
+    /// (default 30 days; docs/operations.md, "Retention").
+    pub booking_retention: Duration,
 }
 
 /// A step of the booking pipeline where a crash test kills the node.
@@ -133,6 +136,9 @@ pub struct Webhooks {
     pub pms_secret: secrecy::SecretString,
 }
 
+/// The default of [`WorkerSettings::booking_retention`]: 30 days.
+pub const BOOKING_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl WorkerSettings {
     /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 10 s leases, 5000 links.
     pub fn new(node_id: impl Into<String>, pms_url: url::Url) -> Self {
@@ -147,6 +153,7 @@ impl WorkerSettings {
             backstop_poll: Duration::from_secs(60),
             clock_offset: SignedDuration::ZERO,
             crash_at: None,
+            booking_retention: BOOKING_RETENTION,
         }
     }
 

@@ -31,6 +31,7 @@ pub fn node_config(sims: &Sims, database_url: &str, node_id: &str) -> NodeConfig
         public_url: None,
         clock_offset: jiff::SignedDuration::ZERO,
         limits: slotbridge_service::http::limits(),
+        booking_retention: slotbridge_service::ctx::BOOKING_RETENTION,
     }
 }
 
