@@ -2,9 +2,13 @@
 //! marketplace payloads), the admin API under `/api` with its OpenAPI 3.1 document at
 //! `/openapi.json`, and the operator console under `/console`.
 //!
-//! The admin API's handlers are thin over [`crate::admin`]; they need the bearer token when one is
-//! configured. Errors are RFC 9457 problem+json. Secrets are write-only: no response carries an
-//! API key or a practice key.
+//! The admin API's handlers are thin over [`crate::admin`]. Every route but the
+//! [`PUBLIC_ROUTES`] needs the bearer token (when one is configured) or, for the console's pages,
+//! a console session: one middleware over the whole router checks it, so a route added later is
+//! protected by default, and [`route_table`] lists every route for the test that walks them.
+//! Errors are RFC 9457 problem+json. Secrets are write-only: no response carries an API key or a
+//! practice key. The listener's limits (body size, header-read and request timeouts) are
+//! [`limits`], applied by `slotbridge_edge::serve`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -329,6 +329,17 @@ async fn a_slow_client_is_disconnected_by_every_listener() {
     assert!(p < sims, "PMS simulator: {p:?}");
     assert!(m < sims, "marketplace simulator: {m:?}");
 
+    // A connection that sends nothing at all is closed by the same timeout.
+    let mut silent = TcpStream::connect(&node).await.expect("connect");
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "a silent connection is closed: {closed:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
     // A client that never finishes its body: 408 once the request time is up.
     let mut conn = TcpStream::connect(&node).await.expect("connect");
     let started = Instant::now();
@@ -514,6 +525,37 @@ fn debug_of_types_holding_secrets_or_patient_data_shows_none_of_them() {
                 firstname: Some(name.into()),
                 dob: Some(dob),
                 ..Default::default()
+            }
+        ),
+        format!(
+            "{:?}",
+            slotbridge_pms_sim::practice::ApiKey {
+                key: secret.into(),
+                revoked: false,
+            }
+        ),
+        format!(
+            "{:?}",
+            slotbridge_pms_sim::practice::Webhook {
+                id: "w1".into(),
+                url: "http://x/webhooks/pms".into(),
+                secret: secret.into(),
+            }
+        ),
+        format!(
+            "{:?}",
+            slotbridge_market_sim::state::Consumer {
+                name: "slotbridge".into(),
+                api_key: secret.into(),
+            }
+        ),
+        format!(
+            "{:?}",
+            slotbridge_market_sim::state::Consent {
+                consumer: "slotbridge".into(),
+                practice_key: secret.into(),
+                granted_at: jiff::Timestamp::UNIX_EPOCH,
+                revoked_at: None,
             }
         ),
         format!(

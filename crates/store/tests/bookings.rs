@@ -222,23 +222,7 @@ async fn appointment_changes_and_late_outcomes_are_recorded_once_each(ctx: Ctx) 
     s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
-    let mut state = BookingState::Received;
-    for step in [
-        BookingTransition::PatientResolved {
-            pms_patient_id: "P1".into(),
-            match_decision: json!({}),
-        },
-        BookingTransition::Inserted {
-            pms_appointment_id: "A1".into(),
-        },
-        BookingTransition::Confirmed,
-    ] {
-        let next = step.target();
-        s.transition_booking(&lease, "d-1", state, step, "step", t0())
-            .await
-            .unwrap();
-        state = next;
-    }
+    confirm(s, &lease, "d-1").await;
     let at = t0() + 5.seconds();
     // What the marketplace is told about the appointment: recorded when it differs.
     for (change, recorded) in [
