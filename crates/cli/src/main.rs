@@ -35,6 +35,8 @@ enum Command {
     PmsSim(Box<cmd::pms_sim::Args>),
     /// Serve the marketplace simulator (see docs/market-sim.md).
     MarketSim(cmd::market_sim::Args),
+    /// Measure one node in its own process against both simulators (see docs/performance.md).
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Match(args) => cmd::matching::run(args),
         Command::PmsSim(args) => cmd::pms_sim::run(*args),
         Command::MarketSim(args) => cmd::market_sim::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

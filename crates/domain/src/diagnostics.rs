@@ -125,6 +125,8 @@ pub enum Code {
     /// The marketplace refused a late answer: a patient may believe something that is not so
     /// (booked while nothing is in the diary, or the reverse).
     LateAnswerRefused,
+    /// No node works the practice: nothing is published and no booking is answered.
+    NotServed,
 }
 
 impl Code {
@@ -155,6 +157,7 @@ impl Code {
             Code::AvailabilityStale => "availability-stale",
             Code::BookingsRejected => "bookings-rejected",
             Code::LateAnswerRefused => "late-answer-refused",
+            Code::NotServed => "not-served",
         }
     }
 }
@@ -277,6 +280,10 @@ pub struct HealthView {
     /// (in [`RejectedBooking::reason`]), newest first.
     #[serde(default)]
     pub late_answers: Vec<RejectedBooking>,
+    /// No node works the practice now: every node is at its capacity (`max_links`), or none
+    /// is running.
+    #[serde(default)]
+    pub unserved: bool,
 }
 
 /// The marketplace flags the integration unhealthy when a critical request is older than this.
@@ -1055,6 +1062,22 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
                 .into(),
         ));
     }
+    if h.unserved {
+        out.push(finding(
+            Code::NotServed,
+            Severity::Error,
+            None,
+            None,
+            "No slotbridge node works this practice: its availability is not updated, and its \
+             bookings are not written into the diary (the marketplace auto-confirms them after \
+             20 s without a diary entry). Every running node is at its capacity (max_links), \
+             or none is running."
+                .into(),
+            "Start another node on the same database, or raise max_links on a node that has \
+             the memory for it (docs/operations.md, \"Capacity\")."
+                .into(),
+        ));
+    }
 }
 
 /// The first five bookings of a list with their reasons, for a finding's explanation.
@@ -1388,6 +1411,7 @@ mod tests {
                 booking_id: "155".into(),
                 reason: "the marketplace refused our rejection".into(),
             }],
+            unserved: true,
             ..healthy.clone()
         };
         let f = diagnose(&Input::new(&setup, &diary, date(2026, 4, 2), 30).with_health(&sick));
@@ -1400,6 +1424,7 @@ mod tests {
             Code::AvailabilityStale,
             Code::BookingsRejected,
             Code::LateAnswerRefused,
+            Code::NotServed,
         ] {
             assert!(c.contains(&code), "{code:?} missing from {c:?}");
         }

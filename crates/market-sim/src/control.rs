@@ -27,6 +27,14 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with `status`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+
     /// A 400 about a field.
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self {
@@ -133,6 +141,8 @@ pub fn router() -> Router<App> {
         .route("/webhooks", get(deliveries))
         .route("/stats", get(stats))
         .route("/clock", get(clock).put(set_clock))
+        .route("/faults", get(faults).put(set_faults))
+        .route("/faults/requests", get(noted_requests))
         .route("/clock/advance", post(advance_clock))
 }
 
@@ -999,6 +1009,17 @@ async fn stats(State(app): State<App>) -> Json<Value> {
                 "last_request": r.last_request,
             }))
             .collect::<Vec<_>>(),
+        "practices": m.practices.len(),
+        "practices_configured": m
+            .practices
+            .values()
+            .filter(|p| !p.appointment_types.is_empty())
+            .count(),
+        "practices_published": m
+            .practices
+            .values()
+            .filter(|p| !p.availability.is_empty())
+            .count(),
         "bookings": m.bookings.len(),
         "subscriptions": m.subscriptions.len(),
         "webhook_deliveries": m.deliveries.len(),
@@ -1047,4 +1068,34 @@ async fn advance_clock(State(app): State<App>, Body(b): Body<Advance>) -> R<Json
     let now = app.now();
     app.lock().settle(now);
     Ok(clock_json(&app))
+}
+
+async fn faults(State(app): State<App>) -> Json<Value> {
+    Json(serde_json::to_value(&app.faults().faults).unwrap_or_default())
+}
+
+/// Replace the faults in force (see `crate::faults::Faults`); the answer is what is in force.
+async fn set_faults(
+    State(app): State<App>,
+    Body(b): Body<crate::faults::Faults>,
+) -> R<Json<Value>> {
+    b.validate().map_err(Problem::invalid)?;
+    app.faults().faults = b;
+    Ok(faults(State(app)).await)
+}
+
+#[derive(Deserialize)]
+struct NotedQuery {
+    practice_id: Option<String>,
+}
+
+/// The API requests noted, oldest first (optionally of one practice).
+async fn noted_requests(State(app): State<App>, Query(q): Query<NotedQuery>) -> Json<Value> {
+    let f = app.faults();
+    Json(json!(
+        f.requests
+            .iter()
+            .filter(|r| q.practice_id.as_ref().is_none_or(|p| *p == r.practice_id))
+            .collect::<Vec<_>>()
+    ))
 }

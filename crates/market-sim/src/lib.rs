@@ -19,6 +19,7 @@ pub mod api;
 pub mod cli;
 pub mod control;
 pub mod delivery;
+pub mod faults;
 pub mod pages;
 pub mod record;
 pub mod slots;
@@ -51,6 +52,8 @@ pub struct App {
     recorder: Option<Arc<record::Recorder>>,
     /// How far the simulator's clock runs ahead of (or behind) the real clock.
     clock_offset: Arc<Mutex<SignedDuration>>,
+    /// The injected faults (`/_market/faults`).
+    faults: Arc<Mutex<faults::FaultState>>,
     /// The timing rules.
     pub timing: Timing,
 }
@@ -83,6 +86,13 @@ impl App {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *o = o.checked_add(by).unwrap_or(*o);
+    }
+
+    /// The injected faults and the API requests noted (never held across an await).
+    pub fn faults(&self) -> MutexGuard<'_, faults::FaultState> {
+        self.faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Lock the model (never held across an await).
@@ -175,6 +185,7 @@ impl MarketSimBuilder {
                 http,
                 recorder,
                 clock_offset: Arc::new(Mutex::new(SignedDuration::ZERO)),
+                faults: Arc::default(),
                 timing,
             },
         })
@@ -209,6 +220,16 @@ impl MarketSim {
         self.app.set_now(at);
     }
 
+    /// Replace the faults in force (see [`faults::Faults`]).
+    pub fn set_faults(&self, faults: faults::Faults) {
+        self.app.faults().faults = faults;
+    }
+
+    /// The API requests noted so far, oldest first (see [`faults::NotedRequest`]).
+    pub fn noted_requests(&self) -> Vec<faults::NotedRequest> {
+        self.app.faults().requests.iter().cloned().collect()
+    }
+
     /// Switch quirks mode on or off while serving (see [`MarketSimBuilder::quirks`]).
     pub fn set_quirks(&self, on: bool) {
         self.app.lock().quirks = on;
@@ -239,6 +260,10 @@ impl MarketSim {
     /// The whole HTTP surface: `/pms-api/v1`, `/_market`, `/admin`, `/book`.
     pub fn router(&self) -> Router {
         let api = api::router()
+            .layer(middleware::from_fn_with_state(
+                self.app.clone(),
+                faults::apply,
+            ))
             .layer(middleware::from_fn_with_state(
                 self.app.recorder.clone(),
                 record::record,

@@ -239,6 +239,7 @@ impl MarketClient {
             client: self.clone(),
             credentials: Arc::new(credentials),
             guard: None,
+            not_before: Arc::default(),
         }
     }
 }
@@ -249,6 +250,10 @@ pub struct PracticeClient {
     client: MarketClient,
     credentials: Arc<PracticeCredentials>,
     guard: Option<CallGuard>,
+    /// No call for this practice is sent before this instant: the marketplace answered 429 with
+    /// a `Retry-After` (shared by the clones, so it holds across calls, not only between the
+    /// attempts of one).
+    not_before: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 /// Asked before every call attempt; `false` refuses the call with [`MarketError::Fenced`]
@@ -825,6 +830,14 @@ impl PracticeClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(wait) = self.rate_limited_for() {
+                if wait > cfg.max_retry_after {
+                    return Err(MarketError::RateLimited {
+                        retry_after: Some(wait),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+            }
             if self.guard.as_ref().is_some_and(|allowed| !allowed()) {
                 return Err(MarketError::Fenced);
             }
@@ -838,6 +851,12 @@ impl PracticeClient {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
             };
+            if let MarketError::RateLimited {
+                retry_after: Some(d),
+            } = &err
+            {
+                self.rate_limited_until(std::time::Instant::now() + *d);
+            }
             if attempt >= attempts || !err.is_transient() {
                 return Err(err);
             }
@@ -853,6 +872,25 @@ impl PracticeClient {
             tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying marketplace call");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// How long calls must still wait after a 429's `Retry-After`, if at all.
+    fn rate_limited_for(&self) -> Option<Duration> {
+        let until = (*self
+            .not_before
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// No call before `until` (a later limit already in force stays).
+    fn rate_limited_until(&self, until: std::time::Instant) {
+        let mut not_before = self
+            .not_before
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *not_before = Some(not_before.map_or(until, |t| t.max(until)));
     }
 
     async fn attempt(

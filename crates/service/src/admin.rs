@@ -304,7 +304,9 @@ pub struct PracticeSummary {
     /// Consent to publish as last seen: `unknown`, `granted` or `withdrawn`.
     pub consent: String,
     /// Why the practice is unhealthy (`disabled`, `error`, `consent_missing`, `never_published`,
-    /// `stale`, `bookings_rejected`, or a flag raised by the service); empty when healthy.
+    /// `stale`, `bookings_rejected`, `not_served`, `lease_lapsed`: this node could not renew
+    /// its lease in time, the database unreachable, locked or full; or a flag raised by the
+    /// service); empty when healthy.
     pub unhealthy: Vec<String>,
     /// The integration-health findings (no PMS read), by severity.
     pub health_findings: SeverityCounts,
@@ -789,7 +791,12 @@ pub async fn resync_progress(ctx: &Ctx, id: &str) -> Result<ResyncProgressView, 
     })
 }
 
-fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> HealthView {
+fn health_view(
+    state: &SyncState,
+    bookings: &[Booking],
+    now: Timestamp,
+    unserved: bool,
+) -> HealthView {
     let error_kind = state
         .last_error
         .as_ref()
@@ -846,7 +853,18 @@ fn health_view(state: &SyncState, bookings: &[Booking], now: Timestamp) -> Healt
                 })
             })
             .collect(),
+        unserved,
     }
+}
+
+/// Whether no node serves `link` now (enabled, linked a while ago, and no live lease).
+async fn is_unserved(ctx: &Ctx, link: &Link) -> Result<bool, AdminError> {
+    if !link.enabled {
+        return Ok(false);
+    }
+    Ok(crate::supervisor::unserved_links(ctx)
+        .await?
+        .contains(&link.id))
 }
 
 fn summarize(
@@ -855,8 +873,9 @@ fn summarize(
     state: &SyncState,
     bookings: &[Booking],
     now: Timestamp,
+    unserved: bool,
 ) -> PracticeSummary {
-    let health = health_view(state, bookings, now);
+    let health = health_view(state, bookings, now, unserved);
     let health_findings: Vec<FindingView> = diagnostics::diagnose_health(&health)
         .into_iter()
         .map(FindingView::from)
@@ -891,7 +910,14 @@ fn summarize(
     if counts.rejected > 0 {
         unhealthy.push("bookings_rejected".to_owned());
     }
+    if unserved {
+        unhealthy.push("not_served".to_owned());
+    }
     unhealthy.extend(state.health_flags.iter().cloned());
+    if ctx.lease_lapsed(link.id) {
+        // Nothing is published or answered for it until the database takes writes again.
+        unhealthy.push("lease_lapsed".to_owned());
+    }
     PracticeSummary {
         link: LinkView::from(link),
         running_here: ctx.running().contains(&link.id),
@@ -915,6 +941,10 @@ fn summarize(
 pub async fn practices(ctx: &Ctx) -> Result<Vec<PracticeSummary>, AdminError> {
     let now = ctx.now();
     let links = ctx.store.list_links().await?;
+    let unserved: std::collections::HashSet<LinkId> = crate::supervisor::unserved_links(ctx)
+        .await?
+        .into_iter()
+        .collect();
     let states: BTreeMap<LinkId, SyncState> = ctx
         .store
         .all_sync_states()
@@ -929,7 +959,8 @@ pub async fn practices(ctx: &Ctx) -> Result<Vec<PracticeSummary>, AdminError> {
             None => ctx.store.sync_state(link.id).await?,
         };
         let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
-        out.push(summarize(ctx, link, &state, &bookings, now));
+        let unserved = unserved.contains(&link.id);
+        out.push(summarize(ctx, link, &state, &bookings, now, unserved));
     }
     Ok(out)
 }
@@ -939,7 +970,15 @@ pub async fn practice(ctx: &Ctx, id: &str) -> Result<PracticeSummary, AdminError
     let link = load_link(ctx, id).await?;
     let state = ctx.store.sync_state(link.id).await?;
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
-    Ok(summarize(ctx, &link, &state, &bookings, ctx.now()))
+    let unserved = is_unserved(ctx, &link).await?;
+    Ok(summarize(
+        ctx,
+        &link,
+        &state,
+        &bookings,
+        ctx.now(),
+        unserved,
+    ))
 }
 
 /// A fresh read of a link's PMS: the setup and the diary over the link's horizon.
@@ -980,7 +1019,7 @@ pub async fn findings_from(
 ) -> Result<Vec<FindingView>, AdminError> {
     let state = ctx.store.sync_state(link.id).await?;
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
-    let mut health = health_view(&state, &bookings, ctx.now());
+    let mut health = health_view(&state, &bookings, ctx.now(), is_unserved(ctx, link).await?);
     let found = match read {
         Ok(r) => diagnostics::diagnose(
             &Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health),
@@ -1261,7 +1300,7 @@ mod tests {
             booking("2", PatientResolved, 420),
             booking("3", Received, 30),
         ];
-        let h = health_view(&state, &bookings, now);
+        let h = health_view(&state, &bookings, now, false);
         let age = h.oldest_open_critical_request.expect("an open booking");
         assert!((419..=421).contains(&age.as_secs()), "{age:?}");
         let findings = diagnostics::diagnose_health(&h);
@@ -1272,7 +1311,7 @@ mod tests {
             "{findings:?}"
         );
         // Only answered bookings: nothing is waiting.
-        let h = health_view(&state, &bookings[..1], now);
+        let h = health_view(&state, &bookings[..1], now, false);
         assert_eq!(h.oldest_open_critical_request, None);
     }
 }

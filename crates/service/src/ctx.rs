@@ -65,6 +65,8 @@ pub struct WorkerSettings {
     /// How long a final booking's request (the patient's details) is kept before it is purged
     /// (default 30 days; docs/operations.md, "Retention").
     pub booking_retention: Duration,
+    /// How long one PMS call may take before it fails as a timeout.
+    pub pms_timeout: Duration,
 }
 
 /// A step of the booking pipeline where a crash test kills the node.
@@ -154,6 +156,7 @@ impl WorkerSettings {
             clock_offset: SignedDuration::ZERO,
             crash_at: None,
             booking_retention: BOOKING_RETENTION,
+            pms_timeout: Duration::from_secs(10),
         }
     }
 
@@ -188,6 +191,7 @@ impl WorkerSettings {
             Duration::from_millis(50),
         )?;
         at_least("lease_ttl", self.lease_ttl, Duration::from_millis(500))?;
+        at_least("pms_timeout", self.pms_timeout, Duration::from_millis(50))?;
         if self.max_links == 0 {
             return Err(SettingsError {
                 field: "max_links",
@@ -214,8 +218,43 @@ pub struct Ctx {
     /// One HTTP client (connection pool) for every PMS connector of this node.
     http: reqwest::Client,
     pub(crate) lease_round: tokio::sync::Notify,
+    /// What this node knows of the fleet's capacity (the supervisor keeps it current).
+    pub capacity: Capacity,
+    /// Syncs (a whole horizon's diary read, computed and published) running at once.
+    syncs: tokio::sync::Semaphore,
     workers: Mutex<HashMap<LinkId, Running>>,
     progress: Mutex<HashMap<LinkId, ResyncProgress>>,
+}
+
+/// How many link syncs of one node run at once. Each holds its practice's diary over the whole
+/// horizon while it runs; bounding them bounds the node's memory when thousands of links start
+/// together (a node's start, a take-over), and shares the cores fairly among the links.
+pub const CONCURRENT_SYNCS: usize = 32;
+
+/// The fleet's capacity as this node sees it; the supervisor updates it every lease round
+/// (the unserved count once per lease time-to-live).
+#[derive(Debug, Default)]
+pub struct Capacity {
+    /// The links this node would work without its limit: the enabled links divided among the
+    /// live nodes.
+    pub wanted: std::sync::atomic::AtomicU64,
+    /// Whether `wanted` exceeds `max_links`: this node works all it may, and the surplus is
+    /// left to other nodes, if there are any with room.
+    pub at_capacity: std::sync::atomic::AtomicBool,
+    /// Enabled links no node holds a lease on, fleet-wide, at the last count.
+    pub unserved: std::sync::atomic::AtomicU64,
+}
+
+impl Capacity {
+    /// (wanted, at capacity, unserved) now.
+    pub fn read(&self) -> (u64, bool, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.wanted.load(Relaxed),
+            self.at_capacity.load(Relaxed),
+            self.unserved.load(Relaxed),
+        )
+    }
 }
 
 /// Where an operator's resync of a link is.
@@ -271,9 +310,16 @@ impl Ctx {
             metrics,
             http: slotbridge_pms::http_client(),
             lease_round: tokio::sync::Notify::new(),
+            capacity: Capacity::default(),
+            syncs: tokio::sync::Semaphore::new(CONCURRENT_SYNCS),
             workers: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Wait for a turn to sync a link (see [`CONCURRENT_SYNCS`]).
+    pub(crate) async fn sync_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.syncs.acquire().await.ok()
     }
 
     /// This node's clock (the system clock, shifted by `clock_offset` in tests).
@@ -361,6 +407,14 @@ impl Ctx {
         self.lease_round.notify_one();
     }
 
+    /// Whether this node runs a worker for `link` whose lease could not be renewed in time
+    /// (the database unreachable, locked or full): the worker has stopped acting for it.
+    pub fn lease_lapsed(&self, link: LinkId) -> bool {
+        self.workers()
+            .get(&link)
+            .is_some_and(|r| !r.stopping && !r.fence.holds())
+    }
+
     /// The links this node works now.
     pub fn running(&self) -> Vec<LinkId> {
         self.workers().keys().copied().collect()
@@ -374,6 +428,7 @@ impl Ctx {
             link.pms_api_key.clone(),
         );
         cfg.observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
+        cfg.timeout = self.settings.pms_timeout;
         ExactConnector::with_client(cfg, self.http.clone())
     }
 

@@ -293,6 +293,24 @@ pub async fn render(ctx: &Ctx) -> String {
          slotbridge_links_running {}",
         ctx.running().len()
     );
+    let (wanted, at_capacity, unserved) = ctx.capacity.read();
+    let _ = writeln!(
+        out,
+        "# HELP slotbridge_node_max_links The most links this node works (max_links).\n\
+         # TYPE slotbridge_node_max_links gauge\n\
+         slotbridge_node_max_links {}\n\
+         # HELP slotbridge_node_link_share The links this node would work without its limit (enabled links over live nodes).\n\
+         # TYPE slotbridge_node_link_share gauge\n\
+         slotbridge_node_link_share {wanted}\n\
+         # HELP slotbridge_node_at_capacity 1 when this node's share exceeds max_links.\n\
+         # TYPE slotbridge_node_at_capacity gauge\n\
+         slotbridge_node_at_capacity {}\n\
+         # HELP slotbridge_links_unserved Enabled links no node serves (fleet-wide, counted once per lease TTL).\n\
+         # TYPE slotbridge_links_unserved gauge\n\
+         slotbridge_links_unserved {unserved}",
+        ctx.settings.max_links,
+        u8::from(at_capacity)
+    );
     ctx.metrics.write_to(&mut out);
     out
 }

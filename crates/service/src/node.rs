@@ -53,7 +53,18 @@ pub struct NodeConfig {
     /// How long a final booking's request (the patient's details) is kept
     /// ([`crate::ctx::BOOKING_RETENTION`] by default).
     pub booking_retention: Duration,
+    /// How many links this node works at most; the rest are left to other nodes, and a
+    /// practice no node works is reported (console, metric, log).
+    pub max_links: u32,
+    /// Register webhooks with both sides (`false`: poll both every `poll_interval`).
+    pub webhooks: bool,
+    /// How long one call to the PMS or the marketplace may take before it is given up as a
+    /// timeout ([`DEFAULT_CALL_TIMEOUT`]; tests of slow servers shorten it).
+    pub call_timeout: Duration,
 }
+
+/// The default [`NodeConfig::call_timeout`]: 10 s.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NodeConfig {
     /// The worker settings this configuration gives, refused with the setting named when the
@@ -64,6 +75,8 @@ impl NodeConfig {
         settings.lease_ttl = self.lease_ttl;
         settings.clock_offset = self.clock_offset;
         settings.booking_retention = self.booking_retention;
+        settings.max_links = self.max_links;
+        settings.pms_timeout = self.call_timeout;
         // A crash test's hook (see `CrashPoint`); unset in production.
         if let Ok(at) = std::env::var("SLOTBRIDGE_CRASH_AT")
             && !at.is_empty()
@@ -145,6 +158,7 @@ impl Node {
         let market = MarketClient::new(
             ClientConfig::new(cfg.market_url.clone(), cfg.market_api_key.clone())
                 .with_user_agent(cfg.user_agent.clone())
+                .with_timeout(cfg.call_timeout)
                 .with_observer(Metrics::observer(&metrics, "market")),
         )?;
         let listener =
@@ -171,10 +185,12 @@ impl Node {
             .pms_webhook_secret
             .clone()
             .unwrap_or_else(Keyring::generate_key);
-        settings.webhooks = Some(Webhooks {
-            public_url,
-            pms_secret: pms_webhook_secret.clone(),
-        });
+        if cfg.webhooks {
+            settings.webhooks = Some(Webhooks {
+                public_url,
+                pms_secret: pms_webhook_secret.clone(),
+            });
+        }
         let ctx = Ctx::new(store, market, settings, metrics);
         let cancel = CancellationToken::new();
         let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret), access);

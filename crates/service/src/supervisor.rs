@@ -49,6 +49,8 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Supervisor {
     failed: HashMap<LinkId, Failed>,
+    /// When the unserved links were last counted.
+    unserved_checked: Option<Instant>,
 }
 
 /// How long a renewal sent at `sent` keeps the lease certainly ours: the database set its
@@ -142,7 +144,12 @@ async fn round(
 
     // Share the links evenly among the live nodes; hand back the surplus (its workers stop
     // after their current step, and the lease is released when they ended).
-    let share = fair_share(ctx).await?;
+    let (share, wanted) = fair_share(ctx).await?;
+    note_capacity(ctx, wanted);
+    if sup.unserved_checked.is_none_or(|at| at.elapsed() >= ttl) {
+        sup.unserved_checked = Some(Instant::now());
+        count_unserved(ctx).await?;
+    }
     if renewed.len() > share as usize {
         let idle: Vec<Lease> = {
             let mut workers = ctx.workers();
@@ -310,15 +317,73 @@ async fn reap(ctx: &Arc<Ctx>, sup: &mut Supervisor) {
     }
 }
 
-/// How many links this node should work: the links to work (enabled) divided among the nodes
-/// seen within one lease time-to-live (rounded up), at most `max_links`.
-async fn fair_share(ctx: &Ctx) -> Result<u32, StoreError> {
+/// How many links this node should work, and how many it would without its limit: the links
+/// to work (enabled) divided among the nodes seen within one lease time-to-live (rounded up),
+/// at most `max_links`.
+async fn fair_share(ctx: &Ctx) -> Result<(u32, u64), StoreError> {
     let live = ctx.store.live_nodes(ctx.settings.lease_ttl).await?.max(1);
     let enabled = ctx.store.count_enabled_links().await?;
-    let share = enabled.div_ceil(live).max(1);
-    Ok(u32::try_from(share)
+    let wanted = enabled.div_ceil(live).max(1);
+    let share = u32::try_from(wanted)
         .unwrap_or(u32::MAX)
-        .min(ctx.settings.max_links))
+        .min(ctx.settings.max_links);
+    Ok((share, wanted))
+}
+
+/// A link linked within this long may not have been taken by a lease round yet: it is not
+/// counted as unserved.
+fn unserved_grace(ctx: &Ctx) -> Duration {
+    ctx.settings.lease_ttl * 2
+}
+
+/// The enabled links no node serves now (see [`unserved_grace`]).
+pub(crate) async fn unserved_links(ctx: &Ctx) -> Result<Vec<LinkId>, StoreError> {
+    let grace = jiff::SignedDuration::try_from(unserved_grace(ctx)).unwrap_or_default();
+    ctx.store
+        .unserved_links(ctx.now().saturating_sub(grace).unwrap_or(ctx.now()))
+        .await
+}
+
+/// Record whether this node's fair share exceeds its `max_links`, and say so the moment it
+/// does (and when it no longer does).
+fn note_capacity(ctx: &Ctx, wanted: u64) {
+    let max = u64::from(ctx.settings.max_links);
+    let at_capacity = wanted > max;
+    ctx.capacity.wanted.store(wanted, Ordering::Relaxed);
+    let was = ctx
+        .capacity
+        .at_capacity
+        .swap(at_capacity, Ordering::Relaxed);
+    if at_capacity && !was {
+        warn!(
+            node = %ctx.settings.node_id,
+            max_links = max,
+            share = wanted,
+            "node at capacity: its share of the links is {wanted} and it works at most {max}; \
+             the rest are served only if another node has room (start another node or raise max_links)"
+        );
+    } else if was && !at_capacity {
+        info!(node = %ctx.settings.node_id, max_links = max, share = wanted, "node no longer at capacity");
+    }
+}
+
+/// Count the links no node serves (fleet-wide); say so when some are, and when all are again.
+async fn count_unserved(ctx: &Ctx) -> Result<(), StoreError> {
+    let unserved = unserved_links(ctx).await?;
+    let n = unserved.len() as u64;
+    let before = ctx.capacity.unserved.swap(n, Ordering::Relaxed);
+    if n > 0 && n != before {
+        let first: Vec<String> = unserved.iter().take(5).map(ToString::to_string).collect();
+        warn!(
+            unserved = n,
+            first = %first.join(", "),
+            "{n} enabled practice(s) are served by no node: nothing is published for them and \
+             their bookings are not answered"
+        );
+    } else if n == 0 && before > 0 {
+        info!("every enabled practice is served by a node again");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -199,6 +199,9 @@ impl<P: PmsConnector> LinkRun<P> {
             // fresh read of the setup.
             self.pms.forget();
         }
+        // At most a few syncs of this node hold a whole horizon's diary at once: a node that
+        // starts (or takes over) thousands of links reads them in turn, not all together.
+        let _permit = self.ctx.sync_permit().await;
         let now = self.ctx.now();
         let (setup, diary) = self.read_pms(now).await?;
         self.ctx
@@ -764,9 +767,13 @@ impl<P: PmsConnector> LinkRun<P> {
                 .await;
             self.account(&mut breaker, r);
         }
+        // A poll of the marketplace's requests that failed is owed until one succeeds: at every
+        // tick, whatever the webhooks (the delivery that woke us is spent).
+        let mut requests_owed = false;
         if self.may_poll_market(&breaker)
             && let Err(e) = self.requests().await
         {
+            requests_owed = true;
             self.note(&mut breaker, &e).await;
         }
         let mut poll = tokio::time::interval(self.ctx.settings.poll_interval);
@@ -840,7 +847,9 @@ impl<P: PmsConnector> LinkRun<P> {
                         }
                     }
                     // Until webhooks are trusted, the marketplace is polled at every tick.
-                    let requests = !deliveries.trusted() || last_requests_poll.elapsed() >= backstop;
+                    let requests = !deliveries.trusted()
+                        || requests_owed
+                        || last_requests_poll.elapsed() >= backstop;
                     Wake {
                         force_config: false,
                         force_availability: false,
@@ -899,10 +908,16 @@ impl<P: PmsConnector> LinkRun<P> {
             // Bookings are answered while publishing backs off.
             if wake.requests && self.may_poll_market(&breaker) {
                 last_requests_poll = Instant::now();
-                if let Err(e) = self.requests().await
-                    && self.note(&mut breaker, &e).await == FailureKind::Fenced
-                {
-                    return WorkerExit::Fenced;
+                match self.requests().await {
+                    Ok(()) => requests_owed = false,
+                    Err(e) => {
+                        requests_owed = true;
+                        // Then a sync is owed too: its success clears the error shown.
+                        owed = true;
+                        if self.note_poll_failure(&mut breaker, &e).await == FailureKind::Fenced {
+                            return WorkerExit::Fenced;
+                        }
+                    }
                 }
             }
             match self.outbox_round().await {
@@ -920,6 +935,18 @@ impl<P: PmsConnector> LinkRun<P> {
     async fn note(&self, breaker: &mut Breaker, e: &SyncFailure) -> FailureKind {
         let kind = self.record_failure(e).await;
         self.account(breaker, Err(kind));
+        kind
+    }
+
+    /// A failed poll of the marketplace's requests: recorded, but it backs publishing off only
+    /// from a closed breaker (or parks the link). The requests are polled at every tick while
+    /// publishing backs off, and each failure must not push the backoff's end further, up to
+    /// a minute, or a short outage would hold publishing back long after it ended.
+    async fn note_poll_failure(&self, breaker: &mut Breaker, e: &SyncFailure) -> FailureKind {
+        let kind = self.record_failure(e).await;
+        if breaker_closed(breaker) || matches!(kind.class(), FailureClass::Lasting(_)) {
+            self.account(breaker, Err(kind));
+        }
         kind
     }
 

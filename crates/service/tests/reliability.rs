@@ -742,6 +742,123 @@ async fn settings_that_would_panic_are_refused_at_start_with_one_line(db: Db) {
     node.shutdown().await;
 }
 
+// ---- 5. a practice no node can take ---------------------------------------------------------
+
+/// The value of the unlabelled metric `name` on node `i`'s `/metrics` (with the admin token).
+async fn metric(w: &Stack, i: usize, name: &str) -> Option<f64> {
+    let mut req = w.http.get(w.api_at(i, "/metrics"));
+    if let Some(t) = w.token() {
+        req = req.bearer_auth(t);
+    }
+    let text = req.send().await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// The practices `GET /api/practices` shows as served by no node.
+async fn unserved(w: &Stack) -> Vec<String> {
+    w.api_get("/api/practices")
+        .await
+        .as_array()
+        .expect("practices")
+        .iter()
+        .filter(|p| {
+            p["unhealthy"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|f| f == "not_served"))
+        })
+        .filter_map(|p| p["link"]["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn a_practice_no_node_can_take_is_shown_unserved_until_a_node_with_room_starts(mut w: Stack) {
+    // One node that may work one link, and two practices linked.
+    w.config.max_links = 1;
+    w.config.lease_ttl = Duration::from_secs(1);
+    w.start_node().await;
+    let harbour = w.harbour().clone();
+    w.link(&harbour).await;
+    let annex = w.listing("Harbour Annex").expect("a second listing");
+    w.link(&annex).await;
+    let left = eventually_or(
+        "one practice shown as served by no node",
+        Duration::from_secs(15),
+        String::new,
+        || async {
+            let u = unserved(&w).await;
+            (u.len() == 1).then_some(u)
+        },
+    )
+    .await;
+    let link = &left[0];
+    // The practice's findings say so, with the fix.
+    let findings = w.api_get(&format!("/api/links/{link}/findings")).await;
+    let f = findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "not-served")
+        .unwrap_or_else(|| panic!("no not-served finding in {findings}"));
+    assert_eq!(f["severity"], "error");
+    assert!(f["fix"].as_str().unwrap_or_default().contains("max_links"));
+    // The metrics and the console say so too.
+    assert_eq!(
+        metric(&w, 0, "slotbridge_node_at_capacity").await,
+        Some(1.0)
+    );
+    assert_eq!(metric(&w, 0, "slotbridge_node_max_links").await, Some(1.0));
+    eventually_or(
+        "the unserved count in the metrics",
+        Duration::from_secs(5),
+        String::new,
+        || async { (metric(&w, 0, "slotbridge_links_unserved").await == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let (status, page) = w.console_page("/console").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("data-finding=\"not-served\"") && page.contains("served by no node"),
+        "the practice list says one practice is served by no node"
+    );
+
+    // A second node with room: every practice served, and nothing says otherwise.
+    let mut second = w.config.clone();
+    second.node_id = "second".into();
+    w.start_node_with(second).await;
+    eventually_or(
+        "every practice served once a node with room runs",
+        Duration::from_secs(15),
+        String::new,
+        || async { unserved(&w).await.is_empty().then_some(()) },
+    )
+    .await;
+    eventually_or(
+        "the metrics back to zero",
+        Duration::from_secs(10),
+        String::new,
+        || async {
+            (metric(&w, 0, "slotbridge_links_unserved").await == Some(0.0)
+                && metric(&w, 0, "slotbridge_node_at_capacity").await == Some(0.0))
+            .then_some(())
+        },
+    )
+    .await;
+    let (_, page) = w.console_page("/console").await;
+    assert!(!page.contains("data-finding=\"not-served\""));
+}
+
+async fn unlinked_console_stack(db: Db) -> Option<Stack> {
+    Stack::builder()
+        .db(db)
+        .nodes(0)
+        .link(false)
+        .admin(TOKEN, PASSWORD)
+        .start()
+        .await
+}
+
 // ---- the scenarios on both backends ----------------------------------------------------------
 
 async fn stack(db: Db) -> Option<Stack> {
@@ -782,6 +899,8 @@ scenarios!(
         on recording_stack,
     a_link_disabled_with_5_bookings_in_flight_answers_each_within_20_s on stack,
     a_revoked_pms_key_parks_the_link_until_a_new_key_is_set on console_stack,
+    a_practice_no_node_can_take_is_shown_unserved_until_a_node_with_room_starts
+        on unlinked_console_stack,
 );
 
 mod settings_that_would_panic_are_refused_at_start_with_one_line {

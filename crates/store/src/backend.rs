@@ -115,6 +115,13 @@ impl Store {
                 } else {
                     Some(Duration::from_secs(3600))
                 })
+                // A transaction whose COMMIT failed (the disk full) is still open on its
+                // connection: that connection is closed (rolling it back), not handed out again,
+                // where every later BEGIN would fail and the node never recover.
+                .after_release(|conn, _| {
+                    let open = sqlx::Connection::is_in_transaction(conn);
+                    Box::pin(async move { Ok(!open) })
+                })
                 .connect_with(options)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;

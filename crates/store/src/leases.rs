@@ -415,6 +415,37 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The enabled links no node holds a live lease on (by the database's clock), among those
+    /// linked before `linked_before` (a new link waits for the next lease round): the practices
+    /// no node serves. Oldest link first.
+    pub async fn unserved_links(
+        &self,
+        linked_before: Timestamp,
+    ) -> Result<Vec<LinkId>, StoreError> {
+        let ids: Vec<Uuid> = on_backend!(self, |pool| {
+            sqlx::query_scalar(pool.pick(
+                concat!(
+                    "SELECT l.id FROM links l WHERE l.enabled = TRUE AND l.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM link_leases ls WHERE ls.link_id = l.id \
+                     AND ls.expires_at > ",
+                    sqlite_now!(),
+                    ") ORDER BY l.created_at, l.id"
+                ),
+                concat!(
+                    "SELECT l.id FROM links l WHERE l.enabled = TRUE AND l.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM link_leases ls WHERE ls.link_id = l.id \
+                     AND ls.expires_at > ",
+                    pg_now!(),
+                    ") ORDER BY l.created_at, l.id"
+                ),
+            ))
+            .bind(crate::types::micros(linked_before))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids.into_iter().map(LinkId).collect())
+    }
+
     /// Every node's last heartbeat and its lease count now, most recently seen first.
     pub async fn nodes(&self) -> Result<Vec<NodeHeartbeat>, StoreError> {
         let rows: Vec<(String, i64, i64, i64)> = on_backend!(self, |pool| {

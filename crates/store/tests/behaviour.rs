@@ -42,6 +42,7 @@ both_backends!(
     booking_claims_belong_to_a_node_and_an_epoch,
     concurrent_claimers_never_share_a_booking,
     leases_are_exclusive_and_expired_ones_are_taken_over,
+    links_no_node_holds_are_reported_unserved,
     a_disabled_link_with_bookings_in_flight_is_still_leased,
     concurrent_nodes_split_links_without_overlap,
     key_rotation_reseals_every_secret,
@@ -1181,6 +1182,52 @@ async fn concurrent_claimers_never_share_a_booking(ctx: Ctx) {
 
 fn links_of(held: &[slotbridge_store::HeldLease]) -> Vec<LinkId> {
     held.iter().map(|h| h.lease.link_id).collect()
+}
+
+async fn links_no_node_holds_are_reported_unserved(ctx: Ctx) {
+    let s = &ctx.store;
+    let mut links = Vec::new();
+    for i in 0..5 {
+        links.push(
+            s.create_link(new_link("sharbour", &format!("p-{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut off = new_link("sharbour", "p-off");
+    off.enabled = false;
+    s.create_link(off).await.unwrap();
+    let later = Timestamp::now() + jiff::SignedDuration::from_mins(1);
+    let sorted = |mut v: Vec<LinkId>| {
+        v.sort();
+        v
+    };
+    let all = s.unserved_links(later).await.unwrap();
+    assert_eq!(
+        sorted(all),
+        sorted(links.clone()),
+        "every enabled link; the disabled one is not missed"
+    );
+    assert!(
+        s.unserved_links(Timestamp::now() - jiff::SignedDuration::from_hours(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "links made after the given instant are not counted yet"
+    );
+    // A node at its capacity takes three; two are left unserved.
+    let short = Duration::from_millis(600);
+    let held = links_of(&s.acquire_leases("node-a", 3, short).await.unwrap());
+    let left = s.unserved_links(later).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|l| !held.contains(l)));
+    // The node goes silent: once its leases expire (the database's clock), all five again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        sorted(s.unserved_links(later).await.unwrap()),
+        sorted(links)
+    );
 }
 
 async fn leases_are_exclusive_and_expired_ones_are_taken_over(ctx: Ctx) {

@@ -246,6 +246,49 @@ impl Control {
         .await
     }
 
+    /// Wait up to `within` until the marketplace booking `id` (of a slot on `day` at the PMS
+    /// site `slug`) is answered, then check that it ended as a fault may leave it: confirmed by
+    /// the integration (not by the marketplace's 20 s rule) with exactly one diary appointment
+    /// carrying its reference, or rejected in time with a reason and none. Panics naming what
+    /// is wrong; the booking as the marketplace holds it.
+    pub async fn assert_answered_once(
+        &self,
+        slug: &str,
+        day: impl Display,
+        id: impl Display,
+        within: Duration,
+    ) -> Value {
+        let id = id.to_string();
+        let b = self.answered(&id, within).await;
+        let mine = self.appointments_of(slug, day, &id).await;
+        match b["status"].as_str() {
+            Some("Confirmed") => {
+                assert_eq!(
+                    b["auto_confirmed"], false,
+                    "booking {id} was confirmed by the marketplace's 20 s rule, not answered: {b}"
+                );
+                assert_eq!(
+                    mine.len(),
+                    1,
+                    "confirmed booking {id}: one appointment: {mine:?}"
+                );
+            }
+            Some("Rejected") => {
+                assert_eq!(b["late_reject"], false, "booking {id} rejected late: {b}");
+                assert!(
+                    b["reject_reason"].as_str().is_some_and(|r| !r.is_empty()),
+                    "booking {id} rejected without a reason: {b}"
+                );
+                assert!(
+                    mine.is_empty(),
+                    "rejected booking {id} is in the diary: {mine:?}"
+                );
+            }
+            other => panic!("booking {id} ended {other:?}: {b}"),
+        }
+        b
+    }
+
     /// The practice's desk makes a new API key for the site (201 asserted); the key.
     pub async fn create_pms_key(&self, slug: &str) -> String {
         let r = self
@@ -357,6 +400,26 @@ pub fn practitioner_of(slot: &Value) -> String {
         .and_then(|r| r.split(':').next())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Up to `n` of `slots` that overlap no other chosen in any practitioner's diary (a
+/// practitioner's specialties share one diary), so each can be confirmed.
+pub fn apart(slots: &[Value], n: usize) -> Vec<Value> {
+    let mut chosen: Vec<Value> = Vec::new();
+    for s in slots {
+        if chosen.len() == n {
+            break;
+        }
+        let clash = chosen.iter().any(|c| {
+            practitioner_of(c) == practitioner_of(s)
+                && s["start"].as_str() < c["end"].as_str()
+                && c["start"].as_str() < s["end"].as_str()
+        });
+        if !clash {
+            chosen.push(s.clone());
+        }
+    }
+    chosen
 }
 
 /// Whether `slots` still offer `slot` (same practitioner resource and start).

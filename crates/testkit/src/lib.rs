@@ -15,6 +15,8 @@
 //! - [`capture`]: every log line at every level, and every value stored in the database, for
 //!   tests that look for what must not be there.
 //! - [`proxy`]: a proxy in front of the PMS simulator injecting faults into chosen requests.
+//! - [`disk`]: database faults from outside the node: a SQLite file write-locked by another
+//!   connection, a small filesystem filled to the last byte and emptied again.
 //!
 //! The building blocks return errors (the demo reports them); the [`Stack`] and the helpers the
 //! tests use panic with a message naming what failed.
@@ -22,6 +24,7 @@
 pub mod capture;
 pub mod control;
 pub mod db;
+pub mod disk;
 pub mod poll;
 pub mod process;
 pub mod proxy;

@@ -32,6 +32,9 @@ pub fn node_config(sims: &Sims, database_url: &str, node_id: &str) -> NodeConfig
         clock_offset: jiff::SignedDuration::ZERO,
         limits: slotbridge_service::http::limits(),
         booking_retention: slotbridge_service::ctx::BOOKING_RETENTION,
+        max_links: 5000,
+        webhooks: true,
+        call_timeout: slotbridge_service::node::DEFAULT_CALL_TIMEOUT,
     }
 }
 
@@ -83,6 +86,7 @@ pub struct StackBuilder {
     user_agent: Option<String>,
     poll_interval: Option<Duration>,
     lease_ttl: Option<Duration>,
+    call_timeout: Option<Duration>,
     public_url: Option<url::Url>,
     access: AdminAccess,
     http: Option<reqwest::Client>,
@@ -161,6 +165,13 @@ impl StackBuilder {
         self
     }
 
+    /// How long the nodes' PMS and marketplace calls may take (default 10 s): tests of slow
+    /// servers shorten it so that a timeout comes in seconds.
+    pub fn call_timeout(mut self, d: Duration) -> Self {
+        self.call_timeout = Some(d);
+        self
+    }
+
     /// The public URL the nodes register as their webhooks' base (default: their own listen
     /// address). A URL where nothing listens makes every webhook delivery fail.
     pub fn public_url(mut self, url: &str) -> Self {
@@ -208,6 +219,9 @@ impl StackBuilder {
         }
         if let Some(d) = self.lease_ttl {
             config.lease_ttl = d;
+        }
+        if let Some(d) = self.call_timeout {
+            config.call_timeout = d;
         }
         if let Some(u) = self.public_url {
             config.public_url = Some(u);
@@ -274,6 +288,7 @@ impl Stack {
             user_agent: None,
             poll_interval: None,
             lease_ttl: None,
+            call_timeout: None,
             public_url: None,
             access: AdminAccess::default(),
             http: None,

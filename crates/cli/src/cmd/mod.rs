@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+pub mod bench;
 pub mod demo;
 pub mod doctor;
 pub mod explain;

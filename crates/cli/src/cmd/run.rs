@@ -41,6 +41,8 @@ struct FileConfig {
     public_url: Option<String>,
     admin_token: Option<String>,
     console_password: Option<String>,
+    max_links: Option<u64>,
+    webhooks: Option<bool>,
 }
 
 fn setting(file: &Option<String>, key: &str) -> Option<String> {
@@ -114,9 +116,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
             pms_webhook_secret: setting(&file.pms_webhook_secret, "pms_webhook_secret")
                 .map(SecretString::from),
+            call_timeout: slotbridge_service::node::DEFAULT_CALL_TIMEOUT,
             public_url: setting(&file.public_url, "public_url")
                 .map(|u| u.parse().map_err(|e| format!("public_url: {e}")))
                 .transpose()?,
+            max_links: u32::try_from(
+                number(file.max_links, "max_links")
+                    .map_err(|e| format!("{e:#}"))?
+                    .unwrap_or(5000),
+            )
+            .map_err(|_| "max_links: expected at most 4294967295".to_owned())?,
+            webhooks: match std::env::var("SLOTBRIDGE_WEBHOOKS") {
+                Ok(v) if !v.is_empty() => v
+                    .parse()
+                    .map_err(|_| format!("webhooks: expected true or false, found {v:?}"))?,
+                _ => file.webhooks.unwrap_or(true),
+            },
             clock_offset: jiff::SignedDuration::from_millis(
                 match std::env::var("SLOTBRIDGE_CLOCK_OFFSET_MS") {
                     Ok(v) if !v.is_empty() => v.parse().map_err(|_| {

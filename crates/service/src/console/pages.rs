@@ -135,6 +135,15 @@ pub fn practices(
             h1 { "Practices" }
             @if let Some(f) = flash { p class="notice ok" role="status" { (f) } }
             @if let Some(e) = error { p class="notice error" role="alert" { (e) } }
+            @let unserved = list.iter().filter(|p| p.unhealthy.iter().any(|u| u == "not_served")).count();
+            @if unserved > 0 {
+                p class="notice error" role="alert" data-finding="not-served" {
+                    (unserved) " practice(s) are served by no node: nothing is published for them \
+                     and their bookings are not written into the diary. Every node is at its \
+                     capacity (max_links) or none is running: start another node or raise \
+                     max_links."
+                }
+            }
             @if list.is_empty() {
                 p { "No practice is linked yet. Link one below." }
             } @else {
