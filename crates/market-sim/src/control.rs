@@ -6,7 +6,7 @@ use crate::wire::{Patient, RequestType};
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
-    http::{StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post, put},
 };
@@ -61,13 +61,7 @@ impl From<SimError> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
-        let body = json!({"type": "about:blank", "title": title, "status": self.status.as_u16(), "detail": self.detail});
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response()
+        slotbridge_edge::Problem::new(self.status, title, self.detail).into_response()
     }
 }
 

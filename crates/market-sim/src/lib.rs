@@ -173,7 +173,9 @@ impl MarketSimBuilder {
             .as_deref()
             .map(record::Recorder::create)
             .transpose()?;
+        // Deliveries follow no redirect, as an outbound client of ours never does.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent("Healthengine PMS API simulator (slotbridge market-sim)")
             .build()
             .map_err(|e| invalid(format!("cannot build the webhook client: {e}")))?;
@@ -272,7 +274,7 @@ impl MarketSim {
             .nest("/_market", control::router().with_state(self.app.clone()))
             .merge(pages::router().with_state(self.app.clone()))
             .layer(middleware::from_fn(gunzip))
-            .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+            .layer(DefaultBodyLimit::max(LIMITS.max_body))
     }
 
     /// Serve on `listener` until the handle is shut down or dropped.
@@ -287,10 +289,7 @@ impl MarketSim {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            if let Err(e) = slotbridge_edge::serve(listener, router, LIMITS, shutdown).await {
                 tracing::error!(error = %e, "market-sim stopped");
             }
         });
@@ -302,6 +301,16 @@ impl MarketSim {
         })
     }
 }
+
+/// The simulator's listener limits: 32 MiB request bodies (an availability batch of a large
+/// practice; gzip bodies are limited before and, to 256 MiB, after decompression), 5 s for a
+/// request head, 60 s per request.
+pub const LIMITS: slotbridge_edge::Limits = slotbridge_edge::Limits {
+    max_body: 32 * 1024 * 1024,
+    header_read: std::time::Duration::from_secs(5),
+    request: std::time::Duration::from_secs(60),
+    drain: std::time::Duration::from_secs(5),
+};
 
 /// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
@@ -372,8 +381,16 @@ async fn gunzip(req: Request, next: Next) -> Response {
         )
             .into_response()
     };
-    let Ok(bytes) = to_bytes(body, 32 * 1024 * 1024).await else {
-        return bad("body: too large");
+    let Ok(bytes) = to_bytes(body, LIMITS.max_body).await else {
+        return slotbridge_edge::Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large",
+            format!(
+                "the request body is over the limit of {} bytes",
+                LIMITS.max_body
+            ),
+        )
+        .into_response();
     };
     let mut out = Vec::new();
     if flate2::read::GzDecoder::new(&bytes[..])

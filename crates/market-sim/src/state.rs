@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::slots::{self, Slot};
 
 /// A consumer (an integration vendor) and its api key.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Consumer {
     /// Name shown to practice admins.
     pub name: String,
@@ -19,8 +19,17 @@ pub struct Consumer {
     pub api_key: String,
 }
 
+/// Redacted: the secret never reaches a log through `Debug`.
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A practice's consent for one consumer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Consent {
     /// The consumer's name.
     pub consumer: String,
@@ -31,6 +40,17 @@ pub struct Consent {
     pub granted_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+}
+
+/// Redacted: the secret never reaches a log through `Debug`.
+impl std::fmt::Debug for Consent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consent")
+            .field("consumer", &self.consumer)
+            .field("granted_at", &self.granted_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A marketplace appointment type of a practitioner.

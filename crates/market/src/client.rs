@@ -26,6 +26,7 @@ use reqwest::{Method, StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
 use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
+use slotbridge_redact::outbound::{BodyError, MAX_RESPONSE_BYTES, read_capped};
 
 use crate::{
     error::MarketError,
@@ -223,7 +224,8 @@ impl MarketClient {
                 detail: "api_key contains characters not allowed in a header".into(),
             }
         })?;
-        let http = reqwest::Client::builder()
+        // No redirects: the key headers must not follow a `Location` to another host.
+        let http = slotbridge_redact::outbound::client_builder()
             .user_agent(config.user_agent.clone())
             .timeout(config.timeout)
             .build()
@@ -970,10 +972,16 @@ impl PracticeClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = resp
-            .bytes()
+        let bytes = read_capped(resp, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| transport_error(&op, &e.without_url(), inner.config.timeout))?;
+            .map_err(|e| match e {
+                BodyError::Transport(e) => {
+                    transport_error(&op, &e.without_url(), inner.config.timeout)
+                }
+                too_large => MarketError::Protocol {
+                    detail: format!("{op}: {too_large}"),
+                },
+            })?;
         tracing::debug!(%method, path, status = status.as_u16(), "marketplace call");
         if status.is_success() {
             return Ok((status, bytes));

@@ -212,7 +212,7 @@ impl Gender {
 }
 
 /// The patient of a booking, as entered on the marketplace.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Patient {
     /// First name.
@@ -291,6 +291,13 @@ pub struct Patient {
     /// Medicare card expiry, `m/Y` (can be null).
     #[serde(default, deserialize_with = "lenient::text_opt")]
     pub medicare_expiry: Option<String>,
+}
+
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patient").finish_non_exhaustive()
+    }
 }
 
 /// A booking waiting to be inserted into the PMS (`GET /requests/bookings`).

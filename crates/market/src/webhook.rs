@@ -33,7 +33,7 @@ use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::{StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -146,15 +146,7 @@ impl WebhookReceiver {
 }
 
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    slotbridge_edge::Problem::new(status, title, detail).into_response()
 }
 
 async fn receive(State(rx): State<WebhookReceiver>, body: Bytes) -> Response {

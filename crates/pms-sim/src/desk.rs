@@ -19,12 +19,12 @@ use slotbridge_domain::practice::{
     PractitionerHours, WeeklyWindow,
 };
 
+use crate::SimState;
 use crate::api::body;
 use crate::faults::Faults;
 use crate::practice::Practice;
 use crate::problem::Problem;
 use crate::wire::{ClosedDateOut, parse_instant, rfc3339};
-use crate::{PeerAddr, SimState};
 
 /// A receptionist's action on one practice (or the creation of a practice).
 #[derive(Debug, Clone, Deserialize)]
@@ -680,11 +680,11 @@ pub fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
 }
 
 async fn loopback_only(
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
-    if peer.0.ip().is_loopback() {
+    if peer.ip().is_loopback() {
         next.run(req).await
     } else {
         Problem::new(

@@ -25,9 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
 use axum::response::IntoResponse;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 
 mod api;
@@ -134,7 +133,10 @@ impl PmsSimBuilder {
                 burst_left: AtomicU32::new(burst),
                 rate_limit: self.rate_limit.and_then(rate::Limiter::new),
                 site_requests: Mutex::new(HashMap::new()),
-                client: reqwest::Client::new(),
+                client: reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap_or_default(),
             }),
         }
     }
@@ -211,16 +213,13 @@ impl PmsSim {
             inner: listener,
             state: self.state.clone(),
         };
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<PeerAddr>();
+        let app = self.router();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
+            let _ = slotbridge_edge::serve(listener, app, LIMITS, async {
+                let _ = rx.await;
+            })
+            .await;
         });
         Ok(SimHandle {
             addr,
@@ -270,15 +269,14 @@ impl SimHandle {
     }
 }
 
-/// The peer address of a connection (for the loopback-only desk).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, SimListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
+/// The simulator's listener limits: 1 MiB request bodies (the largest the API takes is one
+/// appointment), 5 s for a request head, 120 s per request (longer than any latency fault).
+pub const LIMITS: slotbridge_edge::Limits = slotbridge_edge::Limits {
+    max_body: 1024 * 1024,
+    header_read: std::time::Duration::from_secs(5),
+    request: std::time::Duration::from_secs(120),
+    drain: std::time::Duration::from_secs(5),
+};
 
 /// The TCP listener; during a `refused` outage it closes new connections at once.
 #[derive(Debug)]

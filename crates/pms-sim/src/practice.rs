@@ -103,7 +103,7 @@ pub fn normalize_name(s: &str) -> String {
 }
 
 /// An API key of a practice.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiKey {
     /// The key.
     pub key: String,
@@ -111,8 +111,17 @@ pub struct ApiKey {
     pub revoked: bool,
 }
 
+/// Redacted: the secret never reaches a log through `Debug`.
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A registered webhook subscription.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Webhook {
     /// Subscription id.
     pub id: String,
@@ -120,6 +129,16 @@ pub struct Webhook {
     pub url: String,
     /// The HMAC-SHA256 signing secret.
     pub secret: String,
+}
+
+/// Redacted: the secret never reaches a log through `Debug`.
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One entry of the change feed.

@@ -1,6 +1,7 @@
-//! RFC 9457 problem details: every error the simulator returns.
+//! RFC 9457 problem details: every error the simulator returns (rendered by the one shared
+//! problem type, `slotbridge_edge::Problem`).
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -61,17 +62,11 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        let mut p =
+            slotbridge_edge::Problem::new(status, self.title, self.detail).with_type(&self.kind);
+        if let Some(secs) = self.retry_after {
+            p = p.with_retry_after(secs);
         }
-        resp
+        p.into_response()
     }
 }

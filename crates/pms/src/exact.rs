@@ -11,6 +11,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
 use slotbridge_domain::practice::{Diary, DiaryAppointment, IanaZone, PracticeSetup, SiteSlug};
+use slotbridge_redact::outbound::{BodyError, MAX_RESPONSE_BYTES, read_capped};
 use tokio::sync::Semaphore;
 
 use crate::parse::{self, Page};
@@ -79,6 +80,17 @@ impl std::fmt::Debug for ExactConfig {
 
 /// The longest wait between two attempts of a request (before a `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The HTTP client for PMS connectors: it follows no redirect (the `x-api-key` header must not
+/// go to wherever a `Location` points); answers are read up to
+/// [`MAX_RESPONSE_BYTES`](slotbridge_redact::outbound::MAX_RESPONSE_BYTES).
+///
+/// # Panics
+/// When the TLS backend cannot be initialised, as `reqwest::Client::new` does.
+pub fn http_client() -> reqwest::Client {
+    slotbridge_redact::outbound::client_builder()
+        .build()
+        .expect("the HTTP client's TLS backend initialises")
+}
 
 /// The connector to one practice's Exact-style PMS.
 #[derive(Debug, Clone)]
@@ -97,12 +109,13 @@ enum Retry {
 }
 
 impl ExactConnector {
-    /// A connector with its own HTTP client.
+    /// A connector with its own HTTP client ([`http_client`]).
     pub fn new(cfg: ExactConfig) -> Self {
-        Self::with_client(cfg, reqwest::Client::new())
+        Self::with_client(cfg, http_client())
     }
 
-    /// A connector sharing an HTTP client (connection pool) with others.
+    /// A connector sharing an HTTP client (connection pool) with others. Build it with
+    /// [`http_client`]: a client that follows redirects would send the API key on.
     pub fn with_client(cfg: ExactConfig, client: reqwest::Client) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
@@ -212,10 +225,14 @@ impl ExactConnector {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp
-            .bytes()
+        let bytes = read_capped(resp, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| safe::transport(op, &e.without_url()))?;
+            .map_err(|e| match e {
+                BodyError::Transport(e) => safe::transport(op, &e.without_url()),
+                too_large => PmsError::Protocol {
+                    detail: format!("{op}: {too_large}"),
+                },
+            })?;
         if (200..300).contains(&status) {
             Ok((status, bytes))
         } else {

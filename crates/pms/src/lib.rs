@@ -36,7 +36,7 @@ pub mod types;
 pub mod webhook;
 
 pub use error::PmsError;
-pub use exact::{CallObserver, ExactConfig, ExactConnector};
+pub use exact::{CallObserver, ExactConfig, ExactConnector, http_client};
 pub use types::{
     Capabilities, ChangeEntry, ChangePage, ChangeScope, Changes, Inserted, NewAppointment,
     NewPatient, Patient, PatientQuery, PracticeInfo,

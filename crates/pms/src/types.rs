@@ -43,7 +43,7 @@ pub struct Medicare {
 }
 
 /// A patient file in the PMS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Patient {
     /// The PMS's id.
     pub id: String,
@@ -70,8 +70,17 @@ pub struct Patient {
     pub medicare: Option<Medicare>,
 }
 
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patient")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A new patient file to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct NewPatient {
     /// First name.
     pub first_name: String,
@@ -96,8 +105,15 @@ pub struct NewPatient {
     pub medicare: Option<Medicare>,
 }
 
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for NewPatient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPatient").finish_non_exhaustive()
+    }
+}
+
 /// Patient search criteria; at least one must be set. Compared normalised by the PMS.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PatientQuery {
     /// First name.
     pub first_name: Option<String>,
@@ -109,6 +125,13 @@ pub struct PatientQuery {
     pub phone: Option<String>,
     /// Email.
     pub email: Option<String>,
+}
+
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for PatientQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatientQuery").finish_non_exhaustive()
+    }
 }
 
 impl PatientQuery {

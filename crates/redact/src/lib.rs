@@ -10,6 +10,8 @@
 
 use std::fmt::Write as _;
 
+pub mod outbound;
+
 use serde::de::DeserializeOwned;
 
 /// The field a server's message is about, when it starts with a path of the API's own field

@@ -124,7 +124,7 @@ impl From<&Link> for LinkView {
 }
 
 /// `POST /api/links`: link a PMS site to a marketplace practice.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
     /// PMS site slug.
@@ -143,8 +143,20 @@ pub struct CreateLink {
     pub enabled: Option<bool>,
 }
 
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for CreateLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateLink")
+            .field("site_slug", &self.site_slug)
+            .field("practice_id", &self.practice_id)
+            .field("horizon_days", &self.horizon_days)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `PATCH /api/links/{id}`: any of the fields; secrets are write-only (set, never shown).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLink {
     /// Enable or disable.
@@ -157,6 +169,17 @@ pub struct UpdateLink {
     pub pms_api_key: Option<String>,
     /// New horizon, 1..=90.
     pub horizon_days: Option<i64>,
+}
+
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for UpdateLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateLink")
+            .field("enabled", &self.enabled)
+            .field("practice_id", &self.practice_id)
+            .field("horizon_days", &self.horizon_days)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a resync resends.
@@ -615,6 +638,22 @@ fn non_empty(field: &'static str, v: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// A key or id sent to the PMS or the marketplace in a header: 1 to 512 visible ASCII
+/// characters (anything else could never be sent, so it is refused when given, not when used).
+fn header_text(field: &'static str, v: &str) -> Result<(), AdminError> {
+    non_empty(field, v)?;
+    if v.len() > 512 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            field,
+            format!(
+                "expected 1 to 512 visible ASCII characters (no spaces), found {} characters",
+                v.chars().count()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Link a PMS site to a marketplace practice.
 pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminError> {
     let site_slug =
@@ -623,9 +662,9 @@ pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminEr
         Some(d) => HorizonDays::new(d)?,
         None => HorizonDays::DEFAULT,
     };
-    non_empty("pms_api_key", &req.pms_api_key)?;
-    non_empty("practice_id", &req.practice_id)?;
-    non_empty("practice_key", &req.practice_key)?;
+    header_text("pms_api_key", &req.pms_api_key)?;
+    header_text("practice_id", req.practice_id.trim())?;
+    header_text("practice_key", &req.practice_key)?;
     let link = ctx
         .store
         .create_link(NewLink {
@@ -644,14 +683,14 @@ pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminEr
 pub async fn update_link(ctx: &Ctx, id: &str, req: UpdateLink) -> Result<LinkView, AdminError> {
     let lid = link_id(id)?;
     if let Some(p) = &req.practice_id {
-        non_empty("practice_id", p)?;
+        header_text("practice_id", p.trim())?;
     }
     for (field, v) in [
         ("practice_key", &req.practice_key),
         ("pms_api_key", &req.pms_api_key),
     ] {
         if let Some(v) = v {
-            non_empty(field, v)?;
+            header_text(field, v)?;
         }
     }
     let changes = LinkChanges {
@@ -1026,6 +1065,17 @@ fn valid_snapshot(
 
 /// Why there is (no) slot then, from an already made read.
 pub fn explain_from(read: &PmsRead, q: &ExplainQuery) -> Result<ExplanationView, AdminError> {
+    let at = explain_at(q)?;
+    let valid = valid_snapshot(read)?;
+    let reason = q.reason.as_deref().filter(|r| !r.trim().is_empty());
+    slotbridge_domain::explain::explain(&valid, q.practitioner.trim(), at, reason)
+        .map(ExplanationView::from)
+        .map_err(|e| AdminError::NotFound(e.to_string()))
+}
+
+/// The practice-local time an explain question is about; the question checked before the PMS is
+/// read, so bad input is refused whatever the PMS says.
+fn explain_at(q: &ExplainQuery) -> Result<DateTime, AdminError> {
     let at: DateTime = q.at.trim().parse().map_err(|e| {
         invalid(
             "at",
@@ -1038,15 +1088,12 @@ pub fn explain_from(read: &PmsRead, q: &ExplainQuery) -> Result<ExplanationView,
     if q.practitioner.trim().is_empty() {
         return Err(invalid("practitioner", "must not be empty"));
     }
-    let valid = valid_snapshot(read)?;
-    let reason = q.reason.as_deref().filter(|r| !r.trim().is_empty());
-    slotbridge_domain::explain::explain(&valid, q.practitioner.trim(), at, reason)
-        .map(ExplanationView::from)
-        .map_err(|e| AdminError::NotFound(e.to_string()))
+    Ok(at)
 }
 
 /// Why there is (no) slot at a time for a practitioner, from a fresh read of the PMS.
 pub async fn explain(ctx: &Ctx, id: &str, q: &ExplainQuery) -> Result<ExplanationView, AdminError> {
+    explain_at(q)?;
     let link = load_link(ctx, id).await?;
     let read = read_pms(ctx, &link).await?;
     explain_from(&read, q)
@@ -1058,15 +1105,7 @@ fn hhmm(t: jiff::civil::Time) -> String {
 
 /// The week's published availability from an already made read.
 pub fn week_from(read: &PmsRead, start: Option<&str>) -> Result<WeekView, AdminError> {
-    let start = match start.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => s.parse::<Date>().map_err(|e| {
-            invalid(
-                "start",
-                format!("expected a date like 2026-04-07, found {s:?} ({e})"),
-            )
-        })?,
-        None => read.today,
-    };
+    let start = week_start(start)?.unwrap_or(read.today);
     let dates: Vec<Date> = (0..7)
         .filter_map(|n| start.checked_add(jiff::Span::new().days(n)).ok())
         .collect();
@@ -1148,8 +1187,25 @@ pub fn week_from(read: &PmsRead, start: Option<&str>) -> Result<WeekView, AdminE
     })
 }
 
+/// The first day of a week view, when one is given (checked before the PMS is read).
+fn week_start(start: Option<&str>) -> Result<Option<Date>, AdminError> {
+    start
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<Date>().map_err(|e| {
+                invalid(
+                    "start",
+                    format!("expected a date like 2026-04-07, found {s:?} ({e})"),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// The published availability of a week per practitioner, from a fresh PMS read and the engine.
 pub async fn week(ctx: &Ctx, id: &str, start: Option<&str>) -> Result<WeekView, AdminError> {
+    week_start(start)?;
     let link = load_link(ctx, id).await?;
     let read = read_pms(ctx, &link).await?;
     week_from(&read, start)

@@ -11,7 +11,6 @@ use slotbridge_domain::clock::{Clock, OffsetClock, SystemClock};
 use slotbridge_market::{MarketClient, PracticeClient, PracticeCredentials};
 use slotbridge_pms::{ExactConfig, ExactConnector};
 use slotbridge_store::{Link, LinkId, Store};
-use tracing::debug;
 
 use std::sync::atomic::AtomicBool;
 
@@ -66,6 +65,9 @@ pub struct WorkerSettings {
     /// For crash tests only: abort the process (as `kill -9` would) at this step of the booking
     /// pipeline. Set from `SLOTBRIDGE_CRASH_AT`; never in production.
     pub crash_at: Option<CrashPoint>,
+    /// How long a final booking's request (the patient's details) is kept before it is purged
+    /// (default 30 days; docs/operations.md, "Retention").
+    pub booking_retention: Duration,
     /// How long one PMS call may take before it fails as a timeout.
     pub pms_timeout: Duration,
 }
@@ -131,11 +133,16 @@ pub struct SettingsError {
 /// This node's webhook endpoints, registered with each linked PMS site and the marketplace.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
-    /// The node's public base URL; receivers are under `/webhooks/pms` and `/webhooks/market`.
+    /// The node's public base URL; receivers are under `/webhooks/pms` and
+    /// `/webhooks/market/{link token}` ([`crate::callback`]).
     pub public_url: url::Url,
-    /// The secret PMS deliveries are signed with.
+    /// The secret PMS deliveries are signed with; the marketplace callback tokens are derived
+    /// from it too.
     pub pms_secret: secrecy::SecretString,
 }
+
+/// The default of [`WorkerSettings::booking_retention`]: 30 days.
+pub const BOOKING_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl WorkerSettings {
     /// Defaults: 5 s polling (60 s with webhooks), 15 min resync, 10 s leases, 5000 links.
@@ -151,6 +158,7 @@ impl WorkerSettings {
             backstop_poll: Duration::from_secs(60),
             clock_offset: SignedDuration::ZERO,
             crash_at: None,
+            booking_retention: BOOKING_RETENTION,
             pms_timeout: Duration::from_secs(10),
         }
     }
@@ -303,7 +311,7 @@ impl Ctx {
             market,
             settings,
             metrics,
-            http: reqwest::Client::new(),
+            http: slotbridge_pms::http_client(),
             lease_round: tokio::sync::Notify::new(),
             capacity: Capacity::default(),
             syncs: tokio::sync::Semaphore::new(CONCURRENT_SYNCS),
@@ -393,27 +401,6 @@ impl Ctx {
             .filter(|r| r.site == site)
             .filter(|r| r.tx.try_send(trigger).is_ok())
             .count()
-    }
-
-    /// Wake every worker (a marketplace webhook names no practice we can map cheaply).
-    pub fn trigger_all(&self, trigger: Trigger) {
-        for r in self.workers().values() {
-            let _ = r.tx.try_send(trigger);
-        }
-    }
-
-    /// A marketplace webhook: wake the link it names (our subscriptions carry the link id as
-    /// `clientId`), or every link when it names none we know.
-    pub fn market_payload(&self, payload: &slotbridge_market::types::WebhookPayload) {
-        let link = payload
-            .client_id
-            .as_deref()
-            .and_then(|c| c.parse::<LinkId>().ok());
-        debug!(topic = ?payload.topic, ?link, "marketplace webhook");
-        match link {
-            Some(id) if self.trigger(id, Trigger::MarketRequests) => {}
-            _ => self.trigger_all(Trigger::MarketRequests),
-        }
     }
 
     /// Links were created or changed (here or through another node): run a lease round now

@@ -2,25 +2,30 @@
 //! marketplace payloads), the admin API under `/api` with its OpenAPI 3.1 document at
 //! `/openapi.json`, and the operator console under `/console`.
 //!
-//! The admin API's handlers are thin over [`crate::admin`]; they need the bearer token when one is
-//! configured. Errors are RFC 9457 problem+json. Secrets are write-only: no response carries an
-//! API key or a practice key.
+//! The admin API's handlers are thin over [`crate::admin`]. Every route but the
+//! [`PUBLIC_ROUTES`] needs the bearer token (when one is configured) or, for the console's pages,
+//! a console session: one middleware over the whole router checks it, so a route added later is
+//! protected by default, and [`route_table`] lists every route for the test that walks them.
+//! Errors are RFC 9457 problem+json. Secrets are write-only: no response carries an API key or a
+//! practice key. The listener's limits (body size, header-read and request timeouts) are
+//! [`limits`], applied by `slotbridge_edge::serve`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use slotbridge_store::StoreError;
+use slotbridge_store::{LinkId, StoreError};
 use tokio::sync::mpsc;
+use tower::ServiceExt as _;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -87,40 +92,24 @@ impl AdminAccess {
 pub struct HttpState {
     ctx: Arc<Ctx>,
     pms_webhook_secret: Option<SecretString>,
+    /// The marketplace's payload receiver, behind the per-link token check.
+    market_hooks: Router,
 }
 
-/// A problem+json response.
+/// A problem+json response of the admin API: the shared [`slotbridge_edge::Problem`], with the
+/// mapping of this crate's errors onto it.
 #[derive(Debug)]
-pub struct Problem {
-    status: StatusCode,
-    title: &'static str,
-    detail: String,
-}
+pub struct Problem(slotbridge_edge::Problem);
 
 impl Problem {
     fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Problem {
-            status,
-            title,
-            detail: detail.into(),
-        }
+        Problem(slotbridge_edge::Problem::new(status, title, detail))
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response()
+        self.0.into_response()
     }
 }
 
@@ -160,6 +149,16 @@ impl From<AdminError> for Problem {
                 e.to_string(),
             ),
             AdminError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "Conflict", m),
+            // The PMS refusing the link's key is the link's state, which the caller can fix by
+            // replacing the key: not a failure of the gateway.
+            AdminError::Pms(
+                slotbridge_pms::PmsError::Unauthorized { .. }
+                | slotbridge_pms::PmsError::KeyRevoked { .. },
+            ) => Problem::new(
+                StatusCode::CONFLICT,
+                "PMS key refused",
+                format!("{e}; replace the link's pms_api_key"),
+            ),
             AdminError::Pms(_) => {
                 Problem::new(StatusCode::BAD_GATEWAY, "PMS unavailable", e.to_string())
             }
@@ -227,9 +226,135 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().into_openapi()
 }
 
-/// The router: `/healthz`, `/readyz`, `/metrics`, `/webhooks/pms`, `/webhooks/market`, the admin
-/// API under `/api` (behind the bearer token when `access` has one), `/openapi.json`, and the
-/// console under `/console` (`/` leads there).
+/// A router that keeps the table of what it serves: each route is added with its method, so the
+/// table cannot miss a route the router has. [`route_table`] is the node's whole table; the test
+/// that every route needs authentication walks it.
+pub(crate) struct Routes<S> {
+    router: Router<S>,
+    table: Vec<(Method, &'static str)>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    pub(crate) fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    /// Serve `GET path` (and `HEAD`) with `handler`.
+    pub(crate) fn get<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, S>,
+        T: 'static,
+    {
+        self.on(Method::GET, path, get(handler))
+    }
+
+    /// Serve `POST path` with `handler`.
+    pub(crate) fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, S>,
+        T: 'static,
+    {
+        self.on(Method::POST, path, post(handler))
+    }
+
+    fn on(mut self, method: Method, path: &'static str, route: MethodRouter<S>) -> Self {
+        self.table.push((method, path));
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    /// The routes, as (method, route).
+    pub(crate) fn table(&self) -> Vec<(Method, String)> {
+        self.table
+            .iter()
+            .map(|(m, p)| (m.clone(), (*p).to_owned()))
+            .collect()
+    }
+
+    /// The router, and the table.
+    pub(crate) fn into_parts(self) -> (Router<S>, Vec<(Method, String)>) {
+        let table = self.table();
+        (self.router, table)
+    }
+}
+
+/// Every route the node serves, as (method, route template): the node's own, the console's and
+/// the admin API's (from its OpenAPI document, which is built with its routes).
+pub fn route_table() -> Vec<(Method, String)> {
+    let mut table = node_routes().table();
+    table.extend(crate::console::route_table());
+    for (path, item) in openapi().paths.paths {
+        let ops = [
+            (Method::GET, item.get.is_some()),
+            (Method::POST, item.post.is_some()),
+            (Method::PUT, item.put.is_some()),
+            (Method::PATCH, item.patch.is_some()),
+            (Method::DELETE, item.delete.is_some()),
+        ];
+        table.extend(
+            ops.into_iter()
+                .filter(|(_, has)| *has)
+                .map(|(m, _)| (m, path.clone())),
+        );
+    }
+    table
+}
+
+/// The node's routes besides the admin API's and the console's.
+fn node_routes() -> Routes<HttpState> {
+    Routes::new()
+        .get("/healthz", || async { "ok" })
+        .get("/readyz", readyz)
+        .get("/metrics", metrics)
+        .post("/webhooks/pms", pms_webhook)
+        .post("/webhooks/market/{token}", market_webhook)
+        .get("/openapi.json", openapi_json)
+        .get("/", || async { Redirect::to("/console") })
+}
+
+/// The node's routes anyone may call, as (method, route). Every other route of the node needs the
+/// admin token (`/api/*`, `/openapi.json`, `/metrics`) or a console session (the console's
+/// pages and actions): [`router`] enforces it for every route it serves, so a route added later
+/// is protected unless it is listed here. docs/console.md lists them with why each is public.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/"),
+    ("POST", "/webhooks/pms"),
+    ("POST", "/webhooks/market/{token}"),
+    ("GET", "/console/login"),
+    ("POST", "/console/login"),
+    ("GET", "/console/static/htmx.min.js"),
+    ("GET", "/console/static/console.css"),
+];
+
+/// Whether `method` on the route `path` (the route's template, e.g. `/webhooks/market/{token}`)
+/// is public. `HEAD` is public where `GET` is.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    PUBLIC_ROUTES
+        .iter()
+        .any(|(m, p)| *m == method && *p == path)
+}
+
+/// The largest request body the node reads (admin API, console forms, webhook payloads).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The node's listener limits: [`MAX_BODY_BYTES`], 10 s for a request head, 30 s per request.
+pub fn limits() -> slotbridge_edge::Limits {
+    slotbridge_edge::Limits::default().with_max_body(MAX_BODY_BYTES)
+}
+
+/// The router: `/healthz`, `/readyz`, `/metrics`, `/webhooks/pms`, `/webhooks/market/{token}`,
+/// the admin API under `/api`, `/openapi.json`, and the console under `/console` (`/` leads
+/// there). Every route but the [`PUBLIC_ROUTES`] needs the admin token or a console session.
 pub fn router(
     ctx: Arc<Ctx>,
     pms_webhook_secret: Option<SecretString>,
@@ -243,59 +368,62 @@ pub fn router(
     let state = HttpState {
         ctx: ctx.clone(),
         pms_webhook_secret,
+        market_hooks,
     };
-    let (api, doc) = api().split_for_parts();
-    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the OpenAPI document does not serialise");
-        "{}".to_owned()
-    }));
-    let api = api.route_layer(middleware::from_fn_with_state(
-        Arc::new(access.clone()),
-        require_token,
-    ));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/webhooks/pms", post(pms_webhook))
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        doc.to_string(),
-                    )
-                }
-            }),
-        )
-        .merge(api)
+    let (api, _) = api().split_for_parts();
+    let sessions = Arc::new(crate::console::Sessions::default());
+    let gate = Gate {
+        access: Arc::new(access.clone()),
+        sessions: sessions.clone(),
+    };
+    let (node, _) = node_routes().into_parts();
+    node.merge(api)
         .with_state(state)
-        .nest("/webhooks/market", market_hooks)
-        .route("/", get(|| async { Redirect::to("/console") }))
-        .merge(crate::console::router(ctx, access))
+        .merge(crate::console::router(ctx, access, sessions))
+        .route_layer(middleware::from_fn_with_state(gate, require_access))
 }
 
-/// `/api/*` needs `Authorization: Bearer <token>` when a token is configured.
-async fn require_token(
-    State(access): State<Arc<AdminAccess>>,
+/// What [`require_access`] checks against.
+#[derive(Clone)]
+struct Gate {
+    access: Arc<AdminAccess>,
+    sessions: Arc<crate::console::Sessions>,
+}
+
+/// Every route but the [`PUBLIC_ROUTES`]: the console's need a session (else the login page),
+/// the others `Authorization: Bearer <token>` when a token is configured.
+async fn require_access(
+    State(gate): State<Gate>,
+    matched: Option<MatchedPath>,
     req: Request,
     next: Next,
 ) -> Response {
-    if access.token.is_some() {
+    let route = matched
+        .as_ref()
+        .map_or(req.uri().path(), MatchedPath::as_str)
+        .to_owned();
+    if is_public(req.method(), &route) {
+        return next.run(req).await;
+    }
+    if route == "/console" || route.starts_with("/console/") {
+        if gate.sessions.logged_in(req.headers()) {
+            return next.run(req).await;
+        }
+        return crate::console::to_login(req.headers());
+    }
+    if gate.access.token.is_some() {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !access.token_matches(given.trim()) {
+        if !gate.access.token_matches(given.trim()) {
             let mut r = Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
-                "the admin API needs `Authorization: Bearer <admin token>` (config admin_token, \
-                 env SLOTBRIDGE_ADMIN_TOKEN)",
+                "this needs `Authorization: Bearer <admin token>` (config admin_token, env \
+                 SLOTBRIDGE_ADMIN_TOKEN)",
             )
             .into_response();
             r.headers_mut()
@@ -435,6 +563,7 @@ async fn findings(
     params(("id" = String, Path, description = "Link id"), ExplainQuery),
     responses((status = 200, description = "The answer, with the rule that removed the slot", body = ExplanationView),
               (status = 404, description = "No such link, practitioner or reason"),
+              (status = 409, description = "The PMS refuses the link's API key"),
               (status = 422, description = "`at` is not a practice-local time"),
               (status = 502, description = "The PMS could not be read"),
               (status = 401, description = "No or wrong bearer token")))]
@@ -452,6 +581,7 @@ async fn explain(
     params(("id" = String, Path, description = "Link id"), WeekQuery),
     responses((status = 200, description = "Seven days of slots per practitioner", body = WeekView),
               (status = 404, description = "No such link"),
+              (status = 409, description = "The PMS refuses the link's API key"),
               (status = 422, description = "`start` is not a date"),
               (status = 502, description = "The PMS could not be read"),
               (status = 401, description = "No or wrong bearer token")))]
@@ -501,18 +631,121 @@ async fn get_practice(
     Ok(axum::Json(admin::practice(&s.ctx, &id).await?))
 }
 
+/// Wake the link each marketplace payload names (the token check made sure it is the link whose
+/// callback URL was called), at most once per [`crate::callback::WAKE_INTERVAL`]. A link this node
+/// does not work is not woken here.
 async fn market_payloads(
     ctx: Arc<Ctx>,
     mut rx: mpsc::Receiver<slotbridge_market::types::WebhookPayload>,
 ) {
+    use crate::callback::{Wake, WakeLimiter};
+    let limiter = Arc::new(std::sync::Mutex::new(WakeLimiter::default()));
     while let Some(p) = rx.recv().await {
-        ctx.market_payload(&p);
+        let Some(link) = p
+            .client_id
+            .as_deref()
+            .and_then(|c| c.parse::<LinkId>().ok())
+        else {
+            continue;
+        };
+        let wake = limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(link, Instant::now());
+        tracing::debug!(topic = ?p.topic, %link, ?wake, "marketplace webhook");
+        match wake {
+            Wake::Now => {
+                ctx.trigger(link, Trigger::MarketRequests);
+            }
+            Wake::After(after) => {
+                let (ctx, limiter) = (ctx.clone(), limiter.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    limiter
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .woken(link, Instant::now());
+                    ctx.trigger(link, Trigger::MarketRequests);
+                });
+            }
+            Wake::Folded => {}
+        }
     }
 }
 
+/// `POST /webhooks/market/{token}`: a token that is not a link's ([`crate::callback`]) is 404 and
+/// wakes nothing; a payload naming another link than the token's is refused the same way. The
+/// payload then goes to the marketplace receiver (parse, deduplicate, hand off).
+async fn market_webhook(
+    State(s): State<HttpState>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "no such callback (see the subscription's callbackUrl)",
+        )
+        .into_response()
+    };
+    let Some(hooks) = &s.ctx.settings.webhooks else {
+        return not_found();
+    };
+    let Some(link) = crate::callback::link_of(&hooks.pms_secret, &token) else {
+        return not_found();
+    };
+    // Bind the payload to the token's link: its clientId is the link (set when missing).
+    let body = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut payload)) => {
+            match payload.get("clientId").and_then(serde_json::Value::as_str) {
+                Some(named) if named != link.to_string() => return not_found(),
+                Some(_) => body,
+                None => {
+                    payload.insert("clientId".into(), link.to_string().into());
+                    Bytes::from(serde_json::Value::Object(payload).to_string())
+                }
+            }
+        }
+        // Not an object: the receiver answers why.
+        _ => body,
+    };
+    let forwarded = Request::post("/")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body));
+    match forwarded {
+        Ok(req) => match s.market_hooks.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        },
+        Err(_) => not_found(),
+    }
+}
+
+/// `GET /openapi.json`: the admin API's OpenAPI 3.1 document.
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        openapi().to_pretty_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            "{}".to_owned()
+        })
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+}
+
 async fn readyz(State(s): State<HttpState>) -> Result<&'static str, Problem> {
-    s.ctx.store.list_links().await?;
-    Ok("ready")
+    match s.ctx.store.ping().await {
+        Ok(()) => Ok("ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready",
+                "the database does not answer",
+            ))
+        }
+    }
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {

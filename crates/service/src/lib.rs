@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod bookings;
+pub mod callback;
 pub mod console;
 pub mod ctx;
 pub mod failure;

@@ -47,6 +47,12 @@ pub struct NodeConfig {
     /// Added to this node's clock (tests run nodes whose clocks disagree); zero in production.
     /// Leases never depend on it: the database's clock decides their expiry.
     pub clock_offset: jiff::SignedDuration,
+    /// What the HTTP listener accepts: body limit, header-read and request timeouts
+    /// ([`crate::http::limits`] unless a test needs them short).
+    pub limits: slotbridge_edge::Limits,
+    /// How long a final booking's request (the patient's details) is kept
+    /// ([`crate::ctx::BOOKING_RETENTION`] by default).
+    pub booking_retention: Duration,
     /// How many links this node works at most; the rest are left to other nodes, and a
     /// practice no node works is reported (console, metric, log).
     pub max_links: u32,
@@ -68,6 +74,7 @@ impl NodeConfig {
         settings.poll_interval = self.poll_interval;
         settings.lease_ttl = self.lease_ttl;
         settings.clock_offset = self.clock_offset;
+        settings.booking_retention = self.booking_retention;
         settings.max_links = self.max_links;
         settings.pms_timeout = self.call_timeout;
         // A crash test's hook (see `CrashPoint`); unset in production.
@@ -189,20 +196,23 @@ impl Node {
         let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret), access);
         let http_cancel = cancel.clone();
         let http = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-                .await;
+            // The body limit, header-read and request timeouts of docs/operations.md.
+            let served = slotbridge_edge::serve(listener, app, cfg.limits, async move {
+                http_cancel.cancelled().await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
         let supervisor = tokio::spawn(supervisor::run_node(ctx.clone(), cancel.clone()));
+        let retention = tokio::spawn(purge_booking_requests(ctx.clone(), cancel.clone()));
         tracing::info!(%addr, node = %cfg.node_id, "slotbridge node started");
         Ok(Node {
             addr,
             ctx,
             cancel,
-            tasks: vec![http, supervisor],
+            tasks: vec![http, supervisor, retention],
         })
     }
 
@@ -216,6 +226,32 @@ impl Node {
         self.cancel.cancel();
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// How often the node purges the requests of bookings final for longer than the retention.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// At start and every [`PURGE_EVERY`]: forget the patient's details of every booking final for
+/// longer than `booking_retention` (every node does it; the update is idempotent).
+async fn purge_booking_requests(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        let Ok(retention) = jiff::SignedDuration::try_from(ctx.settings.booking_retention) else {
+            continue;
+        };
+        let Ok(before) = ctx.now().checked_sub(retention) else {
+            continue;
+        };
+        match ctx.store.purge_booking_requests(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "booking requests past their retention purged"),
+            Err(e) => tracing::warn!(error = %e, "purging booking requests failed; retried later"),
         }
     }
 }

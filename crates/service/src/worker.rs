@@ -316,7 +316,7 @@ impl<P: PmsConnector> LinkRun<P> {
             match crate::subscriptions::ensure(
                 &self.market,
                 &self.link.id.to_string(),
-                &format!("{base}/webhooks/market"),
+                &crate::callback::url(&hooks.public_url, &hooks.pms_secret, self.link.id),
                 self.ctx.now(),
             )
             .await

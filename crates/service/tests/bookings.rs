@@ -839,11 +839,14 @@ mod scenarios {
             "topic": "requests.bookings",
             "data": {"target": null, "requestType": "bookings", "bookingId": id}
         });
+        let hooks = w.node().ctx.settings.webhooks.as_ref().expect("webhooks");
+        let callback =
+            slotbridge_service::callback::url(&hooks.public_url, &hooks.pms_secret, link);
         // The same event delivered twice, and again later: acknowledged, nothing changes.
         for _ in 0..3 {
             let r = w
                 .http
-                .post(format!("{}/webhooks/market", w.node().url()))
+                .post(&callback)
                 .json(&payload)
                 .send()
                 .await

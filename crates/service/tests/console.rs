@@ -117,10 +117,19 @@ const ADMIN_ROUTES: [(&str, &str); 12] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_token() {
     let w = world().await;
-    // The document is open (it holds no secret) and is OpenAPI 3.1.
+    // The document needs the token, like every route but the public ones (tests/edges.rs), and
+    // is OpenAPI 3.1.
+    let anonymous = w
+        .http
+        .get(w.api("/openapi.json"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), 401);
     let doc: Value = w
         .http
         .get(w.api("/openapi.json"))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .expect("openapi")
@@ -200,11 +209,13 @@ async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_to
             );
         }
     }
-    // Health, metrics and the webhooks stay open.
-    for open in ["/healthz", "/readyz", "/metrics"] {
+    // Liveness and readiness stay open; the metrics need the token.
+    for open in ["/healthz", "/readyz"] {
         let r = w.http.get(w.api(open)).send().await.expect("get");
         assert_eq!(r.status(), 200, "{open}");
     }
+    let r = w.http.get(w.api("/metrics")).send().await.expect("get");
+    assert_eq!(r.status(), 401, "/metrics without the token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,14 @@ impl Store {
         }
     }
 
+    /// Ask the database the cheapest question there is (`SELECT 1`): `/readyz` answers with it.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: i32 = on_backend!(self, |pool| {
+            sqlx::query_scalar("SELECT 1").fetch_one(pool).await?
+        });
+        Ok(())
+    }
+
     /// Close every connection; later calls fail. Waits for checked-out connections to return.
     pub async fn close(&self) {
         match &self.backend {

@@ -6,6 +6,12 @@
 //!     │               │                ├──────▶ Gone (confirmInsert: 404/410)
 //!     └───────────────┴────────────────┴──────▶ Rejected
 //! ```
+//!
+//! The marketplace's request (the patient's name, date of birth, phone, email, Medicare number)
+//! is sealed like the links' keys: AES-256-GCM under the newest master key, bound to its booking
+//! id, stored as `sealed:v1:{key id}:{nonce}:{ciphertext}` (base64). Rows written before sealing
+//! are read as they are. [`Store::purge_booking_requests`] replaces the request of every booking
+//! final before a cut-off with `null` (docs/operations.md, "Retention").
 
 use std::fmt;
 use std::time::Duration;
@@ -14,9 +20,14 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use secrecy::ExposeSecret as _;
+
 use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
 use crate::leases::{Lease, hold_lease};
+use crate::secrets::Sealed;
 use crate::types::{LinkId, after, instant, micros, opt_instant};
 
 /// Where a booking is in its life.
@@ -150,8 +161,8 @@ pub struct NewBooking {
     pub received_at: Timestamp,
 }
 
-/// A booking in the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A booking in the outbox. Its `Debug` leaves out the request (the patient's details).
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Booking {
     /// The marketplace's booking id.
     pub booking_id: String,
@@ -200,6 +211,18 @@ pub struct Booking {
     /// auto-confirmed by the marketplace but not in the diary: call the patient). Set once; the
     /// answer is never sent again.
     pub late_outcome: Option<String>,
+}
+
+impl fmt::Debug for Booking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Booking")
+            .field("booking_id", &self.booking_id)
+            .field("link_id", &self.link_id)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the marketplace is told about a booking's appointment (a pmsAppointmentChanges
@@ -327,6 +350,82 @@ impl TryFrom<BookingRow> for Booking {
     }
 }
 
+const SEALED_REQUEST: &str = "sealed:v1:";
+
+/// What binds a sealed request to its booking: a request moved to another row does not open.
+fn request_aad(booking_id: &str) -> Vec<u8> {
+    format!("bookings.request:{booking_id}").into_bytes()
+}
+
+impl Store {
+    fn seal_request(&self, booking_id: &str, request: &serde_json::Value) -> String {
+        let sealed = self
+            .keys
+            .seal(&request.to_string(), &request_aad(booking_id));
+        format!(
+            "{SEALED_REQUEST}{}:{}:{}",
+            sealed.key_id,
+            B64.encode(&sealed.nonce),
+            B64.encode(&sealed.ciphertext)
+        )
+    }
+
+    /// The request as stored: sealed, or (written before sealing, or purged) plain JSON.
+    fn open_request(
+        &self,
+        booking_id: &str,
+        stored: &str,
+    ) -> Result<serde_json::Value, StoreError> {
+        let corrupt = |e: String| StoreError::corrupt("bookings.request", e);
+        let text = match stored.strip_prefix(SEALED_REQUEST) {
+            None => return serde_json::from_str(stored).map_err(|e| corrupt(e.to_string())),
+            Some(rest) => {
+                let mut parts = rest.splitn(3, ':');
+                let (Some(key_id), Some(nonce), Some(ciphertext)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(corrupt("a sealed request without its three parts".into()));
+                };
+                let decode = |b: &str| B64.decode(b).map_err(|e| corrupt(e.to_string()));
+                let sealed = Sealed {
+                    key_id: key_id.to_owned(),
+                    nonce: decode(nonce)?,
+                    ciphertext: decode(ciphertext)?,
+                };
+                self.keys.open(&sealed, &request_aad(booking_id))?
+            }
+        };
+        serde_json::from_str(text.expose_secret()).map_err(|e| corrupt(e.to_string()))
+    }
+
+    fn booking_from_row(&self, mut r: BookingRow) -> Result<Booking, StoreError> {
+        let request = self.open_request(&r.booking_id, &r.request)?;
+        r.request = "null".to_owned();
+        let mut b = Booking::try_from(r)?;
+        b.request = request;
+        Ok(b)
+    }
+
+    /// Forget the marketplace's request (the patient's details) of every booking that became
+    /// final (confirmed, rejected or gone) before `before`: it is replaced by `null`; the
+    /// booking, its state, its transitions and its match decision stay. Returns how many were
+    /// purged. Not fenced: it touches only bookings no worker acts on any more.
+    pub async fn purge_booking_requests(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let n = on_backend!(self, |pool| {
+            sqlx::query(
+                "UPDATE bookings SET request = 'null' \
+                 WHERE state IN ('confirmed', 'rejected', 'gone') AND updated_at < $1 \
+                 AND request <> 'null'",
+            )
+            .bind(micros(before))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    }
+}
+
 impl Store {
     /// Put a booking in the outbox, unless its id is already there. Returns `true` if this
     /// call added it; a duplicate changes nothing. Fenced by `lease` (see [`Lease`]).
@@ -354,7 +453,7 @@ impl Store {
             });
         }
         let at = micros(new.received_at);
-        let request = new.request.to_string();
+        let request = self.seal_request(&new.booking_id, &new.request);
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             hold_lease!(pool, tx, lease);
@@ -399,7 +498,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(Booking::try_from).transpose()
+        row.map(|r| self.booking_from_row(r)).transpose()
     }
 
     /// A link's bookings, newest first.
@@ -419,7 +518,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter().map(Booking::try_from).collect()
+        rows.into_iter().map(|r| self.booking_from_row(r)).collect()
     }
 
     /// Move a booking from `from` along `transition`, compare-and-set: if it is no longer in
@@ -676,7 +775,7 @@ impl Store {
         });
         let mut claimed = rows
             .into_iter()
-            .map(Booking::try_from)
+            .map(|r| self.booking_from_row(r))
             .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by(|a, b| {
             (a.next_attempt_at, &a.booking_id).cmp(&(b.next_attempt_at, &b.booking_id))
@@ -740,7 +839,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter().map(Booking::try_from).collect()
+        rows.into_iter().map(|r| self.booking_from_row(r)).collect()
     }
 
     /// Record that a confirmed booking's appointment was removed at the desk and the

@@ -20,6 +20,7 @@ both_backends!(
     a_link_claims_only_its_own_due_bookings,
     a_desk_cancellation_is_recorded_once_for_a_confirmed_booking,
     appointment_changes_and_late_outcomes_are_recorded_once_each,
+    a_booking_request_is_sealed_at_rest_and_purged_once_final_past_the_retention,
 );
 
 fn t0() -> Timestamp {
@@ -49,6 +50,27 @@ async fn lease_of(s: &Store, link: LinkId) -> Lease {
         .find(|h| h.lease.link_id == link)
         .expect("the link's lease")
         .lease
+}
+
+/// Move the claimed booking `id` from received to confirmed at t0 (patient P1, appointment A1).
+async fn confirm(s: &Store, lease: &Lease, id: &str) {
+    let mut state = BookingState::Received;
+    for step in [
+        BookingTransition::PatientResolved {
+            pms_patient_id: "P1".into(),
+            match_decision: json!({}),
+        },
+        BookingTransition::Inserted {
+            pms_appointment_id: "A1".into(),
+        },
+        BookingTransition::Confirmed,
+    ] {
+        let next = step.target();
+        s.transition_booking(lease, id, state, step, "step", t0())
+            .await
+            .unwrap();
+        state = next;
+    }
 }
 
 fn booking(id: &str, link: LinkId, at: Timestamp) -> NewBooking {
@@ -134,24 +156,7 @@ async fn a_desk_cancellation_is_recorded_once_for_a_confirmed_booking(ctx: Ctx) 
     s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
-    let steps = [
-        BookingTransition::PatientResolved {
-            pms_patient_id: "P1".into(),
-            match_decision: json!({}),
-        },
-        BookingTransition::Inserted {
-            pms_appointment_id: "A1".into(),
-        },
-        BookingTransition::Confirmed,
-    ];
-    let mut state = BookingState::Received;
-    for step in steps {
-        let next = step.target();
-        s.transition_booking(&lease, "c-1", state, step, "step", t0())
-            .await
-            .unwrap();
-        state = next;
-    }
+    confirm(s, &lease, "c-1").await;
     // Not confirmed: nothing to record.
     assert!(
         !s.mark_booking_cancelled(&lease, "c-2", "removed at the desk", t0())
@@ -217,23 +222,7 @@ async fn appointment_changes_and_late_outcomes_are_recorded_once_each(ctx: Ctx) 
     s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
         .await
         .unwrap();
-    let mut state = BookingState::Received;
-    for step in [
-        BookingTransition::PatientResolved {
-            pms_patient_id: "P1".into(),
-            match_decision: json!({}),
-        },
-        BookingTransition::Inserted {
-            pms_appointment_id: "A1".into(),
-        },
-        BookingTransition::Confirmed,
-    ] {
-        let next = step.target();
-        s.transition_booking(&lease, "d-1", state, step, "step", t0())
-            .await
-            .unwrap();
-        state = next;
-    }
+    confirm(s, &lease, "d-1").await;
     let at = t0() + 5.seconds();
     // What the marketplace is told about the appointment: recorded when it differs.
     for (change, recorded) in [
@@ -285,4 +274,65 @@ async fn appointment_changes_and_late_outcomes_are_recorded_once_each(ctx: Ctx) 
             .unwrap(),
         "an unknown booking"
     );
+}
+
+async fn a_booking_request_is_sealed_at_rest_and_purged_once_final_past_the_retention(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
+    let request = |id: &str| {
+        json!({"bookingId": id, "patient": {"firstname": "Zebediah", "lastname": "Quennell",
+               "medicareNumber": "2123456701", "email": "zq@example.com"}})
+    };
+    for id in ["r-1", "r-2"] {
+        let mut b = booking(id, link.id, t0());
+        b.request = request(id);
+        s.enqueue_booking(&lease, &b).await.unwrap();
+    }
+    let dump = ctx.raw_dump().await;
+    for personal in ["Zebediah", "Quennell", "2123456701", "zq@example.com"] {
+        assert!(
+            !dump
+                .windows(personal.len())
+                .any(|w| w == personal.as_bytes()),
+            "{personal:?} is stored in clear"
+        );
+    }
+    assert_eq!(
+        s.booking("r-1").await.unwrap().unwrap().request,
+        request("r-1")
+    );
+    // r-1 becomes final at t0; r-2 stays in flight.
+    s.claim_link_bookings(&lease, 10, Duration::from_secs(60), t0())
+        .await
+        .unwrap();
+    confirm(s, &lease, "r-1").await;
+    assert_eq!(
+        s.purge_booking_requests(t0()).await.unwrap(),
+        0,
+        "not final for long enough"
+    );
+    assert_eq!(
+        s.purge_booking_requests(t0() + 1.second()).await.unwrap(),
+        1
+    );
+    let purged = s.booking("r-1").await.unwrap().unwrap();
+    assert_eq!(purged.request, serde_json::Value::Null);
+    assert_eq!(
+        purged.state,
+        BookingState::Confirmed,
+        "the booking itself stays"
+    );
+    assert_eq!(purged.pms_appointment_id.as_deref(), Some("A1"));
+    assert_eq!(
+        s.booking("r-2").await.unwrap().unwrap().request,
+        request("r-2"),
+        "a booking in flight keeps its request"
+    );
+    assert_eq!(
+        s.purge_booking_requests(t0() + 1.second()).await.unwrap(),
+        0
+    );
+    let debug = format!("{:?}", s.booking("r-2").await.unwrap().unwrap());
+    assert!(!debug.contains("Zebediah"), "{debug}");
 }

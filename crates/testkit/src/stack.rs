@@ -30,6 +30,8 @@ pub fn node_config(sims: &Sims, database_url: &str, node_id: &str) -> NodeConfig
         pms_webhook_secret: None,
         public_url: None,
         clock_offset: jiff::SignedDuration::ZERO,
+        limits: slotbridge_service::http::limits(),
+        booking_retention: slotbridge_service::ctx::BOOKING_RETENTION,
         max_links: 5000,
         webhooks: true,
         call_timeout: slotbridge_service::node::DEFAULT_CALL_TIMEOUT,

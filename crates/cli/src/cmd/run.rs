@@ -34,6 +34,7 @@ struct FileConfig {
     pms_url: Option<String>,
     poll_interval_ms: Option<u64>,
     lease_ttl_secs: Option<u64>,
+    booking_retention_days: Option<u64>,
     clock_offset_ms: Option<i64>,
     log_format: Option<String>,
     pms_webhook_secret: Option<String>,
@@ -139,6 +140,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     _ => file.clock_offset_ms.unwrap_or(0),
                 },
             ),
+            limits: slotbridge_service::http::limits(),
+            booking_retention: match number(file.booking_retention_days, "booking_retention_days")
+                .map_err(|e| format!("{e:#}"))?
+            {
+                Some(0) => return Err("booking_retention_days: expected at least 1".to_owned()),
+                Some(d) => Duration::from_secs(d.saturating_mul(24 * 3600)),
+                None => slotbridge_service::ctx::BOOKING_RETENTION,
+            },
         })
     })();
     let config = match config {

@@ -59,7 +59,7 @@ use normalise::{
 /// The patient of a marketplace booking, exactly as the marketplace API sends it (the `Patient`
 /// schema of the Healthengine PMS API v1.9.0). Every field may be missing or null; `dob` is
 /// `DD-MM-YYYY`, though other formats are tolerated (see [`normalise::parse_dob`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingPatient {
     /// Given name as typed.
@@ -103,8 +103,15 @@ pub struct BookingPatient {
     pub medicare_expiry: Option<String>,
 }
 
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for BookingPatient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BookingPatient").finish_non_exhaustive()
+    }
+}
+
 /// A patient file in the PMS, as the PMS search API returns it. Any field but `id` may be missing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PmsPatient {
     /// The PMS patient id (goes into `confirmInsert` as `pmsPatientId`).
     pub id: String,
@@ -135,6 +142,15 @@ pub struct PmsPatient {
     /// Medicare individual reference number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irn: Option<String>,
+}
+
+/// Redacted: personal data or secrets never reach a log through `Debug`.
+impl std::fmt::Debug for PmsPatient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PmsPatient")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One search to run against the PMS patient search API to collect candidates.

@@ -22,12 +22,11 @@ use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::admin::{self, AdminError, CreateLink, ExplainQuery, ResyncWhat, UpdateLink};
 use crate::ctx::Ctx;
-use crate::http::{AdminAccess, constant_time_eq};
+use crate::http::{AdminAccess, Routes, constant_time_eq};
 
 const SESSION_COOKIE: &str = "sb_session";
 const LOGIN_COOKIE: &str = "sb_login";
@@ -44,9 +43,14 @@ struct Session {
 
 /// Sessions held in memory: a restart logs everyone out.
 #[derive(Default)]
-struct Sessions(Mutex<HashMap<String, Session>>);
+pub(crate) struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
+    /// Whether the request's session cookie names a live session.
+    pub(crate) fn logged_in(&self, headers: &HeaderMap) -> bool {
+        cookie(headers, SESSION_COOKIE).is_some_and(|id| self.csrf_of(&id).is_some())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -111,8 +115,8 @@ struct Authed {
     csrf: String,
 }
 
-/// The console's routes under `/console`.
-pub fn router(ctx: Arc<Ctx>, access: AdminAccess) -> Router {
+/// The console's routes under `/console`, with the node's console sessions.
+pub(crate) fn router(ctx: Arc<Ctx>, access: AdminAccess, sessions: Arc<Sessions>) -> Router {
     let secure_cookies = ctx
         .settings
         .webhooks
@@ -121,33 +125,49 @@ pub fn router(ctx: Arc<Ctx>, access: AdminAccess) -> Router {
     let state = Console {
         ctx,
         access: Arc::new(access),
-        sessions: Arc::new(Sessions::default()),
+        sessions,
         secure_cookies,
     };
-    let authed = Router::new()
-        .route("/console", get(practices_page))
-        .route("/console/links", post(create_link))
-        .route("/console/logout", post(logout))
-        .route("/console/practices/{id}", get(practice_page))
-        .route("/console/practices/{id}/settings", post(update_settings))
-        .route("/console/practices/{id}/enabled", post(set_enabled))
-        .route(
-            "/console/practices/{id}/resync",
-            get(resync_progress).post(resync),
-        )
-        .route("/console/practices/{id}/explain", get(explain))
-        .route("/console/practices/{id}/log", get(log_fragment))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_session,
-        ));
-    Router::new()
-        .route("/console/login", get(login_page).post(login))
-        .route("/console/static/htmx.min.js", get(htmx_js))
-        .route("/console/static/console.css", get(console_css))
-        .merge(authed)
+    let (authed, _) = authed_routes().into_parts();
+    let (open, _) = open_routes().into_parts();
+    let authed = authed.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_session,
+    ));
+    open.merge(authed)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// The console's pages and actions that need a session.
+fn authed_routes() -> Routes<Console> {
+    Routes::new()
+        .get("/console", practices_page)
+        .post("/console/links", create_link)
+        .post("/console/logout", logout)
+        .get("/console/practices/{id}", practice_page)
+        .post("/console/practices/{id}/settings", update_settings)
+        .post("/console/practices/{id}/enabled", set_enabled)
+        .get("/console/practices/{id}/resync", resync_progress)
+        .post("/console/practices/{id}/resync", resync)
+        .get("/console/practices/{id}/explain", explain)
+        .get("/console/practices/{id}/log", log_fragment)
+}
+
+/// The login page and the static assets.
+fn open_routes() -> Routes<Console> {
+    Routes::new()
+        .get("/console/login", login_page)
+        .post("/console/login", login)
+        .get("/console/static/htmx.min.js", htmx_js)
+        .get("/console/static/console.css", console_css)
+}
+
+/// Every console route, as (method, route).
+pub(crate) fn route_table() -> Vec<(axum::http::Method, String)> {
+    let mut t = open_routes().table();
+    t.extend(authed_routes().table());
+    t
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -225,13 +245,7 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 async fn require_session(State(c): State<Console>, mut req: Request, next: Next) -> Response {
     let csrf = cookie(req.headers(), SESSION_COOKIE).and_then(|id| c.sessions.csrf_of(&id));
     let Some(csrf) = csrf else {
-        if is_htmx(req.headers()) {
-            let mut r = StatusCode::UNAUTHORIZED.into_response();
-            r.headers_mut()
-                .insert("hx-redirect", HeaderValue::from_static("/console/login"));
-            return r;
-        }
-        return Redirect::to("/console/login").into_response();
+        return to_login(req.headers());
     };
     if req.method() == axum::http::Method::POST
         && let Some(given) = req.headers().get("x-csrf-token")
@@ -243,6 +257,17 @@ async fn require_session(State(c): State<Console>, mut req: Request, next: Next)
     }
     req.extensions_mut().insert(Authed { csrf });
     next.run(req).await
+}
+
+/// Where a request without a session goes: the login page (htmx: 401 with `HX-Redirect`).
+pub(crate) fn to_login(headers: &HeaderMap) -> Response {
+    if is_htmx(headers) {
+        let mut r = StatusCode::UNAUTHORIZED.into_response();
+        r.headers_mut()
+            .insert("hx-redirect", HeaderValue::from_static("/console/login"));
+        return r;
+    }
+    Redirect::to("/console/login").into_response()
 }
 
 #[derive(Clone, Copy)]
