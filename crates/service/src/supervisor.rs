@@ -42,6 +42,13 @@ fn restart_delay(failures: u32) -> Duration {
         .unsigned_abs()
 }
 
+/// The most leases one round takes. A node given 10,000 links at once took them all in one
+/// round and started a worker for each (a link read, its keys decrypted) before the round
+/// ended, by which time the first leases' fences had lapsed: the workers stopped as soon as
+/// they started, over and over. In steps of 500 a round stays short, and a node takes 10,000
+/// links within 20 rounds.
+const NEW_LEASES_PER_ROUND: u32 = 500;
+
 /// A worker that ran this long before it failed is restarted after the shortest backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -172,8 +179,12 @@ async fn round(
             ctx.store.release_lease(&lease).await?;
         }
     }
+    // At most NEW_LEASES_PER_ROUND more per round: a round that started thousands of workers
+    // (a link read each) would outlast the leases it just took.
+    let held = u32::try_from(renewed.len()).unwrap_or(u32::MAX);
+    let cap = share.min(held.saturating_add(NEW_LEASES_PER_ROUND));
     let sent = Instant::now();
-    let acquired = ctx.store.acquire_leases(node, share, ttl).await?;
+    let acquired = ctx.store.acquire_leases(node, cap, ttl).await?;
     let acquired_until = valid_until(sent, ttl);
     for h in &acquired {
         info!(link = %h.lease.link_id, epoch = h.lease.epoch, "lease acquired");
