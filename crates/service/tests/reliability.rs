@@ -750,11 +750,8 @@ async fn metric(w: &Stack, i: usize, name: &str) -> Option<f64> {
     if let Some(t) = w.token() {
         req = req.bearer_auth(t);
     }
-    let text = req.send().await.ok()?.text().await.ok()?;
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == name).then(|| v.trim().parse().ok())?
-    })
+    let page = req.send().await.ok()?.text().await.ok()?;
+    slotbridge_testkit::process::unlabelled_metric(&page, name)
 }
 
 /// The practices `GET /api/practices` shows as served by no node.

@@ -392,12 +392,16 @@ impl NodeProcess {
             .send()
             .await
             .ok()?;
-        let text = r.text().await.ok()?;
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == name).then(|| v.trim().parse().ok())?
-        })
+        unlabelled_metric(&r.text().await.ok()?, name)
     }
+}
+
+/// The value of the unlabelled metric `name` in a Prometheus text page.
+pub fn unlabelled_metric(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok())?
+    })
 }
 
 /// A store on a nodes' database, opened by the test (with the nodes' master key).
