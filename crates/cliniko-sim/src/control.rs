@@ -203,6 +203,15 @@ pub enum DeskAction {
     SetOnlineBookings {
         online_bookings: OnlineBookings,
     },
+    /// Archive a patient (or bring one back with `archived: false`).
+    ArchivePatient {
+        patient_id: u64,
+        archived: bool,
+    },
+    /// Delete a patient: gone from the lists, listed under `/patients/deleted`.
+    DeletePatient {
+        patient_id: u64,
+    },
 }
 
 /// What a desk action did: the id of what it created, if anything.
@@ -763,6 +772,29 @@ pub(crate) fn desk(
         }
         DeskAction::SetOnlineBookings { online_bookings } => {
             acct.online_bookings = online_bookings;
+            Ok(none)
+        }
+        DeskAction::ArchivePatient {
+            patient_id,
+            archived,
+        } => {
+            let p = acct
+                .patients
+                .iter_mut()
+                .find(|p| p.id == patient_id)
+                .ok_or(nf("patient", patient_id))?;
+            p.archived_at = archived.then_some(now);
+            p.updated_at = now;
+            Ok(none)
+        }
+        DeskAction::DeletePatient { patient_id } => {
+            let p = acct
+                .patients
+                .iter_mut()
+                .find(|p| p.id == patient_id)
+                .ok_or(nf("patient", patient_id))?;
+            p.deleted_at = Some(now);
+            p.updated_at = now;
             Ok(none)
         }
     }
