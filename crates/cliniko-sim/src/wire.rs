@@ -213,6 +213,17 @@ pub fn appointment(u: &Urls, acct: &Account, a: &Appointment, self_path: &str) -
 }
 
 pub fn patient(u: &Urls, p: &Patient) -> Json {
+    let mut v = patient_fields(u, p);
+    // Archived patients carry what they were merged into (nothing, here: the simulator does
+    // not merge patients), as the archived example shows.
+    if p.archived_at.is_some() {
+        v["merged_at"] = Json::Null;
+        v["merged_with_patient"] = Json::Null;
+    }
+    v
+}
+
+fn patient_fields(u: &Urls, p: &Patient) -> Json {
     let id = p.id;
     json!({
         "accepted_privacy_policy": null,
