@@ -69,12 +69,20 @@ pub(crate) fn router(sim: ClinikoSim) -> Router {
             "/v1/practitioners/{id}/daily_availabilities",
             get(practitioner_daily_availabilities),
         )
-        .route("/v1/appointment_types", get(appointment_types))
+        .route(
+            "/v1/appointment_types",
+            get(appointment_types).post(create_appointment_type),
+        )
         .route(
             "/v1/appointment_types/archived",
             get(appointment_types_archived),
         )
-        .route("/v1/appointment_types/{id}", get(appointment_type))
+        .route(
+            "/v1/appointment_types/{id}",
+            get(appointment_type)
+                .put(update_appointment_type)
+                .delete(delete_appointment_type),
+        )
         .route(
             "/v1/appointment_types/{id}/practitioners",
             get(appointment_type_practitioners),
@@ -769,6 +777,132 @@ async fn appointment_type(
     read(&sim, &ctx, |a| {
         let t = a.appointment_type(tid).ok_or(ApiError::NotFound)?;
         ok(wire::appointment_type(&ctx.urls, t))
+    })
+}
+
+/// The writable fields of an appointment type, checked.
+fn type_fields(f: &mut Fields<'_>, t: &mut crate::model::AppointmentType) {
+    let m = f.m;
+    if let Some(n) = f.text("name", false) {
+        if n.trim().is_empty() {
+            f.fail("name", "can't be blank");
+        }
+        t.name = n;
+    }
+    if f.has("category") {
+        t.category = f.text("category", false);
+    }
+    if f.has("description") {
+        t.description = f.text("description", false);
+    }
+    if let Some(c) = f.text("color", false) {
+        let ok =
+            c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            f.fail("color", "must be a colour like #FF0000");
+        }
+        t.color = c;
+    }
+    for (name, slot) in [
+        ("duration_in_minutes", &mut t.duration_in_minutes),
+        ("max_attendees", &mut t.max_attendees),
+    ] {
+        if let Some(v) = m.get(name) {
+            match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n > 0 => *slot = n,
+                _ => f.fail(name, "must be a whole number greater than 0"),
+            }
+        }
+    }
+    if let Some(v) = m.get("show_in_online_bookings") {
+        match v.as_bool() {
+            Some(b) => t.show_in_online_bookings = b,
+            None => f.fail("show_in_online_bookings", "must be true or false"),
+        }
+    }
+}
+
+async fn create_appointment_type(
+    State(sim): State<ClinikoSim>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let m = body(&headers, &bytes)?;
+    let now = sim.now();
+    write(&sim, &ctx, |a| {
+        let mut f = Fields::new(&m);
+        let _ = f.text("name", true);
+        if !f.has("duration_in_minutes") {
+            f.fail("duration_in_minutes", "can't be blank");
+        }
+        let mut t = crate::model::AppointmentType {
+            id: 0,
+            name: String::new(),
+            category: None,
+            color: "#3AA0FF".to_owned(),
+            description: None,
+            duration_in_minutes: 1,
+            max_attendees: 1,
+            show_in_online_bookings: false,
+            archived_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        type_fields(&mut f, &mut t);
+        f.finish()?;
+        t.id = a.big_id();
+        let id = t.id;
+        let v = wire::appointment_type(&ctx.urls, &t);
+        a.appointment_types.push(t);
+        created(ctx.urls.url(&format!("/appointment_types/{id}")), v)
+    })
+}
+
+async fn update_appointment_type(
+    State(sim): State<ClinikoSim>,
+    Extension(ctx): Extension<Ctx>,
+    Path(tid): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let tid = id(&tid)?;
+    let m = body(&headers, &bytes)?;
+    let now = sim.now();
+    write(&sim, &ctx, |a| {
+        let idx = a
+            .appointment_types
+            .iter()
+            .position(|t| t.id == tid && t.archived_at.is_none())
+            .ok_or(ApiError::NotFound)?;
+        let mut t = a.appointment_types[idx].clone();
+        let mut f = Fields::new(&m);
+        type_fields(&mut f, &mut t);
+        f.finish()?;
+        t.updated_at = now;
+        let v = wire::appointment_type(&ctx.urls, &t);
+        a.appointment_types[idx] = t;
+        ok(v)
+    })
+}
+
+/// Deleting a type archives it: it moves to `/appointment_types/archived`.
+async fn delete_appointment_type(
+    State(sim): State<ClinikoSim>,
+    Extension(ctx): Extension<Ctx>,
+    Path(tid): Path<String>,
+) -> ApiResult {
+    let tid = id(&tid)?;
+    let now = sim.now();
+    write(&sim, &ctx, |a| {
+        let t = a
+            .appointment_types
+            .iter_mut()
+            .find(|t| t.id == tid && t.archived_at.is_none())
+            .ok_or(ApiError::NotFound)?;
+        t.archived_at = Some(now);
+        t.updated_at = now;
+        no_content()
     })
 }
 

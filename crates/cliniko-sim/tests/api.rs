@@ -806,3 +806,89 @@ async fn the_control_api_seeds_generates_and_acts_at_the_desk() {
     assert_eq!(r.status(), 422);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn available_times_step_in_real_time_across_daylight_saving_changes() {
+    // Sundays 01:00-04:00 in Sydney: on 2026-10-04 clocks go from 02:00 to 03:00 (two real
+    // hours of work), on 2026-04-05 from 03:00 back to 02:00 (four real hours).
+    let mut spec = practice("au1", 1);
+    spec.practitioners[0]
+        .availabilities
+        .push(slotbridge_cliniko_sim::WeeklySpec {
+            business: 0,
+            day_of_week: 7,
+            intervals: vec![("01:00".into(), "04:00".into())],
+        });
+    let env = Env::start(spec, None).await;
+    let (b, p, t) = (env.b(), env.p(), env.t(0));
+    let at = |d: &str| {
+        format!(
+            "/businesses/{b}/practitioners/{p}/appointment_types/{t}/available_times?from={d}&to={d}&per_page=100"
+        )
+    };
+    let spring = times(&env.json(&at("2026-10-04")).await);
+    assert_eq!(spring.first().unwrap(), "2026-10-03T15:00:00Z"); // 01:00 +10:00
+    assert_eq!(spring.last().unwrap(), "2026-10-03T16:30:00Z"); // 03:30 +11:00
+    assert_eq!(spring.len(), 7);
+    let autumn = times(&env.json(&at("2026-04-05")).await);
+    assert_eq!(autumn.first().unwrap(), "2026-04-04T14:00:00Z"); // 01:00 +11:00
+    assert_eq!(autumn.last().unwrap(), "2026-04-04T17:30:00Z"); // 03:30 +10:00
+    assert_eq!(autumn.len(), 15);
+    for list in [&spring, &autumn] {
+        let mut sorted = list.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(&sorted, list, "in order, each once");
+    }
+    // The settings name the zone the Rails way, as Cliniko does.
+    let s = env.json("/settings").await;
+    assert_eq!(s["account"]["time_zone"], "Sydney");
+    assert_eq!(s["calendar"]["timeslot_size_in_minutes"], 15);
+}
+
+#[tokio::test]
+async fn availability_blocks_add_time_and_a_week_spans_days() {
+    let env = Env::start(practice("au1", 1), None).await;
+    let (b, p, t) = (env.b(), env.p(), env.t(0));
+    let acct = env.practice.account_id;
+    let week = format!(
+        "/businesses/{b}/practitioners/{p}/appointment_types/{t}/available_times?from=2026-03-01&to=2026-03-07&per_page=100"
+    );
+    // Monday to Friday, 26 times a day; the weekend none.
+    let v = env.json(&week).await;
+    assert_eq!(v["total_entries"], 130);
+    assert_eq!(v["available_times"].as_array().unwrap().len(), 100);
+    assert!(v["links"]["next"].is_string());
+    let rest = env.get_url(v["links"]["next"].as_str().unwrap()).await;
+    let rest: Value = rest.json().await.unwrap();
+    assert_eq!(rest["available_times"].as_array().unwrap().len(), 30);
+    // Saturday 09:00-10:00 opened by an availability block: 09:00, 09:15, 09:30.
+    env.sim
+        .desk(
+            acct,
+            DeskAction::OpenTime {
+                business_id: b,
+                practitioner_id: p,
+                starts_at: "2026-03-06T22:00:00Z".parse().unwrap(),
+                ends_at: "2026-03-06T23:00:00Z".parse().unwrap(),
+            },
+        )
+        .unwrap();
+    let sat = format!(
+        "/businesses/{b}/practitioners/{p}/appointment_types/{t}/available_times?from=2026-03-07&to=2026-03-07"
+    );
+    assert_eq!(
+        times(&env.json(&sat).await),
+        [
+            "2026-03-06T22:00:00Z",
+            "2026-03-06T22:15:00Z",
+            "2026-03-06T22:30:00Z"
+        ]
+    );
+    // An inactive practitioner: nothing.
+    let grace = env.practice.practitioner_ids[1].clone();
+    let none = format!(
+        "/businesses/{b}/practitioners/{grace}/appointment_types/{t}/available_times?from=2026-03-02&to=2026-03-02"
+    );
+    assert_eq!(env.json(&none).await["total_entries"], 0);
+}

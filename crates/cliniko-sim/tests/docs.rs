@@ -113,24 +113,6 @@ const SKIPPED: &[(&str, &str, &str, &str)] = &[
         "group appointments are not simulated: an integration books individual appointments",
     ),
     (
-        "appointment_types.md",
-        "POST",
-        "/appointment_types",
-        "the practice's setup is read-only to an integration; types are made with the control API",
-    ),
-    (
-        "appointment_types.md",
-        "PUT",
-        "/appointment_types",
-        "as above",
-    ),
-    (
-        "appointment_types.md",
-        "DELETE",
-        "/appointment_types",
-        "as above",
-    ),
-    (
         "bookings.md",
         "GET",
         "/bookings/",
