@@ -152,6 +152,9 @@ pub(crate) fn router(sim: ClinikoSim) -> Router {
         .route("/v1/users", get(users))
         .route("/v1/users/{id}", get(user))
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
         .with_state(sim.clone());
     let gated = ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(sim.clone(), gate))

@@ -131,6 +131,29 @@ async fn a_key_opens_its_own_shard_only_and_needs_a_user_agent() {
             .starts_with(&format!("{root}/uk1/v1/businesses?")),
         "{v}"
     );
+    // An au1 key works at /v1 (the default shard, like https://api.cliniko.com) and /au1/v1.
+    let au = env.sim.seed(practice("au1", 0)).unwrap();
+    for url in [
+        format!("{root}/v1/businesses"),
+        format!("{root}/au1/v1/businesses"),
+    ] {
+        assert_eq!(
+            call(url, Some(au.api_key.clone()), Some(UA)).await.status(),
+            200
+        );
+    }
+    // A method the path does not take: 405, still JSON.
+    let r = env
+        .http
+        .post(&uk)
+        .basic_auth(&key, Some(""))
+        .header("User-Agent", UA)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.json::<Value>().await.unwrap()["message"].is_string());
     // Businesses, practitioners and appointment types have string ids; patients numbers.
     assert!(v["businesses"][0]["id"].is_string());
     let p = env.json("/practitioners").await;
