@@ -69,7 +69,10 @@ pub fn business(u: &Urls, b: &Business) -> Json {
 
 pub fn practitioner(u: &Urls, p: &Practitioner) -> Json {
     let id = p.id;
-    let default_type = p.appointment_type_ids.first().copied().unwrap_or(0);
+    let default_type = p
+        .appointment_type_ids
+        .first()
+        .map_or(Json::Null, |t| u.link(&format!("/appointment_types/{t}")));
     json!({
         "created_at": ts(p.created_at),
         "designation": p.designation,
@@ -81,7 +84,7 @@ pub fn practitioner(u: &Urls, p: &Practitioner) -> Json {
         "title": p.title,
         "label": format!("{} {}", p.first_name, p.last_name),
         "updated_at": ts(p.updated_at),
-        "default_appointment_type": u.link(&format!("/appointment_types/{default_type}")),
+        "default_appointment_type": default_type,
         "practitioner_reference_numbers":
             u.link(&format!("/practitioners/{id}/practitioner_reference_numbers?page=1")),
         "user": u.link(&format!("/users/{}", p.user_id)),
