@@ -386,12 +386,11 @@ fn split_shard<'a>(path: &'a str, default: &str) -> Option<(String, String, &'a 
         return Some((default.to_owned(), String::new(), rest));
     }
     let trimmed = path.strip_prefix('/')?;
-    let (shard, tail) = trimmed.split_once('/')?;
+    let (shard, _) = trimmed.split_once('/')?;
     if !is_shard(shard) {
         return None;
     }
     let rest = after_v1(&path[shard.len() + 1..])?;
-    let _ = tail;
     Some((shard.to_ascii_lowercase(), format!("/{shard}"), rest))
 }
 

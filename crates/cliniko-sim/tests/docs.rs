@@ -332,7 +332,6 @@ fn examples(md: &str) -> Vec<Example> {
 
 /// The ids of the practice every example is replayed against.
 struct Ids {
-    account: u64,
     key: String,
     business: u64,
     practitioner: u64,
@@ -420,7 +419,6 @@ fn fixture() -> (ClinikoSim, Ids) {
         patient_id: p.patient_ids[2],
     });
     let ids = Ids {
-        account: acct,
         key: p.api_key.clone(),
         business: b,
         practitioner: pr,
@@ -712,7 +710,6 @@ async fn every_documented_example_is_answered_in_the_documented_shape() {
                 .await
                 .unwrap();
             let what = format!("{file}: {} {}", ex.method, ex.target);
-            let _ = ids.account;
             if ex.expect_204 {
                 if status != 204 {
                     failures.push(format!("{what}: expected 204, got {status}"));
