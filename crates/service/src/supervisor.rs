@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::ctx::{Ctx, Running, WorkerExit};
 use crate::fence::Fence;
+use crate::metrics::LeaseMove;
 use crate::worker;
 
 /// The restart backoff of a link whose worker failed.
@@ -140,6 +141,7 @@ async fn round(
                 }
                 _ if !r.stopping => {
                     info!(link = %id, "lease lost; stopping the worker");
+                    ctx.metrics.lease_moved(LeaseMove::Lost);
                     r.stopping = true;
                     r.fence.revoke();
                     r.cancel.cancel();
@@ -188,6 +190,10 @@ async fn round(
     let acquired_until = valid_until(sent, ttl);
     for h in &acquired {
         info!(link = %h.lease.link_id, epoch = h.lease.epoch, "lease acquired");
+        // Epoch 1 is the link's first lease; any later one was held before.
+        if h.lease.epoch > 1 {
+            ctx.metrics.lease_moved(LeaseMove::Taken);
+        }
     }
 
     let candidates = renewed
@@ -298,6 +304,7 @@ async fn reap(ctx: &Arc<Ctx>, sup: &mut Supervisor) {
                     },
                 );
                 ctx.metrics.error("worker_failed");
+                ctx.metrics.worker_restarted();
                 let shown = SyncChanges {
                     last_error: Some(Some(SyncError {
                         kind: "worker_failed".into(),
