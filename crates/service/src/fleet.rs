@@ -260,7 +260,7 @@ pub async fn view(ctx: &Ctx) -> Result<FleetView, AdminError> {
     let nodes = ctx.store.fleet_nodes_since(since).await?;
     let (hours, totals) = figures(&counts, now);
     Ok(FleetView {
-        at: now.to_string(),
+        at: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
         nodes_reporting: u64::try_from(nodes).unwrap_or(0),
         practices,
         hours,
@@ -309,7 +309,10 @@ mod tests {
         assert_eq!(hours[23].requests_near_limit, 1);
         assert_eq!(hours[23].worker_restarts, 3);
         assert_eq!(hours[23].leases_taken, 4);
-        assert_eq!(total.confirmed, 2, "the slot before the window is not counted");
+        assert_eq!(
+            total.confirmed, 2,
+            "the slot before the window is not counted"
+        );
         assert_eq!(total.rejected, 3);
         assert_eq!(total.start, "2026-11-30T11:00:00Z");
     }
@@ -321,8 +324,16 @@ mod tests {
         // beyond the last bound.
         let mut counts = Vec::new();
         for (le, a, b) in [("1", 50, 40), ("5", 52, 42), ("30", 55, 44), ("60", 55, 44)] {
-            counts.push(count("2026-12-01T10:00:00Z", &format!("freshness.le.{le}"), a));
-            counts.push(count("2026-12-01T10:05:00Z", &format!("freshness.le.{le}"), b));
+            counts.push(count(
+                "2026-12-01T10:00:00Z",
+                &format!("freshness.le.{le}"),
+                a,
+            ));
+            counts.push(count(
+                "2026-12-01T10:05:00Z",
+                &format!("freshness.le.{le}"),
+                b,
+            ));
         }
         counts.push(count("2026-12-01T10:00:00Z", "freshness.count", 56));
         counts.push(count("2026-12-01T10:05:00Z", "freshness.count", 44));
@@ -340,6 +351,9 @@ mod tests {
             count("2026-12-01T10:00:00Z", "freshness.le.60", 0),
             count("2026-12-01T10:00:00Z", "freshness.count", 3),
         ];
-        assert_eq!(figures(&beyond, now).0[23].freshness_p50_seconds, Some(60.0));
+        assert_eq!(
+            figures(&beyond, now).0[23].freshness_p50_seconds,
+            Some(60.0)
+        );
     }
 }

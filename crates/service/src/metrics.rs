@@ -170,7 +170,10 @@ const HISTOGRAMS: [&Family; 5] = [&PMS_CALLS, &MARKET_CALLS, &BOOKINGS, &PUBLISH
 /// and alerts see the series from the start).
 const COUNTERS: [(&Family, &[&str]); 5] = [
     (&ERRORS, &[]),
-    (&OUTCOMES, &["confirmed", "rejected", "not_in_diary", "gone"]),
+    (
+        &OUTCOMES,
+        &["confirmed", "rejected", "not_in_diary", "gone"],
+    ),
     (&NEAR_LIMIT_TOTAL, &["bookings", "bookingUpdates"]),
     (&RESTARTS, &[""]),
     (&LEASE_MOVES, &["taken", "lost"]),
@@ -536,7 +539,11 @@ pub async fn render(ctx: &Ctx) -> String {
         links.iter().filter(|l| l.enabled).map(|l| l.id).collect();
     for st in states.iter().filter(|st| enabled.contains(&st.link_id)) {
         if unhealthy(st, now) {
-            let _ = writeln!(out, "slotbridge_link_unhealthy{{link=\"{}\"}} 1", st.link_id);
+            let _ = writeln!(
+                out,
+                "slotbridge_link_unhealthy{{link=\"{}\"}} 1",
+                st.link_id
+            );
         }
     }
     let _ = writeln!(
@@ -619,5 +626,106 @@ mod tests {
         assert!(out.contains("slotbridge_errors_total{kind=\"pms\"} 2"));
         assert!(out.contains("slotbridge_errors_total{kind=\"odd\\\"kind\"} 1"));
         assert!(out.contains("# TYPE slotbridge_pms_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn counters_show_every_known_series_at_zero_before_anything_is_counted() {
+        let m = Metrics::default();
+        let mut out = String::new();
+        m.write_to(&mut out);
+        for line in [
+            "# TYPE slotbridge_bookings_total counter",
+            "slotbridge_bookings_total{outcome=\"confirmed\"} 0",
+            "slotbridge_bookings_total{outcome=\"not_in_diary\"} 0",
+            "slotbridge_requests_near_limit_total{kind=\"bookings\"} 0",
+            "slotbridge_worker_restarts_total 0",
+            "slotbridge_lease_moves_total{direction=\"taken\"} 0",
+            "slotbridge_lease_moves_total{direction=\"lost\"} 0",
+            "# TYPE slotbridge_request_age_at_answer_seconds histogram",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "{line} missing from:\n{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn outcomes_restarts_and_lease_moves_are_counted() {
+        let m = Metrics::default();
+        m.booking_outcome(BookingOutcome::Confirmed);
+        m.booking_outcome(BookingOutcome::Confirmed);
+        m.booking_outcome(BookingOutcome::NotInDiary);
+        m.worker_restarted();
+        m.lease_moved(LeaseMove::Taken);
+        m.lease_moved(LeaseMove::Taken);
+        m.lease_moved(LeaseMove::Lost);
+        let mut out = String::new();
+        m.write_to(&mut out);
+        assert!(
+            out.contains("slotbridge_bookings_total{outcome=\"confirmed\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("slotbridge_bookings_total{outcome=\"not_in_diary\"} 1\n"));
+        assert!(out.contains("slotbridge_bookings_total{outcome=\"rejected\"} 0\n"));
+        assert!(out.contains("slotbridge_worker_restarts_total 1\n"));
+        assert!(out.contains("slotbridge_lease_moves_total{direction=\"taken\"} 2\n"));
+        let t = m.fleet_totals();
+        assert_eq!(t["bookings.confirmed"], 2);
+        assert_eq!(t["bookings.not_in_diary"], 1);
+        assert_eq!(t["workers.restarts"], 1);
+        assert_eq!(t["leases.taken"], 2);
+        assert_eq!(t["leases.lost"], 1);
+    }
+
+    #[test]
+    fn a_request_answered_at_eight_minutes_or_later_counts_as_close_to_the_limit() {
+        let m = Metrics::default();
+        m.request_answered("bookings", Duration::from_secs(3));
+        m.request_answered("bookings", Duration::from_secs(479));
+        m.request_answered("bookings", NEAR_LIMIT);
+        m.request_answered("bookingUpdates", Duration::from_secs(700));
+        let mut out = String::new();
+        m.write_to(&mut out);
+        assert!(
+            out.contains("slotbridge_requests_near_limit_total{kind=\"bookings\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("slotbridge_requests_near_limit_total{kind=\"bookingUpdates\"} 1\n"));
+        // The age histogram reaches past the marketplace's ten minutes.
+        assert!(
+            out.contains(
+                "slotbridge_request_age_at_answer_seconds_bucket{kind=\"bookings\",le=\"480\"} 3\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(
+            "slotbridge_request_age_at_answer_seconds_bucket{kind=\"bookings\",le=\"300\"} 1\n"
+        ));
+        assert!(out.contains(
+            "slotbridge_request_age_at_answer_seconds_bucket{kind=\"bookingUpdates\",le=\"600\"} 0\n"
+        ));
+        let t = m.fleet_totals();
+        assert_eq!(t["requests.answered"], 4);
+        assert_eq!(t["requests.near_limit"], 2);
+    }
+
+    #[test]
+    fn freshness_observations_reach_the_fleet_totals_as_cumulative_buckets() {
+        let m = Metrics::default();
+        // Whatever its labels and bounds, the freshness family is read by name.
+        const FRESHNESS: Family = Family {
+            name: FRESHNESS_FAMILY,
+            help: "test",
+            labels: &["link"],
+            buckets: &AGE_BUCKETS,
+        };
+        m.observe(&FRESHNESS, &["a"], Duration::from_secs(4));
+        m.observe(&FRESHNESS, &["b"], Duration::from_secs(40));
+        let t = m.fleet_totals();
+        assert_eq!(t["freshness.count"], 2);
+        assert_eq!(t["freshness.le.5"], 1);
+        assert_eq!(t["freshness.le.60"], 2);
+        assert_eq!(t["freshness.le.1"], 0);
     }
 }

@@ -484,6 +484,11 @@ mod tests {
             reap(&ctx, &mut sup).await;
             assert!(ctx.running().is_empty(), "the ended worker is gone");
             let f = sup.failed[&lease.link_id].clone();
+            assert_eq!(
+                ctx.metrics.fleet_totals()["workers.restarts"],
+                u64::from(failures),
+                "each restart is counted"
+            );
             assert_eq!(f.failures, failures);
             // 1 s, 2 s, 4 s nominal; jitter shortens by up to half.
             let nominal = Duration::from_secs(1 << (failures - 1));

@@ -13,7 +13,10 @@ use super::{Authed, Console, error_response, pages};
 use crate::fleet::{FleetFigures, FleetView};
 
 /// The page.
-pub(super) async fn page(State(c): State<Console>, Extension(authed): Extension<Authed>) -> Response {
+pub(super) async fn page(
+    State(c): State<Console>,
+    Extension(authed): Extension<Authed>,
+) -> Response {
     match crate::fleet::view(&c.ctx).await {
         Ok(v) => render(&authed.csrf, &v).into_response(),
         Err(e) => error_response(&e),

@@ -195,7 +195,12 @@ fn number(v: f64) -> String {
 
 /// The frame shared by the hourly charts: scale lines and labels, hour labels every 6 hours,
 /// and the legend below.
-fn chart_frame(hours: &[String], top: f64, unit: &str, series: &[Series<'_>]) -> (u32, u32, Markup) {
+fn chart_frame(
+    hours: &[String],
+    top: f64,
+    unit: &str,
+    series: &[Series<'_>],
+) -> (u32, u32, Markup) {
     let n = u32::try_from(hours.len()).unwrap_or(24).max(1);
     let width = CHART_LEFT + CHART_BAR * n + 8;
     let base = CHART_TOP + CHART_HEIGHT;
@@ -391,7 +396,9 @@ mod tests {
         assert_eq!(svg.matches("class=\"bar\"").count(), 3, "{svg}");
         assert!(svg.contains("data-total=\"5\""), "{svg}");
         assert!(
-            svg.contains("Bookings, 00:00 to now, per hour. confirmed: 4 in all; rejected: 1 in all."),
+            svg.contains(
+                "Bookings, 00:00 to now, per hour. confirmed: 4 in all; rejected: 1 in all."
+            ),
             "{svg}"
         );
         // The tallest hour (4) under a scale topped at 5: 4/5 of the 120 px.
@@ -407,7 +414,11 @@ mod tests {
         }];
         let svg = hourly_lines("l", "Freshness", "s", &hours(4), &series).into_string();
         assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
-        let d = svg.split(" d=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+        let d = svg
+            .split(" d=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert_eq!(d.matches('L').count(), 1, "{d}");
         assert!(svg.contains("p99: at most 5 s"), "{svg}");
