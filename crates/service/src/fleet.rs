@@ -72,7 +72,7 @@ pub async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
         if let Err(e) = flush(&ctx).await {
             tracing::warn!(error = %e, "flushing the fleet counters failed; added at the next flush");
         }
-        if ticks % 60 == 0
+        if ticks.is_multiple_of(60)
             && let Err(e) = prune(&ctx).await
         {
             tracing::warn!(error = %e, "pruning the fleet counters failed; retried later");

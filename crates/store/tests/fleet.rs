@@ -1,5 +1,7 @@
 //! The fleet's counts per node and 5-minute slot, summed over nodes, pruned; on both backends.
 
+// Not every suite uses every helper of the shared support module.
+#[allow(dead_code)]
 mod support;
 
 use jiff::{Timestamp, ToSpan};
