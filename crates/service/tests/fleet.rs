@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use slotbridge_service::fleet;
+use slotbridge_testkit::control::apart;
 use slotbridge_testkit::{Db, Stack, booking_body, eventually, patient};
 
 const TOKEN: &str = "fleet-test-admin-token-0123456789";
@@ -94,7 +95,9 @@ async fn bookings_and_a_lease_move_on_two_nodes_reach_the_fleet_view(db: Db) {
     let Some(mut w) = stack(db, 2).await else {
         return;
     };
-    let (_day, slots) = w.linked_with_slots(Duration::from_secs(30), 2).await;
+    let (_day, slots) = w.linked_with_slots(Duration::from_secs(30), 6).await;
+    let slots = apart(&slots, 3);
+    assert_eq!(slots.len(), 3, "three slots apart");
     let link = w.first_link().await;
     let practice = w.harbour().practice_id.clone();
 
@@ -106,13 +109,54 @@ async fn bookings_and_a_lease_move_on_two_nodes_reach_the_fleet_view(db: Db) {
 
     // One rejected: the slot is taken at the desk while the link is disabled, the patient books
     // it from the stale listing, and the link is enabled again at once.
-    let last = slots.last().expect("slot");
+    let second = &slots[1];
     w.patch_link(&link, json!({"enabled": false})).await;
-    w.desk_book(&w.harbour().slug, last).await;
-    let id = w.book(&practice, &book_as("Grace", last)).await;
+    w.desk_book(&w.harbour().slug, second).await;
+    let id = w.book(&practice, &book_as("Grace", second)).await;
     w.patch_link(&link, json!({"enabled": true})).await;
     let b = w.answered(id, Duration::from_secs(30)).await;
     assert_eq!(b["status"], "Rejected", "{b}");
+
+    // One auto-confirmed but not in the diary: the same, but the marketplace's clock passes its
+    // 20 s before the link is enabled again, and it refuses the late rejection.
+    let r = w
+        .http
+        .put(format!(
+            "{}/_market/practices/{practice}/settings",
+            w.market_url
+        ))
+        .json(&json!({"refuse_late_answers": true}))
+        .send()
+        .await
+        .expect("settings");
+    assert_eq!(r.status(), 204);
+    let third = &slots[2];
+    w.patch_link(&link, json!({"enabled": false})).await;
+    w.desk_book(&w.harbour().slug, third).await;
+    let id = w.book(&practice, &book_as("Late", third)).await;
+    let r = w
+        .http
+        .post(format!("{}/_market/clock/advance", w.market_url))
+        .json(&json!({"seconds": 25}))
+        .send()
+        .await
+        .expect("clock");
+    assert!(r.status().is_success());
+    assert_eq!(w.booking(id).await["auto_confirmed"], true);
+    w.patch_link(&link, json!({"enabled": true})).await;
+    eventually(
+        "the late rejection counted as not in the diary",
+        Duration::from_secs(30),
+        || async {
+            let mut all = String::new();
+            for i in [0, 1] {
+                all.push_str(&metrics(&w, i).await);
+            }
+            all.contains("slotbridge_bookings_total{outcome=\"not_in_diary\"} 1\n")
+                .then_some(())
+        },
+    )
+    .await;
 
     let from = eventually("a node works the link", Duration::from_secs(20), || async {
         holder(&w)
@@ -126,10 +170,10 @@ async fn bookings_and_a_lease_move_on_two_nodes_reach_the_fleet_view(db: Db) {
     assert_eq!(view["hours"].as_array().map(Vec::len), Some(24), "{view}");
     assert_eq!(view["totals"]["confirmed"], 1, "{view}");
     assert_eq!(view["totals"]["rejected"], 1, "{view}");
-    assert_eq!(view["totals"]["not_in_diary"], 0, "{view}");
+    assert_eq!(view["totals"]["not_in_diary"], 1, "{view}");
     assert_eq!(view["totals"]["requests_near_limit"], 0, "{view}");
     assert!(
-        view["totals"]["requests_answered"].as_u64() >= Some(2),
+        view["totals"]["requests_answered"].as_u64() >= Some(3),
         "{view}"
     );
     assert_eq!(
