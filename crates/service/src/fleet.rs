@@ -108,7 +108,7 @@ pub struct FleetFigures {
     pub rejected: u64,
     /// Bookings the marketplace auto-confirmed that were then rejected late: not in the diary.
     pub not_in_diary: u64,
-    /// Bookings in the diary that the marketplace no longer waited for.
+    /// Bookings in the diary whose confirmation the marketplace no longer took.
     pub gone: u64,
     /// Marketplace requests answered (bookings, booking updates).
     pub requests_answered: u64,

@@ -139,7 +139,7 @@ const OUTCOMES: Family = Family {
     help: "Bookings by how they ended: confirmed (in the diary), rejected (in time, not \
            in the diary), not_in_diary (auto-confirmed by the marketplace, then rejected late: \
            the patient holds a booking the diary lacks), gone (in the diary; the marketplace no \
-           longer waited for it).",
+           longer took its confirmation).",
     labels: &["outcome"],
     buckets: &[],
 };
@@ -189,7 +189,8 @@ pub enum BookingOutcome {
     /// Auto-confirmed by the marketplace, then rejected late (or the late rejection refused):
     /// the patient holds a booking the diary lacks.
     NotInDiary,
-    /// In the diary, but the marketplace no longer waited for it (404/410 on confirmInsert).
+    /// In the diary, but the marketplace no longer took its confirmation (404/410 on
+    /// confirmInsert, or the confirmation refused).
     Gone,
 }
 

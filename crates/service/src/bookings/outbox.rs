@@ -374,6 +374,7 @@ impl<P: PmsConnector> Round<'_, P> {
                         row.pms_appointment_id.as_deref().unwrap_or("?")
                     );
                     warn!(booking = %row.booking_id, "confirmation refused");
+                    self.ctx.metrics.booking_outcome(BookingOutcome::Gone);
                     self.refused_untold(&row, reason).await;
                     self.late(&row, LATE_CONFIRM).await;
                     return;

@@ -62,7 +62,7 @@ pub fn render(csrf: &str, v: &FleetView) -> Markup {
                 p {
                     (t.confirmed) " confirmed, " (t.rejected) " rejected, "
                     strong { (t.not_in_diary) " auto-confirmed but not in the diary" } ", "
-                    (t.gone) " in the diary after the marketplace stopped waiting."
+                    (t.gone) " in the diary whose confirmation the marketplace no longer took."
                 }
                 (svg::hourly_bars("chart-bookings", "Bookings", &hours, &[
                     Series { name: "confirmed", color: "#1a7f64", values: per_hour(v, |h| h.confirmed) },
