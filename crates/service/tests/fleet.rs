@@ -290,6 +290,31 @@ async fn every_metric_the_dashboard_and_the_alert_rules_name_is_one_a_node_expor
             "{what} names metrics no node exports: {unknown:?}\nexported: {exported:?}"
         );
     }
+    // The practice-unhealthy alert's gauge: a link whose PMS key is refused is reported by the
+    // node, and the fleet view counts it unhealthy.
+    let link = w.first_link().await;
+    let line = format!("slotbridge_link_unhealthy{{link=\"{link}\"}} 1\n");
+    w.linked_with_slots(Duration::from_secs(30), 1).await;
+    eventually(
+        "the link healthy once published",
+        Duration::from_secs(30),
+        || async {
+            let healthy = get(&w, 0, "/api/fleet").await["practices"]["healthy"] == 1;
+            (healthy && !metrics(&w, 0).await.contains(&line)).then_some(())
+        },
+    )
+    .await;
+    w.patch_link(&link, json!({"pms_api_key": "not-the-key"}))
+        .await;
+    eventually(
+        "the link reported unhealthy",
+        Duration::from_secs(30),
+        || async { metrics(&w, 0).await.contains(&line).then_some(()) },
+    )
+    .await;
+    let view = get(&w, 0, "/api/fleet").await;
+    assert_eq!(view["practices"]["unhealthy"], 1, "{view}");
+    assert_eq!(view["practices"]["healthy"], 0, "{view}");
     // The alert rules cover what the fleet needs.
     for alert in [
         "SlotbridgePracticeUnhealthy",
