@@ -21,6 +21,7 @@ pub mod console;
 pub mod ctx;
 pub mod failure;
 pub mod fence;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod node;

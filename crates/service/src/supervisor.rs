@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::ctx::{Ctx, Running, WorkerExit};
 use crate::fence::Fence;
+use crate::metrics::LeaseMove;
 use crate::worker;
 
 /// The restart backoff of a link whose worker failed.
@@ -179,6 +180,7 @@ async fn renew(ctx: &Ctx, last: &LastRenewal) -> Result<(), StoreError> {
                 _ if r.started >= sent => {}
                 _ if !r.stopping => {
                     info!(link = %id, "lease lost; stopping the worker");
+                    ctx.metrics.lease_moved(LeaseMove::Lost);
                     r.stopping = true;
                     r.fence.revoke();
                     r.cancel.cancel();
@@ -255,6 +257,10 @@ async fn round(
     let acquired_until = valid_until(sent, ttl);
     for h in &acquired {
         info!(link = %h.lease.link_id, epoch = h.lease.epoch, "lease acquired");
+        // Epoch 1 is the link's first lease; any later one was held before.
+        if h.lease.epoch > 1 {
+            ctx.metrics.lease_moved(LeaseMove::Taken);
+        }
     }
 
     let candidates = renewed
@@ -365,6 +371,7 @@ async fn reap(ctx: &Arc<Ctx>, sup: &mut Supervisor) {
                     },
                 );
                 ctx.metrics.error("worker_failed");
+                ctx.metrics.worker_restarted();
                 let shown = SyncChanges {
                     last_error: Some(Some(SyncError {
                         kind: "worker_failed".into(),
@@ -544,6 +551,11 @@ mod tests {
             reap(&ctx, &mut sup).await;
             assert!(ctx.running().is_empty(), "the ended worker is gone");
             let f = sup.failed[&lease.link_id].clone();
+            assert_eq!(
+                ctx.metrics.fleet_totals()["workers.restarts"],
+                u64::from(failures),
+                "each restart is counted"
+            );
             assert_eq!(f.failures, failures);
             // 1 s, 2 s, 4 s nominal; jitter shortens by up to half.
             let nominal = Duration::from_secs(1 << (failures - 1));

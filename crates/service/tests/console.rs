@@ -99,7 +99,7 @@ async fn world() -> World {
 }
 
 /// Every admin operation the console and the CLI rely on.
-const ADMIN_ROUTES: [(&str, &str); 12] = [
+const ADMIN_ROUTES: [(&str, &str); 13] = [
     ("get", "/api/links"),
     ("post", "/api/links"),
     ("get", "/api/links/{id}"),
@@ -112,6 +112,7 @@ const ADMIN_ROUTES: [(&str, &str); 12] = [
     ("get", "/api/links/{id}/log"),
     ("get", "/api/practices"),
     ("get", "/api/practices/{id}"),
+    ("get", "/api/fleet"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

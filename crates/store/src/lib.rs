@@ -37,6 +37,7 @@
 mod backend;
 mod bookings;
 mod error;
+mod fleet;
 mod leases;
 mod links;
 mod publish;
@@ -49,6 +50,7 @@ pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingState, BookingTransition, NewBooking,
 };
 pub use error::StoreError;
+pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, NewLink};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};

@@ -8,7 +8,9 @@
 //! - `/console/practices/{id}`: link settings (secrets write-only), enable/disable, resync with
 //!   progress, findings with fixes, the week's published availability per practitioner as a
 //!   picture, the request and booking log, and the why-no-slot question.
+//! - `/console/fleet`: the fleet over the last 24 hours, every node summed ([`crate::fleet`]).
 
+mod fleet;
 mod pages;
 pub mod svg;
 
@@ -143,6 +145,7 @@ pub(crate) fn router(ctx: Arc<Ctx>, access: AdminAccess, sessions: Arc<Sessions>
 fn authed_routes() -> Routes<Console> {
     Routes::new()
         .get("/console", practices_page)
+        .get("/console/fleet", fleet::page)
         .post("/console/links", create_link)
         .post("/console/logout", logout)
         .get("/console/practices/{id}", practice_page)

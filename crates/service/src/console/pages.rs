@@ -22,7 +22,7 @@ pub struct PracticeView {
     pub explain_input: (Option<String>, Option<String>, Option<String>),
 }
 
-fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -41,6 +41,7 @@ fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                     @if let Some(t) = csrf {
                         nav aria-label="Main" {
                             a href="/console" { "Practices" }
+                            a href="/console/fleet" { "Fleet" }
                             form method="post" action="/console/logout" class="inline" {
                                 input type="hidden" name="csrf" value=(t);
                                 button type="submit" class="link" { "Log out" }
