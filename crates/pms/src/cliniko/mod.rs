@@ -32,6 +32,7 @@
 //! - **Errors.** Typed [`PmsError`]s that name the operation, the status and Cliniko's own field
 //!   names: never a URL, a query (a patient search carries names), a header or Cliniko's text.
 
+mod rules;
 pub mod wire;
 mod zones;
 
@@ -59,6 +60,7 @@ use slotbridge_domain::practice::{
 use slotbridge_redact::outbound::{BodyError, MAX_RESPONSE_BYTES, read_capped};
 use tokio::sync::Semaphore;
 
+pub use rules::{day_segment, limit_per_day_segment};
 pub use wire::reset_wait;
 pub use zones::account_zone;
 
