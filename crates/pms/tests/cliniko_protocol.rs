@@ -37,12 +37,10 @@ fn record(seen: &Shared, what: String, headers: &HeaderMap) {
             .unwrap_or("")
             .to_owned()
     };
-    seen.lock().unwrap().requests.push((
-        what,
-        h("authorization"),
-        h("user-agent"),
-        Instant::now(),
-    ));
+    seen.lock()
+        .unwrap()
+        .requests
+        .push((what, h("authorization"), h("user-agent"), Instant::now()));
 }
 
 async fn stub() -> Stub {
@@ -257,14 +255,25 @@ async fn the_client_never_sends_more_than_its_budget_in_any_window() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let p = if i % 2 == 0 { pms.clone() } else { twin.clone() };
+        let p = if i % 2 == 0 {
+            pms.clone()
+        } else {
+            twin.clone()
+        };
         tasks.push(tokio::spawn(async move { p.read_changes(None).await }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
     let elapsed = started.elapsed();
-    let times: Vec<Instant> = s.seen.lock().unwrap().requests.iter().map(|r| r.3).collect();
+    let times: Vec<Instant> = s
+        .seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|r| r.3)
+        .collect();
     assert_eq!(times.len(), 50);
     let mut most = 0;
     for (i, t) in times.iter().enumerate() {

@@ -53,8 +53,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
 use slotbridge_domain::practice::{
-    Attendance, BlockKind, BookingSource, ClockTime, Diary, DiaryAppointment, DiaryBlock,
-    IanaZone, OnlineBookingEntry, PmsPractitioner, PmsReason, PracticeSetup, PractitionerHours,
+    Attendance, BlockKind, BookingSource, ClockTime, Diary, DiaryAppointment, DiaryBlock, IanaZone,
+    OnlineBookingEntry, PmsPractitioner, PmsReason, PracticeSetup, PractitionerHours,
     ReasonProviderRule, SiteSlug, Specialty, Weekday, WeeklyWindow,
 };
 use slotbridge_redact::outbound::{BodyError, MAX_RESPONSE_BYTES, read_capped};
@@ -393,7 +393,9 @@ impl ClinikoConnector {
         let once = || async {
             attempt.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
-            let result = self.once(op, method.clone(), url.clone(), body.clone()).await;
+            let result = self
+                .once(op, method.clone(), url.clone(), body.clone())
+                .await;
             if let Some(observe) = &cfg.observer {
                 let outcome = result.as_ref().map_or_else(PmsError::kind, |_| "ok");
                 observe(op, outcome, started.elapsed());
@@ -458,11 +460,8 @@ impl ClinikoConnector {
                 .map(str::to_owned)
         };
         let reset = header("x-ratelimit-reset");
-        let date = header("date").and_then(|d| {
-            jiff::fmt::rfc2822::parse(&d)
-                .ok()
-                .map(|z| z.timestamp())
-        });
+        let date =
+            header("date").and_then(|d| jiff::fmt::rfc2822::parse(&d).ok().map(|z| z.timestamp()));
         let bytes = read_capped(resp, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| match e {
@@ -472,10 +471,7 @@ impl ClinikoConnector {
                 },
             })?;
         if (200..300).contains(&status) {
-            Ok(Answer {
-                body: bytes,
-                date,
-            })
+            Ok(Answer { body: bytes, date })
         } else {
             let wait = wire::reset_wait(reset.as_deref(), Timestamp::now());
             Err(wire::error(status, &bytes, wait).during(op))
@@ -519,8 +515,7 @@ impl ClinikoConnector {
             let answer = self
                 .send(op, Method::GET, url.clone(), None, Retry::Safe)
                 .await?;
-            let page: wire::Page<T> =
-                wire::page(&answer.body, key).map_err(|e| e.during(op))?;
+            let page: wire::Page<T> = wire::page(&answer.body, key).map_err(|e| e.during(op))?;
             out.extend(page.items);
             let Some(next) = page.next else {
                 return Ok(out);
@@ -596,19 +591,25 @@ impl ClinikoConnector {
             self.all(op, &path, "daily_availabilities", &[]).await?;
         let mut by: BTreeMap<String, Vec<WeeklyWindow>> = BTreeMap::new();
         for d in list {
-            if d.business.id().is_some_and(|b| b != self.inner.cfg.business_id) {
+            if d.business
+                .id()
+                .is_some_and(|b| b != self.inner.cfg.business_id)
+            {
                 continue;
             }
             let Some(p) = d.practitioner.id() else {
-                return Err(PmsError::protocol(format!("{op}: practitioner link missing")));
+                return Err(PmsError::protocol(format!(
+                    "{op}: practitioner link missing"
+                )));
             };
             let day = iso_weekday(d.day_of_week)
                 .ok_or_else(|| PmsError::protocol(format!("{op}: day_of_week out of 1..=7")))?;
             let windows = by.entry(p).or_default();
             for a in d.availabilities {
-                let (Ok(start), Ok(end)) =
-                    (a.starts_at.parse::<ClockTime>(), a.ends_at.parse::<ClockTime>())
-                else {
+                let (Ok(start), Ok(end)) = (
+                    a.starts_at.parse::<ClockTime>(),
+                    a.ends_at.parse::<ClockTime>(),
+                ) else {
                     return Err(PmsError::protocol(format!(
                         "{op}: availabilities starts_at/ends_at not HH:MM"
                     )));
@@ -710,7 +711,10 @@ impl ClinikoConnector {
     }
 
     async fn delete_appointment(&self, id: &str) -> Result<(), PmsError> {
-        let url = self.url(&format!("individual_appointments/{}", path_segment(id)), &[])?;
+        let url = self.url(
+            &format!("individual_appointments/{}", path_segment(id)),
+            &[],
+        )?;
         match self
             .send("appointment delete", Method::DELETE, url, None, Retry::Safe)
             .await
@@ -747,8 +751,7 @@ impl ClinikoConnector {
                         return Err(e);
                     };
                     tokio::time::sleep(wait).await;
-                    if let Some(found) = self.find_booking(&new.patient, &new.external_ref).await?
-                    {
+                    if let Some(found) = self.find_booking(&new.patient, &new.external_ref).await? {
                         return Ok((found, true));
                     }
                 }
@@ -759,9 +762,16 @@ impl ClinikoConnector {
 }
 
 /// `q[]` filters for the practitioners' records overlapping `[from, to)`.
-fn overlap_filter(practitioners: &[String], from: Timestamp, to: Timestamp) -> Vec<(&'static str, String)> {
+fn overlap_filter(
+    practitioners: &[String],
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<(&'static str, String)> {
     vec![
-        ("q[]", format!("practitioner_id:={}", practitioners.join(","))),
+        (
+            "q[]",
+            format!("practitioner_id:={}", practitioners.join(",")),
+        ),
         ("q[]", format!("starts_at:<{}", utc(to))),
         ("q[]", format!("ends_at:>{}", utc(from))),
     ]
@@ -948,7 +958,12 @@ fn to_patient(p: wire::Patient, op: &str) -> Result<Patient, PmsError> {
         postcode: p.post_code.clone().unwrap_or_default(),
     });
     let medicare = some(p.medicare.clone()).and_then(|number| {
-        let irn = p.medicare_reference_number.as_deref()?.trim().parse().ok()?;
+        let irn = p
+            .medicare_reference_number
+            .as_deref()?
+            .trim()
+            .parse()
+            .ok()?;
         Some(Medicare { number, irn })
     });
     Ok(Patient {
@@ -1005,9 +1020,21 @@ impl Cursor {
 
 /// The resources polled for changes: path, list key, the subject's prefix and the change type.
 const POLLED: &[(&str, &str, &str)] = &[
-    ("individual_appointments", "individual_appointments", "appointment"),
-    ("individual_appointments/cancelled", "individual_appointments", "appointment"),
-    ("individual_appointments/deleted", "individual_appointments", "appointment"),
+    (
+        "individual_appointments",
+        "individual_appointments",
+        "appointment",
+    ),
+    (
+        "individual_appointments/cancelled",
+        "individual_appointments",
+        "appointment",
+    ),
+    (
+        "individual_appointments/deleted",
+        "individual_appointments",
+        "appointment",
+    ),
     ("unavailable_blocks", "unavailable_blocks", "block"),
 ];
 
@@ -1050,12 +1077,17 @@ impl PmsConnector for ClinikoConnector {
             .await?;
         let shown_types: BTreeMap<String, &wire::AppointmentType> = types
             .iter()
-            .filter(|t| t.show_in_online_bookings == Some(true) && t.max_attendees.unwrap_or(1) <= 1)
+            .filter(|t| {
+                t.show_in_online_bookings == Some(true) && t.max_attendees.unwrap_or(1) <= 1
+            })
             .map(|t| (t.id.0.clone(), t))
             .collect();
         let mut offered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut online_booking = Vec::new();
-        for p in all.iter().filter(|p| p.show_in_online_bookings == Some(true)) {
+        for p in all
+            .iter()
+            .filter(|p| p.show_in_online_bookings == Some(true))
+        {
             let theirs: Vec<wire::AppointmentType> = self
                 .all(
                     "practitioner types read",
@@ -1249,7 +1281,10 @@ impl PmsConnector for ClinikoConnector {
         let conflicts = self
             .get_one::<wire::Conflicts>(
                 "appointment conflicts read",
-                &format!("individual_appointments/{}/conflicts", path_segment(&appointment.id)),
+                &format!(
+                    "individual_appointments/{}/conflicts",
+                    path_segment(&appointment.id)
+                ),
             )
             .await;
         match conflicts {
@@ -1376,12 +1411,14 @@ impl PmsConnector for ClinikoConnector {
             return Ok(Changes::CursorExpired);
         };
         let after = ("q[]", format!("updated_at:>={}", utc(cursor.at)));
-        let business = ("q[]", format!("business_id:={}", self.inner.cfg.business_id));
-        let mut found: Vec<(Timestamp, String, &'static str)> = Vec::new();
+        let business = (
+            "q[]",
+            format!("business_id:={}", self.inner.cfg.business_id),
+        );
+        let mut found: Vec<(Timestamp, String, &'static str, String)> = Vec::new();
         for (path, key, thing) in POLLED {
             let q = [after.clone(), business.clone()];
-            let list: Vec<wire::IndividualAppointmentOrBlock> =
-                self.all(op, path, key, &q).await?;
+            let list: Vec<wire::IndividualAppointmentOrBlock> = self.all(op, path, key, &q).await?;
             for r in list {
                 let kind = match (*thing, &r) {
                     ("appointment", r) if r.cancelled_at.is_some() || r.deleted_at.is_some() => {
@@ -1393,7 +1430,8 @@ impl PmsConnector for ClinikoConnector {
                     ("appointment", _) => "appointment.updated",
                     _ => "block.changed",
                 };
-                found.push((r.updated_at, format!("{thing}/{}", r.id.0), kind));
+                let subject = format!("{thing}/{}", r.id.0);
+                found.push((r.updated_at, subject, kind, r.fingerprint()));
             }
         }
         let setup_paths: [(&str, &str, &str, &'static str); 3] = [
@@ -1403,35 +1441,55 @@ impl PmsConnector for ClinikoConnector {
                 "sessions",
                 "sessions.changed",
             ),
-            ("practitioners", "practitioners", "practitioner", "setup.changed"),
-            ("appointment types", "appointment_types", "type", "setup.changed"),
+            (
+                "practitioners",
+                "practitioners",
+                "practitioner",
+                "setup.changed",
+            ),
+            (
+                "appointment types",
+                "appointment_types",
+                "type",
+                "setup.changed",
+            ),
         ];
         for (_, key, thing, kind) in setup_paths {
             let path = match key {
                 "appointment_types" => "appointment_types".to_owned(),
                 k => format!("businesses/{}/{k}", self.business_seg()),
             };
-            let list: Vec<wire::Touched> = self.all(op, &path, key, &[after.clone()]).await?;
+            let list: Vec<wire::Touched> = self.all(op, &path, key, std::slice::from_ref(&after)).await?;
             for r in list {
-                found.push((r.updated_at, format!("{thing}/{}", r.id.0), kind));
+                found.push((
+                    r.updated_at,
+                    format!("{thing}/{}", r.id.0),
+                    kind,
+                    String::new(),
+                ));
             }
         }
-        found.retain(|(at, subject, _)| !(*at == cursor.at && cursor.seen.contains(subject)));
+        // A record is seen at an instant in a state: `subject#fingerprint`.
+        let seen_key = |subject: &str, print: &str| format!("{subject}#{print}");
+        found.retain(|(at, subject, _, print)| {
+            !(*at == cursor.at && cursor.seen.contains(&seen_key(subject, print)))
+        });
         found.sort();
-        found.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        // One record in one state once (an appointment may be in two lists).
+        found.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.3 == b.3);
         let mut next = cursor.clone();
-        for (at, subject, _) in &found {
+        for (at, subject, _, print) in &found {
             if *at > next.at {
                 next.at = *at;
                 next.seen.clear();
             }
             if *at == next.at {
-                next.seen.insert(subject.clone());
+                next.seen.insert(seen_key(subject, print));
             }
         }
         let changes = found
             .into_iter()
-            .map(|(at, subject, kind)| ChangeEntry {
+            .map(|(at, subject, kind, _)| ChangeEntry {
                 seq: u64::try_from(at.as_microsecond()).unwrap_or(0),
                 kind: kind.to_owned(),
                 subject,
@@ -1445,7 +1503,11 @@ impl PmsConnector for ClinikoConnector {
         }))
     }
 
-    async fn register_webhook(&self, _url: &str, _secret: &SecretString) -> Result<String, PmsError> {
+    async fn register_webhook(
+        &self,
+        _url: &str,
+        _secret: &SecretString,
+    ) -> Result<String, PmsError> {
         Err(PmsError::Unsupported {
             operation: "webhook register".into(),
         })
@@ -1474,7 +1536,8 @@ mod tests {
         let q = RateLimit::CLINIKO.quota();
         let burst = q.burst_size().get();
         let period = q.replenish_interval();
-        let in_a_minute = burst + u32::try_from(Duration::from_secs(60).as_nanos() / period.as_nanos()).unwrap();
+        let in_a_minute =
+            burst + u32::try_from(Duration::from_secs(60).as_nanos() / period.as_nanos()).unwrap();
         assert!(in_a_minute <= 200, "{in_a_minute}");
         assert!(in_a_minute >= 195, "{in_a_minute}");
     }

@@ -58,7 +58,12 @@ pub fn limit_per_day_segment<'a>(slots: Vec<Slot<'a>>, max: Option<u32>) -> Vec<
     sorted.retain(|s| {
         let local = s.start_offset.to_datetime(s.start);
         let n = counts
-            .entry((s.practitioner, s.reason, local.date(), day_segment(local.hour())))
+            .entry((
+                s.practitioner,
+                s.reason,
+                local.date(),
+                day_segment(local.hour()),
+            ))
             .or_default();
         *n += 1;
         *n <= max

@@ -6,8 +6,8 @@
 //! segment is the id; lists carry `links.next` when there is a further page.
 
 use jiff::Timestamp;
-use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
 
 use crate::{PmsError, safe};
 
@@ -29,9 +29,7 @@ impl<'de> Deserialize<'de> for Id {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(Id(n.to_string())),
-            Raw::S(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                Ok(Id(s))
-            }
+            Raw::S(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()) => Ok(Id(s)),
             Raw::S(_) => Err(serde::de::Error::custom("an id of letters and digits")),
         }
     }
@@ -423,9 +421,11 @@ pub fn error(status: u16, body: &[u8], reset_wait: Option<std::time::Duration>) 
     let field = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {
-            v.get("errors")
-                .and_then(|e| e.as_object())
-                .and_then(|o| o.keys().find(|k| KNOWN_FIELDS.contains(&k.as_str())).cloned())
+            v.get("errors").and_then(|e| e.as_object()).and_then(|o| {
+                o.keys()
+                    .find(|k| KNOWN_FIELDS.contains(&k.as_str()))
+                    .cloned()
+            })
         });
     let text = safe::status_text(status, "", field.as_deref());
     match status {
@@ -481,4 +481,26 @@ pub struct IndividualAppointmentOrBlock {
     /// Deleted.
     #[serde(default)]
     pub deleted_at: Option<Timestamp>,
+    /// Start.
+    #[serde(default)]
+    pub starts_at: Option<Timestamp>,
+    /// End.
+    #[serde(default)]
+    pub ends_at: Option<Timestamp>,
+    /// The patient did not arrive (appointments).
+    #[serde(default)]
+    pub did_not_arrive: Option<bool>,
+}
+
+impl IndividualAppointmentOrBlock {
+    /// A short, stable digest of what the diary depends on: two changes of one record within
+    /// one second (Cliniko's `updated_at` has seconds) differ here when it matters.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.starts_at, self.ends_at, self.cancelled_at, self.deleted_at, self.did_not_arrive
+        );
+        hex::encode(&Sha256::digest(text.as_bytes())[..4])
+    }
 }
