@@ -28,6 +28,7 @@ use secrecy::SecretString;
 use slotbridge_domain::practice::{Diary, DiaryAppointment, PracticeSetup, to_snapshot};
 use slotbridge_domain::snapshot::Snapshot;
 
+mod any;
 pub mod cliniko;
 mod error;
 mod exact;
@@ -36,6 +37,7 @@ mod safe;
 pub mod types;
 pub mod webhook;
 
+pub use any::AnyPms;
 pub use cliniko::{ClinikoConfig, ClinikoConnector, ClinikoKey};
 pub use error::PmsError;
 pub use exact::{CallObserver, ExactConfig, ExactConnector, http_client};

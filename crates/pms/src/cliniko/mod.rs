@@ -1459,7 +1459,9 @@ impl PmsConnector for ClinikoConnector {
                 "appointment_types" => "appointment_types".to_owned(),
                 k => format!("businesses/{}/{k}", self.business_seg()),
             };
-            let list: Vec<wire::Touched> = self.all(op, &path, key, std::slice::from_ref(&after)).await?;
+            let list: Vec<wire::Touched> = self
+                .all(op, &path, key, std::slice::from_ref(&after))
+                .await?;
             for r in list {
                 found.push((
                     r.updated_at,
