@@ -213,7 +213,11 @@ async fn the_setup_maps_what_online_bookings_show() {
             .map(|p| (p.practitioner.clone(), p.duration_minutes))
             .collect::<Vec<_>>()
     };
-    assert_eq!(providers(&types[0]), [(ids[0].clone(), 30)]);
+    // Bob offers it too: his rule stays (he is not online, so nothing of his is published).
+    assert_eq!(
+        providers(&types[0]),
+        [(ids[0].clone(), 30), (ids[1].clone(), 30)]
+    );
     assert_eq!(providers(&types[1]), [(ids[0].clone(), 60)]);
     assert!(
         providers(&types[2]).is_empty(),
@@ -829,4 +833,96 @@ async fn availability_with_notice_and_a_per_segment_limit_equals_cliniko_availab
 #[tokio::test]
 async fn availability_differs_only_by_the_written_rules_when_extra_time_is_opened() {
     compare_availability(6, OnlineBookings::default(), true).await;
+}
+
+#[tokio::test]
+async fn diagnostics_name_clinikos_own_causes_with_fixes_for_its_screens() {
+    use slotbridge_domain::diagnostics::{Code, Input, diagnose};
+    let env = start(sim(), contract_practice(0)).await;
+    let pms = env.connector();
+    let today = next_weekday();
+    let codes = |setup, diary| {
+        let findings = diagnose(&Input::new(setup, diary, today, 14).for_cliniko());
+        findings
+            .into_iter()
+            .map(|f| (f.code, f.practitioner, f.reason, f.fix))
+            .collect::<Vec<_>>()
+    };
+    let ids = env.practice.practitioner_ids.clone();
+    let setup = pms.read_setup().await.expect("setup");
+    let diary = pms
+        .read_diary(today, today.tomorrow().expect("date"))
+        .await
+        .expect("diary");
+    let found = codes(&setup, &diary);
+    let has = |code: Code, who: Option<&str>, what: Option<&str>| {
+        found.iter().any(|(c, p, r, fix)| {
+            *c == code
+                && p.as_deref() == who
+                && r.as_deref() == what
+                && (fix.starts_with("In Cliniko") || fix.contains("in Cliniko"))
+        })
+    };
+    assert!(
+        has(Code::ClinikoPractitionerHidden, Some(&ids[1]), None),
+        "Bob: {found:?}"
+    );
+    assert!(
+        has(Code::ClinikoPractitionerNoShownType, Some(&ids[2]), None),
+        "Cat: {found:?}"
+    );
+    assert!(
+        has(Code::ClinikoTypeHidden, None, Some("Root canal")),
+        "{found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|(c, p, ..)| p.as_deref() == Some(&ids[0]) && *c != Code::ClinikoTypeHidden),
+        "Ann is fine: {found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|(c, ..)| c.as_str().starts_with("healthengine") || *c == Code::StackingOff),
+        "no Exact-style causes: {found:?}"
+    );
+
+    // Whitening made longer than any of Ann's windows (4 h); then Ann's availability removed.
+    env.desk(DeskAction::SetAppointmentType {
+        appointment_type_id: Env::id(&env.practice.appointment_type_ids[1]),
+        duration_in_minutes: Some(300),
+        show_in_online_bookings: None,
+        archived: None,
+    });
+    let setup = pms.read_setup().await.expect("setup");
+    let found = codes(&setup, &diary);
+    assert!(
+        found
+            .iter()
+            .any(|(c, p, r, _)| *c == Code::ClinikoTypeLongerThanAvailability
+                && p.as_deref() == Some(&ids[0])
+                && r.as_deref() == Some("Whitening")),
+        "{found:?}"
+    );
+    for day in 1..=5 {
+        env.desk(DeskAction::SetDailyAvailability {
+            business_id: Env::id(&env.practice.business_ids[0]),
+            practitioner_id: Env::id(&ids[0]),
+            day_of_week: day,
+            intervals: vec![],
+        });
+    }
+    let diary = pms
+        .read_diary(today, today.tomorrow().expect("date"))
+        .await
+        .expect("diary");
+    let found = codes(&setup, &diary);
+    assert!(
+        found
+            .iter()
+            .any(|(c, p, ..)| *c == Code::ClinikoNoDailyAvailability
+                && p.as_deref() == Some(&ids[0])),
+        "{found:?}"
+    );
 }

@@ -1098,9 +1098,14 @@ pub async fn findings_from(
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
     let mut health = health_view(&state, &bookings, ctx.now(), is_unserved(ctx, link).await?);
     let found = match read {
-        Ok(r) => diagnostics::diagnose(
-            &Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health),
-        ),
+        Ok(r) => {
+            let input = Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health);
+            let input = match link.pms {
+                LinkPms::Exact => input,
+                LinkPms::Cliniko { .. } => input.for_cliniko(),
+            };
+            diagnostics::diagnose(&input)
+        }
         Err(e) => {
             health.pms_auth = match e {
                 PmsError::Unauthorized { .. } => PmsAuth::Rejected,

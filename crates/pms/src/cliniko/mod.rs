@@ -1084,10 +1084,10 @@ impl PmsConnector for ClinikoConnector {
             .collect();
         let mut offered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut online_booking = Vec::new();
-        for p in all
-            .iter()
-            .filter(|p| p.show_in_online_bookings == Some(true))
-        {
+        // Every practitioner's types, shown online or not: a hidden practitioner's rules stay
+        // in the reasons (`to_snapshot` publishes online practitioners only), so diagnostics can
+        // tell "not shown in online bookings" from "offers no type shown online".
+        for p in &all {
             let theirs: Vec<wire::AppointmentType> = self
                 .all(
                     "practitioner types read",
@@ -1105,7 +1105,9 @@ impl PmsConnector for ClinikoConnector {
                 .iter()
                 .filter_map(|id| shown_types.get(id).map(|t| t.duration_in_minutes))
                 .min();
-            if let Some(duration_minutes) = shortest {
+            if let Some(duration_minutes) = shortest
+                && p.show_in_online_bookings == Some(true)
+            {
                 online_booking.push(OnlineBookingEntry {
                     practitioner: p.id.0.clone(),
                     duration_minutes,
