@@ -6,11 +6,21 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use slotbridge_cliniko_sim::{ClinikoSim, generate};
-use slotbridge_testkit::{Stack, booking_body, eventually, patient};
+use slotbridge_testkit::{Db, Stack, booking_body, eventually, patient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cliniko_practice_linked_through_the_admin_api_takes_a_booking_exactly_once() {
-    let Some(mut stack) = Stack::builder().nodes(0).link(false).start().await else {
+async fn a_cliniko_practice_linked_through_the_admin_api_takes_a_booking_exactly_once_on_sqlite() {
+    cliniko_booking(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cliniko_practice_linked_through_the_admin_api_takes_a_booking_exactly_once_on_postgres()
+{
+    cliniko_booking(Db::Postgres).await;
+}
+
+async fn cliniko_booking(db: Db) {
+    let Some(mut stack) = Stack::builder().db(db).nodes(0).link(false).start().await else {
         return;
     };
     let sim = ClinikoSim::builder().build();
