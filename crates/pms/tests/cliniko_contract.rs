@@ -633,6 +633,20 @@ async fn changes_are_found_by_polling_updated_at_and_each_is_reported_once() {
     let kinds: Vec<_> = page.changes.iter().map(|c| c.kind.as_str()).collect();
     assert_eq!(kinds, ["appointment.created"], "{:?}", page.changes);
     assert_eq!(page.changes[0].subject, format!("appointment/{booked}"));
+    // The appointment's id and local times, as the Exact-style feed gives them: its day.
+    let data = &page.changes[0].data;
+    assert_eq!(data["id"], booked.to_string());
+    assert_eq!(
+        data["start"].as_str().map(|s| s[..10].to_owned()),
+        Some(day.to_string()),
+        "{data}"
+    );
+    assert!(
+        data["start"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("+11:00") || s.ends_with("+10:00")),
+        "{data}"
+    );
     let again = poll(page.next_cursor.clone()).await;
     assert!(
         again.changes.is_empty(),

@@ -113,6 +113,10 @@ async fn stub() -> Stub {
             ),
         )
         .route(
+            "/v1/practitioners/{id}/appointment_types",
+            get(|| async { Json(json!({"appointment_types": [], "links": {}})) }),
+        )
+        .route(
             "/v1/appointment_types",
             get(|State(s): State<Shared>, h: HeaderMap| async move {
                 record(&s, "types".into(), &h);

@@ -1418,6 +1418,8 @@ impl PmsConnector for ClinikoConnector {
             format!("business_id:={}", self.inner.cfg.business_id),
         );
         let mut found: Vec<(Timestamp, String, &'static str, String)> = Vec::new();
+        let mut data: HashMap<(String, String), serde_json::Value> = HashMap::new();
+        let zone = self.zone().await?;
         for (path, key, thing) in POLLED {
             let q = [after.clone(), business.clone()];
             let list: Vec<wire::IndividualAppointmentOrBlock> = self.all(op, path, key, &q).await?;
@@ -1433,7 +1435,23 @@ impl PmsConnector for ClinikoConnector {
                     _ => "block.changed",
                 };
                 let subject = format!("{thing}/{}", r.id.0);
-                found.push((r.updated_at, subject, kind, r.fingerprint()));
+                let print = r.fingerprint();
+                // As the Exact-style feed: an appointment's id and local times (no patient), so
+                // a change made or removed within one day re-reads only that day.
+                if let (true, Some(start), Some(end)) =
+                    (*thing == "appointment", r.starts_at, r.ends_at)
+                {
+                    let local = |t: Timestamp| {
+                        t.to_zoned_datetime(zone.time_zone().clone())
+                            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                            .to_string()
+                    };
+                    data.insert(
+                        (subject.clone(), print.clone()),
+                        serde_json::json!({"id": r.id.0, "start": local(start), "end": local(end)}),
+                    );
+                }
+                found.push((r.updated_at, subject, kind, print));
             }
         }
         let setup_paths: [(&str, &str, &str, &'static str); 3] = [
@@ -1493,12 +1511,12 @@ impl PmsConnector for ClinikoConnector {
         }
         let changes = found
             .into_iter()
-            .map(|(at, subject, kind, _)| ChangeEntry {
+            .map(|(at, subject, kind, print)| ChangeEntry {
                 seq: u64::try_from(at.as_microsecond()).unwrap_or(0),
                 kind: kind.to_owned(),
+                data: data.remove(&(subject.clone(), print)).unwrap_or_default(),
                 subject,
                 time: utc(at),
-                data: serde_json::Value::Null,
             })
             .collect();
         Ok(Changes::Page(ChangePage {
