@@ -127,6 +127,16 @@ pub enum Code {
     LateAnswerRefused,
     /// No node works the practice: nothing is published and no booking is answered.
     NotServed,
+    /// Cliniko: a practitioner who offers shown types is not shown in online bookings.
+    ClinikoPractitionerHidden,
+    /// Cliniko: a practitioner working at the business offers no type shown online.
+    ClinikoPractitionerNoShownType,
+    /// Cliniko: an appointment type is not shown in online bookings.
+    ClinikoTypeHidden,
+    /// Cliniko: a practitioner shown online has no daily availability at the business.
+    ClinikoNoDailyAvailability,
+    /// Cliniko: a type lasts longer than every availability window of a practitioner offering it.
+    ClinikoTypeLongerThanAvailability,
 }
 
 impl Code {
@@ -158,6 +168,11 @@ impl Code {
             Code::BookingsRejected => "bookings-rejected",
             Code::LateAnswerRefused => "late-answer-refused",
             Code::NotServed => "not-served",
+            Code::ClinikoPractitionerHidden => "cliniko-practitioner-hidden",
+            Code::ClinikoPractitionerNoShownType => "cliniko-practitioner-no-shown-type",
+            Code::ClinikoTypeHidden => "cliniko-type-hidden",
+            Code::ClinikoNoDailyAvailability => "cliniko-no-daily-availability",
+            Code::ClinikoTypeLongerThanAvailability => "cliniko-type-longer-than-availability",
         }
     }
 }
@@ -310,7 +325,23 @@ pub struct Input<'a> {
     pub market: Option<&'a MarketView>,
     /// The integration's health, when known.
     pub health: Option<&'a HealthView>,
+    /// Which PMS the setup came from: its causes and fixes are in that PMS's words.
+    pub pms: PmsFlavour,
 }
+
+/// Which PMS a practice's setup was read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PmsFlavour {
+    /// An Exact-style PMS (Web Setup, booking reasons, the Online Booking Configuration).
+    #[default]
+    Exact,
+    /// Cliniko (appointment types and practitioners shown in online bookings, daily
+    /// availabilities): [`cliniko`]'s findings replace the Exact-style setup and horizon ones.
+    Cliniko,
+}
+
+#[path = "diagnostics_cliniko.rs"]
+pub mod cliniko;
 
 impl<'a> Input<'a> {
     /// Diagnose the setup and diary only.
@@ -322,7 +353,14 @@ impl<'a> Input<'a> {
             horizon_days,
             market: None,
             health: None,
+            pms: PmsFlavour::Exact,
         }
+    }
+
+    /// Diagnose a Cliniko practice ([`cliniko`]).
+    pub fn for_cliniko(mut self) -> Self {
+        self.pms = PmsFlavour::Cliniko;
+        self
     }
 
     /// Also diagnose the marketplace's links.
@@ -341,8 +379,13 @@ impl<'a> Input<'a> {
 /// Every finding for one practice, errors first, then by code, practitioner and reason.
 pub fn diagnose(input: &Input<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    setup_findings(input.setup, &mut out);
-    horizon_findings(input, &mut out);
+    match input.pms {
+        PmsFlavour::Exact => {
+            setup_findings(input.setup, &mut out);
+            horizon_findings(input, &mut out);
+        }
+        PmsFlavour::Cliniko => cliniko::findings(input, &mut out),
+    }
     if let Some(market) = input.market {
         market_findings(input.setup, market, &mut out);
     }

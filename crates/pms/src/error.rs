@@ -64,6 +64,12 @@ pub enum PmsError {
         /// The operation and the status or the kind of connection failure.
         detail: String,
     },
+    /// The PMS cannot do this at all (e.g. Cliniko has no webhooks): not transient.
+    #[error("the PMS does not support {operation}")]
+    Unsupported {
+        /// The operation, e.g. `webhook register`.
+        operation: String,
+    },
     /// The PMS did not answer in time.
     #[error("the PMS did not answer within the timeout")]
     Timeout,
@@ -98,6 +104,7 @@ impl PmsError {
             PmsError::Timeout => "timeout",
             PmsError::Protocol { .. } => "protocol",
             PmsError::Fenced => "fenced",
+            PmsError::Unsupported { .. } => "unsupported",
         }
     }
 
@@ -118,7 +125,10 @@ impl PmsError {
             },
             PmsError::Unavailable { detail } => PmsError::Unavailable { detail: at(detail) },
             PmsError::Protocol { detail } => PmsError::Protocol { detail: at(detail) },
-            e @ (PmsError::RateLimited { .. } | PmsError::Timeout | PmsError::Fenced) => e,
+            e @ (PmsError::RateLimited { .. }
+            | PmsError::Timeout
+            | PmsError::Fenced
+            | PmsError::Unsupported { .. }) => e,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The practice side: the [`PmsConnector`] trait and the Exact-style API client
-//! ([`ExactConnector`]).
+//! The practice side: the [`PmsConnector`] trait, the Exact-style API client
+//! ([`ExactConnector`]) and the Cliniko client ([`ClinikoConnector`]).
 //!
 //! A connector reads a practice's setup and diary into the domain model
 //! ([`slotbridge_domain::practice`]); the engine's snapshot is one projection of it
@@ -28,6 +28,8 @@ use secrecy::SecretString;
 use slotbridge_domain::practice::{Diary, DiaryAppointment, PracticeSetup, to_snapshot};
 use slotbridge_domain::snapshot::Snapshot;
 
+mod any;
+pub mod cliniko;
 mod error;
 mod exact;
 pub mod parse;
@@ -35,6 +37,8 @@ mod safe;
 pub mod types;
 pub mod webhook;
 
+pub use any::AnyPms;
+pub use cliniko::{ClinikoConfig, ClinikoConnector, ClinikoKey};
 pub use error::PmsError;
 pub use exact::{CallObserver, ExactConfig, ExactConnector, http_client};
 pub use types::{

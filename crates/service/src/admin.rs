@@ -16,8 +16,8 @@ use slotbridge_domain::horizon::Horizon;
 use slotbridge_domain::practice::{Diary, PracticeSetup, SiteSlug, to_snapshot};
 use slotbridge_pms::{PmsConnector, PmsError};
 use slotbridge_store::{
-    Booking, BookingEvent, ConsentStatus, HorizonDays, Link, LinkChanges, LinkId, MarketRequest,
-    NewLink, StoreError, SyncState,
+    Booking, BookingEvent, ConsentStatus, HorizonDays, Link, LinkChanges, LinkId, LinkPms,
+    MarketRequest, NewLink, StoreError, SyncState,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -107,6 +107,11 @@ pub struct LinkView {
     pub generation: i64,
     /// Whether a PMS API key and a practice key are set (they are write-only).
     pub secrets_set: bool,
+    /// Which PMS: `exact` (an Exact-style site) or `cliniko`.
+    pub pms_kind: String,
+    /// The Cliniko business id (Cliniko links only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_id: Option<String>,
 }
 
 impl From<&Link> for LinkView {
@@ -119,16 +124,39 @@ impl From<&Link> for LinkView {
             horizon_days: l.horizon_days.get(),
             generation: l.generation,
             secrets_set: true,
+            pms_kind: l.pms.kind().to_owned(),
+            business_id: match &l.pms {
+                LinkPms::Exact => None,
+                LinkPms::Cliniko { business_id } => Some(business_id.clone()),
+            },
         }
     }
+}
+
+/// Which PMS a new link reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PmsKind {
+    /// An Exact-style site: `site_slug` and `pms_api_key`.
+    #[default]
+    Exact,
+    /// A Cliniko business: `pms_api_key` (its shard suffix included) and `business_id`.
+    Cliniko,
 }
 
 /// `POST /api/links`: link a PMS site to a marketplace practice.
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
-    /// PMS site slug.
+    /// Which PMS (default `exact`).
+    #[serde(default)]
+    pub pms_kind: PmsKind,
+    /// PMS site slug (Exact-style links; a Cliniko link's is made from its business id).
+    #[serde(default)]
     pub site_slug: String,
+    /// The Cliniko business (location) id (Cliniko links).
+    #[serde(default)]
+    pub business_id: Option<String>,
     /// PMS API key (write-only).
     pub pms_api_key: String,
     /// Marketplace practice id.
@@ -147,7 +175,9 @@ pub struct CreateLink {
 impl std::fmt::Debug for CreateLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateLink")
+            .field("pms_kind", &self.pms_kind)
             .field("site_slug", &self.site_slug)
+            .field("business_id", &self.business_id)
             .field("practice_id", &self.practice_id)
             .field("horizon_days", &self.horizon_days)
             .field("enabled", &self.enabled)
@@ -656,8 +686,52 @@ fn header_text(field: &'static str, v: &str) -> Result<(), AdminError> {
 
 /// Link a PMS site to a marketplace practice.
 pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminError> {
-    let site_slug =
-        SiteSlug::parse(req.site_slug.trim()).map_err(|e| invalid("site_slug", e.to_string()))?;
+    let (site_slug, pms) = match req.pms_kind {
+        PmsKind::Exact => {
+            if req.business_id.is_some() {
+                return Err(invalid(
+                    "business_id",
+                    "only a Cliniko link has a business id",
+                ));
+            }
+            let slug = SiteSlug::parse(req.site_slug.trim())
+                .map_err(|e| invalid("site_slug", e.to_string()))?;
+            (slug, LinkPms::Exact)
+        }
+        PmsKind::Cliniko => {
+            let business = req.business_id.as_deref().map(str::trim).unwrap_or("");
+            if business.is_empty()
+                || business.len() > 40
+                || !business.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid(
+                    "business_id",
+                    "expected the Cliniko business id: 1 to 40 digits",
+                ));
+            }
+            if !req.site_slug.trim().is_empty() {
+                return Err(invalid(
+                    "site_slug",
+                    "a Cliniko link has no site slug: give business_id",
+                ));
+            }
+            slotbridge_pms::ClinikoKey::parse(SecretString::from(req.pms_api_key.clone()))
+                .map_err(|_| {
+                    invalid(
+                        "pms_api_key",
+                        "expected a Cliniko API key: one word, its shard after the last `-`",
+                    )
+                })?;
+            let slug = slotbridge_pms::ClinikoConnector::site_slug(business)
+                .map_err(|_| invalid("business_id", "expected digits"))?;
+            (
+                slug,
+                LinkPms::Cliniko {
+                    business_id: business.to_owned(),
+                },
+            )
+        }
+    };
     let horizon_days = match req.horizon_days {
         Some(d) => HorizonDays::new(d)?,
         None => HorizonDays::DEFAULT,
@@ -667,14 +741,17 @@ pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminEr
     header_text("practice_key", &req.practice_key)?;
     let link = ctx
         .store
-        .create_link(NewLink {
-            site_slug,
-            pms_api_key: SecretString::from(req.pms_api_key),
-            market_practice_id: req.practice_id.trim().to_owned(),
-            market_practice_key: SecretString::from(req.practice_key),
-            enabled: req.enabled.unwrap_or(true),
-            horizon_days,
-        })
+        .create_link_of(
+            NewLink {
+                site_slug,
+                pms_api_key: SecretString::from(req.pms_api_key),
+                market_practice_id: req.practice_id.trim().to_owned(),
+                market_practice_key: SecretString::from(req.practice_key),
+                enabled: req.enabled.unwrap_or(true),
+                horizon_days,
+            },
+            pms,
+        )
         .await?;
     Ok(LinkView::from(&link))
 }
@@ -997,7 +1074,7 @@ pub struct PmsRead {
 
 /// Read the link's PMS the way the publisher does.
 pub async fn read_pms(ctx: &Ctx, link: &Link) -> Result<PmsRead, PmsError> {
-    let pms = ctx.pms_connector(link);
+    let pms = ctx.pms_connector(link)?;
     let now = ctx.now();
     let setup = pms.read_setup().await?;
     let horizon = Horizon::new(setup.timezone.time_zone(), now, link.horizon_days);
@@ -1021,9 +1098,14 @@ pub async fn findings_from(
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
     let mut health = health_view(&state, &bookings, ctx.now(), is_unserved(ctx, link).await?);
     let found = match read {
-        Ok(r) => diagnostics::diagnose(
-            &Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health),
-        ),
+        Ok(r) => {
+            let input = Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health);
+            let input = match link.pms {
+                LinkPms::Exact => input,
+                LinkPms::Cliniko { .. } => input.for_cliniko(),
+            };
+            diagnostics::diagnose(&input)
+        }
         Err(e) => {
             health.pms_auth = match e {
                 PmsError::Unauthorized { .. } => PmsAuth::Rejected,

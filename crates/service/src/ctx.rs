@@ -9,8 +9,10 @@ use jiff::{SignedDuration, Timestamp};
 use secrecy::ExposeSecret;
 use slotbridge_domain::clock::{Clock, OffsetClock, SystemClock};
 use slotbridge_market::{MarketClient, PracticeClient, PracticeCredentials};
-use slotbridge_pms::{ExactConfig, ExactConnector};
-use slotbridge_store::{Link, LinkId, Store};
+use slotbridge_pms::{
+    AnyPms, ClinikoConfig, ClinikoConnector, ClinikoKey, ExactConfig, ExactConnector, PmsError,
+};
+use slotbridge_store::{Link, LinkId, LinkPms, Store};
 
 use std::sync::atomic::AtomicBool;
 
@@ -45,6 +47,9 @@ pub struct WorkerSettings {
     pub node_id: String,
     /// The PMS API's base URL.
     pub pms_url: url::Url,
+    /// The Cliniko API's base URL (ending in `/v1`) for every Cliniko link; `None`: the one
+    /// each key's shard names (`https://api.{shard}.cliniko.com/v1`). Set for the simulator.
+    pub cliniko_url: Option<url::Url>,
     /// How often each link polls the marketplace's requests and the PMS change feed.
     pub poll_interval: Duration,
     /// How often each link resends everything.
@@ -150,6 +155,7 @@ impl WorkerSettings {
         WorkerSettings {
             node_id: node_id.into(),
             pms_url,
+            cliniko_url: None,
             poll_interval: Duration::from_secs(5),
             full_resync: Duration::from_secs(15 * 60),
             lease_ttl: Duration::from_secs(10),
@@ -424,15 +430,30 @@ impl Ctx {
     }
 
     /// The PMS connector for a link.
-    pub fn pms_connector(&self, link: &Link) -> ExactConnector {
-        let mut cfg = ExactConfig::new(
-            self.settings.pms_url.clone(),
-            link.site_slug.clone(),
-            link.pms_api_key.clone(),
-        );
-        cfg.observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
-        cfg.timeout = self.settings.pms_timeout;
-        ExactConnector::with_client(cfg, self.http.clone())
+    pub fn pms_connector(&self, link: &Link) -> Result<AnyPms, PmsError> {
+        let observer = Some(crate::metrics::Metrics::observer(&self.metrics, "pms"));
+        match &link.pms {
+            LinkPms::Exact => {
+                let mut cfg = ExactConfig::new(
+                    self.settings.pms_url.clone(),
+                    link.site_slug.clone(),
+                    link.pms_api_key.clone(),
+                );
+                cfg.observer = observer;
+                cfg.timeout = self.settings.pms_timeout;
+                Ok(ExactConnector::with_client(cfg, self.http.clone()).into())
+            }
+            LinkPms::Cliniko { business_id } => {
+                let key = ClinikoKey::parse(link.pms_api_key.clone())?;
+                let mut cfg = ClinikoConfig::new(key, business_id.clone());
+                if let Some(base) = &self.settings.cliniko_url {
+                    cfg = cfg.with_base_url(base.clone());
+                }
+                cfg.observer = observer;
+                cfg.timeout = self.settings.pms_timeout;
+                Ok(ClinikoConnector::with_client(cfg, self.http.clone()).into())
+            }
+        }
     }
 
     /// The marketplace client for a link's practice.

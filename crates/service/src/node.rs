@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub user_agent: String,
     /// The PMS API base URL.
     pub pms_url: url::Url,
+    /// The Cliniko API base URL (ending in `/v1`) for Cliniko links; `None`: each key's shard
+    /// names it (`https://api.{shard}.cliniko.com/v1`). Set for the simulator.
+    pub cliniko_url: Option<url::Url>,
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
     /// This node's id.
@@ -77,6 +80,7 @@ impl NodeConfig {
         settings.booking_retention = self.booking_retention;
         settings.max_links = self.max_links;
         settings.pms_timeout = self.call_timeout;
+        settings.cliniko_url.clone_from(&self.cliniko_url);
         // A crash test's hook (see `CrashPoint`); unset in production.
         if let Ok(at) = std::env::var("SLOTBRIDGE_CRASH_AT")
             && !at.is_empty()

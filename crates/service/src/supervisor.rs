@@ -306,16 +306,20 @@ fn start(
     let revision = link.revision;
     let site = link.site_slug.as_str().to_owned();
     info!(link = %id, epoch = fence.lease().epoch, revision, site = %site, practice = %link.market_practice_id, "starting link worker");
-    let pms = ctx.pms_connector(&link);
-    let task = tokio::spawn(worker::link_worker(
-        ctx.clone(),
-        fence.clone(),
-        link,
-        pms,
-        rx,
-        child.clone(),
-        drain.clone(),
-    ));
+    let task = match ctx.pms_connector(&link) {
+        Ok(pms) => tokio::spawn(worker::link_worker(
+            ctx.clone(),
+            fence.clone(),
+            link,
+            pms,
+            rx,
+            child.clone(),
+            drain.clone(),
+        )),
+        // A link whose PMS cannot be reached as configured (a malformed Cliniko key) fails like
+        // a worker that failed: shown on the link, retried with backoff.
+        Err(e) => tokio::spawn(async move { WorkerExit::Failed(format!("PMS connector: {e}")) }),
+    };
     ctx.workers().insert(
         id,
         Running {

@@ -469,7 +469,9 @@ fn debug_of_types_holding_secrets_or_patient_data_shows_none_of_them() {
         format!(
             "{:?}",
             CreateLink {
+                pms_kind: Default::default(),
                 site_slug: "harbour".into(),
+                business_id: None,
                 pms_api_key: secret.into(),
                 practice_id: "p1".into(),
                 practice_key: secret.into(),

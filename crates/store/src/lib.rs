@@ -52,7 +52,7 @@ pub use bookings::{
 pub use error::StoreError;
 pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
-pub use links::{Link, LinkChanges, NewLink};
+pub use links::{Link, LinkChanges, LinkPms, NewLink};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};
 pub use requests::{MarketRequest, NewMarketRequest, RequestState};
 pub use secrets::{KeyError, Keyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};

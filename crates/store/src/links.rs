@@ -37,6 +37,30 @@ pub struct Link {
     pub created_at: Timestamp,
     /// When the link was last changed.
     pub updated_at: Timestamp,
+    /// Which PMS the link reaches.
+    pub pms: LinkPms,
+}
+
+/// Which PMS a link reaches, and what besides the key it needs there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkPms {
+    /// An Exact-style site: its slug ([`Link::site_slug`]) and key.
+    Exact,
+    /// A Cliniko business: the key (its shard suffix picks the API's host) and this business.
+    Cliniko {
+        /// The Cliniko business (location) id.
+        business_id: String,
+    },
+}
+
+impl LinkPms {
+    /// `exact` or `cliniko`, as stored and shown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkPms::Exact => "exact",
+            LinkPms::Cliniko { .. } => "cliniko",
+        }
+    }
 }
 
 /// What [`Store::create_link`] needs. One PMS site may have several links (one per location).
@@ -91,6 +115,8 @@ struct LinkRow {
     revision: i64,
     created_at: i64,
     updated_at: i64,
+    pms_kind: String,
+    pms_business_id: Option<String>,
 }
 
 macro_rules! select_links {
@@ -99,7 +125,7 @@ macro_rules! select_links {
             "SELECT id, site_slug, pms_api_key_key_id, pms_api_key_nonce, pms_api_key_ciphertext, \
              market_practice_id, market_practice_key_key_id, market_practice_key_nonce, \
              market_practice_key_ciphertext, enabled, horizon_days, generation, revision, \
-             created_at, updated_at FROM links ",
+             created_at, updated_at, pms_kind, pms_business_id FROM links ",
             $rest
         )
     };
@@ -160,6 +186,16 @@ impl Store {
             revision: r.revision,
             created_at: instant("links.created_at", r.created_at)?,
             updated_at: instant("links.updated_at", r.updated_at)?,
+            pms: match (r.pms_kind.as_str(), r.pms_business_id) {
+                ("exact", _) => LinkPms::Exact,
+                ("cliniko", Some(business_id)) => LinkPms::Cliniko { business_id },
+                _ => {
+                    return Err(StoreError::corrupt(
+                        "links.pms_kind",
+                        "expected exact, or cliniko with a business id",
+                    ));
+                }
+            },
         })
     }
 
@@ -168,6 +204,27 @@ impl Store {
     /// Fails with [`StoreError::PracticeAlreadyLinked`] if `enabled` and another enabled link
     /// publishes to the same marketplace practice.
     pub async fn create_link(&self, new: NewLink) -> Result<Link, StoreError> {
+        self.create_link_of(new, LinkPms::Exact).await
+    }
+
+    /// Create a link to the PMS `pms` names, as [`Store::create_link`] does. A Cliniko business
+    /// id is letters and digits (1 to 40).
+    pub async fn create_link_of(&self, new: NewLink, pms: LinkPms) -> Result<Link, StoreError> {
+        if let LinkPms::Cliniko { business_id } = &pms
+            && (business_id.is_empty()
+                || business_id.len() > 40
+                || !business_id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(StoreError::InvalidInput {
+                field: "business_id",
+                message: format!("expected 1 to 40 letters or digits, found {business_id:?}"),
+            });
+        }
+        let pms_kind = pms.kind();
+        let business_id = match &pms {
+            LinkPms::Exact => None,
+            LinkPms::Cliniko { business_id } => Some(business_id.clone()),
+        };
         let practice_id = check_practice_id(&new.market_practice_id)?;
         check_secret("pms_api_key", &new.pms_api_key)?;
         check_secret("market_practice_key", &new.market_practice_key)?;
@@ -186,8 +243,8 @@ impl Store {
                 "INSERT INTO links (id, site_slug, pms_api_key_key_id, pms_api_key_nonce, \
                  pms_api_key_ciphertext, market_practice_id, market_practice_key_key_id, \
                  market_practice_key_nonce, market_practice_key_ciphertext, enabled, \
-                 horizon_days, generation, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)",
+                 horizon_days, generation, created_at, updated_at, pms_kind, pms_business_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13, $14)",
             )
             .bind(id.0)
             .bind(new.site_slug.as_str().to_owned())
@@ -201,6 +258,8 @@ impl Store {
             .bind(new.enabled)
             .bind(new.horizon_days.get())
             .bind(now)
+            .bind(pms_kind)
+            .bind(business_id.clone())
             .execute(&mut *tx)
             .await?;
             sqlx::query("INSERT INTO link_leases (link_id) VALUES ($1)")

@@ -23,6 +23,7 @@ pub fn node_config(sims: &Sims, database_url: &str, node_id: &str) -> NodeConfig
         market_api_key: SecretString::from(sims.market_api_key.clone()),
         user_agent: "slotbridge (test@slotbridge.example) DEV".into(),
         pms_url: sims.pms_url.parse().expect("the PMS simulator's URL"),
+        cliniko_url: None,
         listen: "127.0.0.1:0".parse().expect("addr"),
         node_id: node_id.to_owned(),
         poll_interval: Duration::from_millis(500),

@@ -32,6 +32,7 @@ struct FileConfig {
     market_api_key: Option<String>,
     user_agent: Option<String>,
     pms_url: Option<String>,
+    cliniko_url: Option<String>,
     poll_interval_ms: Option<u64>,
     lease_ttl_secs: Option<u64>,
     booking_retention_days: Option<u64>,
@@ -101,6 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             user_agent: setting(&file.user_agent, "user_agent")
                 .unwrap_or_else(|| "slotbridge (integrations@slotbridge.example) PROD".into()),
             pms_url: pms_url.parse().map_err(|e| format!("pms_url: {e}"))?,
+            cliniko_url: setting(&file.cliniko_url, "cliniko_url")
+                .map(|u| u.parse().map_err(|e| format!("cliniko_url: {e}")))
+                .transpose()?,
             listen,
             node_id: setting(&file.node_id, "node_id")
                 .unwrap_or_else(|| format!("node-{}", std::process::id())),

@@ -440,7 +440,14 @@ fn flash(key: &str) -> Option<&'static str> {
 struct NewLinkForm {
     #[serde(default)]
     csrf: Option<String>,
+    /// `exact` (default) or `cliniko`.
+    #[serde(default)]
+    pms_kind: Option<String>,
+    #[serde(default)]
     site_slug: String,
+    /// The Cliniko business id (Cliniko links).
+    #[serde(default)]
+    business_id: Option<String>,
     pms_api_key: String,
     practice_id: String,
     practice_key: String,
@@ -464,7 +471,13 @@ async fn create_link(
     let created = admin::create_link(
         &c.ctx,
         CreateLink {
+            pms_kind: if f.pms_kind.as_deref() == Some("cliniko") {
+                admin::PmsKind::Cliniko
+            } else {
+                admin::PmsKind::Exact
+            },
             site_slug: f.site_slug,
+            business_id: f.business_id.filter(|b| !b.trim().is_empty()),
             pms_api_key: f.pms_api_key,
             practice_id: f.practice_id,
             practice_key: f.practice_key,

@@ -202,8 +202,15 @@ pub fn practices(
                 h2 id="link-h" { "Link a practice" }
                 form method="post" action="/console/links" class="grid-form" {
                     input type="hidden" name="csrf" value=(csrf);
-                    label for="new-site" { "PMS site slug" }
-                    input id="new-site" name="site_slug" required autocomplete="off";
+                    label for="new-kind" { "PMS" }
+                    select id="new-kind" name="pms_kind" {
+                        option value="exact" selected { "Exact-style: site slug and API key" }
+                        option value="cliniko" { "Cliniko: API key and business id" }
+                    }
+                    label for="new-site" { "PMS site slug (Exact-style)" }
+                    input id="new-site" name="site_slug" autocomplete="off";
+                    label for="new-business" { "Cliniko business id (Cliniko)" }
+                    input id="new-business" name="business_id" inputmode="numeric" autocomplete="off";
                     label for="new-pms-key" { "PMS API key" }
                     input id="new-pms-key" name="pms_api_key" type="password" required autocomplete="off";
                     label for="new-practice" { "Marketplace practice id" }
