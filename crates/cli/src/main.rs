@@ -35,6 +35,8 @@ enum Command {
     PmsSim(Box<cmd::pms_sim::Args>),
     /// Serve the marketplace simulator (see docs/market-sim.md).
     MarketSim(cmd::market_sim::Args),
+    /// Serve the Cliniko API simulator (see docs/cliniko-sim.md).
+    ClinikoSim(cmd::cliniko_sim::Args),
     /// Measure one node in its own process against both simulators (see docs/performance.md).
     Bench(cmd::bench::Args),
 }
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Match(args) => cmd::matching::run(args),
         Command::PmsSim(args) => cmd::pms_sim::run(*args),
         Command::MarketSim(args) => cmd::market_sim::run(args),
+        Command::ClinikoSim(args) => cmd::cliniko_sim::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

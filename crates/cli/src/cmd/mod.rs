@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 pub mod bench;
+pub mod cliniko_sim;
 pub mod demo;
 pub mod doctor;
 pub mod explain;
