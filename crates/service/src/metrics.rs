@@ -87,13 +87,18 @@ const PUBLISH: Family = Family {
     help: "From the wake-up (PMS change, tick or resync) to the marketplace holding the result.",
     labels: &["cause"],
 };
+const FRESHNESS: Family = Family {
+    name: "slotbridge_freshness_seconds",
+    help: "From a change in the PMS (webhook or change-feed event) to its publish.",
+    labels: &[],
+};
 const ERRORS: Family = Family {
     name: "slotbridge_errors_total",
     help: "Failed steps by kind.",
     labels: &["kind"],
 };
 
-const HISTOGRAMS: [&Family; 4] = [&PMS_CALLS, &MARKET_CALLS, &BOOKINGS, &PUBLISH];
+const HISTOGRAMS: [&Family; 5] = [&PMS_CALLS, &MARKET_CALLS, &BOOKINGS, &PUBLISH, &FRESHNESS];
 
 /// One node's metrics. Cheap to record into from any task.
 #[derive(Debug, Default)]
@@ -137,6 +142,11 @@ impl Metrics {
     /// A sync woken by `cause` reached the marketplace `elapsed` after the wake-up.
     pub fn published(&self, cause: &str, elapsed: Duration) {
         self.observe(&PUBLISH, &[cause], elapsed);
+    }
+
+    /// A PMS change was published this long after it was seen.
+    pub fn freshness(&self, elapsed: Duration) {
+        self.observe(&FRESHNESS, &[], elapsed);
     }
 
     /// A step failed.

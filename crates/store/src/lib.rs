@@ -34,27 +34,31 @@
 
 #![warn(missing_docs)]
 
+mod audit;
 mod backend;
 mod bookings;
 mod error;
 mod leases;
 mod links;
+mod list;
 mod publish;
 mod requests;
 mod secrets;
 mod sync;
 mod types;
 
+pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingState, BookingTransition, NewBooking,
 };
 pub use error::StoreError;
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, NewLink};
+pub use list::{ListFilter, ListPage, ListQuery};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};
 pub use requests::{MarketRequest, NewMarketRequest, RequestState};
 pub use secrets::{KeyError, Keyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
-pub use sync::{ConsentStatus, SyncChanges, SyncError, SyncState};
+pub use sync::{ConsentStatus, SetupFindings, SyncChanges, SyncError, SyncState};
 pub use types::{ContentHash, HorizonDays, LinkId};
 
 pub use backend::Store;
