@@ -462,7 +462,12 @@ impl ListRequest {
 fn parked_kinds() -> Vec<String> {
     FailureKind::ALL
         .into_iter()
-        .filter(|k| matches!(k.class(), slotbridge_domain::backoff::FailureClass::Lasting(_)))
+        .filter(|k| {
+            matches!(
+                k.class(),
+                slotbridge_domain::backoff::FailureClass::Lasting(_)
+            )
+        })
         .map(|k| k.as_str().to_owned())
         .collect()
 }

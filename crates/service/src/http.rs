@@ -524,7 +524,14 @@ async fn update_link(
     let req: UpdateLink = json_body(&body)?;
     let detail = audit_log::describe_update(&req);
     let link = admin::update_link(&s.ctx, &id, req).await?;
-    audit_log::record(&s.ctx, &s.actor, "link.update", audit_log::one_link(&link.id), detail).await;
+    audit_log::record(
+        &s.ctx,
+        &s.actor,
+        "link.update",
+        audit_log::one_link(&link.id),
+        detail,
+    )
+    .await;
     Ok(axum::Json(link))
 }
 

@@ -89,7 +89,8 @@ async fn world() -> World {
     .await;
     eventually("first publish", Duration::from_secs(30), || async {
         let p = w.api_get("/api/practices").await;
-        p.as_array()?
+        p["items"]
+            .as_array()?
             .iter()
             .any(|p| p["link"]["id"] == w.harbour_link.as_str() && p["last_publish_at"].is_string())
             .then_some(())
@@ -99,7 +100,7 @@ async fn world() -> World {
 }
 
 /// Every admin operation the console and the CLI rely on.
-const ADMIN_ROUTES: [(&str, &str); 12] = [
+const ADMIN_ROUTES: [(&str, &str); 15] = [
     ("get", "/api/links"),
     ("post", "/api/links"),
     ("get", "/api/links/{id}"),
@@ -112,6 +113,9 @@ const ADMIN_ROUTES: [(&str, &str); 12] = [
     ("get", "/api/links/{id}/log"),
     ("get", "/api/practices"),
     ("get", "/api/practices/{id}"),
+    ("post", "/api/practices/bulk"),
+    ("get", "/api/practices/bulk/{id}"),
+    ("get", "/api/audit"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,8 +225,9 @@ async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_to
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findings_with_fixes() {
     let w = world().await;
-    let list = w.api_get("/api/practices").await;
-    let list = list.as_array().expect("list");
+    let page = w.api_get("/api/practices").await;
+    assert_eq!(page["total"], 2, "{page}");
+    let list = page["items"].as_array().expect("list");
     assert_eq!(list.len(), 2);
     let harbour = list
         .iter()
@@ -261,6 +266,231 @@ async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findi
         .api_get(&format!("/api/practices/{}", w.misconfigured_link))
         .await;
     assert_eq!(one["link"]["id"], w.misconfigured_link.as_str());
+}
+
+/// The misconfigured practice's row once its setup was read: the list counts its setup findings.
+async fn misconfigured_row(w: &World) -> Value {
+    eventually(
+        "the setup findings in the list",
+        Duration::from_secs(30),
+        || async {
+            let p = w.api_get("/api/practices").await;
+            p["items"]
+                .as_array()?
+                .iter()
+                .find(|p| {
+                    p["link"]["id"] == w.misconfigured_link.as_str()
+                        && p["setup_finding_codes"]
+                            .as_array()
+                            .is_some_and(|c| !c.is_empty())
+                })
+                .cloned()
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_names_counts_setup_findings_searches_filters_and_pages() {
+    let w = world().await;
+    let row = misconfigured_row(&w).await;
+    // Names: the PMS's, stored at the worker's read, on the practice and its link.
+    assert!(row["name"].as_str().is_some_and(|n| !n.is_empty()), "{row}");
+    assert_eq!(row["name"], row["link"]["name"]);
+    let links = w.api_get("/api/links").await;
+    let harbour_link = links
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["id"] == w.harbour_link.as_str())
+        .expect("harbour's link")
+        .clone();
+    assert_eq!(harbour_link["name"], "Harbour Dental", "{harbour_link}");
+    // The setup findings of the last PMS read are counted in the row, without a PMS read.
+    let codes: BTreeSet<&str> = row["setup_finding_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code"))
+        .collect();
+    for kind in &w.planted {
+        assert!(
+            codes.contains(finding_code(kind)),
+            "{kind} not in {codes:?}"
+        );
+    }
+    let counted = row["setup_findings"]["error"].as_u64().expect("errors")
+        + row["setup_findings"]["warning"].as_u64().expect("warnings");
+    assert!(counted > 0, "{row}");
+    // Sorted by attention: the misconfigured practice first.
+    let page = w.api_get("/api/practices").await;
+    assert_eq!(
+        page["items"][0]["link"]["id"],
+        w.misconfigured_link.as_str(),
+        "{page}"
+    );
+    // Search by name, site slug and marketplace practice id, case-insensitively.
+    for q in [
+        "harbour dental",
+        "HARBOUR",
+        w.harbour().practice_id.as_str(),
+    ] {
+        let found = w
+            .api_get(&format!("/api/practices?q={}", urlencode(q)))
+            .await;
+        assert_eq!(found["total"], 1, "q={q}: {found}");
+        assert_eq!(found["items"][0]["link"]["id"], w.harbour_link.as_str());
+    }
+    let none = w.api_get("/api/practices?q=no-such-practice").await;
+    assert_eq!(none["total"], 0);
+    // Filters: a finding code, needs attention, disabled, parked.
+    let code = finding_code(&w.planted[0]);
+    let by_code = w.api_get(&format!("/api/practices?attention={code}")).await;
+    assert_eq!(by_code["total"], 1, "{by_code}");
+    assert_eq!(
+        by_code["items"][0]["link"]["id"],
+        w.misconfigured_link.as_str()
+    );
+    let needs = w.api_get("/api/practices?attention=needs_attention").await;
+    assert!(
+        needs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["link"]["id"] == w.misconfigured_link.as_str()),
+        "{needs}"
+    );
+    assert_eq!(
+        w.api_get("/api/practices?attention=disabled").await["total"],
+        0
+    );
+    // Pages: one practice each, every practice exactly once.
+    let mut seen = BTreeSet::new();
+    for n in 1..=3 {
+        let p = w
+            .api_get(&format!("/api/practices?per_page=1&page={n}"))
+            .await;
+        assert_eq!(p["total"], 2);
+        for item in p["items"].as_array().expect("items") {
+            assert!(seen.insert(item["link"]["id"].as_str().expect("id").to_owned()));
+        }
+    }
+    assert_eq!(seen.len(), 2);
+    // Bad queries name the field.
+    for (q, field) in [
+        ("attention=everything%25", "attention"),
+        ("per_page=0", "per_page"),
+        ("page=0", "page"),
+    ] {
+        let r = w
+            .http
+            .get(w.api(&format!("/api/practices?{q}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 422, "{q}");
+        let body: Value = r.json().await.expect("problem");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(field)),
+            "{q}: {body}"
+        );
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_action_on_a_filtered_set_reports_progress_and_every_action_is_audited() {
+    let w = world().await;
+    let row = misconfigured_row(&w).await;
+    let slug = row["link"]["site_slug"].as_str().expect("slug").to_owned();
+    // A single action, then a bulk one on the search's set (the misconfigured practice only).
+    let r = w
+        .http
+        .patch(w.api(&format!("/api/links/{}", w.harbour_link)))
+        .bearer_auth(TOKEN)
+        .json(&json!({"market_name": "Harbour Dental (marketplace)"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    let named: Value = r.json().await.expect("json");
+    assert_eq!(named["market_name"], "Harbour Dental (marketplace)");
+    let bad = w
+        .http
+        .post(w.api("/api/practices/bulk"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"action": "delete", "q": slug}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), 422);
+    for (action, enabled) in [("disable", false), ("enable", true)] {
+        let r = w
+            .http
+            .post(w.api("/api/practices/bulk"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"action": action, "q": slug}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 202);
+        let started: Value = r.json().await.expect("json");
+        assert_eq!(started["total"], 1, "{started}");
+        let url = started["progress_url"].as_str().expect("url").to_owned();
+        let done = eventually("bulk done", Duration::from_secs(30), || async {
+            let p = w.api_get(&url).await;
+            (p["state"] == "done").then_some(p)
+        })
+        .await;
+        assert_eq!(
+            (done["done"].as_u64(), done["failed"].as_u64()),
+            (Some(1), Some(0)),
+            "{done}"
+        );
+        let link = w
+            .api_get(&format!("/api/links/{}", w.misconfigured_link))
+            .await;
+        assert_eq!(link["enabled"], enabled, "after {action}");
+        let harbour = w.api_get(&format!("/api/links/{}", w.harbour_link)).await;
+        assert_eq!(
+            harbour["enabled"], true,
+            "{action} touched only the filtered set"
+        );
+    }
+    let audit = w.api_get("/api/audit").await;
+    let entries = audit.as_array().expect("entries");
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions[..3],
+        ["bulk.enable", "bulk.disable", "link.update"],
+        "newest first: {audit}"
+    );
+    for e in &entries[..3] {
+        assert_eq!(e["actor"], "api token");
+        assert_eq!(e["link_count"], 1, "{e}");
+    }
+    assert_eq!(entries[2]["links"][0], w.harbour_link.as_str());
+    assert_eq!(entries[0]["links"][0], w.misconfigured_link.as_str());
+    let of_harbour = w
+        .api_get(&format!("/api/audit?link={}", w.harbour_link))
+        .await;
+    assert!(
+        of_harbour
+            .as_array()
+            .expect("entries")
+            .iter()
+            .all(|e| e["links"]
+                .as_array()
+                .is_some_and(|l| l.contains(&Value::from(w.harbour_link.as_str())))),
+        "{of_harbour}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -793,4 +1023,64 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_change_is_published_and_its_freshness_is_shown() {
+    let w = world().await;
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+        .date();
+    let (date, slot) = {
+        let mut found = None;
+        for n in 1..14 {
+            let date = today + jiff::Span::new().days(n);
+            if let Some(s) = w.slots(&w.harbour().practice_id, date).await.first() {
+                found = Some((date, s.clone()));
+                break;
+            }
+        }
+        found.expect("a day with slots")
+    };
+    w.desk_book(&w.harbour().slug, &slot).await;
+    let harbour = eventually(
+        "the desk change published",
+        Duration::from_secs(30),
+        || async {
+            let p = w
+                .api_get(&format!("/api/practices/{}", w.harbour_link))
+                .await;
+            (p["freshness"]["changes_24h"].as_u64() >= Some(1)
+                && p["freshness"]["up_to_date"] == true)
+                .then_some(p)
+        },
+    )
+    .await;
+    let f = &harbour["freshness"];
+    let last = f["last_seconds"].as_f64().expect("last");
+    let p99 = f["p99_seconds"].as_f64().expect("p99");
+    assert!((0.0..30.0).contains(&last), "{f}");
+    assert!(p99 >= last || f["changes_24h"].as_u64() > Some(1), "{f}");
+    assert!(f["waiting_since"].is_null(), "{f}");
+    // The slot is gone from the marketplace: the change was published.
+    let left = w.slots(&w.harbour().practice_id, date).await;
+    assert!(
+        !left.contains(&slot),
+        "the desk-booked slot is still offered"
+    );
+    let metrics = w
+        .http
+        .get(w.api("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count: Option<f64> = metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix("slotbridge_freshness_seconds_count")?;
+        rest.trim_start_matches("{}").trim().parse().ok()
+    });
+    assert!(count >= Some(1.0), "{metrics}");
 }

@@ -265,9 +265,9 @@ impl Store {
                 "SELECT id, action, filter, actor, total, done, failed, failures, started_at, \
                  finished_at FROM bulk_actions WHERE id = $1",
             )
-                .bind(id.0)
-                .fetch_optional(pool)
-                .await?
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?
         });
         row.map(BulkAction::try_from).transpose()
     }

@@ -125,8 +125,10 @@ impl Store {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
         let (ids, total): (Vec<Uuid>, i64) = on_backend!(self, |pool| {
-            let ids = sqlx::query_scalar(matching!(
-                "ORDER BY CASE WHEN l.enabled = TRUE THEN 0 ELSE 1 END, \
+            let ids = sqlx::query_scalar(concat!(
+                "SELECT l.id ",
+                matching!(
+                    "ORDER BY CASE WHEN l.enabled = TRUE THEN 0 ELSE 1 END, \
                  (s.setup_errors + CASE WHEN s.last_error_kind IS NULL THEN 0 ELSE 1 END \
                   + CASE WHEN s.consent = 'withdrawn' THEN 1 ELSE 0 END) DESC, \
                  s.setup_warnings DESC, \
@@ -136,6 +138,7 @@ impl Store {
                                 l.market_practice_id)), \
                  l.id \
                  LIMIT $4 OFFSET $5"
+                )
             ))
             .bind(pattern.clone())
             .bind(mode)
@@ -172,7 +175,11 @@ mod tests {
 
     #[test]
     fn a_finding_filter_takes_codes_only() {
-        assert!(ListFilter::Finding("stacking-off".into()).mode_and_arg().is_ok());
+        assert!(
+            ListFilter::Finding("stacking-off".into())
+                .mode_and_arg()
+                .is_ok()
+        );
         for bad in ["", "x%", "Stacking", "a,b"] {
             assert!(
                 ListFilter::Finding(bad.into()).mode_and_arg().is_err(),

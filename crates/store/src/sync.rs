@@ -289,8 +289,18 @@ impl Store {
             .bind(flags.clone())
             .bind(micros(Timestamp::now()))
             .bind(changes.setup_findings.as_ref().map(|f| i64::from(f.errors)))
-            .bind(changes.setup_findings.as_ref().map(|f| i64::from(f.warnings)))
-            .bind(changes.setup_findings.as_ref().map(SetupFindings::codes_text))
+            .bind(
+                changes
+                    .setup_findings
+                    .as_ref()
+                    .map(|f| i64::from(f.warnings)),
+            )
+            .bind(
+                changes
+                    .setup_findings
+                    .as_ref()
+                    .map(SetupFindings::codes_text),
+            )
             .bind(changes.change_pending_since.map(micros))
             .execute(&mut *tx)
             .await?
@@ -329,11 +339,12 @@ impl Store {
         let freshness = on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             hold_lease!(pool, tx, lease);
-            let pending: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT change_pending_since FROM sync_state WHERE link_id = $1")
-                    .bind(link_id.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let pending: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT change_pending_since FROM sync_state WHERE link_id = $1",
+            )
+            .bind(link_id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(pending) = pending else {
                 return Err(StoreError::LinkNotFound(link_id));
             };

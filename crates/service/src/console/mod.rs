@@ -712,7 +712,14 @@ async fn update_settings(
     let detail = audit::describe_update(&changes);
     match admin::update_link(&c.ctx, &id, changes).await {
         Ok(link) => {
-            audit::record(&c.ctx, &authed.actor, "link.update", audit::one_link(&link.id), detail).await;
+            audit::record(
+                &c.ctx,
+                &authed.actor,
+                "link.update",
+                audit::one_link(&link.id),
+                detail,
+            )
+            .await;
             Redirect::to(&format!("/console/practices/{id}?msg=saved")).into_response()
         }
         Err(e) => practice_with_error(&c, &authed, &id, &e).await,
@@ -744,12 +751,19 @@ async fn set_enabled(
     let detail = audit::describe_update(&changes);
     match admin::update_link(&c.ctx, &id, changes).await {
         Ok(link) => {
-            audit::record(&c.ctx, &authed.actor, "link.update", audit::one_link(&link.id), detail).await;
+            audit::record(
+                &c.ctx,
+                &authed.actor,
+                "link.update",
+                audit::one_link(&link.id),
+                detail,
+            )
+            .await;
             Redirect::to(&format!(
-            "/console/practices/{id}?msg={}",
-            if enabled { "enabled" } else { "disabled" }
-        ))
-        .into_response()
+                "/console/practices/{id}?msg={}",
+                if enabled { "enabled" } else { "disabled" }
+            ))
+            .into_response()
         }
         Err(e) => practice_with_error(&c, &authed, &id, &e).await,
     }
@@ -780,7 +794,14 @@ async fn resync(
     };
     if let Ok(a) = &asked {
         let detail = format!("resync {}", a.what.as_str());
-        audit::record(&c.ctx, &authed.actor, "link.resync", audit::one_link(&a.link), detail).await;
+        audit::record(
+            &c.ctx,
+            &authed.actor,
+            "link.resync",
+            audit::one_link(&a.link),
+            detail,
+        )
+        .await;
     }
     match (asked, htmx) {
         (Ok(_), true) => match admin::resync_progress(&c.ctx, &id).await {

@@ -150,9 +150,7 @@ const SETUP_CODES: [Code; 11] = [
 
 /// The list's URL for a page of this query.
 fn list_url(q: &ListRequest, page: u32) -> String {
-    let enc = |v: &str| -> String {
-        url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
-    };
+    let enc = |v: &str| -> String { url::form_urlencoded::byte_serialize(v.as_bytes()).collect() };
     let mut out = format!("/console?page={page}&per_page={}", q.per_page);
     if !q.q.is_empty() {
         out.push_str(&format!("&q={}", enc(&q.q)));
