@@ -933,11 +933,12 @@ fn missing(what: &str) {
     eprintln!("SKIPPED console browser test: {what}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explains_and_logs_a_booking()
- {
+/// Chromium and the browser scripts' folder with its packages installed; `None` (the test
+/// skipped, or failed under CI) when either is missing.
+fn browser_ready() -> Option<(PathBuf, PathBuf)> {
     let Some(browser) = chromium() else {
-        return missing("chromium is not installed (scripts/ensure-chromium installs it)");
+        missing("chromium is not installed (scripts/ensure-chromium installs it)");
+        return None;
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = root.join("tests/browser");
@@ -946,8 +947,12 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         .output()
         .is_ok_and(|o| o.status.success());
     if !node_ok {
-        return missing("Node.js is not installed");
+        missing("Node.js is not installed");
+        return None;
     }
+    // The browser tests run in parallel: one `npm ci` at a time, and only when still needed.
+    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = NPM.lock().unwrap_or_else(|p| p.into_inner());
     if !dir
         .join("node_modules/playwright-core/package.json")
         .is_file()
@@ -959,15 +964,25 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         match ci {
             Ok(o) if o.status.success() => {}
             other => {
-                return missing(&format!(
+                missing(&format!(
                     "`npm ci` in tests/browser failed: {}",
                     other
                         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
                         .unwrap_or_else(|e| e.to_string())
                 ));
+                return None;
             }
         }
     }
+    Some((browser, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explains_and_logs_a_booking()
+ {
+    let Some((browser, dir)) = browser_ready() else {
+        return;
+    };
     let w = world().await;
     // A day with bookable slots on the marketplace, and a time to explain (03:00 that day).
     let today = jiff::Timestamp::now()
@@ -983,7 +998,7 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         }
     }
     let book_date = book_date.expect("a day with slots");
-    let shots = root.join("target/console-screenshots");
+    let shots = dir.join("../../target/console-screenshots");
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new("node")
@@ -1083,4 +1098,67 @@ async fn a_desk_change_is_published_and_its_freshness_is_shown() {
         rest.trim_start_matches("{}").trim().parse().ok()
     });
     assert!(count >= Some(1.0), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_lists_searches_pages_acts_in_bulk_and_audits() {
+    let Some((browser, dir)) = browser_ready() else {
+        return;
+    };
+    let w = world().await;
+    let row = misconfigured_row(&w).await;
+    let slug = row["link"]["site_slug"].as_str().expect("slug").to_owned();
+    let shots = dir.join("../../target/console-screenshots");
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("node")
+            .arg("operations.mjs")
+            .current_dir(&dir)
+            .env("CHROMIUM", &browser)
+            .env("NODE_URL", w.node().url())
+            .env("CONSOLE_PASSWORD", PASSWORD)
+            .env("PRACTICE_LINK", &w.harbour_link)
+            .env("MISCONFIGURED_LINK", &w.misconfigured_link)
+            .env("MISCONFIGURED_SLUG", &slug)
+            .env("FINDING_CODE", finding_code(&w.planted[0]))
+            .env("SCREENSHOTS", &shots)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test finishes within 5 minutes")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("browser: all steps passed"),
+        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    for shot in [
+        "10-list-attention",
+        "11-list-search",
+        "12-list-pages",
+        "13-bulk-done",
+        "14-audit-log",
+        "15-practice-freshness",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+    // The console's actions are in the audit log with the session that took them.
+    let audit = w.api_get("/api/audit").await;
+    let disable = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "bulk.disable")
+        .expect("the bulk disable is audited");
+    assert!(
+        disable["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("console session ")),
+        "{disable}"
+    );
+    assert_eq!(disable["links"][0], w.misconfigured_link.as_str());
 }
