@@ -1160,6 +1160,27 @@ fn breaker_closed(breaker: &Breaker) -> bool {
     breaker.state() == BreakerState::Closed
 }
 
+/// The setup findings of a whole-horizon read (the domain's diagnostics, without the health):
+/// counts by severity and the codes.
+fn setup_findings(
+    setup: &PracticeSetup,
+    diary: &Diary,
+    now: Timestamp,
+    horizon_days: slotbridge_store::HorizonDays,
+) -> SetupFindings {
+    use slotbridge_domain::diagnostics::{self, Input, Severity};
+    let today = Horizon::new(setup.timezone.time_zone(), now, horizon_days).start();
+    let found = diagnostics::diagnose(&Input::new(setup, diary, today, horizon_days.days()));
+    let count = |s: Severity| {
+        u32::try_from(found.iter().filter(|f| f.severity == s).count()).unwrap_or(u32::MAX)
+    };
+    SetupFindings {
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        codes: found.iter().map(|f| f.code.as_str().to_owned()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::reachable_from;
@@ -1182,26 +1203,5 @@ mod tests {
             "https://api.healthengine.example/pms-api/v1"
         ));
         assert!(reachable_from(&public, "http://127.0.0.1:7300/"));
-    }
-}
-
-/// The setup findings of a whole-horizon read (the domain's diagnostics, without the health):
-/// counts by severity and the codes.
-fn setup_findings(
-    setup: &PracticeSetup,
-    diary: &Diary,
-    now: Timestamp,
-    horizon_days: slotbridge_store::HorizonDays,
-) -> SetupFindings {
-    use slotbridge_domain::diagnostics::{self, Input, Severity};
-    let today = Horizon::new(setup.timezone.time_zone(), now, horizon_days).start();
-    let found = diagnostics::diagnose(&Input::new(setup, diary, today, horizon_days.days()));
-    let count = |s: Severity| {
-        u32::try_from(found.iter().filter(|f| f.severity == s).count()).unwrap_or(u32::MAX)
-    };
-    SetupFindings {
-        errors: count(Severity::Error),
-        warnings: count(Severity::Warning),
-        codes: found.iter().map(|f| f.code.as_str().to_owned()).collect(),
     }
 }
