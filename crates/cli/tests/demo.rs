@@ -112,6 +112,10 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         2,
         "Harbour Dental and the misconfigured practice"
     );
+    assert!(
+        entries.iter().any(|e| e["name"] == "Harbour Dental"),
+        "doctor names the practices: {report}"
+    );
     let errors = entries.iter().any(|e| {
         e["findings"]
             .as_array()

@@ -112,6 +112,13 @@ pub struct LinkView {
     /// The Cliniko business id (Cliniko links only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub business_id: Option<String>,
+    /// The practice's name: the PMS's, else the marketplace practice's; none until the first
+    /// PMS read when no marketplace name was entered.
+    pub name: Option<String>,
+    /// The practice's name as the PMS reported it at the last read.
+    pub pms_name: Option<String>,
+    /// The marketplace practice's name, as entered (the marketplace's API does not give it).
+    pub market_name: Option<String>,
 }
 
 impl From<&Link> for LinkView {
@@ -129,6 +136,9 @@ impl From<&Link> for LinkView {
                 LinkPms::Exact => None,
                 LinkPms::Cliniko { business_id } => Some(business_id.clone()),
             },
+            name: l.display_name().map(str::to_owned),
+            pms_name: l.pms_practice_name.clone(),
+            market_name: l.market_practice_name.clone(),
         }
     }
 }
@@ -169,6 +179,9 @@ pub struct CreateLink {
     /// Start enabled (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The marketplace practice's name, to show (optional).
+    #[serde(default)]
+    pub market_name: Option<String>,
 }
 
 /// Redacted: personal data or secrets never reach a log through `Debug`.
@@ -181,6 +194,7 @@ impl std::fmt::Debug for CreateLink {
             .field("practice_id", &self.practice_id)
             .field("horizon_days", &self.horizon_days)
             .field("enabled", &self.enabled)
+            .field("market_name", &self.market_name)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +213,10 @@ pub struct UpdateLink {
     pub pms_api_key: Option<String>,
     /// New horizon, 1..=90.
     pub horizon_days: Option<i64>,
+    /// The marketplace practice's name, to show (blank forgets it). Changing only the name
+    /// does not restart the link's worker.
+    #[serde(default)]
+    pub market_name: Option<String>,
 }
 
 /// Redacted: personal data or secrets never reach a log through `Debug`.
@@ -208,6 +226,7 @@ impl std::fmt::Debug for UpdateLink {
             .field("enabled", &self.enabled)
             .field("practice_id", &self.practice_id)
             .field("horizon_days", &self.horizon_days)
+            .field("market_name", &self.market_name)
             .finish_non_exhaustive()
     }
 }
@@ -317,6 +336,8 @@ pub struct BookingCounts {
 /// One practice (link) with its health at a glance.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PracticeSummary {
+    /// The practice's name (as [`LinkView::name`]).
+    pub name: Option<String>,
     /// The link.
     pub link: LinkView,
     /// Whether this node works the link now (holds its lease).
@@ -327,8 +348,11 @@ pub struct PracticeSummary {
     pub last_publish_at: Option<String>,
     /// Last poll of the marketplace's requests (RFC 3339).
     pub last_poll_at: Option<String>,
-    /// Seconds since the last publish.
+    /// Seconds since the last publish (not the freshness: a practice whose diary did not
+    /// change is up to date however long ago it was published; see `freshness`).
     pub lag_seconds: Option<i64>,
+    /// How fresh the published availability is: from a PMS change to its publish.
+    pub freshness: FreshnessView,
     /// The last error, until a sync succeeds.
     pub last_error: Option<ErrorView>,
     /// Consent to publish as last seen: `unknown`, `granted` or `withdrawn`.
@@ -340,8 +364,171 @@ pub struct PracticeSummary {
     pub unhealthy: Vec<String>,
     /// The integration-health findings (no PMS read), by severity.
     pub health_findings: SeverityCounts,
+    /// The setup findings of the last whole-horizon PMS read (stored with the sync state), by
+    /// severity.
+    pub setup_findings: SeverityCounts,
+    /// The setup findings' codes (`stacking-off`, …).
+    pub setup_finding_codes: Vec<String>,
     /// The most recent bookings, by outcome.
     pub bookings: BookingCounts,
+}
+
+/// Freshness as it is: the time from a change in the PMS (its webhook or change-feed event, a
+/// desk change included) to the marketplace holding the result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FreshnessView {
+    /// Nothing waits to be published (and something was published).
+    pub up_to_date: bool,
+    /// The oldest change seen and not yet published (RFC 3339).
+    pub waiting_since: Option<String>,
+    /// How long it has waited, in seconds.
+    pub waiting_seconds: Option<i64>,
+    /// From the last published change to its publish, in seconds.
+    pub last_seconds: Option<f64>,
+    /// The 99th percentile of that over the last 24 hours, in seconds (nearest rank).
+    pub p99_seconds: Option<f64>,
+    /// How many changes were published in the last 24 hours.
+    pub changes_24h: u64,
+}
+
+/// Query of `GET /api/practices`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PracticesQuery {
+    /// Part of a name (PMS or marketplace), a PMS site slug or a marketplace practice id.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// `all` (default), `needs_attention`, `parked`, `disabled`, or a setup finding code
+    /// (`stacking-off`, …).
+    #[serde(default)]
+    pub attention: Option<String>,
+    /// Page number from 1 (default 1).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Practices per page, 1 to [`MAX_PER_PAGE`] (default [`DEFAULT_PER_PAGE`]).
+    #[serde(default)]
+    pub per_page: Option<u32>,
+}
+
+/// Practices per page when not asked.
+pub const DEFAULT_PER_PAGE: u32 = 50;
+/// The most practices per page.
+pub const MAX_PER_PAGE: u32 = 500;
+
+/// One page of the practice list, in attention order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PracticePage {
+    /// How many practices match the search and filter.
+    pub total: u64,
+    /// This page's number (from 1).
+    pub page: u32,
+    /// Practices per page.
+    pub per_page: u32,
+    /// The page's practices.
+    pub items: Vec<PracticeSummary>,
+}
+
+/// A checked list query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    /// The search (trimmed; empty: every practice).
+    pub q: String,
+    /// The filter, as given (`all` when none).
+    pub attention: String,
+    /// The store's filter.
+    pub filter: slotbridge_store::ListFilter,
+    /// Page from 1.
+    pub page: u32,
+    /// Per page.
+    pub per_page: u32,
+}
+
+impl ListRequest {
+    /// Check a list query: the filter known, the page and its length in range.
+    pub fn parse(q: &PracticesQuery) -> Result<Self, AdminError> {
+        let search = q.q.as_deref().unwrap_or_default().trim().to_owned();
+        if search.chars().count() > 200 {
+            return Err(invalid("q", "expected at most 200 characters"));
+        }
+        let attention = q
+            .attention
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .unwrap_or("all")
+            .to_owned();
+        let filter = list_filter(&attention)?;
+        let page = q.page.unwrap_or(1);
+        if page == 0 {
+            return Err(invalid("page", "expected a page number from 1, found 0"));
+        }
+        let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(invalid(
+                "per_page",
+                format!("expected 1 to {MAX_PER_PAGE}, found {per_page}"),
+            ));
+        }
+        Ok(ListRequest {
+            q: search,
+            attention,
+            filter,
+            page,
+            per_page,
+        })
+    }
+
+    /// The filter in words, for the audit log and the bulk action's record.
+    pub fn describe(&self) -> String {
+        let mut out = format!("attention={}", self.attention);
+        if !self.q.is_empty() {
+            out.push_str(&format!(", q={:?}", self.q));
+        }
+        out
+    }
+}
+
+/// The failure kinds that park a link until it is fixed.
+fn parked_kinds() -> Vec<String> {
+    FailureKind::ALL
+        .into_iter()
+        .filter(|k| {
+            matches!(
+                k.class(),
+                slotbridge_domain::backoff::FailureClass::Lasting(_)
+            )
+        })
+        .map(|k| k.as_str().to_owned())
+        .collect()
+}
+
+fn list_filter(attention: &str) -> Result<slotbridge_store::ListFilter, AdminError> {
+    use slotbridge_store::ListFilter;
+    Ok(match attention {
+        "all" => ListFilter::All,
+        "needs_attention" => ListFilter::NeedsAttention,
+        "parked" => ListFilter::Parked {
+            kinds: parked_kinds(),
+        },
+        "disabled" => ListFilter::Disabled,
+        code if !code.is_empty()
+            && code.len() <= 64
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            ListFilter::Finding(code.to_owned())
+        }
+        other => {
+            return Err(invalid(
+                "attention",
+                format!(
+                    "expected all, needs_attention, parked, disabled or a finding code like \
+                     stacking-off, found {other:?}"
+                ),
+            ));
+        }
+    })
 }
 
 /// A finding: what is wrong and how to fix it.
@@ -753,6 +940,14 @@ pub async fn create_link(ctx: &Ctx, req: CreateLink) -> Result<LinkView, AdminEr
             pms,
         )
         .await?;
+    let link = match req.market_name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => {
+            ctx.store
+                .set_market_practice_name(link.id, Some(name))
+                .await?
+        }
+        _ => link,
+    };
     Ok(LinkView::from(&link))
 }
 
@@ -768,6 +963,20 @@ pub async fn update_link(ctx: &Ctx, id: &str, req: UpdateLink) -> Result<LinkVie
     ] {
         if let Some(v) = v {
             header_text(field, v)?;
+        }
+    }
+    let name_only = req.enabled.is_none()
+        && req.practice_id.is_none()
+        && req.practice_key.is_none()
+        && req.pms_api_key.is_none()
+        && req.horizon_days.is_none();
+    if let Some(name) = &req.market_name {
+        let link = ctx
+            .store
+            .set_market_practice_name(lid, Some(name.as_str()))
+            .await?;
+        if name_only {
+            return Ok(LinkView::from(&link));
         }
     }
     let changes = LinkChanges {
@@ -996,6 +1205,7 @@ fn summarize(
         unhealthy.push("lease_lapsed".to_owned());
     }
     PracticeSummary {
+        name: link.display_name().map(str::to_owned),
         link: LinkView::from(link),
         running_here: ctx.running().contains(&link.id),
         last_pms_read_at: state.last_pms_read_at.map(ts),
@@ -1010,8 +1220,103 @@ fn summarize(
         consent: state.consent.as_str().to_owned(),
         unhealthy,
         health_findings: SeverityCounts::of(&health_findings),
+        setup_findings: SeverityCounts {
+            error: state.setup_findings.errors,
+            warning: state.setup_findings.warnings,
+            info: 0,
+        },
+        setup_finding_codes: state.setup_findings.codes.iter().cloned().collect(),
+        freshness: freshness_view(state, now, None),
         bookings: counts,
     }
+}
+
+fn secs(d: SignedDuration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Freshness from the stored state, and the day's p99 (changes, p99) when it was read.
+fn freshness_view(
+    state: &SyncState,
+    now: Timestamp,
+    day: Option<(u64, SignedDuration)>,
+) -> FreshnessView {
+    FreshnessView {
+        up_to_date: state.change_pending_since.is_none() && state.last_publish_at.is_some(),
+        waiting_since: state.change_pending_since.map(ts),
+        waiting_seconds: state
+            .change_pending_since
+            .map(|at| now.duration_since(at).as_secs().max(0)),
+        last_seconds: state.last_freshness.map(secs),
+        p99_seconds: day.map(|(_, p)| secs(p)),
+        changes_24h: day.map_or(0, |(n, _)| n),
+    }
+}
+
+/// The summary with the day's freshness percentile read.
+async fn with_day_freshness(
+    ctx: &Ctx,
+    mut summary: PracticeSummary,
+    state: &SyncState,
+    now: Timestamp,
+) -> Result<PracticeSummary, AdminError> {
+    let day = ctx.store.freshness_p99(state.link_id, now).await?;
+    summary.freshness = freshness_view(state, now, day);
+    Ok(summary)
+}
+
+/// One page of the practice list: search, filter and attention order in the store, so a
+/// page costs the same with ten practices or ten thousand (no PMS read).
+pub async fn practices_page(ctx: &Ctx, q: &ListRequest) -> Result<PracticePage, AdminError> {
+    let now = ctx.now();
+    let page = ctx
+        .store
+        .list_practices(&slotbridge_store::ListQuery {
+            search: q.q.clone(),
+            filter: q.filter.clone(),
+            offset: u64::from(q.page - 1) * u64::from(q.per_page),
+            limit: u64::from(q.per_page),
+        })
+        .await?;
+    let unserved: std::collections::HashSet<LinkId> = if page.links.is_empty() {
+        Default::default()
+    } else {
+        crate::supervisor::unserved_links(ctx)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut items = Vec::with_capacity(page.links.len());
+    for id in page.links {
+        // A link deleted since the page was read is left out.
+        let Some(link) = ctx.store.link(id).await? else {
+            continue;
+        };
+        let state = ctx.store.sync_state(id).await?;
+        let bookings = ctx.store.bookings_for_link(id, LOG_LIMIT).await?;
+        let summary = summarize(ctx, &link, &state, &bookings, now, unserved.contains(&id));
+        items.push(with_day_freshness(ctx, summary, &state, now).await?);
+    }
+    Ok(PracticePage {
+        total: page.total,
+        page: q.page,
+        per_page: q.per_page,
+        items,
+    })
+}
+
+/// Every link id the list's search and filter match, in attention order (for bulk actions).
+pub async fn matching_links(ctx: &Ctx, q: &ListRequest) -> Result<Vec<LinkId>, AdminError> {
+    Ok(ctx
+        .store
+        .list_practices(&slotbridge_store::ListQuery {
+            search: q.q.clone(),
+            filter: q.filter.clone(),
+            offset: 0,
+            limit: u64::MAX,
+        })
+        .await?
+        .links)
 }
 
 /// Every practice with its health at a glance (no PMS read: from the stored sync state).
@@ -1048,14 +1353,9 @@ pub async fn practice(ctx: &Ctx, id: &str) -> Result<PracticeSummary, AdminError
     let state = ctx.store.sync_state(link.id).await?;
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
     let unserved = is_unserved(ctx, &link).await?;
-    Ok(summarize(
-        ctx,
-        &link,
-        &state,
-        &bookings,
-        ctx.now(),
-        unserved,
-    ))
+    let now = ctx.now();
+    let summary = summarize(ctx, &link, &state, &bookings, now, unserved);
+    with_day_freshness(ctx, summary, &state, now).await
 }
 
 /// A fresh read of a link's PMS: the setup and the diary over the link's horizon.
@@ -1374,6 +1674,9 @@ mod tests {
             change_cursor: None,
             consent: ConsentStatus::Granted,
             health_flags: Default::default(),
+            setup_findings: Default::default(),
+            change_pending_since: None,
+            last_freshness: None,
             updated_at: Timestamp::now(),
         };
         let now = Timestamp::now();

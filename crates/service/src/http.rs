@@ -32,8 +32,10 @@ use utoipa_axum::routes;
 
 use crate::admin::{
     self, AdminError, CreateLink, ExplainQuery, ExplanationView, FindingView, LinkLog, LinkView,
-    PracticeSummary, ResyncAccepted, ResyncRequest, ResyncWhat, UpdateLink, WeekQuery, WeekView,
+    PracticePage, PracticeSummary, PracticesQuery, ResyncAccepted, ResyncRequest, ResyncWhat,
+    UpdateLink, WeekQuery, WeekView,
 };
+use crate::audit::{self as audit_log, Actor, AuditQuery, AuditView, BulkRequest, BulkView};
 use crate::ctx::{Ctx, Trigger};
 
 /// Who may use the admin API and the console.
@@ -94,6 +96,8 @@ pub struct HttpState {
     pms_webhook_secret: Option<SecretString>,
     /// The marketplace's payload receiver, behind the per-link token check.
     market_hooks: Router,
+    /// Who the audit log names for the admin API's actions.
+    actor: Actor,
 }
 
 /// A problem+json response of the admin API: the shared [`slotbridge_edge::Problem`], with the
@@ -189,6 +193,7 @@ impl From<AdminError> for Problem {
         (name = "links", description = "Links: create, read, update, enable and disable"),
         (name = "health", description = "Practices at a glance, findings and explanations"),
         (name = "log", description = "Requests and bookings"),
+        (name = "operations", description = "Bulk actions and the audit log of operators' actions"),
     )
 )]
 struct ApiDoc;
@@ -220,6 +225,9 @@ fn api() -> OpenApiRouter<HttpState> {
         .routes(routes!(list_practices))
         .routes(routes!(get_practice))
         .routes(routes!(fleet))
+        .routes(routes!(start_bulk))
+        .routes(routes!(bulk_progress))
+        .routes(routes!(audit))
 }
 
 /// The OpenAPI 3.1 document of the admin API, as served at `/openapi.json`.
@@ -370,6 +378,7 @@ pub fn router(
         ctx: ctx.clone(),
         pms_webhook_secret,
         market_hooks,
+        actor: Actor::api(access.token.is_some()),
     };
     let (api, _) = api().split_for_parts();
     let sessions = Arc::new(crate::console::Sessions::default());
@@ -474,10 +483,16 @@ async fn create_link(
     body: Bytes,
 ) -> Result<(StatusCode, Json<LinkView>), Problem> {
     let req: CreateLink = json_body(&body)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(admin::create_link(&s.ctx, req).await?),
-    ))
+    let link = admin::create_link(&s.ctx, req).await?;
+    audit_log::record(
+        &s.ctx,
+        &s.actor,
+        "link.create",
+        audit_log::one_link(&link.id),
+        format!("site {} to practice {}", link.site_slug, link.practice_id),
+    )
+    .await;
+    Ok((StatusCode::CREATED, axum::Json(link)))
 }
 
 /// One link.
@@ -508,7 +523,17 @@ async fn update_link(
     body: Bytes,
 ) -> Result<Json<LinkView>, Problem> {
     let req: UpdateLink = json_body(&body)?;
-    Ok(axum::Json(admin::update_link(&s.ctx, &id, req).await?))
+    let detail = audit_log::describe_update(&req);
+    let link = admin::update_link(&s.ctx, &id, req).await?;
+    audit_log::record(
+        &s.ctx,
+        &s.actor,
+        "link.update",
+        audit_log::one_link(&link.id),
+        detail,
+    )
+    .await;
+    Ok(axum::Json(link))
 }
 
 /// Resend the configuration or every day of availability.
@@ -526,10 +551,16 @@ async fn resync(
 ) -> Result<(StatusCode, Json<ResyncAccepted>), Problem> {
     let req: ResyncRequest = json_body(&body)?;
     let what = ResyncWhat::parse(&req.what)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(admin::resync(&s.ctx, &id, what).await?),
-    ))
+    let accepted = admin::resync(&s.ctx, &id, what).await?;
+    audit_log::record(
+        &s.ctx,
+        &s.actor,
+        "link.resync",
+        audit_log::one_link(&accepted.link),
+        format!("resync {}", what.as_str()),
+    )
+    .await;
+    Ok((StatusCode::ACCEPTED, axum::Json(accepted)))
 }
 
 /// The progress of the link's last resync on this node.
@@ -611,12 +642,64 @@ async fn link_log(
     Ok(axum::Json(admin::log(&s.ctx, &id).await?))
 }
 
-/// Every practice with its health at a glance (from the stored state; no PMS read).
-#[utoipa::path(get, path = "/api/practices", tag = "health",
-    responses((status = 200, description = "One entry per link", body = [PracticeSummary]),
+/// The practices with their health at a glance (from the stored state; no PMS read): one page,
+/// searched and filtered, sorted by attention (errors, then warnings, then the oldest change not
+/// yet published), with the total.
+#[utoipa::path(get, path = "/api/practices", tag = "health", params(PracticesQuery),
+    responses((status = 200, description = "One page of practices, and how many match", body = PracticePage),
+              (status = 422, description = "An unknown filter, or a page out of range"),
               (status = 401, description = "No or wrong bearer token")))]
-async fn list_practices(State(s): State<HttpState>) -> Result<Json<Vec<PracticeSummary>>, Problem> {
-    Ok(axum::Json(admin::practices(&s.ctx).await?))
+async fn list_practices(
+    State(s): State<HttpState>,
+    q: Result<Query<PracticesQuery>, QueryRejection>,
+) -> Result<Json<PracticePage>, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let list = admin::ListRequest::parse(&q)?;
+    Ok(axum::Json(admin::practices_page(&s.ctx, &list).await?))
+}
+
+/// Apply an action to every practice the list's search and filter match: resync the
+/// configuration or the availability, disable, enable. It runs in the background; follow it at
+/// `progress_url`.
+#[utoipa::path(post, path = "/api/practices/bulk", tag = "operations", request_body = BulkRequest,
+    responses((status = 202, description = "Started", body = BulkView),
+              (status = 422, description = "An unknown action or filter"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn start_bulk(
+    State(s): State<HttpState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BulkView>), Problem> {
+    let req: BulkRequest = json_body(&body)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(audit_log::start_bulk(s.ctx.clone(), &s.actor, &req).await?),
+    ))
+}
+
+/// A bulk action's progress.
+#[utoipa::path(get, path = "/api/practices/bulk/{id}", tag = "operations",
+    params(("id" = String, Path, description = "Bulk action id")),
+    responses((status = 200, description = "Where it is", body = BulkView),
+              (status = 404, description = "No such bulk action"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn bulk_progress(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<BulkView>, Problem> {
+    Ok(axum::Json(audit_log::bulk(&s.ctx, &id).await?))
+}
+
+/// The audit log: operators' actions (who, what, when, on which practices), newest first.
+#[utoipa::path(get, path = "/api/audit", tag = "operations", params(AuditQuery),
+    responses((status = 200, description = "Newest first", body = [AuditView]),
+              (status = 422, description = "`link` is not a link id, or `limit` out of range"),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn audit(
+    State(s): State<HttpState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Vec<AuditView>>, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    Ok(axum::Json(audit_log::audit_log(&s.ctx, &q).await?))
 }
 
 /// One practice with its health at a glance.

@@ -9,12 +9,14 @@
 //! - [`worker`]: a link's worker: PMS changes in, requests answered, backoff and breaker.
 //! - [`http`]: health, metrics, webhook receivers, the admin API (`/api`, `/openapi.json`).
 //! - [`admin`]: the admin operations under both the admin API and the console.
+//! - [`audit`]: the audit log of operators' actions, and bulk actions with their progress.
 //! - [`console`]: the operator console (`/console`), server-rendered with htmx.
 //! - [`node`]: the composition root of one node (`slotbridge run`, `slotbridge demo`).
 //! - [`metrics`]: the node's Prometheus metrics.
 //! - [`bookings`]: the booking outbox: every booking into the diary exactly once, or rejected.
 
 pub mod admin;
+pub mod audit;
 pub mod bookings;
 pub mod callback;
 pub mod console;

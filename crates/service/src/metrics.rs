@@ -21,6 +21,12 @@ const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
 ];
 
+/// Upper bounds of the freshness buckets, in seconds: from a webhook's tens of milliseconds to
+/// the minutes a backlog or a poll costs.
+const FRESHNESS_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
 /// Upper bounds of the request-age buckets, in seconds: fine around the 20 s auto-confirm and
 /// the 8 to 10 minutes before the marketplace flags the integration unhealthy.
 const AGE_BUCKETS: [f64; 15] = [
@@ -128,6 +134,12 @@ const REQUEST_AGE: Family = Family {
     labels: &["kind"],
     buckets: &AGE_BUCKETS,
 };
+const FRESHNESS: Family = Family {
+    name: FRESHNESS_FAMILY,
+    help: "From a change in the PMS (webhook or change-feed event) to its publish.",
+    labels: &[],
+    buckets: &FRESHNESS_BUCKETS,
+};
 const ERRORS: Family = Family {
     name: "slotbridge_errors_total",
     help: "Failed steps by kind.",
@@ -164,7 +176,14 @@ const LEASE_MOVES: Family = Family {
     buckets: &[],
 };
 
-const HISTOGRAMS: [&Family; 5] = [&PMS_CALLS, &MARKET_CALLS, &BOOKINGS, &PUBLISH, &REQUEST_AGE];
+const HISTOGRAMS: [&Family; 6] = [
+    &PMS_CALLS,
+    &MARKET_CALLS,
+    &BOOKINGS,
+    &PUBLISH,
+    &REQUEST_AGE,
+    &FRESHNESS,
+];
 
 /// Counter families, with the label values shown as 0 before anything is counted (so rates
 /// and alerts see the series from the start).
@@ -367,6 +386,11 @@ impl Metrics {
     /// A sync woken by `cause` reached the marketplace `elapsed` after the wake-up.
     pub fn published(&self, cause: &str, elapsed: Duration) {
         self.observe(&PUBLISH, &[cause], elapsed);
+    }
+
+    /// A PMS change was published this long after it was seen.
+    pub fn freshness(&self, elapsed: Duration) {
+        self.observe(&FRESHNESS, &[], elapsed);
     }
 
     /// A step failed.

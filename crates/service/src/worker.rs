@@ -30,10 +30,12 @@ use slotbridge_domain::practice::{Diary, PracticeSetup};
 use slotbridge_market::PracticeClient;
 use slotbridge_market::types::RequestType;
 use slotbridge_pms::{ChangeScope, Changes, PmsConnector, PmsError};
-use slotbridge_store::{ConsentStatus, Lease, Link, NewMarketRequest, SyncChanges, SyncError};
+use slotbridge_store::{
+    ConsentStatus, Lease, Link, NewMarketRequest, SetupFindings, SyncChanges, SyncError,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::ctx::{Ctx, ResyncState, Trigger, WorkerExit};
 use crate::failure::{FailureKind, SyncFailure};
@@ -146,6 +148,8 @@ struct LinkRun<P> {
     market: PracticeClient,
     /// Set when a booking round found the marketplace's availability stale.
     refresh: AtomicBool,
+    /// The oldest PMS change seen and not yet published (freshness is measured from it).
+    pending_change: std::sync::Mutex<Option<Timestamp>>,
 }
 
 /// What a sync sent.
@@ -222,12 +226,20 @@ impl<P: PmsConnector> LinkRun<P> {
             }
             None => self.read_pms(now).await?,
         };
+        // The practice's name, and (from a whole-horizon read) the setup's findings, kept with
+        // the sync state so the practice list needs no PMS call.
+        let setup_findings = match scoped {
+            Some(_) => None,
+            None => Some(setup_findings(&setup, &diary, now, self.link.horizon_days)),
+        };
         self.ctx
             .store
             .update_sync_state(
                 self.lease(),
                 SyncChanges {
                     last_pms_read_at: Some(now),
+                    pms_practice_name: Some(setup.name.clone()),
+                    setup_findings,
                     ..SyncChanges::default()
                 },
             )
@@ -527,6 +539,10 @@ impl<P: PmsConnector> LinkRun<P> {
             FailureClass::Transient => e.to_string(),
         };
         let changes = SyncChanges {
+            change_pending_since: *self
+                .pending_change
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
             last_error: Some(Some(SyncError {
                 kind: kind.as_str().to_owned(),
                 message,
@@ -549,6 +565,63 @@ impl<P: PmsConnector> LinkRun<P> {
             warn!(link = %self.link.id, error = %err, "recording the failure failed");
         }
         kind
+    }
+
+    /// A PMS change seen at `at` and not yet published (the oldest one waiting is kept).
+    fn note_change(&self, at: Timestamp) {
+        let mut pending = self
+            .pending_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *pending = Some(pending.map_or(at, |p| p.min(at)));
+    }
+
+    /// Store the change waiting (the oldest stored one is kept).
+    async fn store_pending_change(&self) {
+        let pending = *self
+            .pending_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pending.is_none() {
+            return;
+        }
+        let changes = SyncChanges {
+            change_pending_since: pending,
+            ..SyncChanges::default()
+        };
+        if let Err(e) = self
+            .ctx
+            .store
+            .update_sync_state(self.lease(), changes)
+            .await
+        {
+            debug!(error = %e, "the waiting change could not be stored");
+        }
+    }
+
+    /// The change waiting, taken by the sync about to publish it.
+    fn take_pending_change(&self) -> Option<Timestamp> {
+        self.pending_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// A change seen at `change_at` is published: its freshness stored and counted.
+    async fn published_change(&self, change_at: Timestamp) {
+        match self
+            .ctx
+            .store
+            .record_freshness(self.lease(), change_at, self.ctx.now())
+            .await
+        {
+            Ok(freshness) => {
+                let secs = freshness.as_secs_f64().max(0.0);
+                self.ctx.metrics.freshness(Duration::from_secs_f64(secs));
+                debug!(freshness_s = secs, "change published");
+            }
+            Err(e) => warn!(error = %e, "the freshness could not be recorded"),
+        }
     }
 
     /// What the booking pipeline asked for after a round: a refresh of the availability when
@@ -627,8 +700,16 @@ impl<P: PmsConnector> LinkRun<P> {
                 p.started_at = Some(self.ctx.now());
             });
         }
+        let change = self.take_pending_change();
         let result = self.sync(force_config, force_availability, days).await;
         self.ctx.metrics.published(cause, woken.elapsed());
+        if let Some(change_at) = change {
+            match &result {
+                Ok(_) => self.published_change(change_at).await,
+                // Still waiting: kept for the next sync, and stored (the list sorts by it).
+                Err(_) => self.note_change(change_at),
+            }
+        }
         if resync {
             self.ctx.update_progress(id, |p| {
                 p.finished_at = Some(self.ctx.now());
@@ -749,6 +830,8 @@ struct Wake {
     requests: bool,
     cause: &'static str,
     resync: bool,
+    /// The PMS said something changed (an event, or the change feed): freshness runs from now.
+    changed: bool,
 }
 
 /// Work one link until `cancel` or until its fence no longer holds. `drain` (set by the
@@ -773,16 +856,39 @@ pub(crate) async fn link_worker<P: PmsConnector>(
         fence,
         link,
         refresh: AtomicBool::new(false),
+        pending_change: std::sync::Mutex::new(None),
     };
-    // Claims a previous worker of this node left under the same lease are given up first, so
-    // its bookings are resumed at once rather than when the claims lapse.
-    let exit = match run.ctx.store.release_claims(run.lease()).await {
-        Ok(_) => run.work(&mut rx, &cancel, &drain).await,
-        Err(e) => run.failed(&SyncFailure::Store(e)).await,
-    };
-    if drain.load(Ordering::SeqCst) && exit == WorkerExit::Stopped {
-        run.drain(DRAIN_WITHIN).await;
+    // A change a previous worker saw and did not publish is still waiting.
+    match run.ctx.store.sync_state(run.link.id).await {
+        Ok(state) => {
+            if let Some(at) = state.change_pending_since {
+                run.note_change(at);
+            }
+        }
+        Err(e) => debug!(error = %e, "the sync state could not be read at start"),
     }
+    // Every log line of the worker carries the practice it is about.
+    let span = tracing::info_span!(
+        "link",
+        link = %run.link.id,
+        site = %run.link.site_slug.as_str(),
+        practice = %run.link.market_practice_id,
+        name = run.link.display_name().unwrap_or_default(),
+    );
+    let exit = async {
+        // Claims a previous worker of this node left under the same lease are given up first,
+        // so its bookings are resumed at once rather than when the claims lapse.
+        let exit = match run.ctx.store.release_claims(run.lease()).await {
+            Ok(_) => run.work(&mut rx, &cancel, &drain).await,
+            Err(e) => run.failed(&SyncFailure::Store(e)).await,
+        };
+        if drain.load(Ordering::SeqCst) && exit == WorkerExit::Stopped {
+            run.drain(DRAIN_WITHIN).await;
+        }
+        exit
+    }
+    .instrument(span)
+    .await;
     if !run.fence.holds() {
         return WorkerExit::Fenced;
     }
@@ -901,6 +1007,7 @@ impl<P: PmsConnector> LinkRun<P> {
                             requests: all.contains(&Trigger::MarketRequests),
                             cause: if resync { "resync" } else { "pms_event" },
                             resync,
+                            changed: all.iter().any(|t| matches!(t, Trigger::PmsChanged | Trigger::DiaryChanged | Trigger::DiaryDay(_))),
                         }
                     }
                 },
@@ -943,6 +1050,7 @@ impl<P: PmsConnector> LinkRun<P> {
                         requests,
                         cause: "poll",
                         resync: false,
+                        changed: changed.scope > ChangeScope::Nothing,
                     }
                 }
                 _ = resync.tick() => {
@@ -963,11 +1071,15 @@ impl<P: PmsConnector> LinkRun<P> {
                         requests: true,
                         cause: "periodic",
                         resync: false,
+                        changed: false,
                     }
                 }
             };
             if !self.fence.holds() {
                 return WorkerExit::Fenced;
+            }
+            if wake.changed {
+                self.note_change(self.ctx.now());
             }
             let wants_sync = wake.sync || wake.force_config || wake.force_availability;
             if wants_sync && (wake.resync || breaker.may_try(self.ctx.now())) {
@@ -991,6 +1103,10 @@ impl<P: PmsConnector> LinkRun<P> {
                 owed = !breaker_closed(&breaker);
             } else if wants_sync {
                 owed = true;
+                if wake.changed {
+                    // Backing off: the change waits, and the list shows how long.
+                    self.store_pending_change().await;
+                }
             }
             // Bookings are answered while publishing backs off.
             if wake.requests && self.may_poll_market(&breaker) {
@@ -1077,6 +1193,27 @@ impl<P: PmsConnector> LinkRun<P> {
 
 fn breaker_closed(breaker: &Breaker) -> bool {
     breaker.state() == BreakerState::Closed
+}
+
+/// The setup findings of a whole-horizon read (the domain's diagnostics, without the health):
+/// counts by severity and the codes.
+fn setup_findings(
+    setup: &PracticeSetup,
+    diary: &Diary,
+    now: Timestamp,
+    horizon_days: slotbridge_store::HorizonDays,
+) -> SetupFindings {
+    use slotbridge_domain::diagnostics::{self, Input, Severity};
+    let today = Horizon::new(setup.timezone.time_zone(), now, horizon_days).start();
+    let found = diagnostics::diagnose(&Input::new(setup, diary, today, horizon_days.days()));
+    let count = |s: Severity| {
+        u32::try_from(found.iter().filter(|f| f.severity == s).count()).unwrap_or(u32::MAX)
+    };
+    SetupFindings {
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        codes: found.iter().map(|f| f.code.as_str().to_owned()).collect(),
+    }
 }
 
 #[cfg(test)]

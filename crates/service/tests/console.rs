@@ -89,7 +89,8 @@ async fn world() -> World {
     .await;
     eventually("first publish", Duration::from_secs(30), || async {
         let p = w.api_get("/api/practices").await;
-        p.as_array()?
+        p["items"]
+            .as_array()?
             .iter()
             .any(|p| p["link"]["id"] == w.harbour_link.as_str() && p["last_publish_at"].is_string())
             .then_some(())
@@ -99,7 +100,7 @@ async fn world() -> World {
 }
 
 /// Every admin operation the console and the CLI rely on.
-const ADMIN_ROUTES: [(&str, &str); 13] = [
+const ADMIN_ROUTES: [(&str, &str); 16] = [
     ("get", "/api/links"),
     ("post", "/api/links"),
     ("get", "/api/links/{id}"),
@@ -113,6 +114,9 @@ const ADMIN_ROUTES: [(&str, &str); 13] = [
     ("get", "/api/practices"),
     ("get", "/api/practices/{id}"),
     ("get", "/api/fleet"),
+    ("post", "/api/practices/bulk"),
+    ("get", "/api/practices/bulk/{id}"),
+    ("get", "/api/audit"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,8 +226,9 @@ async fn every_admin_route_is_in_the_openapi_31_document_and_needs_the_bearer_to
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findings_with_fixes() {
     let w = world().await;
-    let list = w.api_get("/api/practices").await;
-    let list = list.as_array().expect("list");
+    let page = w.api_get("/api/practices").await;
+    assert_eq!(page["total"], 2, "{page}");
+    let list = page["items"].as_array().expect("list");
     assert_eq!(list.len(), 2);
     let harbour = list
         .iter()
@@ -262,6 +267,231 @@ async fn the_practice_list_shows_health_and_the_misconfigured_practice_has_findi
         .api_get(&format!("/api/practices/{}", w.misconfigured_link))
         .await;
     assert_eq!(one["link"]["id"], w.misconfigured_link.as_str());
+}
+
+/// The misconfigured practice's row once its setup was read: the list counts its setup findings.
+async fn misconfigured_row(w: &World) -> Value {
+    eventually(
+        "the setup findings in the list",
+        Duration::from_secs(30),
+        || async {
+            let p = w.api_get("/api/practices").await;
+            p["items"]
+                .as_array()?
+                .iter()
+                .find(|p| {
+                    p["link"]["id"] == w.misconfigured_link.as_str()
+                        && p["setup_finding_codes"]
+                            .as_array()
+                            .is_some_and(|c| !c.is_empty())
+                })
+                .cloned()
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_names_counts_setup_findings_searches_filters_and_pages() {
+    let w = world().await;
+    let row = misconfigured_row(&w).await;
+    // Names: the PMS's, stored at the worker's read, on the practice and its link.
+    assert!(row["name"].as_str().is_some_and(|n| !n.is_empty()), "{row}");
+    assert_eq!(row["name"], row["link"]["name"]);
+    let links = w.api_get("/api/links").await;
+    let harbour_link = links
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["id"] == w.harbour_link.as_str())
+        .expect("harbour's link")
+        .clone();
+    assert_eq!(harbour_link["name"], "Harbour Dental", "{harbour_link}");
+    // The setup findings of the last PMS read are counted in the row, without a PMS read.
+    let codes: BTreeSet<&str> = row["setup_finding_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code"))
+        .collect();
+    for kind in &w.planted {
+        assert!(
+            codes.contains(finding_code(kind)),
+            "{kind} not in {codes:?}"
+        );
+    }
+    let counted = row["setup_findings"]["error"].as_u64().expect("errors")
+        + row["setup_findings"]["warning"].as_u64().expect("warnings");
+    assert!(counted > 0, "{row}");
+    // Sorted by attention: the misconfigured practice first.
+    let page = w.api_get("/api/practices").await;
+    assert_eq!(
+        page["items"][0]["link"]["id"],
+        w.misconfigured_link.as_str(),
+        "{page}"
+    );
+    // Search by name, site slug and marketplace practice id, case-insensitively.
+    for q in [
+        "harbour dental",
+        "HARBOUR",
+        w.harbour().practice_id.as_str(),
+    ] {
+        let found = w
+            .api_get(&format!("/api/practices?q={}", urlencode(q)))
+            .await;
+        assert_eq!(found["total"], 1, "q={q}: {found}");
+        assert_eq!(found["items"][0]["link"]["id"], w.harbour_link.as_str());
+    }
+    let none = w.api_get("/api/practices?q=no-such-practice").await;
+    assert_eq!(none["total"], 0);
+    // Filters: a finding code, needs attention, disabled, parked.
+    let code = finding_code(&w.planted[0]);
+    let by_code = w.api_get(&format!("/api/practices?attention={code}")).await;
+    assert_eq!(by_code["total"], 1, "{by_code}");
+    assert_eq!(
+        by_code["items"][0]["link"]["id"],
+        w.misconfigured_link.as_str()
+    );
+    let needs = w.api_get("/api/practices?attention=needs_attention").await;
+    assert!(
+        needs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["link"]["id"] == w.misconfigured_link.as_str()),
+        "{needs}"
+    );
+    assert_eq!(
+        w.api_get("/api/practices?attention=disabled").await["total"],
+        0
+    );
+    // Pages: one practice each, every practice exactly once.
+    let mut seen = BTreeSet::new();
+    for n in 1..=3 {
+        let p = w
+            .api_get(&format!("/api/practices?per_page=1&page={n}"))
+            .await;
+        assert_eq!(p["total"], 2);
+        for item in p["items"].as_array().expect("items") {
+            assert!(seen.insert(item["link"]["id"].as_str().expect("id").to_owned()));
+        }
+    }
+    assert_eq!(seen.len(), 2);
+    // Bad queries name the field.
+    for (q, field) in [
+        ("attention=everything%25", "attention"),
+        ("per_page=0", "per_page"),
+        ("page=0", "page"),
+    ] {
+        let r = w
+            .http
+            .get(w.api(&format!("/api/practices?{q}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 422, "{q}");
+        let body: Value = r.json().await.expect("problem");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(field)),
+            "{q}: {body}"
+        );
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_action_on_a_filtered_set_reports_progress_and_every_action_is_audited() {
+    let w = world().await;
+    let row = misconfigured_row(&w).await;
+    let slug = row["link"]["site_slug"].as_str().expect("slug").to_owned();
+    // A single action, then a bulk one on the search's set (the misconfigured practice only).
+    let r = w
+        .http
+        .patch(w.api(&format!("/api/links/{}", w.harbour_link)))
+        .bearer_auth(TOKEN)
+        .json(&json!({"market_name": "Harbour Dental (marketplace)"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    let named: Value = r.json().await.expect("json");
+    assert_eq!(named["market_name"], "Harbour Dental (marketplace)");
+    let bad = w
+        .http
+        .post(w.api("/api/practices/bulk"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"action": "delete", "q": slug}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), 422);
+    for (action, enabled) in [("disable", false), ("enable", true)] {
+        let r = w
+            .http
+            .post(w.api("/api/practices/bulk"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"action": action, "q": slug}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 202);
+        let started: Value = r.json().await.expect("json");
+        assert_eq!(started["total"], 1, "{started}");
+        let url = started["progress_url"].as_str().expect("url").to_owned();
+        let done = eventually("bulk done", Duration::from_secs(30), || async {
+            let p = w.api_get(&url).await;
+            (p["state"] == "done").then_some(p)
+        })
+        .await;
+        assert_eq!(
+            (done["done"].as_u64(), done["failed"].as_u64()),
+            (Some(1), Some(0)),
+            "{done}"
+        );
+        let link = w
+            .api_get(&format!("/api/links/{}", w.misconfigured_link))
+            .await;
+        assert_eq!(link["enabled"], enabled, "after {action}");
+        let harbour = w.api_get(&format!("/api/links/{}", w.harbour_link)).await;
+        assert_eq!(
+            harbour["enabled"], true,
+            "{action} touched only the filtered set"
+        );
+    }
+    let audit = w.api_get("/api/audit").await;
+    let entries = audit.as_array().expect("entries");
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions[..3],
+        ["bulk.enable", "bulk.disable", "link.update"],
+        "newest first: {audit}"
+    );
+    for e in &entries[..3] {
+        assert_eq!(e["actor"], "api token");
+        assert_eq!(e["link_count"], 1, "{e}");
+    }
+    assert_eq!(entries[2]["links"][0], w.harbour_link.as_str());
+    assert_eq!(entries[0]["links"][0], w.misconfigured_link.as_str());
+    let of_harbour = w
+        .api_get(&format!("/api/audit?link={}", w.harbour_link))
+        .await;
+    assert!(
+        of_harbour
+            .as_array()
+            .expect("entries")
+            .iter()
+            .all(|e| e["links"]
+                .as_array()
+                .is_some_and(|l| l.contains(&Value::from(w.harbour_link.as_str())))),
+        "{of_harbour}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -704,11 +934,12 @@ fn missing(what: &str) {
     eprintln!("SKIPPED console browser test: {what}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explains_and_logs_a_booking()
- {
+/// Chromium and the browser scripts' folder with its packages installed; `None` (the test
+/// skipped, or failed under CI) when either is missing.
+fn browser_ready() -> Option<(PathBuf, PathBuf)> {
     let Some(browser) = chromium() else {
-        return missing("chromium is not installed (scripts/ensure-chromium installs it)");
+        missing("chromium is not installed (scripts/ensure-chromium installs it)");
+        return None;
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = root.join("tests/browser");
@@ -717,8 +948,12 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         .output()
         .is_ok_and(|o| o.status.success());
     if !node_ok {
-        return missing("Node.js is not installed");
+        missing("Node.js is not installed");
+        return None;
     }
+    // The browser tests run in parallel: one `npm ci` at a time, and only when still needed.
+    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = NPM.lock().unwrap_or_else(|p| p.into_inner());
     if !dir
         .join("node_modules/playwright-core/package.json")
         .is_file()
@@ -730,15 +965,25 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         match ci {
             Ok(o) if o.status.success() => {}
             other => {
-                return missing(&format!(
+                missing(&format!(
                     "`npm ci` in tests/browser failed: {}",
                     other
                         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
                         .unwrap_or_else(|e| e.to_string())
                 ));
+                return None;
             }
         }
     }
+    Some((browser, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explains_and_logs_a_booking()
+ {
+    let Some((browser, dir)) = browser_ready() else {
+        return;
+    };
     let w = world().await;
     // A day with bookable slots on the marketplace, and a time to explain (03:00 that day).
     let today = jiff::Timestamp::now()
@@ -754,7 +999,7 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         }
     }
     let book_date = book_date.expect("a day with slots");
-    let shots = root.join("target/console-screenshots");
+    let shots = dir.join("../../target/console-screenshots");
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new("node")
@@ -794,4 +1039,127 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_change_is_published_and_its_freshness_is_shown() {
+    let w = world().await;
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Australia/Sydney").expect("tz"))
+        .date();
+    let (date, slot) = {
+        let mut found = None;
+        for n in 1..14 {
+            let date = today + jiff::Span::new().days(n);
+            if let Some(s) = w.slots(&w.harbour().practice_id, date).await.first() {
+                found = Some((date, s.clone()));
+                break;
+            }
+        }
+        found.expect("a day with slots")
+    };
+    w.desk_book(&w.harbour().slug, &slot).await;
+    let harbour = eventually(
+        "the desk change published",
+        Duration::from_secs(30),
+        || async {
+            let p = w
+                .api_get(&format!("/api/practices/{}", w.harbour_link))
+                .await;
+            (p["freshness"]["changes_24h"].as_u64() >= Some(1)
+                && p["freshness"]["up_to_date"] == true)
+                .then_some(p)
+        },
+    )
+    .await;
+    let f = &harbour["freshness"];
+    let last = f["last_seconds"].as_f64().expect("last");
+    let p99 = f["p99_seconds"].as_f64().expect("p99");
+    assert!((0.0..30.0).contains(&last), "{f}");
+    assert!(p99 >= last || f["changes_24h"].as_u64() > Some(1), "{f}");
+    assert!(f["waiting_since"].is_null(), "{f}");
+    // The slot is gone from the marketplace: the change was published.
+    let left = w.slots(&w.harbour().practice_id, date).await;
+    assert!(
+        !left.contains(&slot),
+        "the desk-booked slot is still offered"
+    );
+    let metrics = w
+        .http
+        .get(w.api("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count: Option<f64> = metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix("slotbridge_freshness_seconds_count")?;
+        rest.trim_start_matches("{}").trim().parse().ok()
+    });
+    assert!(count >= Some(1.0), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_lists_searches_pages_acts_in_bulk_and_audits() {
+    let Some((browser, dir)) = browser_ready() else {
+        return;
+    };
+    let w = world().await;
+    let row = misconfigured_row(&w).await;
+    let slug = row["link"]["site_slug"].as_str().expect("slug").to_owned();
+    let shots = dir.join("../../target/console-screenshots");
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("node")
+            .arg("operations.mjs")
+            .current_dir(&dir)
+            .env("CHROMIUM", &browser)
+            .env("NODE_URL", w.node().url())
+            .env("CONSOLE_PASSWORD", PASSWORD)
+            .env("PRACTICE_LINK", &w.harbour_link)
+            .env("MISCONFIGURED_LINK", &w.misconfigured_link)
+            .env("MISCONFIGURED_SLUG", &slug)
+            .env("FINDING_CODE", finding_code(&w.planted[0]))
+            .env("SCREENSHOTS", &shots)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test finishes within 5 minutes")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("browser: all steps passed"),
+        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    for shot in [
+        "10-list-attention",
+        "11-list-search",
+        "12-list-pages",
+        "13-bulk-done",
+        "14-audit-log",
+        "15-practice-freshness",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+    // The console's actions are in the audit log with the session that took them.
+    let audit = w.api_get("/api/audit").await;
+    let disable = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "bulk.disable")
+        .expect("the bulk disable is audited");
+    assert!(
+        disable["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("console session ")),
+        "{disable}"
+    );
+    assert_eq!(disable["links"][0], w.misconfigured_link.as_str());
 }

@@ -477,6 +477,7 @@ fn debug_of_types_holding_secrets_or_patient_data_shows_none_of_them() {
                 practice_key: secret.into(),
                 horizon_days: None,
                 enabled: None,
+                market_name: None,
             }
         ),
         format!(

@@ -756,8 +756,7 @@ async fn metric(w: &Stack, i: usize, name: &str) -> Option<f64> {
 
 /// The practices `GET /api/practices` shows as served by no node.
 async fn unserved(w: &Stack) -> Vec<String> {
-    w.api_get("/api/practices")
-        .await
+    w.api_get("/api/practices?per_page=500").await["items"]
         .as_array()
         .expect("practices")
         .iter()

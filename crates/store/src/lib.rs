@@ -34,18 +34,21 @@
 
 #![warn(missing_docs)]
 
+mod audit;
 mod backend;
 mod bookings;
 mod error;
 mod fleet;
 mod leases;
 mod links;
+mod list;
 mod publish;
 mod requests;
 mod secrets;
 mod sync;
 mod types;
 
+pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingState, BookingTransition, NewBooking,
 };
@@ -53,10 +56,11 @@ pub use error::StoreError;
 pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, LinkPms, NewLink};
+pub use list::{ListFilter, ListPage, ListQuery};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};
 pub use requests::{MarketRequest, NewMarketRequest, RequestState};
 pub use secrets::{KeyError, Keyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
-pub use sync::{ConsentStatus, SyncChanges, SyncError, SyncState};
+pub use sync::{ConsentStatus, SetupFindings, SyncChanges, SyncError, SyncState};
 pub use types::{ContentHash, HorizonDays, LinkId};
 
 pub use backend::Store;

@@ -33,6 +33,11 @@ pub struct Link {
     /// Bumped by every change of the link; the node working it restarts its worker when the
     /// revision it started at is no longer the link's.
     pub revision: i64,
+    /// The practice's name as the PMS reported it at the last setup read (none before).
+    pub pms_practice_name: Option<String>,
+    /// The marketplace practice's name, as the operator entered it (the marketplace's API does
+    /// not give it).
+    pub market_practice_name: Option<String>,
     /// When the link was created.
     pub created_at: Timestamp,
     /// When the link was last changed.
@@ -60,6 +65,15 @@ impl LinkPms {
             LinkPms::Exact => "exact",
             LinkPms::Cliniko { .. } => "cliniko",
         }
+    }
+}
+
+impl Link {
+    /// The name to show: the PMS's, else the marketplace's, else none.
+    pub fn display_name(&self) -> Option<&str> {
+        self.pms_practice_name
+            .as_deref()
+            .or(self.market_practice_name.as_deref())
     }
 }
 
@@ -113,6 +127,8 @@ struct LinkRow {
     horizon_days: i64,
     generation: i64,
     revision: i64,
+    pms_practice_name: Option<String>,
+    market_practice_name: Option<String>,
     created_at: i64,
     updated_at: i64,
     pms_kind: String,
@@ -125,7 +141,7 @@ macro_rules! select_links {
             "SELECT id, site_slug, pms_api_key_key_id, pms_api_key_nonce, pms_api_key_ciphertext, \
              market_practice_id, market_practice_key_key_id, market_practice_key_nonce, \
              market_practice_key_ciphertext, enabled, horizon_days, generation, revision, \
-             created_at, updated_at, pms_kind, pms_business_id FROM links ",
+             pms_practice_name, market_practice_name, created_at, updated_at, pms_kind, pms_business_id FROM links ",
             $rest
         )
     };
@@ -184,6 +200,8 @@ impl Store {
                 .map_err(|e| StoreError::corrupt("links.horizon_days", e))?,
             generation: r.generation,
             revision: r.revision,
+            pms_practice_name: r.pms_practice_name,
+            market_practice_name: r.market_practice_name,
             created_at: instant("links.created_at", r.created_at)?,
             updated_at: instant("links.updated_at", r.updated_at)?,
             pms: match (r.pms_kind.as_str(), r.pms_business_id) {
@@ -450,6 +468,39 @@ impl Store {
                 return Err(StoreError::PracticeAlreadyLinked { market_practice_id });
             }
             Err(e) => return Err(e.into()),
+        }
+        self.link(id).await?.ok_or(StoreError::LinkNotFound(id))
+    }
+
+    /// Name the link's marketplace practice (`None` or blank forgets the name). A name is only
+    /// shown, so the link's revision stays and its worker does not restart.
+    pub async fn set_market_practice_name(
+        &self,
+        id: LinkId,
+        name: Option<&str>,
+    ) -> Result<Link, StoreError> {
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        if let Some(n) = name
+            && (n.chars().count() > 200 || n.chars().any(char::is_control))
+        {
+            return Err(StoreError::InvalidInput {
+                field: "market_practice_name",
+                message: format!(
+                    "expected at most 200 printable characters, found {} characters",
+                    n.chars().count()
+                ),
+            });
+        }
+        let n = on_backend!(self, |pool| {
+            sqlx::query("UPDATE links SET market_practice_name = $2 WHERE id = $1")
+                .bind(id.0)
+                .bind(name.map(str::to_owned))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(StoreError::LinkNotFound(id));
         }
         self.link(id).await?.ok_or(StoreError::LinkNotFound(id))
     }

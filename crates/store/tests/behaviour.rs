@@ -12,8 +12,9 @@ use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
     BookingState, BookingTransition, ConfigHashKind, ConsentStatus, ContentHash, HorizonDays,
-    KeyError, Keyring, Lease, LinkChanges, LinkId, NewBooking, NewLink, NewMarketRequest,
-    PublishItem, RequestState, Store, StoreError, SyncChanges, SyncError,
+    KeyError, Keyring, Lease, LinkChanges, LinkId, ListFilter, ListQuery, NewAuditEntry,
+    NewBooking, NewLink, NewMarketRequest, PublishItem, RequestState, SetupFindings, Store,
+    StoreError, SyncChanges, SyncError,
 };
 use support::Ctx;
 
@@ -48,6 +49,10 @@ both_backends!(
     key_rotation_reseals_every_secret,
     heartbeats_list_nodes,
     bad_input_is_refused_with_the_field_named,
+    names_setup_findings_and_freshness_are_kept_with_the_sync_state,
+    the_practice_list_searches_filters_and_pages_in_attention_order,
+    every_practice_appears_once_across_pages_in_attention_order,
+    the_audit_log_and_bulk_progress_are_stored,
 );
 
 const PMS_KEY: &str = "pms-key-Zq7tXv93-plaintext";
@@ -1602,4 +1607,486 @@ async fn bad_input_is_refused_with_the_field_named(ctx: Ctx) {
     .await
     .unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedScheme { .. }), "{err}");
+}
+
+fn findings(errors: u32, warnings: u32, codes: &[&str]) -> SetupFindings {
+    SetupFindings {
+        errors,
+        warnings,
+        codes: codes.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+async fn names_setup_findings_and_freshness_are_kept_with_the_sync_state(ctx: Ctx) {
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    assert_eq!(link.display_name(), None);
+    let lease = lease_of(s, link.id).await;
+    let st = s
+        .update_sync_state(
+            &lease,
+            SyncChanges {
+                pms_practice_name: Some("Harbour Dental".into()),
+                setup_findings: Some(findings(1, 2, &["stacking-off", "duration-mismatch"])),
+                change_pending_since: Some(t0()),
+                ..SyncChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        st.setup_findings,
+        findings(1, 2, &["duration-mismatch", "stacking-off"])
+    );
+    assert_eq!(st.change_pending_since, Some(t0()));
+    // A later change does not move the oldest one waiting.
+    let st = s
+        .update_sync_state(
+            &lease,
+            SyncChanges {
+                change_pending_since: Some(t0() + 5.seconds()),
+                ..SyncChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.change_pending_since, Some(t0()));
+    assert_eq!(st.setup_findings.errors, 1, "untouched findings stay");
+    let named = s.link(link.id).await.unwrap().unwrap();
+    assert_eq!(named.pms_practice_name.as_deref(), Some("Harbour Dental"));
+    assert_eq!(
+        named.revision, link.revision,
+        "a name is no change of the link"
+    );
+    let named = s
+        .set_market_practice_name(link.id, Some("  Harbour Dental HE "))
+        .await
+        .unwrap();
+    assert_eq!(
+        named.market_practice_name.as_deref(),
+        Some("Harbour Dental HE")
+    );
+    assert_eq!(named.display_name(), Some("Harbour Dental"));
+    assert!(matches!(
+        s.set_market_practice_name(link.id, Some(&"x".repeat(201)))
+            .await,
+        Err(StoreError::InvalidInput {
+            field: "market_practice_name",
+            ..
+        })
+    ));
+    let cleared = s
+        .set_market_practice_name(link.id, Some(" "))
+        .await
+        .unwrap();
+    assert_eq!(cleared.market_practice_name, None);
+
+    // Published 7 s after the oldest change: that is the freshness, and nothing waits.
+    let f = s
+        .record_freshness(&lease, t0() + 5.seconds(), t0() + 7.seconds())
+        .await
+        .unwrap();
+    assert_eq!(f, jiff::SignedDuration::from_secs(7));
+    let st = s.sync_state(link.id).await.unwrap();
+    assert_eq!(st.change_pending_since, None);
+    assert_eq!(st.last_freshness, Some(jiff::SignedDuration::from_secs(7)));
+    for (i, secs) in [1, 2, 3].into_iter().enumerate() {
+        let at = t0() + (60 * (i as i64 + 1)).seconds();
+        s.record_freshness(&lease, at, at + secs.seconds())
+            .await
+            .unwrap();
+    }
+    let now = t0() + 10.minutes();
+    assert_eq!(
+        s.freshness_p99(link.id, now).await.unwrap(),
+        Some((4, jiff::SignedDuration::from_secs(7)))
+    );
+    // A day later only the newer samples count; adding one forgets those older than a day.
+    let later = t0() + 24.hours() + 90.seconds();
+    assert_eq!(
+        s.freshness_p99(link.id, later).await.unwrap(),
+        Some((2, jiff::SignedDuration::from_secs(3)))
+    );
+    s.record_freshness(&lease, later, later + 1.seconds())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.freshness_p99(link.id, later + 1.seconds()).await.unwrap(),
+        Some((3, jiff::SignedDuration::from_secs(3)))
+    );
+    assert_eq!(
+        s.freshness_p99(link.id, later + 72.hours()).await.unwrap(),
+        None
+    );
+    // Fenced like every worker write.
+    let other = take_over(s, &lease, "node-b").await;
+    assert!(matches!(
+        s.record_freshness(&lease, t0(), t0()).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    s.record_freshness(&other, t0(), t0()).await.unwrap();
+}
+
+/// Set what the list sorts by on `link`.
+async fn shape(s: &Store, link: LinkId, name: &str, f: SetupFindings, pending: Option<Timestamp>) {
+    s.update_sync_state(
+        &lease_of(s, link).await,
+        SyncChanges {
+            pms_practice_name: Some(name.to_owned()),
+            setup_findings: Some(f),
+            change_pending_since: pending,
+            ..SyncChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn query(search: &str, filter: ListFilter, offset: u64, limit: u64) -> ListQuery {
+    ListQuery {
+        search: search.to_owned(),
+        filter,
+        offset,
+        limit,
+    }
+}
+
+async fn the_practice_list_searches_filters_and_pages_in_attention_order(ctx: Ctx) {
+    let s = &ctx.store;
+    let healthy = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let warned = s.create_link(new_link("sfitzroy", "p-2")).await.unwrap();
+    let broken = s.create_link(new_link("sbroken", "p-3")).await.unwrap();
+    let waiting = s.create_link(new_link("swaiting", "p-4")).await.unwrap();
+    let parked = s.create_link(new_link("sparked", "p-5")).await.unwrap();
+    let off = s.create_link(new_link("soff", "p-6")).await.unwrap();
+    shape(s, healthy.id, "Harbour Dental", findings(0, 0, &[]), None).await;
+    shape(
+        s,
+        warned.id,
+        "Fitzroy Dental",
+        findings(0, 2, &["stacking-off"]),
+        None,
+    )
+    .await;
+    shape(
+        s,
+        broken.id,
+        "Broken 100% Dental_",
+        findings(2, 0, &["no-booking-reasons"]),
+        None,
+    )
+    .await;
+    shape(
+        s,
+        waiting.id,
+        "Waiting Dental",
+        findings(0, 0, &[]),
+        Some(t0()),
+    )
+    .await;
+    shape(s, parked.id, "Parked Dental", findings(0, 0, &[]), None).await;
+    s.update_sync_state(
+        &lease_of(s, parked.id).await,
+        SyncChanges {
+            last_error: Some(Some(SyncError {
+                kind: "pms_key_revoked".into(),
+                message: "revoked. Parked until fixed".into(),
+                at: t0(),
+            })),
+            ..SyncChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    for l in [&healthy, &warned, &broken, &waiting, &parked] {
+        s.update_sync_state(
+            &lease_of(s, l.id).await,
+            SyncChanges {
+                last_publish_at: Some(t0()),
+                ..SyncChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    s.update_link(
+        off.id,
+        LinkChanges {
+            enabled: Some(false),
+            ..LinkChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.set_market_practice_name(off.id, Some("Closed Clinic"))
+        .await
+        .unwrap();
+
+    let all = s
+        .list_practices(&query("", ListFilter::All, 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 6);
+    // Errors (2 setup errors; 1 last error), then warnings, then the oldest change waiting,
+    // then by name; disabled last.
+    assert_eq!(
+        all.links,
+        vec![
+            broken.id, parked.id, warned.id, waiting.id, healthy.id, off.id
+        ]
+    );
+    let page = s
+        .list_practices(&query("", ListFilter::All, 2, 2))
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.links), (6, vec![warned.id, waiting.id]));
+    let ids =
+        |f: ListFilter| async move { s.list_practices(&query("", f, 0, 100)).await.unwrap().links };
+    assert_eq!(
+        ids(ListFilter::NeedsAttention).await,
+        vec![broken.id, parked.id, warned.id, waiting.id]
+    );
+    assert_eq!(
+        ids(ListFilter::Parked {
+            kinds: vec!["pms_unauthorized".into(), "pms_key_revoked".into()]
+        })
+        .await,
+        vec![parked.id]
+    );
+    assert_eq!(ids(ListFilter::Disabled).await, vec![off.id]);
+    assert_eq!(
+        ids(ListFilter::Finding("stacking-off".into())).await,
+        vec![warned.id]
+    );
+    assert_eq!(ids(ListFilter::Finding("stacking".into())).await, vec![]);
+    // Search: PMS name, marketplace name, site slug, practice id; case-insensitive; literal.
+    for (q, want) in [
+        ("fitzroy", vec![warned.id]),
+        ("HARBOUR dental", vec![healthy.id]),
+        ("closed clinic", vec![off.id]),
+        ("sparked", vec![parked.id]),
+        ("p-4", vec![waiting.id]),
+        ("100%", vec![broken.id]),
+        ("l_", vec![broken.id]),
+        ("%", vec![broken.id]),
+        ("nothing like it", vec![]),
+    ] {
+        let got = s
+            .list_practices(&query(q, ListFilter::All, 0, 100))
+            .await
+            .unwrap();
+        assert_eq!(got.links, want, "search {q:?}");
+        assert_eq!(got.total, want.len() as u64, "search {q:?}");
+    }
+    let searched = s
+        .list_practices(&query("dental", ListFilter::NeedsAttention, 0, 1))
+        .await
+        .unwrap();
+    assert_eq!((searched.total, searched.links), (4, vec![broken.id]));
+    assert!(matches!(
+        s.list_practices(&query("", ListFilter::Finding("x%".into()), 0, 10))
+            .await,
+        Err(StoreError::InvalidInput {
+            field: "finding",
+            ..
+        })
+    ));
+}
+
+/// The attention key the list promises, from what each practice was given.
+#[derive(Debug, Clone)]
+struct Shaped {
+    enabled: bool,
+    errors: u32,
+    warnings: u32,
+    pending: Option<i64>,
+    name: String,
+}
+
+fn attention_key(
+    p: &Shaped,
+) -> (
+    bool,
+    std::cmp::Reverse<u32>,
+    std::cmp::Reverse<u32>,
+    (bool, i64),
+    String,
+) {
+    (
+        !p.enabled,
+        std::cmp::Reverse(p.errors),
+        std::cmp::Reverse(p.warnings),
+        (p.pending.is_none(), p.pending.unwrap_or(0)),
+        p.name.to_lowercase(),
+    )
+}
+
+async fn every_practice_appears_once_across_pages_in_attention_order(ctx: Ctx) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let s = ctx.store.clone();
+    let practice = (
+        0u32..3,
+        0u32..3,
+        proptest::option::of(0i64..4),
+        "[a-c]{1,3}",
+    );
+    let strategy = (
+        proptest::collection::vec(practice, 1..14),
+        1u64..6,
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    runner
+        .run(&strategy, |(practices, per_page, some_disabled)| {
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    for l in s.list_links().await.unwrap() {
+                        s.delete_link(l.id).await.unwrap();
+                    }
+                    let mut shaped = Vec::new();
+                    for (i, (errors, warnings, pending, name)) in practices.iter().enumerate() {
+                        let link = s
+                            .create_link(new_link("sprop", &format!("prop-{i}")))
+                            .await
+                            .unwrap();
+                        shape(
+                            &s,
+                            link.id,
+                            name,
+                            findings(*errors, *warnings, &[]),
+                            pending.map(|p| t0() + p.seconds()),
+                        )
+                        .await;
+                        let enabled = !(some_disabled && i % 3 == 0);
+                        if !enabled {
+                            s.update_link(
+                                link.id,
+                                LinkChanges {
+                                    enabled: Some(false),
+                                    ..LinkChanges::default()
+                                },
+                            )
+                            .await
+                            .unwrap();
+                        }
+                        shaped.push((
+                            link.id,
+                            Shaped {
+                                enabled,
+                                errors: *errors,
+                                warnings: *warnings,
+                                pending: pending.map(|p| (t0() + p.seconds()).as_microsecond()),
+                                name: name.clone(),
+                            },
+                        ));
+                    }
+                    let mut seen = Vec::new();
+                    let mut offset = 0;
+                    loop {
+                        let page = s
+                            .list_practices(&query("", ListFilter::All, offset, per_page))
+                            .await
+                            .unwrap();
+                        prop_assert_eq!(page.total, shaped.len() as u64);
+                        prop_assert!(page.links.len() as u64 <= per_page);
+                        if page.links.is_empty() {
+                            break;
+                        }
+                        offset += page.links.len() as u64;
+                        seen.extend(page.links);
+                    }
+                    // Every practice exactly once.
+                    let unique: HashSet<LinkId> = seen.iter().copied().collect();
+                    prop_assert_eq!(unique.len(), seen.len());
+                    prop_assert_eq!(seen.len(), shaped.len());
+                    // In attention order.
+                    let keys: Vec<_> = seen
+                        .iter()
+                        .map(|id| {
+                            let p = &shaped.iter().find(|(l, _)| l == id).expect("listed").1;
+                            attention_key(p)
+                        })
+                        .collect();
+                    prop_assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{:?}", keys);
+                    Ok(())
+                })
+            })
+        })
+        .unwrap();
+}
+
+async fn the_audit_log_and_bulk_progress_are_stored(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let b = s.create_link(new_link("sfitzroy", "p-2")).await.unwrap();
+    for (i, (action, links)) in [
+        ("link.create", vec![a.id]),
+        ("link.update", vec![b.id]),
+        ("bulk.disable", vec![a.id, b.id]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.record_audit(
+            &NewAuditEntry {
+                actor: "console session 1a2b3c4d".into(),
+                action: action.into(),
+                links,
+                detail: format!("step {i}"),
+            },
+            t0() + (i as i64).seconds(),
+        )
+        .await
+        .unwrap();
+    }
+    let all = s.audit_log(None, None, 10).await.unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["bulk.disable", "link.update", "link.create"]);
+    assert_eq!(all[0].links, vec![a.id, b.id]);
+    assert_eq!(all[2].at, t0());
+    assert_eq!(all[0].actor, "console session 1a2b3c4d");
+    let of_a: Vec<String> = s
+        .audit_log(Some(a.id), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(of_a, ["bulk.disable", "link.create"]);
+    let older = s.audit_log(None, Some(all[0].seq), 1).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].action, "link.update");
+
+    let bulk = s
+        .create_bulk("disable", "attention=all", "api token", 2, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        (bulk.total, bulk.done, bulk.failed, bulk.finished_at),
+        (2, 0, 0, None)
+    );
+    s.update_bulk(bulk.id, 1, 1, &["p-1: refused".to_owned()], None)
+        .await
+        .unwrap();
+    let failures: Vec<String> = (0..80).map(|i| format!("failure {i}")).collect();
+    s.update_bulk(bulk.id, 2, 1, &failures, Some(t0() + 1.seconds()))
+        .await
+        .unwrap();
+    let done = s.bulk(bulk.id).await.unwrap().unwrap();
+    assert_eq!((done.done, done.failed), (2, 1));
+    assert_eq!(done.failures.len(), slotbridge_store::BULK_FAILURES_KEPT);
+    assert_eq!(done.finished_at, Some(t0() + 1.seconds()));
+    assert_eq!(done.actor, "api token");
+    assert_eq!(
+        s.bulk(slotbridge_store::BulkId(uuid::Uuid::now_v7()))
+            .await
+            .unwrap(),
+        None
+    );
 }

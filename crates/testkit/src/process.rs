@@ -372,15 +372,23 @@ impl NodeProcess {
     /// The links this node works now, by its admin API (`/api/practices`: `running_here`);
     /// `None` when it does not answer.
     pub async fn running_links(&self, http: &reqwest::Client) -> Option<BTreeSet<String>> {
-        let practices = self.get_json(http, "/api/practices").await?;
-        Some(
-            practices
-                .as_array()?
-                .iter()
-                .filter(|p| p["running_here"] == true)
-                .filter_map(|p| p["link"]["id"].as_str().map(str::to_owned))
-                .collect(),
-        )
+        let mut running = BTreeSet::new();
+        for page in 1.. {
+            let practices = self
+                .get_json(http, &format!("/api/practices?per_page=500&page={page}"))
+                .await?;
+            let items = practices["items"].as_array()?;
+            running.extend(
+                items
+                    .iter()
+                    .filter(|p| p["running_here"] == true)
+                    .filter_map(|p| p["link"]["id"].as_str().map(str::to_owned)),
+            );
+            if items.len() < 500 {
+                break;
+            }
+        }
+        Some(running)
     }
 
     /// The value of the unlabelled metric `name` on its `/metrics`; `None` when the node does

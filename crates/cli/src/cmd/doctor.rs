@@ -65,6 +65,16 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value
     Ok(body)
 }
 
+/// A practice's heading: its name (when the node knows it), marketplace id and PMS site.
+fn heading(r: &Value) -> String {
+    let id = r["practice_id"].as_str().unwrap_or_default();
+    let site = r["site_slug"].as_str().unwrap_or_default();
+    match r["name"].as_str().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name}: practice {id} (PMS site {site})"),
+        None => format!("practice {id} (PMS site {site})"),
+    }
+}
+
 async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
     let http = admin_client(args.token.as_deref())?;
     let base = args.url.trim_end_matches('/');
@@ -97,6 +107,7 @@ async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
             .as_array()
             .is_some_and(|f| f.iter().any(|f| f["severity"] == "error"));
         report.push(serde_json::json!({
+            "name": link["name"],
             "practice_id": link["practice_id"],
             "site_slug": link["site_slug"],
             "link": id,
@@ -107,11 +118,7 @@ async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for r in &report {
-            println!(
-                "practice {} (PMS site {})",
-                r["practice_id"].as_str().unwrap_or_default(),
-                r["site_slug"].as_str().unwrap_or_default()
-            );
+            println!("{}", heading(r));
             let findings = r["findings"].as_array().cloned().unwrap_or_default();
             if findings.is_empty() {
                 println!("  no findings: everything the diagnostics check is in order\n");
@@ -147,4 +154,23 @@ async fn doctor(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_practice_is_headed_by_its_name_when_known() {
+        let named = serde_json::json!({"name": "Harbour Dental", "practice_id": "1000001", "site_slug": "sharbourdental"});
+        assert_eq!(
+            heading(&named),
+            "Harbour Dental: practice 1000001 (PMS site sharbourdental)"
+        );
+        let unnamed = serde_json::json!({"name": null, "practice_id": "1000001", "site_slug": "sharbourdental"});
+        assert_eq!(
+            heading(&unnamed),
+            "practice 1000001 (PMS site sharbourdental)"
+        );
+    }
 }

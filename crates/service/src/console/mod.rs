@@ -11,6 +11,7 @@
 //! - `/console/fleet`: the fleet over the last 24 hours, every node summed ([`crate::fleet`]).
 
 mod fleet;
+mod operations;
 mod pages;
 pub mod svg;
 
@@ -26,7 +27,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::admin::{self, AdminError, CreateLink, ExplainQuery, ResyncWhat, UpdateLink};
+use crate::admin::{
+    self, AdminError, CreateLink, ExplainQuery, ListRequest, PracticesQuery, ResyncWhat, UpdateLink,
+};
+use crate::audit::{self, Actor};
 use crate::ctx::Ctx;
 use crate::http::{AdminAccess, Routes, constant_time_eq};
 
@@ -40,6 +44,8 @@ static CSS: &str = include_str!("static/console.css");
 
 struct Session {
     csrf: String,
+    /// Names the session in the audit log (the session id is a secret, never shown).
+    label: String,
     expires: Instant,
 }
 
@@ -77,6 +83,7 @@ impl Sessions {
             id.clone(),
             Session {
                 csrf: csrf.clone(),
+                label: random_token()[..8].to_owned(),
                 expires: now + SESSION_TTL,
             },
         );
@@ -84,10 +91,15 @@ impl Sessions {
     }
 
     fn csrf_of(&self, id: &str) -> Option<String> {
+        self.session_of(id).map(|(csrf, _)| csrf)
+    }
+
+    /// A live session's CSRF token and label.
+    fn session_of(&self, id: &str) -> Option<(String, String)> {
         let all = self.lock();
         all.get(id)
             .filter(|s| s.expires > Instant::now())
-            .map(|s| s.csrf.clone())
+            .map(|s| (s.csrf.clone(), s.label.clone()))
     }
 
     fn remove(&self, id: &str) {
@@ -111,10 +123,11 @@ struct Console {
     secure_cookies: bool,
 }
 
-/// A logged-in request: its session's CSRF token.
+/// A logged-in request: its session's CSRF token, and who it is for the audit log.
 #[derive(Clone)]
 struct Authed {
     csrf: String,
+    actor: Actor,
 }
 
 /// The console's routes under `/console`, with the node's console sessions.
@@ -155,6 +168,9 @@ fn authed_routes() -> Routes<Console> {
         .post("/console/practices/{id}/resync", resync)
         .get("/console/practices/{id}/explain", explain)
         .get("/console/practices/{id}/log", log_fragment)
+        .post("/console/bulk", operations::start_bulk)
+        .get("/console/bulk/{id}", operations::bulk_page)
+        .get("/console/audit", operations::audit_page)
 }
 
 /// The login page and the static assets.
@@ -246,8 +262,8 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 /// Every page but the login needs a session; every POST needs its CSRF token (a form field
 /// `csrf`, checked by the handler, or the `X-CSRF-Token` header, checked here).
 async fn require_session(State(c): State<Console>, mut req: Request, next: Next) -> Response {
-    let csrf = cookie(req.headers(), SESSION_COOKIE).and_then(|id| c.sessions.csrf_of(&id));
-    let Some(csrf) = csrf else {
+    let session = cookie(req.headers(), SESSION_COOKIE).and_then(|id| c.sessions.session_of(&id));
+    let Some((csrf, label)) = session else {
         return to_login(req.headers());
     };
     if req.method() == axum::http::Method::POST
@@ -258,7 +274,10 @@ async fn require_session(State(c): State<Console>, mut req: Request, next: Next)
         }
         req.extensions_mut().insert(CsrfChecked);
     }
-    req.extensions_mut().insert(Authed { csrf });
+    req.extensions_mut().insert(Authed {
+        csrf,
+        actor: Actor::console(&label),
+    });
     next.run(req).await
 }
 
@@ -410,6 +429,67 @@ fn error_response(e: &AdminError) -> Response {
 struct ListQuery {
     #[serde(default)]
     msg: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    attention: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
+    #[serde(default)]
+    per_page: Option<String>,
+}
+
+impl ListQuery {
+    /// The list's query; a page or length that is not a number is the field's error.
+    fn request(&self) -> Result<ListRequest, AdminError> {
+        let number = |field: &'static str, v: &Option<String>| -> Result<Option<u32>, AdminError> {
+            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| AdminError::Invalid {
+                    field,
+                    message: format!("expected a whole number, found {v:?}"),
+                }),
+            }
+        };
+        ListRequest::parse(&PracticesQuery {
+            q: self.q.clone(),
+            attention: self.attention.clone(),
+            page: number("page", &self.page)?,
+            per_page: number("per_page", &self.per_page)?,
+        })
+    }
+}
+
+/// The list page for `query`, with a flash or an error above it.
+async fn list_page(
+    c: &Console,
+    authed: &Authed,
+    query: Result<ListRequest, AdminError>,
+    flash: Option<&str>,
+    error: Option<(StatusCode, &str)>,
+) -> Response {
+    let (query, error) = match query {
+        Ok(q) => (q, error.map(|(s, t)| (s, t.to_owned()))),
+        // A bad query shows the whole list, saying what was wrong.
+        Err(e) => (
+            ListRequest::parse(&PracticesQuery::default()).expect("the default query is valid"),
+            Some(failure(&e)),
+        ),
+    };
+    match admin::practices_page(&c.ctx, &query).await {
+        Ok(page) => {
+            let view = pages::ListView {
+                page: &page,
+                query: &query,
+            };
+            let (status, text) = match &error {
+                Some((s, t)) => (*s, Some(t.as_str())),
+                None => (StatusCode::OK, None),
+            };
+            (status, pages::practices(&authed.csrf, &view, flash, text)).into_response()
+        }
+        Err(e) => error_response(&e),
+    }
 }
 
 async fn practices_page(
@@ -417,11 +497,8 @@ async fn practices_page(
     Extension(authed): Extension<Authed>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    match admin::practices(&c.ctx).await {
-        Ok(list) => pages::practices(&authed.csrf, &list, q.msg.as_deref().and_then(flash), None)
-            .into_response(),
-        Err(e) => error_response(&e),
-    }
+    let flash = q.msg.as_deref().and_then(flash);
+    list_page(&c, &authed, q.request(), flash, None).await
 }
 
 /// Fixed messages after a redirect (never reflect text from the query).
@@ -453,6 +530,8 @@ struct NewLinkForm {
     practice_key: String,
     #[serde(default)]
     horizon_days: Option<String>,
+    #[serde(default)]
+    market_name: Option<String>,
 }
 
 async fn create_link(
@@ -483,11 +562,20 @@ async fn create_link(
             practice_key: f.practice_key,
             horizon_days,
             enabled: Some(true),
+            market_name: f.market_name,
         },
     )
     .await;
     match created {
         Ok(link) => {
+            audit::record(
+                &c.ctx,
+                &authed.actor,
+                "link.create",
+                audit::one_link(&link.id),
+                format!("site {} to practice {}", link.site_slug, link.practice_id),
+            )
+            .await;
             Redirect::to(&format!("/console/practices/{}?msg=linked", link.id)).into_response()
         }
         Err(e) => list_with_error(&c, &authed, &e).await,
@@ -496,14 +584,8 @@ async fn create_link(
 
 async fn list_with_error(c: &Console, authed: &Authed, e: &AdminError) -> Response {
     let (status, text) = failure(e);
-    match admin::practices(&c.ctx).await {
-        Ok(list) => (
-            status,
-            pages::practices(&authed.csrf, &list, None, Some(&text)),
-        )
-            .into_response(),
-        Err(e) => error_response(&e),
-    }
+    let query = ListRequest::parse(&PracticesQuery::default());
+    list_page(c, authed, query, None, Some((status, &text))).await
 }
 
 fn parse_horizon(v: Option<&str>) -> Result<Option<i64>, AdminError> {
@@ -604,6 +686,8 @@ struct SettingsForm {
     pms_api_key: Option<String>,
     #[serde(default)]
     practice_key: Option<String>,
+    #[serde(default)]
+    market_name: Option<String>,
 }
 
 async fn update_settings(
@@ -628,15 +712,32 @@ async fn update_settings(
     let keep_blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     let practice_id = keep_blank(f.practice_id).filter(|p| p.trim() != current.practice_id);
     let horizon_days = horizon_days.filter(|h| *h != current.horizon_days);
+    // A name changed (blank forgets it); the same name is no change.
+    let market_name = f
+        .market_name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| Some(n.as_str()) != current.market_name.as_deref().or(Some("")));
     let changes = UpdateLink {
         enabled: None,
         practice_id,
         practice_key: keep_blank(f.practice_key),
         pms_api_key: keep_blank(f.pms_api_key),
         horizon_days,
+        market_name,
     };
+    let detail = audit::describe_update(&changes);
     match admin::update_link(&c.ctx, &id, changes).await {
-        Ok(_) => Redirect::to(&format!("/console/practices/{id}?msg=saved")).into_response(),
+        Ok(link) => {
+            audit::record(
+                &c.ctx,
+                &authed.actor,
+                "link.update",
+                audit::one_link(&link.id),
+                detail,
+            )
+            .await;
+            Redirect::to(&format!("/console/practices/{id}?msg=saved")).into_response()
+        }
         Err(e) => practice_with_error(&c, &authed, &id, &e).await,
     }
 }
@@ -663,12 +764,23 @@ async fn set_enabled(
         enabled: Some(enabled),
         ..UpdateLink::default()
     };
+    let detail = audit::describe_update(&changes);
     match admin::update_link(&c.ctx, &id, changes).await {
-        Ok(_) => Redirect::to(&format!(
-            "/console/practices/{id}?msg={}",
-            if enabled { "enabled" } else { "disabled" }
-        ))
-        .into_response(),
+        Ok(link) => {
+            audit::record(
+                &c.ctx,
+                &authed.actor,
+                "link.update",
+                audit::one_link(&link.id),
+                detail,
+            )
+            .await;
+            Redirect::to(&format!(
+                "/console/practices/{id}?msg={}",
+                if enabled { "enabled" } else { "disabled" }
+            ))
+            .into_response()
+        }
         Err(e) => practice_with_error(&c, &authed, &id, &e).await,
     }
 }
@@ -696,6 +808,17 @@ async fn resync(
         Ok(what) => admin::resync(&c.ctx, &id, what).await,
         Err(e) => Err(e),
     };
+    if let Ok(a) = &asked {
+        let detail = format!("resync {}", a.what.as_str());
+        audit::record(
+            &c.ctx,
+            &authed.actor,
+            "link.resync",
+            audit::one_link(&a.link),
+            detail,
+        )
+        .await;
+    }
     match (asked, htmx) {
         (Ok(_), true) => match admin::resync_progress(&c.ctx, &id).await {
             Ok(p) => pages::resync_progress(&id, Some(&p), None).into_response(),

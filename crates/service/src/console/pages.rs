@@ -4,8 +4,11 @@
 use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, html};
 
+use slotbridge_domain::diagnostics::Code;
+
 use crate::admin::{
-    ExplanationView, FindingView, LinkLog, PracticeSummary, ResyncProgressView, WeekView,
+    ExplanationView, FindingView, LinkLog, ListRequest, PracticePage, PracticeSummary,
+    ResyncProgressView, WeekView,
 };
 
 use super::svg;
@@ -42,6 +45,7 @@ pub(super) fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/console" { "Practices" }
                             a href="/console/fleet" { "Fleet" }
+                            a href="/console/audit" { "Audit log" }
                             form method="post" action="/console/logout" class="inline" {
                                 input type="hidden" name="csrf" value=(t);
                                 button type="submit" class="link" { "Log out" }
@@ -96,7 +100,7 @@ pub fn login(pre_csrf: &str, error: Option<&str>, configured: bool) -> Markup {
     )
 }
 
-fn ago(rfc3339: Option<&str>) -> String {
+pub(super) fn ago(rfc3339: Option<&str>) -> String {
     let Some(t) = rfc3339.and_then(|t| t.parse::<Timestamp>().ok()) else {
         return "never".into();
     };
@@ -122,13 +126,94 @@ fn health_badge(p: &PracticeSummary) -> Markup {
     }
 }
 
-/// The practice list.
-pub fn practices(
-    csrf: &str,
-    list: &[PracticeSummary],
-    flash: Option<&str>,
-    error: Option<&str>,
-) -> Markup {
+/// What the practice list shows: the page, and the query that made it.
+pub struct ListView<'a> {
+    /// The page.
+    pub page: &'a PracticePage,
+    /// Its query.
+    pub query: &'a ListRequest,
+}
+
+/// The setup finding codes the list can filter by.
+const SETUP_CODES: [Code; 11] = [
+    Code::StackingOff,
+    Code::NoBookingReasons,
+    Code::HealthengineReasonMissing,
+    Code::HealthengineReasonMisspelt,
+    Code::DefaultReasonTooShort,
+    Code::DefaultReasonNotAllTypes,
+    Code::PractitionerMissingFromReason,
+    Code::PractitionerInNoReason,
+    Code::DurationMismatch,
+    Code::NoSessionsInHorizon,
+    Code::NoWindowsInHorizon,
+];
+
+/// The list's URL for a page of this query.
+fn list_url(q: &ListRequest, page: u32) -> String {
+    let enc = |v: &str| -> String { url::form_urlencoded::byte_serialize(v.as_bytes()).collect() };
+    let mut out = format!("/console?page={page}&per_page={}", q.per_page);
+    if !q.q.is_empty() {
+        out.push_str(&format!("&q={}", enc(&q.q)));
+    }
+    if q.attention != "all" {
+        out.push_str(&format!("&attention={}", enc(&q.attention)));
+    }
+    out
+}
+
+/// The practice's name, or its marketplace id while it has none.
+fn display_name(p: &PracticeSummary) -> String {
+    p.name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("Practice {}", p.link.practice_id))
+}
+
+/// Freshness in words: up to date, or how long a change has waited.
+fn freshness_text(p: &PracticeSummary) -> Markup {
+    let f = &p.freshness;
+    html! {
+        @if let Some(w) = f.waiting_seconds {
+            span class="error-text" data-freshness="waiting" { "Change waiting " (duration_text(w)) }
+        } @else if f.up_to_date {
+            span data-freshness="up-to-date" { "Up to date" }
+        } @else {
+            span class="muted" data-freshness="never" { "Never published" }
+        }
+        @if let Some(l) = f.last_seconds {
+            br; span class="muted" { "last change published in " (seconds_text(l)) }
+        }
+    }
+}
+
+fn duration_text(secs: i64) -> String {
+    match secs {
+        ..=59 => format!("{} s", secs.max(0)),
+        60..=3599 => format!("{} min", secs / 60),
+        3600..=86_399 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
+}
+
+fn seconds_text(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{secs:.1} s")
+    } else {
+        duration_text(secs.round() as i64)
+    }
+}
+
+/// The practice list: search, filter, pages, and bulk actions on the filtered set.
+pub fn practices(csrf: &str, v: &ListView<'_>, flash: Option<&str>, error: Option<&str>) -> Markup {
+    let (page, q) = (v.page, v.query);
+    let pages = page.total.div_ceil(u64::from(q.per_page)).max(1);
+    let filters: [(&str, &str); 4] = [
+        ("all", "All practices"),
+        ("needs_attention", "Needs attention"),
+        ("parked", "Parked"),
+        ("disabled", "Disabled"),
+    ];
     layout(
         "Practices",
         Some(csrf),
@@ -136,7 +221,7 @@ pub fn practices(
             h1 { "Practices" }
             @if let Some(f) = flash { p class="notice ok" role="status" { (f) } }
             @if let Some(e) = error { p class="notice error" role="alert" { (e) } }
-            @let unserved = list.iter().filter(|p| p.unhealthy.iter().any(|u| u == "not_served")).count();
+            @let unserved = page.items.iter().filter(|p| p.unhealthy.iter().any(|u| u == "not_served")).count();
             @if unserved > 0 {
                 p class="notice error" role="alert" data-finding="not-served" {
                     (unserved) " practice(s) are served by no node: nothing is published for them \
@@ -145,8 +230,35 @@ pub fn practices(
                      max_links."
                 }
             }
-            @if list.is_empty() {
-                p { "No practice is linked yet. Link one below." }
+            form method="get" action="/console" class="search card" role="search" {
+                label for="list-q" { "Search" }
+                input id="list-q" name="q" type="search" value=(q.q)
+                    placeholder="Name, PMS site or marketplace practice id" autocomplete="off";
+                label for="list-attention" { "Show" }
+                select id="list-attention" name="attention" {
+                    @for (value, label) in filters {
+                        option value=(value) selected[q.attention == value] { (label) }
+                    }
+                    optgroup label="With the setup finding" {
+                        @for c in SETUP_CODES {
+                            option value=(c.as_str()) selected[q.attention == c.as_str()] { (c.as_str()) }
+                        }
+                    }
+                }
+                input type="hidden" name="per_page" value=(q.per_page);
+                button type="submit" { "Search" }
+            }
+            p id="list-total" role="status" {
+                strong { (page.total) } " practice(s) match"
+                @if page.total > 0 { ", sorted by attention: errors, then warnings, then the oldest change not yet published" }
+                "."
+            }
+            @if page.items.is_empty() {
+                @if page.total == 0 && q.q.is_empty() && q.attention == "all" {
+                    p { "No practice is linked yet. Link one below." }
+                } @else {
+                    p { "No practice on this page." }
+                }
             } @else {
                 div class="table-wrap" {
                     table class="practices cards" {
@@ -154,39 +266,47 @@ pub fn practices(
                         thead { tr {
                             th scope="col" { "Practice" }
                             th scope="col" { "Health" }
+                            th scope="col" { "Findings" }
+                            th scope="col" { "Freshness" }
                             th scope="col" { "Last PMS read" }
-                            th scope="col" { "Last publish" }
                             th scope="col" { "Last error" }
-                            th scope="col" { "Consent" }
-                            th scope="col" { "Health findings" }
                             th scope="col" { "Bookings" }
                         } }
                         tbody {
-                            @for p in list {
-                                tr data-practice=(p.link.practice_id) {
+                            @for p in &page.items {
+                                @let errors = p.setup_findings.error + p.health_findings.error;
+                                @let warnings = p.setup_findings.warning + p.health_findings.warning;
+                                tr data-practice=(p.link.practice_id) data-link=(p.link.id) {
                                     td data-label="Practice" {
-                                        a href={"/console/practices/" (p.link.id)} {
-                                            "Practice " (p.link.practice_id)
-                                        }
+                                        a href={"/console/practices/" (p.link.id)} { (display_name(p)) }
                                         br;
-                                        span class="muted" { "PMS site " (p.link.site_slug) }
+                                        span class="muted" { "Marketplace " (p.link.practice_id) " · PMS site " (p.link.site_slug) }
                                         @if !p.link.enabled { " " span class="badge off" { "Disabled" } }
                                     }
-                                    td data-label="Health" { (health_badge(p)) }
-                                    td data-label="Last PMS read" { (ago(p.last_pms_read_at.as_deref())) }
-                                    td data-label="Last publish" {
-                                        (ago(p.last_publish_at.as_deref()))
-                                        @if let Some(l) = p.lag_seconds { br; span class="muted" { "lag " (l) " s" } }
+                                    td data-label="Health" {
+                                        @if !p.unhealthy.is_empty() {
+                                            (health_badge(p))
+                                        } @else if errors + warnings > 0 {
+                                            span class="badge warn" { "Needs attention" }
+                                        } @else {
+                                            span class="badge ok" { "Healthy" }
+                                        }
                                     }
+                                    td data-label="Findings" data-errors=(errors) data-warnings=(warnings) {
+                                        (errors) " errors, " (warnings) " warnings"
+                                        @if !p.setup_finding_codes.is_empty() {
+                                            ul class="flags" aria-label="Setup findings" {
+                                                @for c in &p.setup_finding_codes { li { code { (c) } } }
+                                            }
+                                        }
+                                    }
+                                    td data-label="Freshness" { (freshness_text(p)) }
+                                    td data-label="Last PMS read" { (ago(p.last_pms_read_at.as_deref())) }
                                     td data-label="Last error" {
                                         @match &p.last_error {
                                             Some(e) => { span class="error-text" { (e.kind) } ": " (e.message) }
                                             None => { "none" }
                                         }
-                                    }
-                                    td data-label="Consent" { (p.consent) }
-                                    td data-label="Health findings" {
-                                        (p.health_findings.error) " errors, " (p.health_findings.warning) " warnings"
                                     }
                                     td data-label="Bookings" {
                                         (p.bookings.confirmed) " confirmed, " (p.bookings.rejected) " rejected, "
@@ -195,6 +315,32 @@ pub fn practices(
                                 }
                             }
                         }
+                    }
+                }
+            }
+            @if pages > 1 {
+                nav class="pages" aria-label="Pages" {
+                    @if q.page > 1 { a rel="prev" href=(list_url(q, q.page - 1)) { "← Previous" } }
+                    span { "Page " (q.page) " of " (pages) }
+                    @if u64::from(q.page) < pages { a rel="next" href=(list_url(q, q.page + 1)) { "Next →" } }
+                }
+            }
+            @if page.total > 0 {
+                section aria-labelledby="bulk-h" class="card" {
+                    h2 id="bulk-h" { "Act on these " (page.total) " practice(s)" }
+                    p class="muted" { "Applies to every practice the search and filter above match (all pages). Recorded in the audit log." }
+                    form method="post" action="/console/bulk" class="inline" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="q" value=(q.q);
+                        input type="hidden" name="attention" value=(q.attention);
+                        label for="bulk-action" { "Action" }
+                        select id="bulk-action" name="action" {
+                            option value="resync_config" { "Resync configuration" }
+                            option value="resync_availability" { "Resync availability" }
+                            option value="disable" { "Disable" }
+                            option value="enable" { "Enable" }
+                        }
+                        button type="submit" { "Apply to " (page.total) " practice(s)" }
                     }
                 }
             }
@@ -215,6 +361,8 @@ pub fn practices(
                     input id="new-pms-key" name="pms_api_key" type="password" required autocomplete="off";
                     label for="new-practice" { "Marketplace practice id" }
                     input id="new-practice" name="practice_id" required autocomplete="off";
+                    label for="new-market-name" { "Marketplace practice name (optional)" }
+                    input id="new-market-name" name="market_name" autocomplete="off";
                     label for="new-practice-key" { "Marketplace practice key" }
                     input id="new-practice-key" name="practice_key" type="password" required autocomplete="off";
                     label for="new-horizon" { "Horizon (days, 1–90)" }
@@ -454,7 +602,7 @@ pub fn practice(csrf: &str, v: &PracticeView, flash: Option<&str>, error: Option
         .ok()
         .map(|w| w.practice_name.clone())
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| format!("Practice {}", s.link.practice_id));
+        .unwrap_or_else(|| display_name(s));
     let (ex_practitioner, ex_at, ex_reason) = &v.explain_input;
     layout(
         &name,
@@ -462,7 +610,9 @@ pub fn practice(csrf: &str, v: &PracticeView, flash: Option<&str>, error: Option
         html! {
             h1 { (name) }
             p class="muted" {
-                "Marketplace practice " strong { (s.link.practice_id) } " · PMS site " strong { (s.link.site_slug) }
+                "Marketplace practice " strong { (s.link.practice_id) }
+                @if let Some(m) = &s.link.market_name { " (" (m) ")" }
+                " · PMS site " strong { (s.link.site_slug) }
                 " · link " code { (id) }
             }
             @if let Some(f) = flash { p class="notice ok" role="status" { (f) } }
@@ -474,7 +624,13 @@ pub fn practice(csrf: &str, v: &PracticeView, flash: Option<&str>, error: Option
                 dl class="facts" {
                     dt { "Status" } dd { (if s.link.enabled { "Enabled" } else { "Disabled" }) @if s.running_here { " · worked by this node" } }
                     dt { "Last PMS read" } dd { (ago(s.last_pms_read_at.as_deref())) }
-                    dt { "Last publish" } dd { (ago(s.last_publish_at.as_deref())) @if let Some(l) = s.lag_seconds { " (lag " (l) " s)" } }
+                    dt { "Freshness" } dd id="freshness" {
+                        (freshness_text(s))
+                        @if let Some(p99) = s.freshness.p99_seconds {
+                            br; span class="muted" { "p99 over 24 h: " (seconds_text(p99)) " (" (s.freshness.changes_24h) " changes published)" }
+                        }
+                    }
+                    dt { "Last publish" } dd { (ago(s.last_publish_at.as_deref())) }
                     dt { "Last marketplace poll" } dd { (ago(s.last_poll_at.as_deref())) }
                     dt { "Consent" } dd { (s.consent) }
                     dt { "Last error" } dd { @match &s.last_error { Some(e) => { (e.kind) ": " (e.message) " (" (ago(Some(&e.at))) ")" } None => { "none" } } }
@@ -565,6 +721,8 @@ pub fn practice(csrf: &str, v: &PracticeView, flash: Option<&str>, error: Option
                     input type="hidden" name="csrf" value=(csrf);
                     label for="set-practice" { "Marketplace practice id" }
                     input id="set-practice" name="practice_id" required value=(s.link.practice_id) autocomplete="off";
+                    label for="set-market-name" { "Marketplace practice name" }
+                    input id="set-market-name" name="market_name" value=[s.link.market_name.as_deref()] autocomplete="off";
                     label for="set-horizon" { "Horizon (days, 1–90)" }
                     input id="set-horizon" name="horizon_days" type="number" min="1" max="90" value=(s.link.horizon_days);
                     label for="set-pms-key" { "PMS API key" }
