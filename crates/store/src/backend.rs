@@ -84,8 +84,9 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Open the store at `url`, creating (SQLite) and migrating the schema as needed, and check
-    /// that `keys` can decrypt every secret already stored.
+    /// Open the store at `url`, creating (SQLite) and migrating the schema as needed, check
+    /// that `keys` can decrypt every secret already stored, and index the surnames of bookings
+    /// stored before the look-up (once).
     ///
     /// Accepted URLs: `sqlite://path?mode=rwc`, `sqlite:path`, `sqlite::memory:`,
     /// `postgres://…` and `postgresql://…`.
@@ -146,6 +147,7 @@ impl Store {
         };
         let store = Store { backend, keys };
         store.check_keys().await?;
+        store.index_booking_surnames().await?;
         Ok(store)
     }
 

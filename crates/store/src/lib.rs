@@ -46,7 +46,8 @@ mod sync;
 mod types;
 
 pub use bookings::{
-    AppointmentChange, Booking, BookingEvent, BookingState, BookingTransition, NewBooking,
+    AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,
+    NewBooking, surname_key,
 };
 pub use error::StoreError;
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
