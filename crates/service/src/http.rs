@@ -90,7 +90,7 @@ impl AdminAccess {
 /// What the HTTP layer needs.
 #[derive(Clone)]
 pub struct HttpState {
-    ctx: Arc<Ctx>,
+    pub(crate) ctx: Arc<Ctx>,
     pms_webhook_secret: Option<SecretString>,
     /// The marketplace's payload receiver, behind the per-link token check.
     market_hooks: Router,
@@ -219,6 +219,8 @@ fn api() -> OpenApiRouter<HttpState> {
         .routes(routes!(link_log))
         .routes(routes!(list_practices))
         .routes(routes!(get_practice))
+        .routes(routes!(crate::lookup::practice_bookings))
+        .routes(routes!(crate::lookup::get_booking))
 }
 
 /// The OpenAPI 3.1 document of the admin API, as served at `/openapi.json`.
@@ -446,7 +448,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
 
 type Json<T> = axum::Json<T>;
 
-fn query_problem(e: QueryRejection) -> Problem {
+pub(crate) fn query_problem(e: QueryRejection) -> Problem {
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "Invalid query",

@@ -13,6 +13,7 @@
 //! - [`node`]: the composition root of one node (`slotbridge run`, `slotbridge demo`).
 //! - [`metrics`]: the node's Prometheus metrics.
 //! - [`bookings`]: the booking outbox: every booking into the diary exactly once, or rejected.
+//! - [`lookup`]: booking look-up (booking id, PMS appointment id, surname) and a booking's history.
 
 pub mod admin;
 pub mod bookings;
@@ -22,6 +23,7 @@ pub mod ctx;
 pub mod failure;
 pub mod fence;
 pub mod http;
+pub mod lookup;
 pub mod metrics;
 pub mod node;
 pub mod publisher;

@@ -99,7 +99,7 @@ async fn world() -> World {
 }
 
 /// Every admin operation the console and the CLI rely on.
-const ADMIN_ROUTES: [(&str, &str); 12] = [
+const ADMIN_ROUTES: [(&str, &str); 14] = [
     ("get", "/api/links"),
     ("post", "/api/links"),
     ("get", "/api/links/{id}"),
@@ -112,6 +112,8 @@ const ADMIN_ROUTES: [(&str, &str); 12] = [
     ("get", "/api/links/{id}/log"),
     ("get", "/api/practices"),
     ("get", "/api/practices/{id}"),
+    ("get", "/api/practices/{id}/bookings"),
+    ("get", "/api/bookings/{id}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,10 @@
 //! - `/console/practices/{id}`: link settings (secrets write-only), enable/disable, resync with
 //!   progress, findings with fixes, the week's published availability per practitioner as a
 //!   picture, the request and booking log, and the why-no-slot question.
+//! - `/console/practices/{id}/bookings` and `/console/bookings/{booking_id}`: booking look-up
+//!   and a booking's history ([`lookup`]).
 
+mod lookup;
 mod pages;
 pub mod svg;
 
@@ -152,6 +155,9 @@ fn authed_routes() -> Routes<Console> {
         .post("/console/practices/{id}/resync", resync)
         .get("/console/practices/{id}/explain", explain)
         .get("/console/practices/{id}/log", log_fragment)
+        .get("/console/practices/{id}/bookings", lookup::search)
+        .post("/console/practices/{id}/bookings", lookup::find)
+        .get("/console/bookings/{id}", lookup::booking)
 }
 
 /// The login page and the static assets.

@@ -22,7 +22,7 @@ pub struct PracticeView {
     pub explain_input: (Option<String>, Option<String>, Option<String>),
 }
 
-fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -95,7 +95,7 @@ pub fn login(pre_csrf: &str, error: Option<&str>, configured: bool) -> Markup {
     )
 }
 
-fn ago(rfc3339: Option<&str>) -> String {
+pub(super) fn ago(rfc3339: Option<&str>) -> String {
     let Some(t) = rfc3339.and_then(|t| t.parse::<Timestamp>().ok()) else {
         return "never".into();
     };
@@ -336,7 +336,7 @@ pub fn log(id: &str, log: &LinkLog) -> Markup {
                     @for b in &log.bookings {
                         li class={"booking state-" (b.state)} data-booking=(b.booking_id) {
                             p class="booking-head" {
-                                "Booking " strong { (b.booking_id) } " — "
+                                a href={"/console/bookings/" (b.booking_id)} { "Booking " strong { (b.booking_id) } } " — "
                                 span class={"state state-" (b.state)} { (b.state.replace('_', " ")) }
                                 @if let Some(t) = &b.appointment_time { " · " (t) }
                                 @if let Some(r) = &b.resource { " · " (r) }
@@ -544,6 +544,11 @@ pub fn practice(csrf: &str, v: &PracticeView, flash: Option<&str>, error: Option
                     Some(a) => { (explanation(a)) }
                     None => { div id="explain-result" role="status" aria-live="polite" {} }
                 }
+            }
+
+            section id="lookup" aria-labelledby="lookup-h" class="card" {
+                h2 id="lookup-h" { "Find a booking" }
+                (super::lookup::search_form(id, csrf, &crate::lookup::LookupQuery::default()))
             }
 
             section id="log-section" aria-labelledby="log-h" class="card" {
