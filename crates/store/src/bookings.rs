@@ -357,6 +357,9 @@ impl TryFrom<BookingRow> for Booking {
 
 const SEALED_REQUEST: &str = "sealed:v1:";
 
+/// How many bookings [`Store::index_booking_surnames`] opens and indexes per transaction.
+const INDEX_BATCH: i64 = 500;
+
 /// The purpose the surname's blind index is computed under.
 const SURNAME_INDEX: &str = "bookings.surname";
 
@@ -597,25 +600,62 @@ impl Store {
                     .collect()
             }
         };
+        // The most selective criterion leads, so each backend's index on it is used (the
+        // booking id is the key; the appointment and the surname have an index per link); the
+        // others are checked with it.
+        let booking = search.booking_id.clone();
+        let appointment = search.pms_appointment_id.clone();
+        let limit_i = i64::from(limit);
         let mut rows: Vec<BookingRow> = Vec::new();
         for hash in surname_hashes {
             let found: Vec<BookingRow> = on_backend!(self, |pool| {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    booking_columns!(),
-                    " FROM bookings WHERE link_id = $1 \
-                     AND ($2 IS NULL OR booking_id = $2) \
-                     AND ($3 IS NULL OR pms_appointment_id = $3) \
-                     AND ($4 IS NULL OR surname_hash = $4) \
-                     ORDER BY created_at DESC, booking_id LIMIT $5"
-                ))
-                .bind(link_id.0)
-                .bind(search.booking_id.clone())
-                .bind(search.pms_appointment_id.clone())
-                .bind(hash)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?
+                match (&booking, &appointment, &hash) {
+                    (Some(id), _, _) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            booking_columns!(),
+                            " FROM bookings WHERE booking_id = $2 AND link_id = $1 \
+                             AND ($3 IS NULL OR pms_appointment_id = $3) \
+                             AND ($4 IS NULL OR surname_hash = $4)"
+                        ))
+                        .bind(link_id.0)
+                        .bind(id.clone())
+                        .bind(appointment.clone())
+                        .bind(hash.clone())
+                        .fetch_all(pool)
+                        .await?
+                    }
+                    (None, Some(a), _) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            booking_columns!(),
+                            " FROM bookings WHERE link_id = $1 AND pms_appointment_id = $2 \
+                             AND ($3 IS NULL OR surname_hash = $3) \
+                             ORDER BY created_at DESC, booking_id LIMIT $4"
+                        ))
+                        .bind(link_id.0)
+                        .bind(a.clone())
+                        .bind(hash.clone())
+                        .bind(limit_i)
+                        .fetch_all(pool)
+                        .await?
+                    }
+                    (None, None, Some(h)) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            booking_columns!(),
+                            " FROM bookings WHERE link_id = $1 AND surname_hash = $2 \
+                             ORDER BY created_at DESC, booking_id LIMIT $3"
+                        ))
+                        .bind(link_id.0)
+                        .bind(h.clone())
+                        .bind(limit_i)
+                        .fetch_all(pool)
+                        .await?
+                    }
+                    // Refused above: the search is not empty.
+                    (None, None, None) => Vec::new(),
+                }
             });
             rows.extend(found);
         }
@@ -626,32 +666,53 @@ impl Store {
     }
 
     /// Index the surname of every booking stored before bookings kept one (migration 0012):
-    /// each such request is opened once, here. Run when the store opens; afterwards it finds
-    /// nothing to do. Returns how many bookings were indexed.
+    /// each such request is opened once, here, [`INDEX_BATCH`] at a time (one transaction per
+    /// batch). Run when the store opens; afterwards it finds nothing to do. A request this
+    /// keyring cannot open is left unindexed (for a keyring that can). Returns how many
+    /// bookings were indexed.
     pub(crate) async fn index_booking_surnames(&self) -> Result<u64, StoreError> {
-        let rows: Vec<(String, String)> = on_backend!(self, |pool| {
-            sqlx::query_as("SELECT booking_id, request FROM bookings WHERE surname_hash IS NULL")
+        let mut after = String::new();
+        let mut indexed = 0;
+        loop {
+            let rows: Vec<(String, String)> = on_backend!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT booking_id, request FROM bookings \
+                     WHERE surname_hash IS NULL AND booking_id > $1 \
+                     ORDER BY booking_id LIMIT $2",
+                )
+                .bind(after.clone())
+                .bind(INDEX_BATCH)
                 .fetch_all(pool)
                 .await?
-        });
-        let mut indexed = 0;
-        for (booking_id, stored) in rows {
-            let hash = match self.open_request(&booking_id, &stored) {
-                Ok(request) => self.surname_hash(&request),
-                // Unreadable with this keyring: left for a keyring that opens it.
-                Err(StoreError::Key(_)) => continue,
-                Err(e) => return Err(e),
+            });
+            let Some((last, _)) = rows.last() else {
+                break;
             };
+            after = last.clone();
+            let mut hashes = Vec::with_capacity(rows.len());
+            for (booking_id, stored) in rows {
+                match self.open_request(&booking_id, &stored) {
+                    Ok(request) => hashes.push((booking_id, self.surname_hash(&request))),
+                    Err(StoreError::Key(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             indexed += on_backend!(self, |pool| {
-                sqlx::query(
-                    "UPDATE bookings SET surname_hash = $2 \
-                     WHERE booking_id = $1 AND surname_hash IS NULL",
-                )
-                .bind(booking_id)
-                .bind(hash)
-                .execute(pool)
-                .await?
-                .rows_affected()
+                let mut tx = pool.begin_write().await?;
+                let mut n = 0;
+                for (booking_id, hash) in hashes {
+                    n += sqlx::query(
+                        "UPDATE bookings SET surname_hash = $2 \
+                         WHERE booking_id = $1 AND surname_hash IS NULL",
+                    )
+                    .bind(booking_id)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                n
             });
         }
         if indexed > 0 {
