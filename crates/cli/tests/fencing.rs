@@ -64,25 +64,33 @@ async fn worked_by(
     .await
 }
 
-/// The store's state of each booking agrees with the marketplace's answer.
+/// The store's state of each booking agrees with the marketplace's answer, within 10 s: the
+/// worker records the outcome right after the marketplace took it.
 async fn assert_store_agrees(c: &Cluster, store: &Store, p: &Practice, made: &[Booked]) {
     let states = c.booking_states(p).await;
     for m in made {
-        let row = store
-            .booking(&m.id.to_string())
-            .await
-            .expect("store")
-            .unwrap_or_else(|| panic!("booking {} not in the store", m.id));
         let want = if states[&m.id]["status"] == "Confirmed" {
             BookingState::Confirmed
         } else {
             BookingState::Rejected
         };
-        assert_eq!(
-            row.state, want,
-            "booking {}: the store says {:?}, the marketplace {}",
-            m.id, row.state, states[&m.id]["status"]
-        );
+        eventually_or(
+            &format!(
+                "booking {}: the store agrees with the marketplace's {} ({want:?})",
+                m.id, states[&m.id]["status"]
+            ),
+            Duration::from_secs(10),
+            || c.logs(),
+            || async {
+                let row = store
+                    .booking(&m.id.to_string())
+                    .await
+                    .expect("store")
+                    .unwrap_or_else(|| panic!("booking {} not in the store", m.id));
+                (row.state == want).then_some(())
+            },
+        )
+        .await;
     }
 }
 

@@ -766,6 +766,7 @@ async fn slots(
                 "practitioner": s.practitioner,
                 "pms_resource_id": s.pms_resource_id,
                 "appointment_type": s.appointment_type,
+                "pms_appointment_type_id": s.pms_appointment_type_id,
                 "start": rfc3339(p, s.start),
                 "end": rfc3339(p, s.end),
             }))
@@ -797,6 +798,11 @@ struct NewBooking {
     /// Book from a stale page: accepted even when other bookings already hold the slot.
     #[serde(default)]
     stale: bool,
+    /// The practice unlinks the booked marketplace type from its PMS appointment type right
+    /// after the patient booked, before the integration processes the booking: the booking
+    /// reaches it with a null `pmsAppointmentTypeId`.
+    #[serde(default)]
+    unlink_type: bool,
 }
 
 /// Turn the control API's patient into the wire patient, naming the bad field.
@@ -848,17 +854,25 @@ async fn book(
     patient.suburb = b.patient.suburb;
     patient.state = b.patient.state;
     patient.postcode = b.patient.postcode;
-    let (id, out) = app.lock().book_from(
-        pid(&p)?,
-        &b.practitioner,
-        &b.appointment_type,
-        start,
-        patient,
-        b.reason,
-        b.is_new_patient,
-        app.now(),
-        b.stale,
-    )?;
+    let (id, out) = {
+        // One lock: no poll sees the booking before its type is unlinked.
+        let mut m = app.lock();
+        let booked = m.book_from(
+            pid(&p)?,
+            &b.practitioner,
+            &b.appointment_type,
+            start,
+            patient,
+            b.reason,
+            b.is_new_patient,
+            app.now(),
+            b.stale,
+        )?;
+        if b.unlink_type {
+            m.unlink_booked_type(booked.0)?;
+        }
+        booked
+    };
     delivery::spawn(&app, out);
     Ok((StatusCode::CREATED, Json(json!({"booking_id": id}))))
 }

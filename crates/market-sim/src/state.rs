@@ -912,17 +912,52 @@ impl Market {
             })
     }
 
-    /// The wire form of a booking.
+    /// The marketplace appointment type a booking was made for.
+    fn booked_type(&self, b: &BookingRec) -> Option<&HeType> {
+        self.practices
+            .get(&b.practice_id)?
+            .practitioners
+            .get(&b.practitioner_id)?
+            .appointment_types
+            .iter()
+            .find(|t| t.id == b.appointment_type_id)
+    }
+
+    /// The practice removes the link between a booking's marketplace appointment type and its
+    /// PMS appointment type (the patient booked it while it was linked): until the booking is
+    /// processed, its `pmsAppointmentTypeId` is null.
+    pub fn unlink_booked_type(&mut self, id: i64) -> Result<(), SimError> {
+        let b = self
+            .bookings
+            .get(&id)
+            .ok_or_else(|| SimError::NotFound(format!("booking {id} does not exist")))?;
+        let (pid, prid, tid) = (b.practice_id, b.practitioner_id, b.appointment_type_id);
+        let t = self
+            .practice_mut(pid)?
+            .practitioners
+            .get_mut(&prid)
+            .and_then(|pr| pr.appointment_types.iter_mut().find(|t| t.id == tid))
+            .ok_or_else(|| SimError::NotFound(format!("appointment type {tid} does not exist")))?;
+        t.linked_pms_appointment_type_id = None;
+        Ok(())
+    }
+
+    /// The wire form of a booking. Like `pmsResourceId` for a resource removed before the
+    /// booking is processed, `pmsAppointmentTypeId` is null when the booked marketplace type is
+    /// no longer linked to that PMS appointment type ("can be null", openapi.yaml).
     pub fn wire_booking(&self, b: &BookingRec) -> Booking {
         let resource_exists = self.practices.get(&b.practice_id).is_some_and(|p| {
             p.resources
                 .iter()
                 .any(|r| r.pms_resource_id == b.pms_resource_id)
         });
+        let type_linked = self
+            .booked_type(b)
+            .is_some_and(|t| t.linked_pms_appointment_type_id == b.pms_appointment_type_id);
         Booking {
             booking_id: b.id,
             pms_resource_id: resource_exists.then(|| b.pms_resource_id.clone()),
-            pms_appointment_type_id: b.pms_appointment_type_id.clone(),
+            pms_appointment_type_id: b.pms_appointment_type_id.clone().filter(|_| type_linked),
             pms_appointment_ids: b.pms_appointment_ids.clone(),
             pms_patient_id: b.pms_patient_id.clone(),
             booked_time: b.booked_at,

@@ -202,6 +202,46 @@ pub struct ChangeEntry {
     pub data: serde_json::Value,
 }
 
+impl ChangeEntry {
+    /// The one practice-local day an appointment made or removed occupies (see
+    /// [`appointment_day`]); the feed's `data` is the appointment, as a webhook's `data.object`.
+    ///
+    /// ```
+    /// use slotbridge_pms::ChangeEntry;
+    /// let made: ChangeEntry = serde_json::from_value(serde_json::json!({
+    ///     "seq": 2, "type": "appointment.created", "subject": "A1",
+    ///     "time": "2026-12-01T10:00:00+11:00",
+    ///     "data": {"id": "A1", "start": "2026-12-03T09:00:00+11:00",
+    ///              "end": "2026-12-03T09:30:00+11:00"}})).unwrap();
+    /// assert_eq!(made.appointment_day(), Some(jiff::civil::date(2026, 12, 3)));
+    /// ```
+    pub fn appointment_day(&self) -> Option<jiff::civil::Date> {
+        appointment_day(&self.kind, &self.data)
+    }
+}
+
+/// The one practice-local day an appointment made or removed occupies, read from the
+/// appointment (`start` and `end` in RFC 3339 with the practice's offset): only that day's
+/// availability can have changed. `None` for every other change (a moved or updated
+/// appointment may also have left another day), and for an appointment across midnight.
+/// `kind` is a change-feed type (`appointment.created`) or a webhook's CloudEvent type
+/// (`dev.slotbridge.pms.appointment.created`).
+pub fn appointment_day(kind: &str, appointment: &serde_json::Value) -> Option<jiff::civil::Date> {
+    let kind = kind.rsplit_once("pms.").map_or(kind, |(_, k)| k);
+    if kind != "appointment.created" && kind != "appointment.deleted" {
+        return None;
+    }
+    let day = |field: &str| -> Option<jiff::civil::Date> {
+        let text = appointment.get(field)?.as_str()?;
+        // Checked as an instant with its offset; the date is the one written, which is the
+        // practice's own.
+        text.parse::<jiff::Timestamp>().ok()?;
+        text.get(..10)?.parse().ok()
+    };
+    let (start, end) = (day("start")?, day("end")?);
+    (start == end).then_some(start)
+}
+
 /// A page of the change feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangePage {

@@ -41,23 +41,7 @@ impl PmsEvent {
     /// availability can have changed. `None` for every other event (a moved or updated
     /// appointment may also have left another day), and for an appointment across midnight.
     pub fn appointment_day(&self) -> Option<jiff::civil::Date> {
-        let kind = self
-            .kind
-            .rsplit_once("pms.")
-            .map_or(self.kind.as_str(), |(_, k)| k);
-        if kind != "appointment.created" && kind != "appointment.deleted" {
-            return None;
-        }
-        let object = self.data.get("object")?;
-        let day = |field: &str| -> Option<jiff::civil::Date> {
-            let text = object.get(field)?.as_str()?;
-            // Checked as an instant with its offset; the date is the one written, which is the
-            // practice's own.
-            text.parse::<jiff::Timestamp>().ok()?;
-            text.get(..10)?.parse().ok()
-        };
-        let (start, end) = (day("start")?, day("end")?);
-        (start == end).then_some(start)
+        crate::types::appointment_day(&self.kind, self.data.get("object")?)
     }
 }
 

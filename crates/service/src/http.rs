@@ -219,6 +219,7 @@ fn api() -> OpenApiRouter<HttpState> {
         .routes(routes!(link_log))
         .routes(routes!(list_practices))
         .routes(routes!(get_practice))
+        .routes(routes!(fleet))
         .routes(routes!(crate::lookup::practice_bookings))
         .routes(routes!(crate::lookup::get_booking))
 }
@@ -631,6 +632,16 @@ async fn get_practice(
     Path(id): Path<String>,
 ) -> Result<Json<PracticeSummary>, Problem> {
     Ok(axum::Json(admin::practice(&s.ctx, &id).await?))
+}
+
+/// The fleet over the last 24 hours, summed over every node that shares the database: practices
+/// by health, and per hour bookings by outcome, freshness p50/p99, requests answered close to the
+/// marketplace's ten minutes, worker restarts and lease moves.
+#[utoipa::path(get, path = "/api/fleet", tag = "health",
+    responses((status = 200, description = "The fleet's figures", body = crate::fleet::FleetView),
+              (status = 401, description = "No or wrong bearer token")))]
+async fn fleet(State(s): State<HttpState>) -> Result<Json<crate::fleet::FleetView>, Problem> {
+    Ok(axum::Json(crate::fleet::view(&s.ctx).await?))
 }
 
 /// Wake the link each marketplace payload names (the token check made sure it is the link whose

@@ -22,6 +22,7 @@ pub mod console;
 pub mod ctx;
 pub mod failure;
 pub mod fence;
+pub mod fleet;
 pub mod http;
 pub mod lookup;
 pub mod metrics;

@@ -207,12 +207,13 @@ impl Node {
         });
         let supervisor = tokio::spawn(supervisor::run_node(ctx.clone(), cancel.clone()));
         let retention = tokio::spawn(purge_booking_requests(ctx.clone(), cancel.clone()));
+        let fleet = tokio::spawn(crate::fleet::run(ctx.clone(), cancel.clone()));
         tracing::info!(%addr, node = %cfg.node_id, "slotbridge node started");
         Ok(Node {
             addr,
             ctx,
             cancel,
-            tasks: vec![http, supervisor, retention],
+            tasks: vec![http, supervisor, retention, fleet],
         })
     }
 

@@ -1,20 +1,25 @@
 //! Leases and supervision: which links this node works, and one supervised worker per link.
 //!
-//! Every lease round (a quarter of the lease TTL, or at once when links change) the supervisor:
+//! Two loops, each every quarter of the lease TTL:
+//!
+//! The **renewer** sends the node's heartbeat and renews its leases (the database's clock
+//! decides expiry), on the store's lease pool, and extends each running worker's [`Fence`] to
+//! *when the renewal was sent* + TTL. A worker whose lease was not renewed is stopped; one whose
+//! fence lapses (a pause, a slow database) stops by itself before any other node can take the
+//! link over. A worker whose link changed (its revision; wherever the change was made) is
+//! restarted after it finished the bookings in flight with the settings it started with. The
+//! renewer does nothing else, so however long a lease round takes, renewals stay on time
+//! (a node starting 10,000 workers had its rounds outlast the TTL, and every fence lapsed).
+//!
+//! Each **lease round** (also at once when links change):
 //! 1. reaps workers that ended: one that failed (or panicked) is restarted with backoff, and
 //!    its link shows why; one handed back releases its lease;
-//! 2. renews this node's leases (the database's clock decides expiry) and extends each running
-//!    worker's [`Fence`] to *when the renewal was sent* + TTL. A worker whose lease was not
-//!    renewed is stopped; one whose fence lapses (a pause, a slow database) stops by itself
-//!    before any other node can take the link over;
-//! 3. restarts a worker whose link changed (its revision; wherever the change was made), after
-//!    the worker finished the bookings in flight with the settings it started with;
-//! 4. shares the links evenly among live nodes, handing back the surplus without blocking;
-//! 5. acquires free or expired leases (each take-over a new epoch) and starts their workers.
+//! 2. shares the links evenly among live nodes, handing back the surplus without blocking;
+//! 3. acquires free or expired leases (each take-over a new epoch) and starts their workers.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use slotbridge_domain::backoff::{Backoff, Jitter};
@@ -25,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::ctx::{Ctx, Running, WorkerExit};
 use crate::fence::Fence;
+use crate::metrics::LeaseMove;
 use crate::worker;
 
 /// The restart backoff of a link whose worker failed.
@@ -52,6 +58,16 @@ const NEW_LEASES_PER_ROUND: u32 = 500;
 /// A worker that ran this long before it failed is restarted after the shortest backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
+/// The renewer's last renewal: the leases it found held, and until when they certainly are.
+struct Renewal {
+    held: Vec<HeldLease>,
+    until: Instant,
+}
+
+/// The last renewal, shared by the renewer (which writes it) and the lease rounds (which start
+/// workers for held leases that have none, and hand back the surplus).
+type LastRenewal = Arc<Mutex<Option<Renewal>>>;
+
 /// The supervisor's own state between rounds.
 #[derive(Default)]
 struct Supervisor {
@@ -71,7 +87,11 @@ fn valid_until(sent: Instant, ttl: Duration) -> Instant {
 /// Hold leases and run link workers until `cancel`; then stop the workers and release the
 /// leases so another node takes over at once.
 pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
-    let tick = (ctx.settings.lease_ttl / 4).max(Duration::from_millis(100));
+    let tick = round_interval(&ctx);
+    let last: LastRenewal = Arc::default();
+    // The renewer outlives `cancel`: it keeps the leases of workers finishing their step.
+    let stop_renewing = CancellationToken::new();
+    let renewer = tokio::spawn(renew_loop(ctx.clone(), last.clone(), stop_renewing.clone()));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sup = Supervisor::default();
@@ -81,7 +101,7 @@ pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
             _ = interval.tick() => {}
             () = ctx.lease_round.notified() => {}
         }
-        if let Err(e) = round(&ctx, &mut sup, &cancel).await {
+        if let Err(e) = round(&ctx, &mut sup, &last, &cancel).await {
             warn!(error = %e, "lease round failed");
         }
     }
@@ -99,6 +119,8 @@ pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
     {
         warn!("link workers did not finish within 30 s; revoking them before releasing");
     }
+    stop_renewing.cancel();
+    let _ = renewer.await;
     for f in &fences {
         f.revoke();
     }
@@ -109,27 +131,42 @@ pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
     }
 }
 
-/// One lease round.
-async fn round(
-    ctx: &Arc<Ctx>,
-    sup: &mut Supervisor,
-    cancel: &CancellationToken,
-) -> Result<(), StoreError> {
+/// How often the renewer renews and a lease round runs: a quarter of the lease TTL.
+fn round_interval(ctx: &Ctx) -> Duration {
+    (ctx.settings.lease_ttl / 4).max(Duration::from_millis(100))
+}
+
+/// Renew the node's leases every [`round_interval`] until `stop`.
+async fn renew_loop(ctx: Arc<Ctx>, last: LastRenewal, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(round_interval(&ctx));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        if let Err(e) = renew(&ctx, &last).await {
+            warn!(error = %e, "lease renewal failed");
+        }
+    }
+}
+
+/// Send the heartbeat, renew the leases, extend the running workers' fences, and stop the
+/// workers whose lease was lost or whose link changed.
+async fn renew(ctx: &Ctx, last: &LastRenewal) -> Result<(), StoreError> {
     let node = ctx.settings.node_id.as_str();
     let ttl = ctx.settings.lease_ttl;
-    reap(ctx, sup).await;
     ctx.store.heartbeat(node).await?;
-
     let sent = Instant::now();
     let renewed = ctx.store.renew_leases(node, ttl).await?;
-    let renewed_until = valid_until(sent, ttl);
+    let until = valid_until(sent, ttl);
     let held: HashMap<LinkId, &HeldLease> = renewed.iter().map(|h| (h.lease.link_id, h)).collect();
     {
         let mut workers = ctx.workers();
         for (id, r) in workers.iter_mut() {
             match held.get(id) {
                 Some(h) if h.lease == *r.fence.lease() => {
-                    r.fence.extend(renewed_until);
+                    r.fence.extend(until);
                     let changed = h.revision != r.revision;
                     if (changed || !h.enabled) && !r.stopping {
                         info!(link = %id, changed, enabled = h.enabled, "link changed; the worker finishes its bookings in flight, then restarts");
@@ -138,8 +175,12 @@ async fn round(
                         r.cancel.cancel();
                     }
                 }
+                // A worker started after this renewal was sent holds a lease acquired since:
+                // the next renewal speaks for it.
+                _ if r.started >= sent => {}
                 _ if !r.stopping => {
                     info!(link = %id, "lease lost; stopping the worker");
+                    ctx.metrics.lease_moved(LeaseMove::Lost);
                     r.stopping = true;
                     r.fence.revoke();
                     r.cancel.cancel();
@@ -148,6 +189,34 @@ async fn round(
             }
         }
     }
+    *lock(last) = Some(Renewal {
+        held: renewed,
+        until,
+    });
+    Ok(())
+}
+
+/// The last renewal's lock (a panic elsewhere while holding it leaves its data usable).
+fn lock(last: &LastRenewal) -> std::sync::MutexGuard<'_, Option<Renewal>> {
+    last.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One lease round.
+async fn round(
+    ctx: &Arc<Ctx>,
+    sup: &mut Supervisor,
+    last: &LastRenewal,
+    cancel: &CancellationToken,
+) -> Result<(), StoreError> {
+    let node = ctx.settings.node_id.as_str();
+    let ttl = ctx.settings.lease_ttl;
+    reap(ctx, sup).await;
+    // The leases the renewer last found held, and until when (no renewal yet: none).
+    let (renewed, renewed_until) = match &*lock(last) {
+        Some(r) => (r.held.clone(), r.until),
+        None => (Vec::new(), Instant::now()),
+    };
 
     // Share the links evenly among the live nodes; hand back the surplus (its workers stop
     // after their current step, and the lease is released when they ended).
@@ -188,6 +257,10 @@ async fn round(
     let acquired_until = valid_until(sent, ttl);
     for h in &acquired {
         info!(link = %h.lease.link_id, epoch = h.lease.epoch, "lease acquired");
+        // Epoch 1 is the link's first lease; any later one was held before.
+        if h.lease.epoch > 1 {
+            ctx.metrics.lease_moved(LeaseMove::Taken);
+        }
     }
 
     let candidates = renewed
@@ -298,6 +371,7 @@ async fn reap(ctx: &Arc<Ctx>, sup: &mut Supervisor) {
                     },
                 );
                 ctx.metrics.error("worker_failed");
+                ctx.metrics.worker_restarted();
                 let shown = SyncChanges {
                     last_error: Some(Some(SyncError {
                         kind: "worker_failed".into(),
@@ -477,6 +551,11 @@ mod tests {
             reap(&ctx, &mut sup).await;
             assert!(ctx.running().is_empty(), "the ended worker is gone");
             let f = sup.failed[&lease.link_id].clone();
+            assert_eq!(
+                ctx.metrics.fleet_totals()["workers.restarts"],
+                u64::from(failures),
+                "each restart is counted"
+            );
             assert_eq!(f.failures, failures);
             // 1 s, 2 s, 4 s nominal; jitter shortens by up to half.
             let nominal = Duration::from_secs(1 << (failures - 1));

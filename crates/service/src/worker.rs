@@ -334,26 +334,19 @@ impl<P: PmsConnector> LinkRun<P> {
         Pushed { pms, market }
     }
 
-    /// Whether the PMS change feed has anything after our cursor (and move the cursor on).
-    async fn pms_changed(&self) -> Result<ChangeScope, SyncFailure> {
+    /// What the PMS change feed has after our cursor (and move the cursor on).
+    async fn pms_changed(&self) -> Result<Changed, SyncFailure> {
         let state = self.ctx.store.sync_state(self.link.id).await?;
         let (changed, cursor) = match self
             .pms
             .read_changes(state.change_cursor.as_deref())
             .await?
         {
-            Changes::Page(page) => (
-                page.changes
-                    .iter()
-                    .map(|c| ChangeScope::of(&c.kind))
-                    .max()
-                    .unwrap_or(ChangeScope::Nothing),
-                page.next_cursor,
-            ),
+            Changes::Page(page) => (Changed::of(&page.changes), page.next_cursor),
             // Changes were missed: anything may have changed.
             Changes::CursorExpired => match self.pms.read_changes(None).await? {
-                Changes::Page(page) => (ChangeScope::Setup, page.next_cursor),
-                Changes::CursorExpired => (ChangeScope::Setup, String::new()),
+                Changes::Page(page) => (Changed::SETUP, page.next_cursor),
+                Changes::CursorExpired => (Changed::SETUP, String::new()),
             },
         };
         if state.change_cursor.as_deref() != Some(cursor.as_str()) {
@@ -372,7 +365,7 @@ impl<P: PmsConnector> LinkRun<P> {
         Ok(if state.change_cursor.is_some() {
             changed
         } else {
-            ChangeScope::Nothing
+            Changed::NOTHING
         })
     }
 
@@ -706,6 +699,45 @@ fn priority(t: RequestType) -> u8 {
 }
 
 /// What one wake-up of a link worker does.
+/// What a read of the PMS change feed found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Changed {
+    scope: ChangeScope,
+    /// With scope [`ChangeScope::Diary`]: only these days changed, when every diary change was
+    /// an appointment made or removed within one known day (`None`: any day may have).
+    days: Option<BTreeSet<Date>>,
+}
+
+impl Changed {
+    const NOTHING: Changed = Changed {
+        scope: ChangeScope::Nothing,
+        days: None,
+    };
+    const SETUP: Changed = Changed {
+        scope: ChangeScope::Setup,
+        days: None,
+    };
+
+    /// The scope of a page of changes, and the days they touched.
+    fn of(changes: &[slotbridge_pms::ChangeEntry]) -> Changed {
+        let scope = changes
+            .iter()
+            .map(|c| ChangeScope::of(&c.kind))
+            .max()
+            .unwrap_or(ChangeScope::Nothing);
+        let days = (scope == ChangeScope::Diary)
+            .then(|| {
+                changes
+                    .iter()
+                    .filter(|c| ChangeScope::of(&c.kind) == ChangeScope::Diary)
+                    .map(slotbridge_pms::ChangeEntry::appointment_day)
+                    .collect::<Option<BTreeSet<Date>>>()
+            })
+            .flatten();
+        Changed { scope, days }
+    }
+}
+
 struct Wake {
     force_config: bool,
     force_availability: bool,
@@ -792,10 +824,10 @@ impl<P: PmsConnector> LinkRun<P> {
         let mut subscribed_at = self.ctx.now();
         if pushed.pms
             && breaker.may_try(self.ctx.now())
-            && let Ok(scope) = self.pms_changed().await
-            && scope > ChangeScope::Nothing
+            && let Ok(changed) = self.pms_changed().await
+            && changed.scope > ChangeScope::Nothing
         {
-            if scope == ChangeScope::Setup {
+            if changed.scope == ChangeScope::Setup {
                 self.pms.forget();
             }
             let r = self
@@ -878,10 +910,10 @@ impl<P: PmsConnector> LinkRun<P> {
                         last_changes_poll = Instant::now();
                         match self.pms_changed().await {
                             Ok(c) => c,
-                            Err(e) => { self.note(&mut breaker, &e).await; ChangeScope::Nothing }
+                            Err(e) => { self.note(&mut breaker, &e).await; Changed::NOTHING }
                         }
                     } else {
-                        ChangeScope::Nothing
+                        Changed::NOTHING
                     };
                     if let Some((id, from)) = deliveries.check_due(Instant::now(), backstop, subscribed_at)
                         && self.may_poll_market(&breaker)
@@ -899,12 +931,15 @@ impl<P: PmsConnector> LinkRun<P> {
                     let requests = !deliveries.trusted()
                         || requests_owed
                         || last_requests_poll.elapsed() >= backstop;
+                    let refresh = self.refresh.swap(false, Ordering::SeqCst);
                     Wake {
                         force_config: false,
                         force_availability: false,
-                        sync: changed > ChangeScope::Nothing || (owed && may_read) || self.refresh.swap(false, Ordering::SeqCst),
-                        days: None,
-                        setup: changed == ChangeScope::Setup || owed,
+                        sync: changed.scope > ChangeScope::Nothing || (owed && may_read) || refresh,
+                        // Appointments made or removed on known days: just those days (a
+                        // refresh the bookings asked for is of the whole horizon).
+                        days: changed.days.filter(|_| !refresh),
+                        setup: changed.scope == ChangeScope::Setup || owed,
                         requests,
                         cause: "poll",
                         resync: false,
@@ -1046,7 +1081,53 @@ fn breaker_closed(breaker: &Breaker) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::reachable_from;
+    use super::{Changed, reachable_from};
+    use slotbridge_pms::{ChangeEntry, ChangeScope};
+
+    fn change(kind: &str, data: serde_json::Value) -> ChangeEntry {
+        serde_json::from_value(serde_json::json!({
+            "seq": 1, "type": kind, "subject": "x", "time": "2026-12-01T10:00:00+11:00",
+            "data": data,
+        }))
+        .expect("change")
+    }
+
+    fn appointment(day: u8) -> serde_json::Value {
+        serde_json::json!({
+            "id": format!("A{day}"),
+            "start": format!("2026-12-{day:02}T09:00:00+11:00"),
+            "end": format!("2026-12-{day:02}T09:30:00+11:00"),
+        })
+    }
+
+    /// A polled change feed is as precise as the webhooks: appointments made or removed re-read
+    /// only their days; anything else (a block, a setup change, an appointment whose day is not
+    /// known) re-reads the whole horizon.
+    #[test]
+    fn polled_appointment_changes_name_their_days_and_anything_else_the_whole_horizon() {
+        let made = change("appointment.created", appointment(3));
+        let removed = change("appointment.deleted", appointment(5));
+        let patient = change("patient.created", serde_json::json!({"id": "P1"}));
+        let c = Changed::of(&[made.clone(), patient.clone(), removed.clone()]);
+        assert_eq!(c.scope, ChangeScope::Diary);
+        let days: Vec<String> = c
+            .days
+            .expect("days")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(days, ["2026-12-03", "2026-12-05"]);
+
+        let block = change("block.created", serde_json::json!({"id": "B1"}));
+        let c = Changed::of(&[made.clone(), block]);
+        assert_eq!((c.scope, c.days), (ChangeScope::Diary, None));
+        let unknown_day = change("appointment.created", serde_json::json!({"id": "A9"}));
+        assert_eq!(Changed::of(&[made.clone(), unknown_day]).days, None);
+        let setup = change("setup.changed", serde_json::json!({}));
+        assert_eq!(Changed::of(&[made, setup]), Changed::SETUP);
+        assert_eq!(Changed::of(&[patient]), Changed::NOTHING);
+        assert_eq!(Changed::of(&[]), Changed::NOTHING);
+    }
 
     #[test]
     fn a_loopback_callback_is_registered_only_with_a_server_on_loopback() {

@@ -317,6 +317,26 @@ async fn on_postgres_an_insert_whose_answer_was_lost_is_found_by_its_external_re
     }
 }
 
+/// The demo practice linked on a node that registers no webhooks: it finds every PMS change by
+/// polling the change feed.
+async fn polling_world(db: Db) -> Option<World> {
+    let mut stack = Stack::builder().db(db).nodes(0).start().await?;
+    stack.config.webhooks = false;
+    stack.start_node().await;
+    stack.link(stack.harbour()).await;
+    Some(World { stack, proxy: None })
+}
+
+/// Found by polling the change feed, a desk cancellation re-reads only its day, as a webhook's
+/// does: the cancelled booking is reported, the other day's booking stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polled_a_desk_cancellation_is_reported_and_the_other_days_booking_stands() {
+    scenarios::a_desk_cancellation_is_reported_to_the_marketplace_and_the_slot_is_bookable_again_within_5_s(
+        polling_world(Db::Sqlite).await.expect("sqlite world"),
+    )
+    .await;
+}
+
 mod scenarios {
     use super::*;
 

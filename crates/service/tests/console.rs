@@ -99,7 +99,7 @@ async fn world() -> World {
 }
 
 /// Every admin operation the console and the CLI rely on.
-const ADMIN_ROUTES: [(&str, &str); 14] = [
+const ADMIN_ROUTES: [(&str, &str); 15] = [
     ("get", "/api/links"),
     ("post", "/api/links"),
     ("get", "/api/links/{id}"),
@@ -112,6 +112,7 @@ const ADMIN_ROUTES: [(&str, &str); 14] = [
     ("get", "/api/links/{id}/log"),
     ("get", "/api/practices"),
     ("get", "/api/practices/{id}"),
+    ("get", "/api/fleet"),
     ("get", "/api/practices/{id}/bookings"),
     ("get", "/api/bookings/{id}"),
 ];

@@ -103,6 +103,113 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
     assert_eq!(a["end"], status["end"], "the PMS's duration: {a} {status}");
 }
 
+/// The seed: a booking whose marketplace type carries no PMS reason goes into the diary with the
+/// "Healthengine" reason (the marketing one), with the PMS's duration for it. Here the practice
+/// unlinks the booked type on the marketplace before the booking is processed, so the booking
+/// arrives with a null `pmsAppointmentTypeId`.
+async fn a_booking_without_a_linked_type_is_inserted_with_the_healthengine_reason(w: &World) {
+    let setup = w
+        .http
+        .get(format!("{}/api/v1/sites/{DEMO_SLUG}/web-setup", w.pms_url))
+        .header("x-api-key", DEMO_API_KEY)
+        .send()
+        .await
+        .expect("PMS")
+        .json::<Value>()
+        .await
+        .expect("web setup");
+    let healthengine = setup["reasons"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "Healthengine"))
+        .cloned()
+        .expect("the demo practice has a Healthengine reason");
+    let he_id = healthengine["id"].as_str().expect("reason id").to_owned();
+    let reason_of = |slot: &Value| {
+        slot["pms_appointment_type_id"]
+            .as_str()
+            .and_then(|t| t.split(':').next())
+            .map(str::to_owned)
+    };
+    // A slot of a type linked to another reason, at a time the Healthengine reason is offered
+    // for the same practitioner too: its duration fits there.
+    let (booked, he_slot) = eventually(
+        "a slot of another reason where the Healthengine reason fits too",
+        LINKED,
+        || async {
+            let (_day, slots) = linked_with_slots(w).await;
+            slots.iter().find_map(|a| {
+                let he = slots.iter().find(|b| {
+                    reason_of(b).as_deref() == Some(he_id.as_str())
+                        && b["pms_resource_id"] == a["pms_resource_id"]
+                        && b["start"] == a["start"]
+                })?;
+                (reason_of(a).as_deref() != Some(he_id.as_str())).then(|| (a.clone(), he.clone()))
+            })
+        },
+    )
+    .await;
+    let mut body = booking_body(
+        &booked,
+        patient(
+            "Unlinked",
+            "Scenario",
+            "1980-03-04",
+            "0411 222 333",
+            "unlinked@example.com",
+        ),
+    );
+    body["unlink_type"] = json!(true);
+    let id = w.book(&w.harbour().practice_id, &body).await.to_string();
+    let b = eventually("booking answered", Duration::from_secs(20), || async {
+        let b = w.booking(&id).await;
+        (b["status"] != "Requested").then_some(b)
+    })
+    .await;
+    assert_eq!(b["status"], "Confirmed", "{b}");
+    let appointment = b["pms_appointment_ids"][0].as_str().expect("appointment");
+    let a: Value = w
+        .http
+        .get(format!(
+            "{}/api/v1/sites/{DEMO_SLUG}/appointments/{appointment}",
+            w.pms_url
+        ))
+        .header("x-api-key", DEMO_API_KEY)
+        .send()
+        .await
+        .expect("PMS")
+        .json()
+        .await
+        .expect("appointment");
+    assert_eq!(
+        a["reason"].as_str(),
+        Some(he_id.as_str()),
+        "the Healthengine reason, not the unlinked type's {:?}: {a}",
+        reason_of(&booked)
+    );
+    let practitioner = slotbridge_testkit::control::practitioner_of(&booked);
+    let minutes = healthengine["providers"]
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["practitioner"] == practitioner.as_str())
+        })
+        .and_then(|p| p["duration_minutes"].as_i64())
+        .expect("the Healthengine reason's rule for the practitioner");
+    let start: jiff::Timestamp = a["start"].as_str().expect("start").parse().expect("time");
+    let end: jiff::Timestamp = a["end"].as_str().expect("end").parse().expect("time");
+    let booked_start: jiff::Timestamp = booked["start"]
+        .as_str()
+        .expect("start")
+        .parse()
+        .expect("time");
+    assert_eq!(start, booked_start, "{a}");
+    assert_eq!(
+        end.duration_since(start).as_secs(),
+        minutes * 60,
+        "the PMS's duration for the Healthengine reason: {a} (its slot {he_slot})"
+    );
+}
+
 async fn a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer(w: &World) {
     let (_day, slots) = linked_with_slots(w).await;
     let id = book(w, &w.harbour().practice_id, &slots[1], "Grace").await;
@@ -1695,6 +1802,7 @@ scenarios!(
     two_nodes_share_the_practices_evenly_and_never_work_one_at_the_same_time,
     linking_the_pms_account_with_a_practice_publishes_configuration_and_availability,
     a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once,
+    a_booking_without_a_linked_type_is_inserted_with_the_healthengine_reason,
     a_desk_booking_disappears_from_the_marketplace_within_5_seconds,
     a_patients_online_cancellation_is_refused_with_the_call_the_practice_answer,
     the_admin_api_explains_findings_and_missing_slots,

@@ -1,6 +1,9 @@
 //! Leases: which node works on which link, so several nodes share one PostgreSQL database and
 //! each link is worked on by at most one node at a time.
 //!
+//! Lease bookkeeping (heartbeats, renewals, acquisitions, releases) runs on a small pool of its
+//! own, so a node whose workers keep every connection of the main pool busy still renews on time.
+//!
 //! Fencing:
 //! - the **database's clock** decides expiry (`expires_at` is set and compared with the
 //!   database's own `now`), so nodes whose clocks disagree still agree on who holds a lease;
@@ -18,7 +21,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::backend::{Pool, Store, on_backend};
+use crate::backend::{Pool, Store, on_backend, on_pool};
 use crate::error::StoreError;
 use crate::types::{LinkId, instant};
 
@@ -171,7 +174,7 @@ impl Store {
     ) -> Result<Vec<HeldLease>, StoreError> {
         check_node(node_id)?;
         let ttl = ttl_micros(ttl);
-        let rows: Vec<HeldRow> = on_backend!(self, |pool| {
+        let rows: Vec<HeldRow> = on_pool!(&self.leases, |pool| {
             let mut tx = pool.begin_write().await?;
             let count: i64 = sqlx::query_scalar(pool.pick(
                 concat!(
@@ -248,7 +251,7 @@ impl Store {
         ttl: Duration,
     ) -> Result<Vec<HeldLease>, StoreError> {
         let ttl = ttl_micros(ttl);
-        let rows: Vec<HeldRow> = on_backend!(self, |pool| {
+        let rows: Vec<HeldRow> = on_pool!(&self.leases, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(pool.pick(
                 concat!(
@@ -284,7 +287,7 @@ impl Store {
     /// The leases `node_id` holds unexpired now (the database's clock), with their links'
     /// revisions.
     pub async fn held_leases(&self, node_id: &str) -> Result<Vec<HeldLease>, StoreError> {
-        let rows: Vec<HeldRow> = on_backend!(self, |pool| {
+        let rows: Vec<HeldRow> = on_pool!(&self.leases, |pool| {
             sqlx::query_as(pool.pick(held_by_node!(sqlite_now!()), held_by_node!(pg_now!())))
                 .bind(node_id.to_owned())
                 .fetch_all(pool)
@@ -322,7 +325,7 @@ impl Store {
     /// Give up every lease `node_id` holds (clean shutdown, after its workers stopped), so other
     /// nodes take them at once. Returns how many were released.
     pub async fn release_leases(&self, node_id: &str) -> Result<u64, StoreError> {
-        Ok(on_backend!(self, |pool| {
+        Ok(on_pool!(&self.leases, |pool| {
             sqlx::query(
                 "UPDATE link_leases SET node_id = NULL, expires_at = NULL, acquired_at = NULL \
                  WHERE node_id = $1",
@@ -337,7 +340,7 @@ impl Store {
     /// Give up one lease if it is still held at its epoch (a stale holder releases nothing).
     /// Returns whether it did. The epoch is kept, so the next holder's is larger.
     pub async fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
-        let n = on_backend!(self, |pool| {
+        let n = on_pool!(&self.leases, |pool| {
             sqlx::query(
                 "UPDATE link_leases SET node_id = NULL, expires_at = NULL, acquired_at = NULL \
                  WHERE node_id = $1 AND link_id = $2 AND epoch = $3",
@@ -365,7 +368,7 @@ impl Store {
     /// Record that `node_id` is alive now (the database's clock).
     pub async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
         check_node(node_id)?;
-        on_backend!(self, |pool| {
+        on_pool!(&self.leases, |pool| {
             sqlx::query(pool.pick(
                 concat!(
                     "INSERT INTO node_heartbeats (node_id, started_at, last_seen_at) \
@@ -395,7 +398,7 @@ impl Store {
 
     /// How many nodes sent a heartbeat within `within` of the database's now.
     pub async fn live_nodes(&self, within: Duration) -> Result<u64, StoreError> {
-        let n: i64 = on_backend!(self, |pool| {
+        let n: i64 = on_pool!(&self.leases, |pool| {
             sqlx::query_scalar(pool.pick(
                 concat!(
                     "SELECT COUNT(*) FROM node_heartbeats WHERE last_seen_at >= ",
@@ -491,5 +494,66 @@ impl Store {
                 .await?
                 .rows_affected()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use secrecy::{ExposeSecret, SecretString};
+    use slotbridge_domain::practice::SiteSlug;
+
+    use crate::backend::Backend;
+    use crate::{HorizonDays, Keyring, NewLink, Store};
+
+    /// A node whose workers hold every connection of the main pool still renews its leases and
+    /// sends its heartbeat: the lease bookkeeping has its own pool.
+    #[tokio::test]
+    async fn leases_renew_while_every_connection_of_the_main_pool_is_busy() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let keys = Keyring::parse(Keyring::generate_key().expose_secret()).expect("keys");
+        let store = Store::open(&url, keys).await.expect("store");
+        store
+            .create_link(NewLink {
+                site_slug: SiteSlug::parse("sbusy").expect("slug"),
+                pms_api_key: SecretString::from("pms-key"),
+                market_practice_id: "p-busy".into(),
+                market_practice_key: SecretString::from("practice-key"),
+                enabled: true,
+                horizon_days: HorizonDays::default(),
+            })
+            .await
+            .expect("link");
+        let ttl = Duration::from_secs(10);
+        let held = store
+            .acquire_leases("node-a", 10, ttl)
+            .await
+            .expect("acquire");
+        assert_eq!(held.len(), 1);
+
+        let Backend::Sqlite(main) = &store.backend else {
+            unreachable!("a SQLite URL opens a SQLite store")
+        };
+        let mut busy = Vec::new();
+        for _ in 0..main.options().get_max_connections() {
+            busy.push(main.acquire().await.expect("a main-pool connection"));
+        }
+        let quick = Duration::from_secs(2);
+        tokio::time::timeout(quick, store.heartbeat("node-a"))
+            .await
+            .expect("the heartbeat does not wait for the main pool")
+            .expect("heartbeat");
+        let renewed = tokio::time::timeout(quick, store.renew_leases("node-a", ttl))
+            .await
+            .expect("the renewal does not wait for the main pool")
+            .expect("renew");
+        assert_eq!(renewed.len(), 1, "the lease is still held");
+        assert_eq!(
+            renewed[0].lease, held[0].lease,
+            "same epoch: renewed, not re-taken"
+        );
+        drop(busy);
     }
 }

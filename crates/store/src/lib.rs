@@ -37,6 +37,7 @@
 mod backend;
 mod bookings;
 mod error;
+mod fleet;
 mod leases;
 mod links;
 mod publish;
@@ -50,6 +51,7 @@ pub use bookings::{
     NewBooking, surname_key,
 };
 pub use error::StoreError;
+pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, NewLink};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};

@@ -90,6 +90,8 @@ pub async fn handle<P: PmsConnector>(
                     .reject_update(u.booking_id, u.request_id, Some(&reason))
                     .await
                     .or_else(answered_ok)?;
+                ctx.metrics
+                    .request_answered("bookingUpdates", super::since(u.updated_at, ctx.now()));
             }
             Ok(Followup::default())
         }

@@ -36,6 +36,7 @@ use super::{
 };
 use crate::ctx::{CrashPoint, Ctx};
 use crate::failure::SyncFailure;
+use crate::metrics::BookingOutcome;
 
 /// The longest one PMS call may take while a booking is being decided.
 const PMS_CALL_LIMIT: Duration = Duration::from_secs(4);
@@ -319,13 +320,7 @@ impl<P: PmsConnector> Round<'_, P> {
             if failure.invalidates_diary() {
                 *diary = None;
             }
-            let facts = Facts {
-                stage: stage(row.state),
-                booked_at: b.booked_time,
-                received_at: row.created_at,
-                now: self.now(),
-                attempts: Facts::attempts_from(row.attempts),
-            };
+            let facts = self.facts(&row, &b);
             let decision =
                 self.rules
                     .decide(&facts, Some(&failure), Jitter::new(rand::random::<f64>()));
@@ -379,6 +374,7 @@ impl<P: PmsConnector> Round<'_, P> {
                         row.pms_appointment_id.as_deref().unwrap_or("?")
                     );
                     warn!(booking = %row.booking_id, "confirmation refused");
+                    self.ctx.metrics.booking_outcome(BookingOutcome::Gone);
                     self.refused_untold(&row, reason).await;
                     self.late(&row, LATE_CONFIRM).await;
                     return;
@@ -399,6 +395,7 @@ impl<P: PmsConnector> Round<'_, P> {
                             self.ctx
                                 .metrics
                                 .booking("gone", since(row.created_at, self.now()));
+                            self.ctx.metrics.booking_outcome(BookingOutcome::Gone);
                             self.late(&row, LATE_CONFIRM).await;
                         }
                         Err(e) => {
@@ -513,6 +510,7 @@ impl<P: PmsConnector> Round<'_, P> {
                 self.ctx
                     .metrics
                     .booking("confirmed", since(row.created_at, self.now()));
+                self.answered(b, BookingOutcome::Confirmed);
                 info!(booking = %id, link = %self.link.id, "booking confirmed");
                 Ok(Moved::Done)
             }
@@ -603,21 +601,48 @@ impl<P: PmsConnector> Round<'_, P> {
             return;
         }
         *lock(&self.rejected) = true;
+        // After the marketplace's auto-confirm the patient holds a booking the diary lacks.
+        let outcome = if self.rules.auto_confirmed(&self.facts(row, b)) {
+            BookingOutcome::NotInDiary
+        } else {
+            BookingOutcome::Rejected
+        };
         match self.market.reject_insert(b.booking_id, Some(text)).await {
             Ok(()) => {
                 self.ctx
                     .metrics
                     .booking("rejected", since(row.created_at, self.now()));
+                self.answered(b, outcome);
                 info!(booking = %id, reason = reason.code(), "booking rejected");
             }
             Err(e) if e.is_refused_answer() => {
                 warn!(booking = %id, error = %e, "the marketplace refused the late rejection");
+                self.answered(b, BookingOutcome::NotInDiary);
                 self.late(row, LATE_REJECT).await;
             }
             Err(e) => {
                 warn!(booking = %id, error = %e, "rejectInsert failed; sent again at the next poll")
             }
         }
+    }
+
+    /// The booking's facts now, for the rules.
+    fn facts(&self, row: &Booking, b: &MarketBooking) -> Facts {
+        Facts {
+            stage: stage(row.state),
+            booked_at: b.booked_time,
+            received_at: row.created_at,
+            now: self.now(),
+            attempts: Facts::attempts_from(row.attempts),
+        }
+    }
+
+    /// Count a booking answered with `outcome`, and its request's age (from when the patient
+    /// booked) against the marketplace's ten minutes.
+    fn answered(&self, b: &MarketBooking, outcome: BookingOutcome) {
+        let metrics = &self.ctx.metrics;
+        metrics.booking_outcome(outcome);
+        metrics.request_answered("bookings", since(b.booked_time, self.now()));
     }
 
     /// Record the outcome of a late answer the marketplace refused: shown to the practice as an
@@ -651,6 +676,7 @@ impl<P: PmsConnector> Round<'_, P> {
             warn!(booking = %row.booking_id, error = %e, "recording the rejection failed");
             return;
         }
+        self.ctx.metrics.booking_outcome(BookingOutcome::Rejected);
         if let Ok(n) = row.booking_id.parse::<i64>()
             && let Err(e) = self
                 .market

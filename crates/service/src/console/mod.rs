@@ -10,7 +10,9 @@
 //!   picture, the request and booking log, and the why-no-slot question.
 //! - `/console/practices/{id}/bookings` and `/console/bookings/{booking_id}`: booking look-up
 //!   and a booking's history ([`lookup`]).
+//! - `/console/fleet`: the fleet over the last 24 hours, every node summed ([`crate::fleet`]).
 
+mod fleet;
 mod lookup;
 mod pages;
 pub mod svg;
@@ -146,6 +148,7 @@ pub(crate) fn router(ctx: Arc<Ctx>, access: AdminAccess, sessions: Arc<Sessions>
 fn authed_routes() -> Routes<Console> {
     Routes::new()
         .get("/console", practices_page)
+        .get("/console/fleet", fleet::page)
         .post("/console/links", create_link)
         .post("/console/logout", logout)
         .get("/console/practices/{id}", practice_page)

@@ -41,6 +41,7 @@ pub(super) fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                     @if let Some(t) = csrf {
                         nav aria-label="Main" {
                             a href="/console" { "Practices" }
+                            a href="/console/fleet" { "Fleet" }
                             form method="post" action="/console/logout" class="inline" {
                                 input type="hidden" name="csrf" value=(t);
                                 button type="submit" class="link" { "Log out" }

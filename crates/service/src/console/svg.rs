@@ -1,6 +1,12 @@
-//! The week grid as a picture: one inline SVG per practitioner, a column per day, the hours down
-//! the side, and a bar for each stretch of time covered by published slots. Presentation
-//! attributes only (no inline styles), so the console's Content-Security-Policy holds.
+//! The console's pictures, inline SVG with a text alternative each. Presentation attributes
+//! only (no inline styles), so the console's Content-Security-Policy holds.
+//!
+//! - The week grid: one per practitioner, a column per day, the hours down the side, and a bar
+//!   for each stretch of time covered by published slots.
+//! - The fleet view's hourly charts ([`hourly_bars`], [`hourly_lines`]): 24 hours across, a
+//!   stacked bar per hour or a line per series.
+
+use std::fmt::Write as _;
 
 use maud::{Markup, html};
 
@@ -151,10 +157,272 @@ pub fn week_grid(p: &PractitionerWeek, hours: (u32, u32), today: &str) -> Markup
     }
 }
 
+/// One series of an hourly chart: its name, colour and a value per hour (`None`: no value).
+pub struct Series<'a> {
+    /// Shown in the legend and the text alternative.
+    pub name: &'a str,
+    /// Fill or stroke colour.
+    pub color: &'a str,
+    /// One value per hour, oldest first.
+    pub values: Vec<Option<f64>>,
+}
+
+const CHART_LEFT: u32 = 46;
+const CHART_TOP: u32 = 12;
+const CHART_BAR: u32 = 20;
+const CHART_HEIGHT: u32 = 120;
+
+/// The smallest 1, 2 or 5 × 10ⁿ at or above `v` (the top of a chart's scale); 1 for nothing.
+pub fn nice_ceiling(v: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        return 1.0;
+    }
+    let mag = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * mag)
+}
+
+fn number(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The frame shared by the hourly charts: scale lines and labels, hour labels every 6 hours,
+/// and the legend below.
+fn chart_frame(
+    hours: &[String],
+    top: f64,
+    unit: &str,
+    series: &[Series<'_>],
+) -> (u32, u32, Markup) {
+    let n = u32::try_from(hours.len()).unwrap_or(24).max(1);
+    let width = CHART_LEFT + CHART_BAR * n + 8;
+    let base = CHART_TOP + CHART_HEIGHT;
+    let height = base + 44;
+    let frame = html! {
+        @for (frac, label) in [(0.0, number(0.0)), (0.5, number(top / 2.0)), (1.0, number(top))] {
+            @let y = base - (f64::from(CHART_HEIGHT) * frac) as u32;
+            line x1=(CHART_LEFT - 4) x2=(width - 8) y1=(y) y2=(y) stroke="#d0d7de" stroke-width="1" {}
+            text x=(CHART_LEFT - 8) y=(y + 4) text-anchor="end" font-size="11" fill="#57606a" {
+                (label) @if frac == 1.0 && !unit.is_empty() { " " (unit) }
+            }
+        }
+        @for (i, h) in hours.iter().enumerate() {
+            @if i % 6 == 0 {
+                text x=(CHART_LEFT + CHART_BAR * u32::try_from(i).unwrap_or(0)) y=(base + 14)
+                    font-size="11" fill="#57606a" { (h) }
+            }
+        }
+        @for (i, s) in series.iter().enumerate() {
+            @let x = CHART_LEFT + 130 * u32::try_from(i).unwrap_or(0);
+            rect x=(x) y=(base + 26) width="10" height="10" fill=(s.color) {}
+            text x=(x + 14) y=(base + 35) font-size="11" fill="#24292f" { (s.name) }
+        }
+    };
+    (width, height, frame)
+}
+
+fn alternative(title: &str, hours: &[String], series: &[Series<'_>], unit: &str) -> String {
+    let parts: Vec<String> = series
+        .iter()
+        .map(|s| {
+            let given: Vec<f64> = s.values.iter().flatten().copied().collect();
+            if given.is_empty() {
+                format!("{}: none", s.name)
+            } else if unit.is_empty() {
+                format!("{}: {} in all", s.name, number(given.iter().sum()))
+            } else {
+                let max = given.iter().copied().fold(0.0, f64::max);
+                format!("{}: at most {} {unit}", s.name, number(max))
+            }
+        })
+        .collect();
+    format!(
+        "{title}, {} to now, per hour. {}.",
+        hours.first().map_or("", String::as_str),
+        parts.join("; ")
+    )
+}
+
+/// Counts per hour as stacked bars, one colour per series; the hours are labelled `HH:00`.
+pub fn hourly_bars(id: &str, title: &str, hours: &[String], series: &[Series<'_>]) -> Markup {
+    let totals: Vec<f64> = (0..hours.len())
+        .map(|i| {
+            series
+                .iter()
+                .filter_map(|s| s.values.get(i).copied().flatten())
+                .sum()
+        })
+        .collect();
+    let top = nice_ceiling(totals.iter().copied().fold(0.0, f64::max));
+    let (width, height, frame) = chart_frame(hours, top, "", series);
+    let base = f64::from(CHART_TOP + CHART_HEIGHT);
+    let scale = f64::from(CHART_HEIGHT) / top;
+    // (x, y, height, series, value, hour) of each bar piece, stacked from the base up.
+    let mut pieces = Vec::new();
+    for (i, hour) in hours.iter().enumerate() {
+        let x = CHART_LEFT + CHART_BAR * u32::try_from(i).unwrap_or(0) + 2;
+        let mut y = base;
+        for s in series {
+            let v = s.values.get(i).copied().flatten().unwrap_or(0.0);
+            if v > 0.0 {
+                let h = (v * scale).max(1.0);
+                y -= h;
+                pieces.push((x, y, h, s, v, hour));
+            }
+        }
+    }
+    let title_id = format!("{id}-title");
+    html! {
+        svg class="chart" id=(id) xmlns="http://www.w3.org/2000/svg" role="img"
+            viewBox={"0 0 " (width) " " (height)} aria-labelledby=(title_id)
+            data-total=(number(totals.iter().sum())) {
+            title id=(title_id) { (alternative(title, hours, series, "")) }
+            (frame)
+            @for (x, y, h, s, v, hour) in pieces {
+                rect class="bar" x=(x) y=(format!("{y:.1}")) width=(CHART_BAR - 4)
+                    height=(format!("{h:.1}")) fill=(s.color) data-series=(s.name) {
+                    title { (hour) ": " (number(v)) " " (s.name) }
+                }
+            }
+        }
+    }
+}
+
+/// Values per hour as lines, one per series, with a dot for each hour that has a value (gaps
+/// where it has none); `unit` labels the scale.
+pub fn hourly_lines(
+    id: &str,
+    title: &str,
+    unit: &str,
+    hours: &[String],
+    series: &[Series<'_>],
+) -> Markup {
+    let max = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten().copied())
+        .fold(0.0, f64::max);
+    let top = nice_ceiling(max);
+    let (width, height, frame) = chart_frame(hours, top, unit, series);
+    let base = f64::from(CHART_TOP + CHART_HEIGHT);
+    let scale = f64::from(CHART_HEIGHT) / top;
+    let point = |i: usize, v: f64| {
+        (
+            f64::from(CHART_LEFT + CHART_BAR * u32::try_from(i).unwrap_or(0) + CHART_BAR / 2),
+            base - v * scale,
+        )
+    };
+    // Each series as one path of runs of consecutive hours with a value.
+    let paths: Vec<String> = series
+        .iter()
+        .map(|s| {
+            let mut d = String::new();
+            let mut pen = false;
+            for (i, v) in s.values.iter().enumerate() {
+                match v {
+                    Some(v) => {
+                        let (x, y) = point(i, *v);
+                        let _ = write!(d, "{}{x:.1},{y:.1} ", if pen { "L" } else { "M" });
+                        pen = true;
+                    }
+                    None => pen = false,
+                }
+            }
+            d.trim_end().to_owned()
+        })
+        .collect();
+    let title_id = format!("{id}-title");
+    html! {
+        svg class="chart" id=(id) xmlns="http://www.w3.org/2000/svg" role="img"
+            viewBox={"0 0 " (width) " " (height)} aria-labelledby=(title_id) {
+            title id=(title_id) { (alternative(title, hours, series, unit)) }
+            (frame)
+            @for (s, d) in series.iter().zip(&paths) {
+                path class="line" d=(d) fill="none" stroke=(s.color) stroke-width="2"
+                    data-series=(s.name) {}
+                @for (i, v) in s.values.iter().enumerate() {
+                    @if let Some(v) = v {
+                        @let (x, y) = point(i, *v);
+                        circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" fill=(s.color) {
+                            title { (hours.get(i).map_or("", String::as_str)) ": " (s.name) " " (number(*v)) " " (unit) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::admin::SlotView;
+
+    fn hours(n: usize) -> Vec<String> {
+        (0..n).map(|h| format!("{:02}:00", h % 24)).collect()
+    }
+
+    #[test]
+    fn the_scale_tops_at_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(1.0), 1.0);
+        assert_eq!(nice_ceiling(3.0), 5.0);
+        assert_eq!(nice_ceiling(7.5), 10.0);
+        assert_eq!(nice_ceiling(12.0), 20.0);
+        assert_eq!(nice_ceiling(0.3), 0.5);
+    }
+
+    #[test]
+    fn stacked_bars_draw_one_rect_per_nonzero_value_and_say_the_totals() {
+        let series = [
+            Series {
+                name: "confirmed",
+                color: "#1a7f64",
+                values: vec![Some(3.0), Some(0.0), Some(1.0)],
+            },
+            Series {
+                name: "rejected",
+                color: "#bf8700",
+                values: vec![Some(1.0), None, Some(0.0)],
+            },
+        ];
+        let svg = hourly_bars("b", "Bookings", &hours(3), &series).into_string();
+        assert_eq!(svg.matches("class=\"bar\"").count(), 3, "{svg}");
+        assert!(svg.contains("data-total=\"5\""), "{svg}");
+        assert!(
+            svg.contains(
+                "Bookings, 00:00 to now, per hour. confirmed: 4 in all; rejected: 1 in all."
+            ),
+            "{svg}"
+        );
+        // The tallest hour (4) under a scale topped at 5: 4/5 of the 120 px.
+        assert!(svg.contains("height=\"72.0\""), "{svg}");
+    }
+
+    #[test]
+    fn lines_break_where_an_hour_has_no_value() {
+        let series = [Series {
+            name: "p99",
+            color: "#cf222e",
+            values: vec![Some(2.0), None, Some(4.0), Some(5.0)],
+        }];
+        let svg = hourly_lines("l", "Freshness", "s", &hours(4), &series).into_string();
+        assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+        let d = svg
+            .split(" d=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
+        assert_eq!(d.matches('M').count(), 2, "{d}");
+        assert_eq!(d.matches('L').count(), 1, "{d}");
+        assert!(svg.contains("p99: at most 5 s"), "{svg}");
+    }
 
     fn day(slots: &[(&str, &str)]) -> WeekDay {
         WeekDay {
