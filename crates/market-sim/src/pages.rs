@@ -402,31 +402,132 @@ async fn book_page(
         Ok(s) => s,
         Err(e) => return sim_error(e),
     };
-    page(
+    patient_day(pid, &name, &tz, today, date, &slots).into_response()
+}
+
+/// The patient page's own frame: readable on a phone (375 px), no script.
+fn patient_frame(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (maud::PreEscaped(PATIENT_CSS)) }
+            }
+            body { main { h1 { (title) } (body) } }
+        }
+    }
+}
+
+/// The patient page's style: one column, tap targets of 44 px, times as a wrapping row of
+/// buttons; an open time's form takes the whole row.
+const PATIENT_CSS: &str = "\
+*{box-sizing:border-box}\
+body{margin:0;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2328;background:#f6f8fa}\
+main{max-width:40rem;margin:0 auto;padding:.75rem}\
+h1{font-size:1.4rem;margin:.25rem 0 .5rem;overflow-wrap:anywhere}\
+h2{font-size:1.15rem;margin:0 0 .25rem}\
+h3{font-size:.95rem;margin:.6rem 0 .3rem;color:#59636e;font-weight:600}\
+.day{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:.5rem}\
+.day label{flex:1 1 10rem}\
+.day input{display:block;width:100%}\
+.day a{padding:.6rem .2rem}\
+input,button{font:inherit;min-height:44px}\
+input{padding:.35rem .5rem;border:1px solid #8c959f;border-radius:6px;background:#fff}\
+button{padding:.4rem 1rem;border:1px solid #0a58ca;border-radius:6px;background:#0a58ca;color:#fff}\
+.practitioner{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.75rem;margin:.75rem 0}\
+.times{display:flex;flex-wrap:wrap;gap:.4rem;margin:0;padding:0;list-style:none}\
+.times>li{flex:0 0 auto}\
+.times>li:has(details[open]){flex-basis:100%}\
+details>summary{list-style:none;display:inline-block;min-width:4.5rem;min-height:44px;line-height:44px;text-align:center;border:1px solid #0a58ca;border-radius:6px;color:#0a58ca;background:#fff;cursor:pointer;font-variant-numeric:tabular-nums}\
+details>summary::-webkit-details-marker{display:none}\
+details[open]>summary{background:#0a58ca;color:#fff}\
+details form{display:grid;gap:.4rem;margin:.5rem 0;padding:.6rem;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa}\
+details label{display:grid;gap:.15rem;font-weight:600}\
+details label input{width:100%}\
+.muted{color:#59636e}";
+
+/// A day of a practice's slots for a patient: by practitioner, then appointment type, each
+/// type's times as a row of buttons that open the booking form.
+fn patient_day(
+    pid: u64,
+    name: &str,
+    tz: &jiff::tz::TimeZone,
+    today: Date,
+    date: Date,
+    slots: &[crate::slots::Slot],
+) -> Markup {
+    use std::collections::BTreeMap;
+    /// An id and a name: practitioners and types sort by id (the admin's order).
+    type Named<'a> = (u64, &'a str);
+    type Types<'a> = BTreeMap<Named<'a>, Vec<&'a crate::slots::Slot>>;
+    // Practitioner → type → slots, in time order.
+    let mut days: BTreeMap<Named<'_>, Types<'_>> = BTreeMap::new();
+    for s in slots {
+        days.entry((s.practitioner_id, s.practitioner.as_str()))
+            .or_default()
+            .entry((s.appointment_type_id, s.appointment_type.as_str()))
+            .or_default()
+            .push(s);
+    }
+    for types in days.values_mut() {
+        for times in types.values_mut() {
+            times.sort_by_key(|s| s.start);
+        }
+    }
+    let step = |days: i8| date.checked_add(jiff::Span::new().days(days)).ok();
+    patient_frame(
         &format!("Book at {name}"),
         html! {
-            form method="get" { label { "Date " input type="date" name="date" value=(date); } button { "Show" } }
-            @if slots.is_empty() { p { "No times available on " (date) "." } }
-            @for s in &slots {
-                @let start = s.start.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().to_string()).unwrap_or_default();
-                details {
-                    summary { (s.start.time().strftime("%H:%M")) " · " (s.practitioner) " · " (s.appointment_type) }
-                    form method="post" action={"/book/" (pid)} {
-                        input type="hidden" name="practitioner" value=(s.practitioner);
-                        input type="hidden" name="appointment_type" value=(s.appointment_type);
-                        input type="hidden" name="start" value=(start);
-                        label { "First name " input name="firstname" required; }
-                        label { " Last name " input name="lastname" required; }
-                        label { " Date of birth " input type="date" name="dob" required; }
-                        label { " Phone " input name="phone"; }
-                        label { " Email " input type="email" name="email"; }
-                        button { "Book" }
+            form method="get" class="day" {
+                label { "Date " input type="date" name="date" value=(date); }
+                button { "Show" }
+                @if let Some(prev) = step(-1).filter(|d| *d >= today) {
+                    a href={"?date=" (prev)} { "← " (prev.strftime("%a %-d %b")) }
+                }
+                @if let Some(next) = step(1) {
+                    a href={"?date=" (next)} { (next.strftime("%a %-d %b")) " →" }
+                }
+            }
+            @if slots.is_empty() {
+                p { "No times available on " (date) "." }
+            } @else {
+                p class="muted" { (slots.len()) " times on " (date.strftime("%A %-d %B %Y")) " with " (days.len()) " practitioner" @if days.len() != 1 { "s" } "." }
+            }
+            @for ((prid, practitioner), types) in &days {
+                section class="practitioner" data-practitioner=(prid) aria-labelledby={"pr-" (prid)} {
+                    h2 id={"pr-" (prid)} { (practitioner) }
+                    @for ((tid, appointment_type), times) in types {
+                        h3 id={"pr-" (prid) "-t-" (tid)} { (appointment_type) }
+                        ul class="times" aria-labelledby={"pr-" (prid) " pr-" (prid) "-t-" (tid)} {
+                            @for s in times {
+                                @let start = s.start.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().to_string()).unwrap_or_default();
+                                li {
+                                    details {
+                                        summary { (s.start.time().strftime("%H:%M")) }
+                                        form method="post" action={"/book/" (pid)} {
+                                            input type="hidden" name="practitioner" value=(s.practitioner);
+                                            input type="hidden" name="appointment_type" value=(s.appointment_type);
+                                            input type="hidden" name="start" value=(start);
+                                            p class="muted" { (s.start.time().strftime("%H:%M")) " · " (practitioner) " · " (appointment_type) }
+                                            label { "First name" input name="firstname" autocomplete="given-name" required; }
+                                            label { "Last name" input name="lastname" autocomplete="family-name" required; }
+                                            label { "Date of birth" input type="date" name="dob" autocomplete="bday" required; }
+                                            label { "Phone" input type="tel" name="phone" autocomplete="tel"; }
+                                            label { "Email" input type="email" name="email" autocomplete="email"; }
+                                            button { "Book" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         },
     )
-    .into_response()
 }
 
 #[derive(Deserialize)]

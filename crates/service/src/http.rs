@@ -92,7 +92,7 @@ impl AdminAccess {
 /// What the HTTP layer needs.
 #[derive(Clone)]
 pub struct HttpState {
-    ctx: Arc<Ctx>,
+    pub(crate) ctx: Arc<Ctx>,
     pms_webhook_secret: Option<SecretString>,
     /// The marketplace's payload receiver, behind the per-link token check.
     market_hooks: Router,
@@ -228,6 +228,8 @@ fn api() -> OpenApiRouter<HttpState> {
         .routes(routes!(start_bulk))
         .routes(routes!(bulk_progress))
         .routes(routes!(audit))
+        .routes(routes!(crate::lookup::practice_bookings))
+        .routes(routes!(crate::lookup::get_booking))
 }
 
 /// The OpenAPI 3.1 document of the admin API, as served at `/openapi.json`.
@@ -456,7 +458,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
 
 type Json<T> = axum::Json<T>;
 
-fn query_problem(e: QueryRejection) -> Problem {
+pub(crate) fn query_problem(e: QueryRejection) -> Problem {
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "Invalid query",

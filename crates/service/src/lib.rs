@@ -14,6 +14,7 @@
 //! - [`node`]: the composition root of one node (`slotbridge run`, `slotbridge demo`).
 //! - [`metrics`]: the node's Prometheus metrics.
 //! - [`bookings`]: the booking outbox: every booking into the diary exactly once, or rejected.
+//! - [`lookup`]: booking look-up (booking id, PMS appointment id, surname) and a booking's history.
 
 pub mod admin;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod failure;
 pub mod fence;
 pub mod fleet;
 pub mod http;
+pub mod lookup;
 pub mod metrics;
 pub mod node;
 pub mod publisher;

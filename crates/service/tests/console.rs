@@ -100,7 +100,7 @@ async fn world() -> World {
 }
 
 /// Every admin operation the console and the CLI rely on.
-const ADMIN_ROUTES: [(&str, &str); 16] = [
+const ADMIN_ROUTES: [(&str, &str); 18] = [
     ("get", "/api/links"),
     ("post", "/api/links"),
     ("get", "/api/links/{id}"),
@@ -117,6 +117,8 @@ const ADMIN_ROUTES: [(&str, &str); 16] = [
     ("post", "/api/practices/bulk"),
     ("get", "/api/practices/bulk/{id}"),
     ("get", "/api/audit"),
+    ("get", "/api/practices/{id}/bookings"),
+    ("get", "/api/bookings/{id}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

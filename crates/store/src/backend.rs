@@ -115,8 +115,9 @@ fn sqlite_pool(max: u32, in_memory: bool) -> SqlitePoolOptions {
 }
 
 impl Store {
-    /// Open the store at `url`, creating (SQLite) and migrating the schema as needed, and check
-    /// that `keys` can decrypt every secret already stored.
+    /// Open the store at `url`, creating (SQLite) and migrating the schema as needed, check
+    /// that `keys` can decrypt every secret already stored, and index the surnames of bookings
+    /// stored before the look-up (once).
     ///
     /// Accepted URLs: `sqlite://path?mode=rwc`, `sqlite:path`, `sqlite::memory:`,
     /// `postgres://…` and `postgresql://…`.
@@ -171,6 +172,7 @@ impl Store {
             keys,
         };
         store.check_keys().await?;
+        store.index_booking_surnames().await?;
         Ok(store)
     }
 

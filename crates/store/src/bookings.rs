@@ -12,6 +12,11 @@
 //! id, stored as `sealed:v1:{key id}:{nonce}:{ciphertext}` (base64). Rows written before sealing
 //! are read as they are. [`Store::purge_booking_requests`] replaces the request of every booking
 //! final before a cut-off with `null` (docs/operations.md, "Retention").
+//!
+//! Look-up ([`Store::find_bookings`]): within one link, by booking id, PMS appointment id or
+//! the patient's surname. The surname is not stored in clear and a search opens no request but
+//! the ones it finds: each booking keeps a blind index of its patient's normalised surname
+//! (`surname_hash`, [`surname_key`]), HMAC-SHA256 under a key derived from the master key.
 
 use std::fmt;
 use std::time::Duration;
@@ -352,6 +357,52 @@ impl TryFrom<BookingRow> for Booking {
 
 const SEALED_REQUEST: &str = "sealed:v1:";
 
+/// How many bookings [`Store::index_booking_surnames`] opens and indexes per transaction.
+const INDEX_BATCH: i64 = 500;
+
+/// The purpose the surname's blind index is computed under.
+const SURNAME_INDEX: &str = "bookings.surname";
+
+/// The surname as indexed: the matcher's normalised name (accents, case, punctuation and
+/// `Mac`/`Mc` folded, so "O'Brien" finds "OBRIEN"), or `None` when nothing is left.
+///
+/// ```
+/// use slotbridge_store::surname_key;
+/// assert_eq!(surname_key(" O'Brien "), surname_key("OBRIEN"));
+/// assert_eq!(surname_key("Zoë"), Some("zoe".to_owned()));
+/// assert_eq!(surname_key(" - "), None);
+/// ```
+pub fn surname_key(surname: &str) -> Option<String> {
+    Some(slotbridge_domain::matching::normalise::normalise_name(
+        surname,
+    ))
+    .filter(|s| !s.is_empty())
+}
+
+/// The patient's surname in a marketplace booking request (`patient.lastname`, the PMS API
+/// v1.9.0 booking's field).
+fn request_surname(request: &serde_json::Value) -> Option<&str> {
+    request.pointer("/patient/lastname")?.as_str()
+}
+
+/// What to look for with [`Store::find_bookings`]; every criterion given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookingSearch {
+    /// The marketplace's booking id, exactly.
+    pub booking_id: Option<String>,
+    /// The PMS appointment id, exactly.
+    pub pms_appointment_id: Option<String>,
+    /// The patient's surname, compared normalised ([`surname_key`]).
+    pub surname: Option<String>,
+}
+
+impl BookingSearch {
+    /// Whether no criterion is given.
+    pub fn is_empty(&self) -> bool {
+        self.booking_id.is_none() && self.pms_appointment_id.is_none() && self.surname.is_none()
+    }
+}
+
 /// What binds a sealed request to its booking: a request moved to another row does not open.
 fn request_aad(booking_id: &str) -> Vec<u8> {
     format!("bookings.request:{booking_id}").into_bytes()
@@ -368,6 +419,19 @@ impl Store {
             B64.encode(&sealed.nonce),
             B64.encode(&sealed.ciphertext)
         )
+    }
+
+    /// The blind index a booking stores for its request's surname (`''` when it names none).
+    fn surname_hash(&self, request: &serde_json::Value) -> String {
+        request_surname(request)
+            .and_then(surname_key)
+            .and_then(|k| {
+                self.keys
+                    .blind_indexes(SURNAME_INDEX, &k)
+                    .into_iter()
+                    .next()
+            })
+            .unwrap_or_default()
     }
 
     /// The request as stored: sealed, or (written before sealing, or purged) plain JSON.
@@ -408,12 +472,13 @@ impl Store {
 
     /// Forget the marketplace's request (the patient's details) of every booking that became
     /// final (confirmed, rejected or gone) before `before`: it is replaced by `null`; the
-    /// booking, its state, its transitions and its match decision stay. Returns how many were
+    /// booking, its state, its transitions and its match decision stay; so does its PMS
+    /// appointment id, but its surname's index goes with the request. Returns how many were
     /// purged. Not fenced: it touches only bookings no worker acts on any more.
     pub async fn purge_booking_requests(&self, before: Timestamp) -> Result<u64, StoreError> {
         let n = on_backend!(self, |pool| {
             sqlx::query(
-                "UPDATE bookings SET request = 'null' \
+                "UPDATE bookings SET request = 'null', surname_hash = '' \
                  WHERE state IN ('confirmed', 'rejected', 'gone') AND updated_at < $1 \
                  AND request <> 'null'",
             )
@@ -454,13 +519,14 @@ impl Store {
         }
         let at = micros(new.received_at);
         let request = self.seal_request(&new.booking_id, &new.request);
+        let surname = self.surname_hash(&new.request);
         on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             hold_lease!(pool, tx, lease);
             let n = sqlx::query(
                 "INSERT INTO bookings (booking_id, link_id, state, request, attempts, \
-                 next_attempt_at, created_at, updated_at, market_practice_id) \
-                 VALUES ($1, $2, 'received', $3, 0, $4, $4, $4, $5) \
+                 next_attempt_at, created_at, updated_at, market_practice_id, surname_hash) \
+                 VALUES ($1, $2, 'received', $3, 0, $4, $4, $4, $5, $6) \
                  ON CONFLICT (booking_id) DO NOTHING",
             )
             .bind(new.booking_id.clone())
@@ -468,6 +534,7 @@ impl Store {
             .bind(request)
             .bind(at)
             .bind(new.market_practice_id.clone())
+            .bind(surname)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -499,6 +566,162 @@ impl Store {
             .await?
         });
         row.map(|r| self.booking_from_row(r)).transpose()
+    }
+
+    /// A link's bookings that match every criterion of `search`, newest first, at most
+    /// `limit`. Only the bookings found are opened: the surname is compared by its blind index
+    /// under each master key (so bookings indexed before a key rotation are found too).
+    /// An empty search, or a surname with nothing left once normalised, is
+    /// [`StoreError::InvalidInput`].
+    pub async fn find_bookings(
+        &self,
+        link_id: LinkId,
+        search: &BookingSearch,
+        limit: u32,
+    ) -> Result<Vec<Booking>, StoreError> {
+        if search.is_empty() {
+            return Err(StoreError::InvalidInput {
+                field: "search",
+                message: "expected a booking id, a PMS appointment id or a surname, found none"
+                    .into(),
+            });
+        }
+        let surname_hashes: Vec<Option<String>> = match &search.surname {
+            None => vec![None],
+            Some(s) => {
+                let key = surname_key(s).ok_or_else(|| StoreError::InvalidInput {
+                    field: "surname",
+                    message: "expected a surname with at least one letter or digit".into(),
+                })?;
+                self.keys
+                    .blind_indexes(SURNAME_INDEX, &key)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+        };
+        // The most selective criterion leads, so each backend's index on it is used (the
+        // booking id is the key; the appointment and the surname have an index per link); the
+        // others are checked with it.
+        let booking = search.booking_id.clone();
+        let appointment = search.pms_appointment_id.clone();
+        let limit_i = i64::from(limit);
+        let mut rows: Vec<BookingRow> = Vec::new();
+        for hash in surname_hashes {
+            let found: Vec<BookingRow> = on_backend!(self, |pool| {
+                match (&booking, &appointment, &hash) {
+                    (Some(id), _, _) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            booking_columns!(),
+                            " FROM bookings WHERE booking_id = $2 AND link_id = $1 \
+                             AND ($3 IS NULL OR pms_appointment_id = $3) \
+                             AND ($4 IS NULL OR surname_hash = $4)"
+                        ))
+                        .bind(link_id.0)
+                        .bind(id.clone())
+                        .bind(appointment.clone())
+                        .bind(hash.clone())
+                        .fetch_all(pool)
+                        .await?
+                    }
+                    (None, Some(a), _) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            booking_columns!(),
+                            " FROM bookings WHERE link_id = $1 AND pms_appointment_id = $2 \
+                             AND ($3 IS NULL OR surname_hash = $3) \
+                             ORDER BY created_at DESC, booking_id LIMIT $4"
+                        ))
+                        .bind(link_id.0)
+                        .bind(a.clone())
+                        .bind(hash.clone())
+                        .bind(limit_i)
+                        .fetch_all(pool)
+                        .await?
+                    }
+                    (None, None, Some(h)) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            booking_columns!(),
+                            " FROM bookings WHERE link_id = $1 AND surname_hash = $2 \
+                             ORDER BY created_at DESC, booking_id LIMIT $3"
+                        ))
+                        .bind(link_id.0)
+                        .bind(h.clone())
+                        .bind(limit_i)
+                        .fetch_all(pool)
+                        .await?
+                    }
+                    // Refused above: the search is not empty.
+                    (None, None, None) => Vec::new(),
+                }
+            });
+            rows.extend(found);
+        }
+        rows.sort_by(|a, b| (b.created_at, &a.booking_id).cmp(&(a.created_at, &b.booking_id)));
+        rows.dedup_by(|a, b| a.booking_id == b.booking_id);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        rows.into_iter().map(|r| self.booking_from_row(r)).collect()
+    }
+
+    /// Index the surname of every booking stored before bookings kept one (migration 0012):
+    /// each such request is opened once, here, [`INDEX_BATCH`] at a time (one transaction per
+    /// batch). Run when the store opens; afterwards it finds nothing to do. A request this
+    /// keyring cannot open is left unindexed (for a keyring that can). Returns how many
+    /// bookings were indexed.
+    pub(crate) async fn index_booking_surnames(&self) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut indexed = 0;
+        loop {
+            let rows: Vec<(String, String)> = on_backend!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT booking_id, request FROM bookings \
+                     WHERE surname_hash IS NULL AND booking_id > $1 \
+                     ORDER BY booking_id LIMIT $2",
+                )
+                .bind(after.clone())
+                .bind(INDEX_BATCH)
+                .fetch_all(pool)
+                .await?
+            });
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = last.clone();
+            let mut hashes = Vec::with_capacity(rows.len());
+            for (booking_id, stored) in rows {
+                match self.open_request(&booking_id, &stored) {
+                    Ok(request) => hashes.push((booking_id, self.surname_hash(&request))),
+                    Err(StoreError::Key(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            indexed += on_backend!(self, |pool| {
+                let mut tx = pool.begin_write().await?;
+                let mut n = 0;
+                for (booking_id, hash) in hashes {
+                    n += sqlx::query(
+                        "UPDATE bookings SET surname_hash = $2 \
+                         WHERE booking_id = $1 AND surname_hash IS NULL",
+                    )
+                    .bind(booking_id)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                n
+            });
+        }
+        if indexed > 0 {
+            tracing::info!(
+                indexed,
+                "bookings stored before 0012 indexed for the look-up"
+            );
+        }
+        Ok(indexed)
     }
 
     /// A link's bookings, newest first.

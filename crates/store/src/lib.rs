@@ -50,7 +50,8 @@ mod types;
 
 pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
 pub use bookings::{
-    AppointmentChange, Booking, BookingEvent, BookingState, BookingTransition, NewBooking,
+    AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,
+    NewBooking, surname_key,
 };
 pub use error::StoreError;
 pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};

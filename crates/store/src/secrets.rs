@@ -82,6 +82,22 @@ pub enum KeyError {
 struct MasterKey {
     id: String,
     cipher: Aes256Gcm,
+    /// The key of the blind indexes ([`Keyring::blind_indexes`]): HMAC-SHA256 of a fixed label
+    /// under the master key, so it is never the encryption key itself.
+    index: [u8; 32],
+}
+
+/// The label the blind-index key is derived under (see [`MasterKey::index`]).
+const INDEX_KEY_LABEL: &[u8] = b"slotbridge blind index v1";
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .expect("HMAC-SHA256 takes a key of any length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// The master keys. The last entry is the newest: it seals; every entry opens.
@@ -197,6 +213,7 @@ impl Keyring {
             keys.push(MasterKey {
                 id: id.to_owned(),
                 cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes)),
+                index: hmac_sha256(&bytes, &[INDEX_KEY_LABEL]),
             });
         }
         Ok(Keyring {
@@ -235,6 +252,25 @@ impl Keyring {
     /// Check that `key_id` is in the keyring.
     pub(crate) fn require(&self, key_id: &str) -> Result<(), KeyError> {
         self.find(key_id).map(|_| ())
+    }
+
+    /// The blind index of `value` in the column named by `purpose`, under each key of the ring,
+    /// newest first: hex of HMAC-SHA256(index key, purpose, 0, value), where the index key is
+    /// derived from the master key. The newest is what a row stores; a search looks for any of
+    /// them, so rows indexed before a key rotation are still found. Equal values give equal
+    /// indexes (that is what makes them searchable) but the value cannot be read back, nor
+    /// guessed without the master key.
+    pub(crate) fn blind_indexes(&self, purpose: &str, value: &str) -> Vec<String> {
+        self.keys
+            .iter()
+            .rev()
+            .map(|k| {
+                hex::encode(hmac_sha256(
+                    &k.index,
+                    &[purpose.as_bytes(), &[0], value.as_bytes()],
+                ))
+            })
+            .collect()
     }
 
     /// Seal `plaintext` with the newest key; `aad` binds it to its place.
@@ -347,6 +383,37 @@ mod tests {
             old.open(&sealed_new, b"x"),
             Err(KeyError::UnknownKeyId { .. })
         ));
+    }
+
+    #[test]
+    fn blind_indexes_are_keyed_per_purpose_and_newest_first() {
+        let (k1, k2) = (Keyring::generate_key(), Keyring::generate_key());
+        let old = ring(&format!("old:{}", k1.expose_secret()));
+        let both = ring(&format!(
+            "old:{}\nnew:{}",
+            k1.expose_secret(),
+            k2.expose_secret()
+        ));
+        let a = both.blind_indexes("surname", "smith");
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            a[1],
+            old.blind_indexes("surname", "smith")[0],
+            "oldest last"
+        );
+        assert_ne!(a[0], a[1], "each key gives its own index");
+        assert_eq!(a, both.blind_indexes("surname", "smith"), "deterministic");
+        assert_ne!(a, both.blind_indexes("surname", "smyth"));
+        assert_ne!(
+            a,
+            both.blind_indexes("given", "smith"),
+            "bound to its purpose"
+        );
+        assert_eq!(a[0].len(), 64);
+        assert!(!a[0].contains("smith"));
+        // Not the plain hash of the value: without the master key it cannot be guessed.
+        use sha2::Digest as _;
+        assert_ne!(a[0], hex::encode(sha2::Sha256::digest(b"smith")));
     }
 
     proptest::proptest! {

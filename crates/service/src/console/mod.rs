@@ -8,9 +8,12 @@
 //! - `/console/practices/{id}`: link settings (secrets write-only), enable/disable, resync with
 //!   progress, findings with fixes, the week's published availability per practitioner as a
 //!   picture, the request and booking log, and the why-no-slot question.
+//! - `/console/practices/{id}/bookings` and `/console/bookings/{booking_id}`: booking look-up
+//!   and a booking's history ([`lookup`]).
 //! - `/console/fleet`: the fleet over the last 24 hours, every node summed ([`crate::fleet`]).
 
 mod fleet;
+mod lookup;
 mod operations;
 mod pages;
 pub mod svg;
@@ -171,6 +174,9 @@ fn authed_routes() -> Routes<Console> {
         .post("/console/bulk", operations::start_bulk)
         .get("/console/bulk/{id}", operations::bulk_page)
         .get("/console/audit", operations::audit_page)
+        .get("/console/practices/{id}/bookings", lookup::search)
+        .post("/console/practices/{id}/bookings", lookup::find)
+        .get("/console/bookings/{id}", lookup::booking)
 }
 
 /// The login page and the static assets.

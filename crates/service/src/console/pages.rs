@@ -492,7 +492,7 @@ pub fn log(id: &str, log: &LinkLog) -> Markup {
                     @for b in &log.bookings {
                         li class={"booking state-" (b.state)} data-booking=(b.booking_id) {
                             p class="booking-head" {
-                                "Booking " strong { (b.booking_id) } " — "
+                                a href={"/console/bookings/" (b.booking_id)} { "Booking " strong { (b.booking_id) } } " — "
                                 span class={"state state-" (b.state)} { (b.state.replace('_', " ")) }
                                 @if let Some(t) = &b.appointment_time { " · " (t) }
                                 @if let Some(r) = &b.resource { " · " (r) }
@@ -708,6 +708,11 @@ pub fn practice(csrf: &str, v: &PracticeView, flash: Option<&str>, error: Option
                     Some(a) => { (explanation(a)) }
                     None => { div id="explain-result" role="status" aria-live="polite" {} }
                 }
+            }
+
+            section id="lookup" aria-labelledby="lookup-h" class="card" {
+                h2 id="lookup-h" { "Find a booking" }
+                (super::lookup::search_form(id, csrf, &crate::lookup::LookupQuery::default()))
             }
 
             section id="log-section" aria-labelledby="log-h" class="card" {
