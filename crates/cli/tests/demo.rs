@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use slotbridge_testkit::control::practitioner_of;
 use slotbridge_testkit::process::KillOnDrop;
-use slotbridge_testkit::{Control, HARBOUR_TZ, today_in};
+use slotbridge_testkit::{Control, HARBOUR_TZ, booking_body, eventually, patient, today_in};
 
 #[test]
 fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots() {
@@ -20,6 +20,8 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
                 "--pms-listen",
                 "127.0.0.1:0",
                 "--market-listen",
+                "127.0.0.1:0",
+                "--cliniko-listen",
                 "127.0.0.1:0",
             ])
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -43,7 +45,17 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
     std::thread::sleep(Duration::from_millis(50));
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&ready).expect("read")).expect("json");
-    for key in ["market", "pms", "console", "practice_id", "site_slug"] {
+    for key in [
+        "market",
+        "pms",
+        "console",
+        "practice_id",
+        "site_slug",
+        "cliniko",
+        "cliniko_api_key",
+        "cliniko_business_id",
+        "cliniko_practice_id",
+    ] {
         assert!(!info[key].is_null(), "{key} missing from {info}");
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -109,8 +121,8 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
     let entries = report.as_array().expect("report");
     assert_eq!(
         entries.len(),
-        2,
-        "Harbour Dental and the misconfigured practice"
+        3,
+        "Harbour Dental, the misconfigured practice and the Cliniko practice"
     );
     assert!(
         entries.iter().any(|e| e["name"] == "Harbour Dental"),
@@ -183,8 +195,89 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         .expect("explain");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--at"));
+    // The Cliniko practice: a booking on its marketplace practice ends Confirmed with exactly
+    // one individual appointment in the Cliniko simulator.
+    rt.block_on(cliniko_booking(&info));
     // --record: every call the integration made, with secrets masked.
     let recorded = std::fs::read_to_string(&record).expect("record file");
     assert!(recorded.lines().count() > 3, "{recorded}");
     assert!(recorded.contains("\"***\""), "secrets are masked");
+}
+
+/// Book the first slot of the demo's Cliniko practice on the marketplace; it ends Confirmed with
+/// exactly one individual appointment, as `GET {cliniko}/v1/individual_appointments` shows.
+async fn cliniko_booking(info: &serde_json::Value) {
+    let control = Control::new(
+        info["market"].as_str().expect("market"),
+        info["pms"].as_str().expect("pms"),
+    );
+    let pid = info["cliniko_practice_id"]
+        .as_str()
+        .expect("cliniko practice");
+    let today = today_in("Australia/Sydney");
+    let slot = eventually(
+        "a bookable slot of the Cliniko practice",
+        Duration::from_secs(30),
+        || async {
+            for n in 0..14 {
+                let day = today + jiff::Span::new().days(n);
+                if let Some(s) = control.slots(pid, day).await.last().cloned() {
+                    return Some(s);
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let body = booking_body(
+        &slot,
+        patient(
+            "Demo",
+            "Cliniko",
+            "1980-03-04",
+            "0411 222 333",
+            "demo.cliniko@example.com",
+        ),
+    );
+    let id = control.book(pid, &body).await;
+    let booking = eventually(
+        "the Cliniko booking answered",
+        Duration::from_secs(20),
+        || async {
+            let b = control.booking(&id).await;
+            (b["status"] != "Requested").then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(booking["status"], "Confirmed", "{booking}");
+    let cliniko = info["cliniko"].as_str().expect("cliniko");
+    let key = info["cliniko_api_key"].as_str().expect("key");
+    let reference = format!("slotbridge-ref: HE-{id}");
+    let mut url = Some(format!("{cliniko}/v1/individual_appointments?per_page=100"));
+    let mut ours = 0;
+    while let Some(u) = url.take() {
+        let page: serde_json::Value = control
+            .http
+            .get(&u)
+            .basic_auth(key, Some(""))
+            .header(
+                "User-Agent",
+                "slotbridge demo test (test@slotbridge.example)",
+            )
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .expect("Cliniko")
+            .json()
+            .await
+            .expect("a page of appointments");
+        ours += page["individual_appointments"]
+            .as_array()
+            .expect("appointments")
+            .iter()
+            .filter(|a| a["notes"].as_str().is_some_and(|n| n.contains(&reference)))
+            .count();
+        url = page["links"]["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(ours, 1, "exactly one appointment carries {reference}");
 }
