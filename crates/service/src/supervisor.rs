@@ -138,12 +138,19 @@ fn round_interval(ctx: &Ctx) -> Duration {
 
 /// Renew the node's leases every [`round_interval`] until `stop`.
 async fn renew_loop(ctx: Arc<Ctx>, last: LastRenewal, stop: CancellationToken) {
-    let mut interval = tokio::time::interval(round_interval(&ctx));
+    let every = round_interval(&ctx);
+    let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            _ = interval.tick() => {}
+            due = interval.tick() => {
+                let late = due.elapsed();
+                if late > every {
+                    // The runtime had no thread free for the renewer: the node is overloaded.
+                    warn!(late_ms = late.as_millis() as u64, "lease renewal started late: the node's runtime is saturated");
+                }
+            }
         }
         if let Err(e) = renew(&ctx, &last).await {
             warn!(error = %e, "lease renewal failed");
@@ -156,10 +163,23 @@ async fn renew_loop(ctx: Arc<Ctx>, last: LastRenewal, stop: CancellationToken) {
 async fn renew(ctx: &Ctx, last: &LastRenewal) -> Result<(), StoreError> {
     let node = ctx.settings.node_id.as_str();
     let ttl = ctx.settings.lease_ttl;
+    let began = Instant::now();
     ctx.store.heartbeat(node).await?;
     let sent = Instant::now();
     let renewed = ctx.store.renew_leases(node, ttl).await?;
     let until = valid_until(sent, ttl);
+    let took = began.elapsed();
+    if took > ttl / 4 {
+        // Fences lapse when renewals take this long for a while: say so before they do.
+        warn!(
+            node = %node,
+            took_ms = took.as_millis() as u64,
+            heartbeat_ms = sent.duration_since(began).as_millis() as u64,
+            leases = renewed.len(),
+            ttl_ms = ttl.as_millis() as u64,
+            "lease renewal slow: over a quarter of the lease TTL (the database or the node is overloaded)"
+        );
+    }
     let held: HashMap<LinkId, &HeldLease> = renewed.iter().map(|h| (h.lease.link_id, h)).collect();
     {
         let mut workers = ctx.workers();
