@@ -67,7 +67,10 @@ fn search_page(
     found: Option<&Result<Vec<BookingHistoryView>, String>>,
 ) -> Markup {
     let link = summary.link.id.as_str();
-    let practice = format!("Practice {}", summary.link.practice_id);
+    let practice = summary
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("Practice {}", summary.link.practice_id));
     layout(
         &format!("Find a booking — {practice}"),
         Some(csrf),
