@@ -83,6 +83,9 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         (total, practitioner, first_day)
     });
     assert!(slots > 0, "no bookable slots in the next week");
+    // The Cliniko practice: a booking on its marketplace practice ends Confirmed with exactly
+    // one individual appointment in the Cliniko simulator (before doctor reads every practice).
+    rt.block_on(cliniko_booking(&info));
     // doctor and explain, through the node's admin API, with the demo's admin token.
     let url = info["url"].as_str().expect("url");
     let token = info["admin_token"].as_str().expect("admin token");
@@ -195,9 +198,6 @@ fn the_demo_is_ready_within_10_seconds_and_its_marketplace_shows_bookable_slots(
         .expect("explain");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--at"));
-    // The Cliniko practice: a booking on its marketplace practice ends Confirmed with exactly
-    // one individual appointment in the Cliniko simulator.
-    rt.block_on(cliniko_booking(&info));
     // --record: every call the integration made, with secrets masked.
     let recorded = std::fs::read_to_string(&record).expect("record file");
     assert!(recorded.lines().count() > 3, "{recorded}");

@@ -31,6 +31,7 @@ impl Env {
         let mut cfg = ClinikoConfig::new(key, self.practice.business_ids[0].clone())
             .with_base_url(format!("{base}/").parse().expect("url"));
         cfg.backoff = Duration::from_millis(20);
+        cfg.changes_every = Duration::ZERO;
         cfg.rate = RateLimit {
             requests: 100_000,
             per: Duration::from_secs(60),
@@ -938,5 +939,67 @@ async fn diagnostics_name_clinikos_own_causes_with_fixes_for_its_screens() {
             .any(|(c, p, ..)| *c == Code::ClinikoNoDailyAvailability
                 && p.as_deref() == Some(&ids[0])),
         "{found:?}"
+    );
+}
+
+/// Polling stays within the key's budget: a poll sooner than `changes_every` after the last
+/// answers "nothing new" with the same cursor and makes no request; the next one due finds the
+/// change.
+#[tokio::test]
+async fn change_polls_come_no_oftener_than_changes_every() {
+    let env = start(sim(), contract_practice(2)).await;
+    let key = ClinikoKey::parse(env.practice.api_key.clone().into()).expect("key");
+    let mut cfg = ClinikoConfig::new(key, env.practice.business_ids[0].clone()).with_base_url(
+        format!("{}/", env.handle.api_base(&env.practice.shard))
+            .parse()
+            .expect("url"),
+    );
+    cfg.changes_every = Duration::from_millis(1500);
+    let pms = ClinikoConnector::new(cfg);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let Changes::Page(start) = pms.read_changes(None).await.expect("start") else {
+        panic!("a fresh cursor")
+    };
+    let Changes::Page(first) = pms
+        .read_changes(Some(&start.next_cursor))
+        .await
+        .expect("poll")
+    else {
+        panic!("a page")
+    };
+    let booked = env
+        .desk(DeskAction::Book {
+            business_id: Env::id(&env.practice.business_ids[0]),
+            practitioner_id: Env::id(&env.practice.practitioner_ids[0]),
+            appointment_type_id: Env::id(&env.practice.appointment_type_ids[0]),
+            patient_id: Some(env.practice.patient_ids[0]),
+            starts_at: at(next_weekday(), 9, 0),
+            ends_at: None,
+            notes: None,
+        })
+        .expect("id");
+    let Changes::Page(soon) = pms
+        .read_changes(Some(&first.next_cursor))
+        .await
+        .expect("poll")
+    else {
+        panic!("a page")
+    };
+    assert!(soon.changes.is_empty(), "not due yet: {:?}", soon.changes);
+    assert_eq!(soon.next_cursor, first.next_cursor, "the cursor is kept");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let Changes::Page(due) = pms
+        .read_changes(Some(&soon.next_cursor))
+        .await
+        .expect("poll")
+    else {
+        panic!("a page")
+    };
+    assert!(
+        due.changes
+            .iter()
+            .any(|c| c.subject == format!("appointment/{booked}")),
+        "the due poll finds the desk booking: {:?}",
+        due.changes
     );
 }
