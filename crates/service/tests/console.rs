@@ -3,7 +3,6 @@
 //! linked. The last test drives the console in headless Chromium (tests/browser/console.mjs).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -916,74 +915,10 @@ async fn the_console_needs_a_login_and_a_csrf_token_on_every_form_and_never_show
     assert_eq!(after.status(), 303, "the session is gone");
 }
 
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Skip visibly on a developer machine; under CI a missing browser or Node fails the test.
-fn missing(what: &str) {
-    assert!(
-        std::env::var_os("CI").is_none() || std::env::var_os("SLOTBRIDGE_SKIP_BROWSER").is_some(),
-        "CI is set but {what} (set SLOTBRIDGE_SKIP_BROWSER to skip on purpose)"
-    );
-    eprintln!("SKIPPED console browser test: {what}");
-}
-
-/// Chromium and the browser scripts' folder with its packages installed; `None` (the test
-/// skipped, or failed under CI) when either is missing.
-fn browser_ready() -> Option<(PathBuf, PathBuf)> {
-    let Some(browser) = chromium() else {
-        missing("chromium is not installed (scripts/ensure-chromium installs it)");
-        return None;
-    };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = root.join("tests/browser");
-    let node_ok = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node_ok {
-        missing("Node.js is not installed");
-        return None;
-    }
-    // The browser tests run in parallel: one `npm ci` at a time, and only when still needed.
-    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = NPM.lock().unwrap_or_else(|p| p.into_inner());
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        let ci = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output();
-        match ci {
-            Ok(o) if o.status.success() => {}
-            other => {
-                missing(&format!(
-                    "`npm ci` in tests/browser failed: {}",
-                    other
-                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                        .unwrap_or_else(|e| e.to_string())
-                ));
-                return None;
-            }
-        }
-    }
-    Some((browser, dir))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explains_and_logs_a_booking()
  {
-    let Some((browser, dir)) = browser_ready() else {
+    let Some(browser) = slotbridge_testkit::browser::ready("console") else {
         return;
     };
     let w = world().await;
@@ -1001,36 +936,24 @@ async fn the_console_in_headless_chromium_logs_in_shows_findings_resyncs_explain
         }
     }
     let book_date = book_date.expect("a day with slots");
-    let shots = dir.join("../../target/console-screenshots");
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new("node")
-            .arg("console.mjs")
-            .current_dir(&dir)
-            .env("CHROMIUM", &browser)
-            .env("NODE_URL", w.node().url())
-            .env("CONSOLE_PASSWORD", PASSWORD)
-            .env("MARKET_URL", &w.market_url)
-            .env("PRACTICE_ID", &w.harbour().practice_id)
-            .env("PRACTICE_LINK", &w.harbour_link)
-            .env("MISCONFIGURED_LINK", &w.misconfigured_link)
-            .env("BOOK_DATE", book_date.to_string())
-            .env("EXPLAIN_AT", format!("{book_date}T03:00"))
-            .env("SCREENSHOTS", &shots)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser test finishes within 5 minutes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains("browser: all steps passed"),
-        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
-        shots.display()
-    );
+    let shots = slotbridge_testkit::browser::workspace_root().join("target/console-screenshots");
+    browser
+        .run(
+            "console.mjs",
+            &[
+                ("NODE_URL", w.node().url().to_string()),
+                ("CONSOLE_PASSWORD", PASSWORD.to_string()),
+                ("MARKET_URL", w.market_url.to_string()),
+                ("PRACTICE_ID", w.harbour().practice_id.to_string()),
+                ("PRACTICE_LINK", w.harbour_link.to_string()),
+                ("MISCONFIGURED_LINK", w.misconfigured_link.to_string()),
+                ("BOOK_DATE", book_date.to_string().to_string()),
+                ("EXPLAIN_AT", format!("{book_date}T03:00").to_string()),
+            ],
+            &shots,
+            Duration::from_secs(300),
+        )
+        .await;
     for shot in [
         "01-login",
         "02-practices",
@@ -1105,40 +1028,28 @@ async fn a_desk_change_is_published_and_its_freshness_is_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_headless_chromium_lists_searches_pages_acts_in_bulk_and_audits() {
-    let Some((browser, dir)) = browser_ready() else {
+    let Some(browser) = slotbridge_testkit::browser::ready("console") else {
         return;
     };
     let w = world().await;
     let row = misconfigured_row(&w).await;
     let slug = row["link"]["site_slug"].as_str().expect("slug").to_owned();
-    let shots = dir.join("../../target/console-screenshots");
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new("node")
-            .arg("operations.mjs")
-            .current_dir(&dir)
-            .env("CHROMIUM", &browser)
-            .env("NODE_URL", w.node().url())
-            .env("CONSOLE_PASSWORD", PASSWORD)
-            .env("PRACTICE_LINK", &w.harbour_link)
-            .env("MISCONFIGURED_LINK", &w.misconfigured_link)
-            .env("MISCONFIGURED_SLUG", &slug)
-            .env("FINDING_CODE", finding_code(&w.planted[0]))
-            .env("SCREENSHOTS", &shots)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser test finishes within 5 minutes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains("browser: all steps passed"),
-        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
-        shots.display()
-    );
+    let shots = slotbridge_testkit::browser::workspace_root().join("target/console-screenshots");
+    browser
+        .run(
+            "operations.mjs",
+            &[
+                ("NODE_URL", w.node().url().to_string()),
+                ("CONSOLE_PASSWORD", PASSWORD.to_string()),
+                ("PRACTICE_LINK", w.harbour_link.to_string()),
+                ("MISCONFIGURED_LINK", w.misconfigured_link.to_string()),
+                ("MISCONFIGURED_SLUG", slug.to_string()),
+                ("FINDING_CODE", finding_code(&w.planted[0]).to_string()),
+            ],
+            &shots,
+            Duration::from_secs(300),
+        )
+        .await;
     for shot in [
         "10-list-attention",
         "11-list-search",

@@ -327,59 +327,11 @@ async fn every_metric_the_dashboard_and_the_alert_rules_name_is_one_a_node_expor
     }
 }
 
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Skip visibly on a developer machine; under CI a missing browser or Node fails the test.
-fn missing(what: &str) {
-    assert!(
-        std::env::var_os("CI").is_none() || std::env::var_os("SLOTBRIDGE_SKIP_BROWSER").is_some(),
-        "CI is set but {what} (set SLOTBRIDGE_SKIP_BROWSER to skip on purpose)"
-    );
-    eprintln!("SKIPPED fleet browser test: {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_page_in_headless_chromium_shows_health_and_the_hourly_charts() {
-    let Some(browser) = chromium() else {
-        return missing("chromium is not installed (scripts/ensure-chromium installs it)");
+    let Some(browser) = slotbridge_testkit::browser::ready("fleet") else {
+        return;
     };
-    let dir = root().join("tests/browser");
-    let node_ok = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node_ok {
-        return missing("Node.js is not installed");
-    }
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        let ci = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output();
-        match ci {
-            Ok(o) if o.status.success() => {}
-            other => {
-                return missing(&format!(
-                    "`npm ci` in tests/browser failed: {}",
-                    other
-                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                        .unwrap_or_else(|e| e.to_string())
-                ));
-            }
-        }
-    }
     let Some(w) = stack(Db::Sqlite, 1).await else {
         return;
     };
@@ -396,29 +348,17 @@ async fn the_fleet_page_in_headless_chromium_shows_health_and_the_hourly_charts(
     assert_eq!(html.matches("<svg class=\"chart\"").count(), 4, "{html}");
     assert!(html.contains("1 confirmed, 0 rejected"), "{html}");
     let shots = root().join("target/fleet-screenshots");
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new("node")
-            .arg("fleet.mjs")
-            .current_dir(&dir)
-            .env("CHROMIUM", &browser)
-            .env("NODE_URL", w.node().url())
-            .env("CONSOLE_PASSWORD", PASSWORD)
-            .env("SCREENSHOTS", &shots)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser test finishes within 3 minutes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains("browser: all steps passed"),
-        "the fleet browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
-        shots.display()
-    );
+    browser
+        .run(
+            "fleet.mjs",
+            &[
+                ("NODE_URL", w.node().url().to_string()),
+                ("CONSOLE_PASSWORD", PASSWORD.to_string()),
+            ],
+            &shots,
+            Duration::from_secs(180),
+        )
+        .await;
     for shot in ["01-fleet", "02-fleet-375px"] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }

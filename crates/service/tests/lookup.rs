@@ -401,26 +401,6 @@ async fn the_console_finds_a_booking_by_surname_and_shows_its_timeline() {
     assert_eq!(r.status(), 303);
 }
 
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Skip visibly on a developer machine; under CI a missing browser or Node fails the test.
-fn missing(what: &str) {
-    assert!(
-        std::env::var_os("CI").is_none() || std::env::var_os("SLOTBRIDGE_SKIP_BROWSER").is_some(),
-        "CI is set but {what} (set SLOTBRIDGE_SKIP_BROWSER to skip on purpose)"
-    );
-    eprintln!("SKIPPED lookup browser test: {what}");
-}
-
 /// The README's picture of the console: rewritten when this is set, else it must exist.
 const UPDATE_SCREENSHOTS: &str = "SLOTBRIDGE_UPDATE_SCREENSHOTS";
 
@@ -434,66 +414,26 @@ async fn the_console_in_headless_chromium_finds_a_booking_and_keeps_the_readme_p
         "{} is missing: run this test with {UPDATE_SCREENSHOTS}=1 (CONTRIBUTING.md)",
         picture.display()
     );
-    let Some(browser) = chromium() else {
-        return missing("chromium is not installed (scripts/ensure-chromium installs it)");
+    let Some(browser) = slotbridge_testkit::browser::ready("lookup") else {
+        return;
     };
-    let dir = root.join("tests/browser");
-    let node_ok = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node_ok {
-        return missing("Node.js is not installed");
-    }
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        let ci = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output();
-        match ci {
-            Ok(o) if o.status.success() => {}
-            other => {
-                return missing(&format!(
-                    "`npm ci` in tests/browser failed: {}",
-                    other
-                        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                        .unwrap_or_else(|e| e.to_string())
-                ));
-            }
-        }
-    }
     let w = world(Db::Sqlite).await.expect("sqlite stack");
     let shots = root.join("target/console-screenshots");
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new("node")
-            .arg("lookup.mjs")
-            .current_dir(&dir)
-            .env("CHROMIUM", &browser)
-            .env("NODE_URL", w.node().url())
-            .env("CONSOLE_PASSWORD", PASSWORD)
-            .env("PRACTICE_LINK", &w.link)
-            .env("MISCONFIGURED_LINK", &w.misconfigured_link)
-            .env("SURNAME", SURNAME)
-            .env("BOOKINGS", w.bookings[..2].join(","))
-            .env("SCREENSHOTS", &shots)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser test finishes within 5 minutes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains("browser: all steps passed"),
-        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
-        shots.display()
-    );
+    browser
+        .run(
+            "lookup.mjs",
+            &[
+                ("NODE_URL", w.node().url().to_string()),
+                ("CONSOLE_PASSWORD", PASSWORD.to_string()),
+                ("PRACTICE_LINK", w.link.to_string()),
+                ("MISCONFIGURED_LINK", w.misconfigured_link.to_string()),
+                ("SURNAME", SURNAME.to_string()),
+                ("BOOKINGS", w.bookings[..2].join(",").to_string()),
+            ],
+            &shots,
+            Duration::from_secs(300),
+        )
+        .await;
     for shot in [
         "lookup-practice",
         "lookup-results",

@@ -21,6 +21,7 @@
 //! The building blocks return errors (the demo reports them); the [`Stack`] and the helpers the
 //! tests use panic with a message naming what failed.
 
+pub mod browser;
 pub mod capture;
 pub mod control;
 pub mod db;
