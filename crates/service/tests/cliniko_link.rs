@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use slotbridge_cliniko_sim::{ClinikoSim, generate};
-use slotbridge_testkit::{Db, Stack, booking_body, eventually, patient};
+use slotbridge_testkit::{Db, Stack, booking_body, eventually, link_cliniko, patient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cliniko_practice_linked_through_the_admin_api_takes_a_booking_exactly_once_on_sqlite() {
@@ -36,20 +35,17 @@ async fn cliniko_booking(db: Db) {
     stack.start_node_with(config).await;
 
     let harbour = stack.harbour().clone();
-    let mut req = stack.http.post(stack.api("/api/links")).json(&json!({
-        "pms_kind": "cliniko",
-        "pms_api_key": cliniko.api_key,
-        "business_id": cliniko.business_ids[0],
-        "practice_id": harbour.practice_id,
-        "practice_key": harbour.practice_key,
-    }));
-    if let Some(t) = stack.token() {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.expect("link");
-    let status = r.status();
-    let link: Value = r.json().await.expect("json");
-    assert_eq!(status, 201, "{link}");
+    // Answered 201 with the link, or the helper says why not.
+    let link = link_cliniko(
+        &stack.http,
+        &stack.node().url(),
+        stack.token().as_deref(),
+        &cliniko.api_key,
+        &cliniko.business_ids[0],
+        &harbour,
+    )
+    .await
+    .expect("the Cliniko business is linked");
     assert_eq!(link["pms_kind"], "cliniko");
     assert_eq!(link["business_id"], cliniko.business_ids[0].as_str());
 

@@ -38,7 +38,7 @@ pub use db::{Db, PgDatabase, TestDb, sqlite_url};
 pub use poll::{eventually, eventually_or, poll_until};
 pub use proxy::{Fault, PmsProxy};
 pub use sims::{Practice, Sims, SimsBuilder, finding_code};
-pub use stack::{Stack, StackBuilder, link_practice, node_config};
+pub use stack::{Stack, StackBuilder, link_cliniko, link_practice, node_config};
 
 /// The master key every node of a test shares (32 zero bytes; tests only).
 pub const MASTER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";

@@ -50,29 +50,65 @@ pub async fn link_practice(
     token: Option<&str>,
     p: &Practice,
 ) -> anyhow::Result<String> {
-    let mut req = http.post(format!("{node_url}/api/links")).json(&json!({
+    let body = json!({
         "site_slug": p.slug,
         "pms_api_key": p.api_key,
         "practice_id": p.practice_id,
         "practice_key": p.practice_key,
-    }));
+    });
+    let v = post_link(http, node_url, token, &body, &p.slug, &p.practice_id).await?;
+    v["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no link id in {v}"))
+}
+
+/// Link the Cliniko business `business_id` (its API key `api_key`, with the shard suffix) to
+/// the marketplace practice `p` through the admin API, as an operator would; the link as the
+/// API answers it.
+///
+/// # Errors
+/// The node cannot be reached or does not answer 201.
+pub async fn link_cliniko(
+    http: &reqwest::Client,
+    node_url: &str,
+    token: Option<&str>,
+    api_key: &str,
+    business_id: &str,
+    p: &Practice,
+) -> anyhow::Result<Value> {
+    let body = json!({
+        "pms_kind": "cliniko",
+        "pms_api_key": api_key,
+        "business_id": business_id,
+        "practice_id": p.practice_id,
+        "practice_key": p.practice_key,
+    });
+    let what = format!("Cliniko business {business_id}");
+    post_link(http, node_url, token, &body, &what, &p.practice_id).await
+}
+
+/// `POST {node_url}/api/links` with `body`; the link, or why the node did not answer 201.
+async fn post_link(
+    http: &reqwest::Client,
+    node_url: &str,
+    token: Option<&str>,
+    body: &Value,
+    pms: &str,
+    practice_id: &str,
+) -> anyhow::Result<Value> {
+    let mut req = http.post(format!("{node_url}/api/links")).json(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let r = req.send().await?;
     let status = r.status();
-    let body = r.text().await.unwrap_or_default();
+    let text = r.text().await.unwrap_or_default();
     anyhow::ensure!(
         status == 201,
-        "linking {} to marketplace practice {}: {status} {body}",
-        p.slug,
-        p.practice_id
+        "linking {pms} to marketplace practice {practice_id}: {status} {text}"
     );
-    let v: Value = serde_json::from_str(&body)?;
-    v["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("no link id in {body}"))
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// How to start a [`Stack`].

@@ -21,7 +21,7 @@ use slotbridge_service::http::AdminAccess;
 use slotbridge_service::node::{Node, NodeConfig};
 use slotbridge_store::Keyring;
 use slotbridge_testkit::control::configured;
-use slotbridge_testkit::{Control, Sims, link_practice, node_config, sqlite_url};
+use slotbridge_testkit::{Control, Sims, link_cliniko, link_practice, node_config, sqlite_url};
 use tokio::net::TcpListener;
 
 /// The marketplace api key the demo's integration uses.
@@ -91,38 +91,6 @@ fn generate_token() -> SecretString {
 
 /// The seed of the demo's Cliniko practice.
 const CLINIKO_SEED: u64 = 11;
-
-/// Link a Cliniko business to the marketplace `listing` through the admin API, as an operator
-/// would (`POST /api/links` with `pms_kind: cliniko`).
-async fn link_cliniko(
-    sims: &Sims,
-    node_url: &str,
-    token: Option<&str>,
-    api_key: &str,
-    business_id: &str,
-    listing: &slotbridge_testkit::Practice,
-) -> anyhow::Result<()> {
-    let mut req = sims
-        .http
-        .post(format!("{node_url}/api/links"))
-        .json(&json!({
-            "pms_kind": "cliniko",
-            "pms_api_key": api_key,
-            "business_id": business_id,
-            "practice_id": listing.practice_id,
-            "practice_key": listing.practice_key,
-        }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.context("linking the Cliniko practice")?;
-    let status = r.status();
-    if status != reqwest::StatusCode::CREATED {
-        let body = r.text().await.unwrap_or_default();
-        anyhow::bail!("linking the Cliniko practice: {status} {body}");
-    }
-    Ok(())
-}
 
 async fn demo(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -251,7 +219,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     // The Cliniko practice: linked by its API key and business id, then Step 2 on the
     // marketplace once its configuration is there (in the background).
     link_cliniko(
-        &sims,
+        &sims.http,
         &node.url(),
         admin,
         &cliniko.api_key,
