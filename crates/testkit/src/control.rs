@@ -28,7 +28,7 @@ impl Control {
     /// Helpers on the simulators at these base URLs.
     pub fn new(market_url: impl Into<String>, pms_url: impl Into<String>) -> Control {
         Control {
-            http: reqwest::Client::new(),
+            http: client_builder().build().expect("client"),
             market_url: market_url.into(),
             pms_url: pms_url.into(),
         }
@@ -344,6 +344,14 @@ impl Control {
             .expect("desk");
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
     }
+}
+
+/// A client for the stack's servers. Every listener closes a keep-alive connection idle for its
+/// 10 s header-read timeout (`slotbridge_edge`); a request sent on a pooled connection just as
+/// the server closes it fails ("error sending request"), so idle connections are dropped after
+/// 5 s, before the server does.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5))
 }
 
 /// GET a JSON document with `http`; panics with the URL unless it answers 2xx with JSON.

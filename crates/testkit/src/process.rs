@@ -162,7 +162,7 @@ impl NodeProcess {
     }
 
     async fn wait_ready(&mut self, within: Duration) {
-        let http = reqwest::Client::new();
+        let http = crate::control::client_builder().build().expect("client");
         let started = Instant::now();
         loop {
             if let Some(child) = self.child.as_mut()

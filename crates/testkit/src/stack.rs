@@ -518,7 +518,7 @@ impl Stack {
             .expose_secret()
             .to_owned();
         // Cookies are read from the answers themselves: no redirect is followed.
-        let http = reqwest::Client::builder()
+        let http = crate::control::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
