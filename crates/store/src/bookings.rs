@@ -360,6 +360,9 @@ const SEALED_REQUEST: &str = "sealed:v1:";
 /// How many bookings [`Store::index_booking_surnames`] opens and indexes per transaction.
 const INDEX_BATCH: i64 = 500;
 
+/// How many booking requests [`Store::reseal_booking_requests`] reseals per transaction.
+const RESEAL_BATCH: i64 = 500;
+
 /// The purpose the surname's blind index is computed under.
 const SURNAME_INDEX: &str = "bookings.surname";
 
@@ -722,6 +725,87 @@ impl Store {
             );
         }
         Ok(indexed)
+    }
+
+    /// Reseal with the keyring's newest master key every stored booking request that is not
+    /// sealed with it (sealed with an older key, or stored in clear before requests were
+    /// sealed), and index its surname under the newest key too, so neither the request nor
+    /// the look-up needs an older key any more. [`RESEAL_BATCH`] requests at a time in booking
+    /// id order, one transaction per batch; each row is compare-and-set on the request read,
+    /// so a concurrent change (a purge) wins. What is done is not selected again: idempotent,
+    /// and an interrupted run is resumed by running it again. Purged requests (`null`) stay as
+    /// they are. Returns how many were resealed.
+    ///
+    /// # Errors
+    /// A request this keyring cannot open ([`StoreError::Key`]: its key was removed), or the
+    /// database failed; the batches before it stay resealed.
+    pub(crate) async fn reseal_booking_requests(&self) -> Result<u64, StoreError> {
+        let newest = format!("{SEALED_REQUEST}{}:", self.keys.newest_key_id());
+        let prefix_len = i32::try_from(newest.len()).unwrap_or(i32::MAX);
+        let mut after = String::new();
+        let mut resealed = 0;
+        loop {
+            let rows: Vec<(String, String)> = on_backend!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT booking_id, request FROM bookings \
+                     WHERE booking_id > $1 AND request <> 'null' \
+                     AND substr(request, 1, $2) <> $3 \
+                     ORDER BY booking_id LIMIT $4",
+                )
+                .bind(after.clone())
+                .bind(prefix_len)
+                .bind(newest.clone())
+                .bind(RESEAL_BATCH)
+                .fetch_all(pool)
+                .await?
+            });
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = last.clone();
+            let mut sealed = Vec::with_capacity(rows.len());
+            for (booking_id, stored) in rows {
+                let request = self.open_request(&booking_id, &stored)?;
+                let hash = self.surname_hash(&request);
+                let new = self.seal_request(&booking_id, &request);
+                sealed.push((booking_id, stored, new, hash));
+            }
+            resealed += on_backend!(self, |pool| {
+                let mut tx = pool.begin_write().await?;
+                let mut n = 0;
+                for (booking_id, old, new, hash) in sealed {
+                    n += sqlx::query(
+                        "UPDATE bookings SET request = $3, surname_hash = $4 \
+                         WHERE booking_id = $1 AND request = $2",
+                    )
+                    .bind(booking_id)
+                    .bind(old)
+                    .bind(new)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                n
+            });
+        }
+        Ok(resealed)
+    }
+
+    /// The master key ids the stored booking requests are sealed with.
+    pub(crate) async fn booking_request_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = on_backend!(self, |pool| {
+            sqlx::query_as(pool.pick(
+                "SELECT DISTINCT substr(request, 11, instr(substr(request, 11), ':') - 1) \
+                 FROM bookings WHERE substr(request, 1, 10) = 'sealed:v1:'",
+                "SELECT DISTINCT split_part(request, ':', 3) \
+                 FROM bookings WHERE left(request, 10) = 'sealed:v1:'",
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     /// A link's bookings, newest first.

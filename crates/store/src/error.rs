@@ -106,6 +106,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database refused a write because the disk under it is full: SQLite's
+    /// `SQLITE_FULL` ("database or disk is full"), PostgreSQL's `disk_full` (SQLSTATE 53100).
+    /// Nothing was written; the same write succeeds once space is back.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some(SQLITE_FULL | PG_DISK_FULL))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(column: &'static str, message: impl std::fmt::Display) -> Self {
         StoreError::Corrupt {
             column,
@@ -113,6 +125,11 @@ impl StoreError {
         }
     }
 }
+
+/// SQLite's result code for a full disk (it has no extended codes).
+const SQLITE_FULL: &str = "13";
+/// PostgreSQL's SQLSTATE for a full disk.
+const PG_DISK_FULL: &str = "53100";
 
 /// True if `e` is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -56,7 +56,7 @@ pub use bookings::{
 pub use error::StoreError;
 pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
-pub use links::{Link, LinkChanges, LinkPms, NewLink};
+pub use links::{Link, LinkChanges, LinkPms, NewLink, Resealed};
 pub use list::{ListFilter, ListPage, ListQuery};
 pub use publish::{ConfigHashKind, ConfigHashes, PublishItem};
 pub use requests::{MarketRequest, NewMarketRequest, RequestState};

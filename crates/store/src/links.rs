@@ -518,9 +518,29 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Reseal every secret not sealed with the keyring's newest key. Returns how many links
-    /// were resealed. Safe to run while the service runs and to run again.
-    pub async fn rotate_secrets(&self) -> Result<u64, StoreError> {
+    /// Reseal every secret not sealed with the keyring's newest key: the links' keys, then the
+    /// bookings' requests (the patients' details, in batches; their surnames indexed under the
+    /// newest key too). Afterwards no stored value needs an older key. Safe to run while the
+    /// service runs, and to run again: it resumes where an interrupted run stopped, and
+    /// reseals nothing once done. Returns how many of each were resealed.
+    pub async fn rotate_secrets(&self) -> Result<Resealed, StoreError> {
+        let links = self.reseal_links().await?;
+        let booking_requests = self.reseal_booking_requests().await?;
+        let resealed = Resealed {
+            links,
+            booking_requests,
+        };
+        tracing::info!(
+            links,
+            booking_requests,
+            key_id = %self.keys.newest_key_id(),
+            "secrets resealed with the newest master key"
+        );
+        Ok(resealed)
+    }
+
+    /// Reseal the links' keys not sealed with the newest key; how many links were resealed.
+    async fn reseal_links(&self) -> Result<u64, StoreError> {
         let newest = self.keys.newest_key_id().to_owned();
         let rows: Vec<LinkRow> = on_backend!(self, |pool| {
             sqlx::query_as(select_links!(
@@ -569,11 +589,11 @@ impl Store {
             });
             resealed += n;
         }
-        tracing::info!(resealed, key_id = %newest, "secrets resealed with the newest master key");
         Ok(resealed)
     }
 
-    /// Every master key id that sealed a stored secret must be in the keyring.
+    /// Every master key id that sealed a stored secret (a link's keys, a booking's request)
+    /// must be in the keyring.
     pub(crate) async fn check_keys(&self) -> Result<(), StoreError> {
         let ids: Vec<(String,)> = on_backend!(self, |pool| {
             sqlx::query_as(
@@ -586,6 +606,18 @@ impl Store {
         for (id,) in ids {
             self.keys.require(&id)?;
         }
+        for id in self.booking_request_key_ids().await? {
+            self.keys.require(&id)?;
+        }
         Ok(())
     }
+}
+
+/// What [`Store::rotate_secrets`] resealed with the newest master key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resealed {
+    /// Links whose keys were resealed.
+    pub links: u64,
+    /// Bookings whose request (the patient's details) was resealed.
+    pub booking_requests: u64,
 }

@@ -13,8 +13,8 @@ use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
     BookingState, BookingTransition, ConfigHashKind, ConsentStatus, ContentHash, HorizonDays,
     KeyError, Keyring, Lease, LinkChanges, LinkId, ListFilter, ListQuery, NewAuditEntry,
-    NewBooking, NewLink, NewMarketRequest, PublishItem, RequestState, SetupFindings, Store,
-    StoreError, SyncChanges, SyncError,
+    NewBooking, NewLink, NewMarketRequest, PublishItem, RequestState, Resealed, SetupFindings,
+    Store, StoreError, SyncChanges, SyncError,
 };
 use support::Ctx;
 
@@ -1475,8 +1475,12 @@ async fn key_rotation_reseals_every_secret(ctx: Ctx) {
         .create_link(new_link("sharbour", "p-new"))
         .await
         .unwrap();
-    assert_eq!(rotated.rotate_secrets().await.unwrap(), 5);
-    assert_eq!(rotated.rotate_secrets().await.unwrap(), 0, "idempotent");
+    assert_eq!(rotated.rotate_secrets().await.unwrap().links, 5);
+    assert_eq!(
+        rotated.rotate_secrets().await.unwrap(),
+        Resealed::default(),
+        "idempotent"
+    );
     rotated.close().await;
 
     // Now k1 can be dropped.

@@ -1,7 +1,8 @@
 //! Booking look-up within a link (by booking id, PMS appointment id or the patient's surname),
 //! on both backends: the surname is found through its blind index, never stored in clear, found
 //! again after a key rotation, indexed for bookings stored before the index existed, and
-//! forgotten with the request.
+//! forgotten with the request; a key rotation reseals every booking request and re-indexes its
+//! surname, so the old key can go.
 
 // Shared with behaviour.rs; this suite uses only part of it.
 #[allow(dead_code)]
@@ -14,8 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
-    BookingSearch, BookingState, BookingTransition, HorizonDays, Keyring, Lease, LinkId,
-    NewBooking, NewLink, Store, StoreError,
+    BookingSearch, BookingState, BookingTransition, HorizonDays, KeyError, Keyring, Lease, LinkId,
+    NewBooking, NewLink, Resealed, Store, StoreError,
 };
 use sqlx::Connection;
 use support::{Backend, Ctx};
@@ -24,6 +25,7 @@ both_backends!(
     bookings_are_found_by_booking_id_appointment_id_or_surname_within_their_link,
     the_surname_is_never_stored_in_clear_and_goes_with_the_purged_request,
     bookings_are_found_after_a_key_rotation_and_old_rows_are_indexed_when_the_store_opens,
+    key_rotation_reseals_every_booking_request_in_resumable_batches_and_the_old_key_goes,
 );
 
 fn t0() -> Timestamp {
@@ -304,19 +306,47 @@ async fn the_surname_is_never_stored_in_clear_and_goes_with_the_purged_request(c
     assert_eq!(found[0].request, json!(null));
 }
 
-/// Set `surname_hash` back to NULL for every booking: as stored before migration 0012.
-async fn unindex(ctx: &Ctx) {
-    let sql = "UPDATE bookings SET surname_hash = NULL";
+/// Run `sql` with the text `binds` on the test's database, outside the store.
+async fn raw(ctx: &Ctx, sql: &'static str, binds: &[&str]) {
     match ctx.backend {
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&ctx.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.execute(&mut c).await.unwrap();
         }
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(&ctx.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.execute(&mut c).await.unwrap();
         }
     }
+}
+
+/// Every booking's request as stored, by booking id, read outside the store.
+async fn stored_requests(ctx: &Ctx) -> std::collections::BTreeMap<String, String> {
+    let sql = "SELECT booking_id, request FROM bookings";
+    let rows: Vec<(String, String)> = match ctx.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&ctx.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&ctx.url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+        }
+    };
+    rows.into_iter().collect()
+}
+
+/// Set `surname_hash` back to NULL for every booking: as stored before migration 0012.
+async fn unindex(ctx: &Ctx) {
+    raw(ctx, "UPDATE bookings SET surname_hash = NULL", &[]).await;
 }
 
 async fn bookings_are_found_after_a_key_rotation_and_old_rows_are_indexed_when_the_store_opens(
@@ -378,4 +408,137 @@ async fn bookings_are_found_after_a_key_rotation_and_old_rows_are_indexed_when_t
         "a booking without a surname is found by its id"
     );
     reopened.close().await;
+}
+
+async fn key_rotation_reseals_every_booking_request_in_resumable_batches_and_the_old_key_goes(
+    ctx: Ctx,
+) {
+    // 1,050 bookings under k1 (three batches of the rotation's 500), one stored in clear (as
+    // before requests were sealed) and one purged.
+    let s = &ctx.store;
+    let link = s.create_link(new_link("sharbour", "p-1")).await.unwrap();
+    let lease = lease_of(s, link.id).await;
+    let ids: Vec<String> = (1000..2050).map(|n| n.to_string()).collect();
+    for id in &ids {
+        s.enqueue_booking(&lease, &booking(id, link.id, Some("Hopper"), t0()))
+            .await
+            .unwrap();
+    }
+    for id in ["5001", "5002"] {
+        s.enqueue_booking(&lease, &booking(id, link.id, Some("Hopper"), t0()))
+            .await
+            .unwrap();
+    }
+    let clear = booking("5001", link.id, Some("Hopper"), t0()).request;
+    raw(
+        &ctx,
+        "UPDATE bookings SET request = $1 WHERE booking_id = $2",
+        &[&clear.to_string(), "5001"],
+    )
+    .await;
+    raw(
+        &ctx,
+        "UPDATE bookings SET request = 'null', surname_hash = '' WHERE booking_id = $1",
+        &["5002"],
+    )
+    .await;
+
+    // k2 appended; a booking made since is sealed with it already.
+    let k2 = Keyring::generate_key();
+    let both = format!("{}\nk2:{}", ctx.keyring_text, k2.expose_secret());
+    let only_new = format!("k2:{}", k2.expose_secret());
+    let rotated = Store::open(&ctx.url, Keyring::parse(&both).unwrap())
+        .await
+        .unwrap();
+    let lease = lease_of(&rotated, link.id).await;
+    rotated
+        .enqueue_booking(&lease, &booking("5003", link.id, Some("Hopper"), t0()))
+        .await
+        .unwrap();
+
+    // A rotation interrupted in its second batch (a request it cannot open: sealed with a
+    // key the keyring does not have) keeps the first batch resealed...
+    let kept = stored_requests(&ctx).await["1600"].clone();
+    raw(
+        &ctx,
+        "UPDATE bookings SET request = 'sealed:v1:k0:AAAA:AAAA' WHERE booking_id = $1",
+        &["1600"],
+    )
+    .await;
+    let err = rotated.rotate_secrets().await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Key(KeyError::UnknownKeyId { key_id, .. }) if key_id == "k0"),
+        "{err}"
+    );
+    let stored = stored_requests(&ctx).await;
+    assert!(stored["1499"].starts_with("sealed:v1:k2:"), "the first batch");
+    assert!(stored["1500"].starts_with("sealed:v1:k1:"), "the second");
+    // ...and running it again resumes: the rest (and the links' keys, first) resealed, each
+    // once; a third run finds nothing to do.
+    raw(
+        &ctx,
+        "UPDATE bookings SET request = $1 WHERE booking_id = $2",
+        &[&kept, "1600"],
+    )
+    .await;
+    assert_eq!(
+        rotated.rotate_secrets().await.unwrap(),
+        Resealed {
+            links: 0,
+            booking_requests: 551
+        },
+        "the second run: 550 left under k1 and the one in clear (the first run resealed the link)"
+    );
+    assert_eq!(
+        rotated.rotate_secrets().await.unwrap(),
+        Resealed::default(),
+        "idempotent"
+    );
+    let left: Vec<(String, String)> = stored_requests(&ctx)
+        .await
+        .into_iter()
+        .filter(|(_, r)| r != "null" && !r.starts_with("sealed:v1:k2:"))
+        .collect();
+    assert_eq!(left, [], "requests not sealed with k2");
+    rotated.close().await;
+    s.close().await;
+
+    // k1 removed: the store opens, every request opens, and the surname is found.
+    let new_only = Store::open(&ctx.url, Keyring::parse(&only_new).unwrap())
+        .await
+        .unwrap();
+    for id in ids.iter().map(String::as_str).chain(["5001", "5003"]) {
+        let b = new_only.booking(id).await.unwrap().unwrap();
+        assert_eq!(
+            b.request,
+            booking(id, link.id, Some("Hopper"), t0()).request,
+            "booking {id}"
+        );
+    }
+    assert_eq!(
+        new_only.booking("5002").await.unwrap().unwrap().request,
+        json!(null),
+        "a purged request stays purged"
+    );
+    let found = new_only
+        .find_bookings(link.id, &by_surname("hopper"), 5000)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), ids.len() + 2, "found by surname under k2 alone");
+    new_only.close().await;
+
+    // A request left sealed with a removed key stops the store at start, naming the key.
+    raw(
+        &ctx,
+        "UPDATE bookings SET request = 'sealed:v1:k1:AAAA:AAAA' WHERE booking_id = $1",
+        &["1600"],
+    )
+    .await;
+    let err = Store::open(&ctx.url, Keyring::parse(&only_new).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Key(KeyError::UnknownKeyId { key_id, .. }) if key_id == "k1"),
+        "{err}"
+    );
 }
