@@ -471,7 +471,10 @@ async fn key_rotation_reseals_every_booking_request_in_resumable_batches_and_the
         "{err}"
     );
     let stored = stored_requests(&ctx).await;
-    assert!(stored["1499"].starts_with("sealed:v1:k2:"), "the first batch");
+    assert!(
+        stored["1499"].starts_with("sealed:v1:k2:"),
+        "the first batch"
+    );
     assert!(stored["1500"].starts_with("sealed:v1:k1:"), "the second");
     // ...and running it again resumes: the rest (and the links' keys, first) resealed, each
     // once; a third run finds nothing to do.
@@ -524,7 +527,11 @@ async fn key_rotation_reseals_every_booking_request_in_resumable_batches_and_the
         .find_bookings(link.id, &by_surname("hopper"), 5000)
         .await
         .unwrap();
-    assert_eq!(found.len(), ids.len() + 2, "found by surname under k2 alone");
+    assert_eq!(
+        found.len(),
+        ids.len() + 2,
+        "found by surname under k2 alone"
+    );
     new_only.close().await;
 
     // A request left sealed with a removed key stops the store at start, naming the key.
