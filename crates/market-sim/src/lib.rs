@@ -277,11 +277,26 @@ impl MarketSim {
             .layer(DefaultBodyLimit::max(LIMITS.max_body))
     }
 
-    /// Serve on `listener` until the handle is shut down or dropped.
+    /// Serve on `listener` with the simulator's [`LIMITS`] until the handle is shut down or
+    /// dropped.
     ///
     /// # Errors
     /// The listener's address cannot be read.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<SimHandle> {
+        self.serve_with(listener, LIMITS).await
+    }
+
+    /// Serve on `listener` with other listener limits (a test's short header-read timeout,
+    /// say; the body limit stays [`LIMITS`]'s, which the router applies itself) until the
+    /// handle is shut down or dropped.
+    ///
+    /// # Errors
+    /// The listener's address cannot be read.
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        limits: slotbridge_edge::Limits,
+    ) -> std::io::Result<SimHandle> {
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = self.router();
@@ -289,7 +304,7 @@ impl MarketSim {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) = slotbridge_edge::serve(listener, router, LIMITS, shutdown).await {
+            if let Err(e) = slotbridge_edge::serve(listener, router, limits, shutdown).await {
                 tracing::error!(error = %e, "market-sim stopped");
             }
         });

@@ -206,8 +206,18 @@ impl PmsSim {
             .with_state(self.state.clone())
     }
 
-    /// Serve on `listener` until the handle is shut down.
+    /// Serve on `listener` with the simulator's [`LIMITS`] until the handle is shut down.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<SimHandle> {
+        self.serve_with(listener, LIMITS).await
+    }
+
+    /// Serve on `listener` with other listener limits (a test's short header-read timeout,
+    /// say) until the handle is shut down.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        limits: slotbridge_edge::Limits,
+    ) -> std::io::Result<SimHandle> {
         let addr = listener.local_addr()?;
         let listener = SimListener {
             inner: listener,
@@ -216,7 +226,7 @@ impl PmsSim {
         let app = self.router();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = slotbridge_edge::serve(listener, app, LIMITS, async {
+            let _ = slotbridge_edge::serve(listener, app, limits, async {
                 let _ = rx.await;
             })
             .await;

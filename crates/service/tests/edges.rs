@@ -362,6 +362,72 @@ async fn a_slow_client_is_disconnected_by_every_listener() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// Open a connection to `addr`, send half a request line and nothing more; what the server
+/// sent before it closed the connection, and how long after the connect that was.
+async fn half_a_request_line(addr: std::net::SocketAddr) -> (String, Duration) {
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    conn.write_all(b"GET /healthz HT").await.expect("write");
+    let mut answer = Vec::new();
+    // A reset is a close too; only a connection still open after 10 s fails.
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "{addr} still holds half a request line after 10 s"
+    );
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn half_a_request_line_is_answered_408_or_closed_at_the_header_read_timeout_on_every_listener()
+ {
+    // Both simulators served with a 500 ms header-read timeout (their own is 5 s), the node
+    // with 1 s (`stack`).
+    let short = Duration::from_millis(500);
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let pms = slotbridge_pms_sim::PmsSim::builder()
+        .build()
+        .serve_with(
+            bind().await.expect("bind"),
+            slotbridge_pms_sim::LIMITS.with_header_read(short),
+        )
+        .await
+        .expect("the PMS simulator");
+    let market = slotbridge_market_sim::MarketSim::builder()
+        .build()
+        .expect("the marketplace simulator")
+        .serve_with(
+            bind().await.expect("bind"),
+            slotbridge_market_sim::LIMITS.with_header_read(short),
+        )
+        .await
+        .expect("the marketplace simulator");
+    let stack = stack().await;
+    let listeners = [
+        ("PMS simulator", pms.addr(), short),
+        ("marketplace simulator", market.addr(), short),
+        ("node", stack.node().addr, Duration::from_secs(1)),
+    ];
+    let results =
+        futures::future::join_all(listeners.iter().map(|(_, a, _)| half_a_request_line(*a))).await;
+    for ((what, _, timeout), (answer, took)) in listeners.iter().zip(results) {
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{what}: half a request line is answered with nothing or 408: {answer:?}"
+        );
+        // Closed by the timeout: not before it (less the timer's slack), and soon after.
+        assert!(
+            took + Duration::from_millis(50) >= *timeout
+                && took < *timeout + Duration::from_millis(1500),
+            "{what}: closed after {took:?}, its header-read timeout is {timeout:?}"
+        );
+        eprintln!("{what}: header-read timeout {timeout:?}, closed after {took:?} ({answer:?})");
+    }
+}
+
 #[tokio::test]
 async fn a_marketplace_callback_needs_its_links_secret() {
     let stack = stack().await;
