@@ -8,6 +8,8 @@
 //! - The marketplace: 5xx, 429 with `Retry-After` (no request before it has passed), answers
 //!   slower than the client's timeout, and webhook deliveries lost, duplicated, late and out of
 //!   order (`PUT /_market/faults`).
+//! - Webhook deliveries as a flood (two nodes): at most one marketplace poll a second per link,
+//!   and a delivery naming another node's link or no link wakes nothing.
 //!
 //! For each: a booking made during the fault ends confirmed once in the diary or rejected in
 //! time with a reason (never confirmed by the marketplace's 20 s rule with nothing in the
@@ -19,11 +21,13 @@
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use secrecy::SecretString;
 use serde_json::Value;
 use slotbridge_market_sim::faults::{
     ErrorBurst, Faults as MarketFaults, NotedRequest, RateLimitBurst, WebhookFaults,
 };
 use slotbridge_pms_sim::{Burst429, DEMO_SLUG, Faults as PmsFaults, Outage};
+use slotbridge_store::LinkId;
 use slotbridge_testkit::control::apart;
 use slotbridge_testkit::db::TcpProxy;
 use slotbridge_testkit::{Stack, booking_body, eventually, eventually_or, patient};
@@ -585,5 +589,175 @@ async fn a_lost_webhook_delivery_is_made_up_for_before_the_booking_is_auto_confi
         b["status"],
         b["reject_reason"],
         x.started.elapsed()
+    );
+}
+
+// ---- webhook deliveries as a flood -----------------------------------------------------------
+
+/// The marketplace's `GET /requests` polls of `practice` since `since`, as the simulator noted
+/// them (when each arrived).
+fn polls(w: &Stack, practice: &str, since: Timestamp) -> Vec<Timestamp> {
+    w.market
+        .sim()
+        .noted_requests()
+        .into_iter()
+        .filter(|r| {
+            r.practice_id == practice
+                && r.method == "GET"
+                && r.path == "/pms-api/v1/requests"
+                && r.at >= since
+        })
+        .map(|r| r.at)
+        .collect()
+}
+
+/// `count` webhook deliveries (distinct payloads), one every 50 ms, to `node_url`'s callback
+/// `token`, each naming `client`; the statuses the node answered.
+async fn deliveries(w: &Stack, node_url: &str, token: &str, client: &str, count: u32) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for n in 0..count {
+        let payload = serde_json::json!({
+            "timestamp": "2026-12-01 01:00:00", "id": "sub-flood", "clientId": client,
+            "topic": "requests.bookings",
+            "data": {"requestType": "bookings", "bookingId": 100_000 + n}
+        });
+        let r = w
+            .http
+            .post(format!("{node_url}/webhooks/market/{token}"))
+            .json(&payload)
+            .send()
+            .await
+            .expect("a delivery");
+        statuses.push(r.status().as_u16());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    statuses
+}
+
+/// A flood of webhook deliveries over real HTTP, two nodes sharing the webhook secret (as in
+/// production), each working one practice, polling the marketplace only every 2 minutes (so
+/// every poll seen is a wake-up): deliveries for one link within a second cause at most one
+/// poll of the marketplace per second for that practice, none for the other; deliveries to a
+/// node naming a link another node works, or a link that does not exist (with a token that
+/// checks out), wake nothing anywhere. See `crates/service/src/callback.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_webhook_deliveries_polls_the_marketplace_at_most_once_a_second_per_link() {
+    let _ = slotbridge_testkit::logs();
+    let started = Instant::now();
+    let mut w = Stack::builder()
+        .nodes(0)
+        .admin(TOKEN, PASSWORD)
+        .poll_interval(Duration::from_secs(120))
+        .start()
+        .await
+        .expect("a SQLite stack");
+    let secret = SecretString::from("the webhook secret every node shares".to_owned());
+    let mut config = w.config.clone();
+    config.pms_webhook_secret = Some(secret.clone());
+    let first = w.start_node_with(config.clone()).await;
+    config.node_id = "flood-node-2".into();
+    let second = w.start_node_with(config).await;
+    let harbour = w.harbour().clone();
+    let annex = w.listing("Harbour Annex").expect("a second listing");
+    let links: Vec<(LinkId, String)> = vec![
+        (
+            w.link(&harbour).await.parse().expect("link id"),
+            harbour.practice_id.clone(),
+        ),
+        (
+            w.link(&annex).await.parse().expect("link id"),
+            annex.practice_id.clone(),
+        ),
+    ];
+    eventually("each node works one practice", LINKED, || async {
+        let r = w.running();
+        (r.len() == 2 && r.iter().all(|(_, l)| l.len() == 1)).then_some(())
+    })
+    .await;
+    for (_, practice) in &links {
+        w.configured_then_auto_linked(practice, LINKED, &String::new)
+            .await;
+    }
+    // Who works what: node `x` works link `x_link` (practice `x_practice`), the other node
+    // the other link.
+    let running = w.running();
+    let (x, x_link) = (running[0].0, running[0].1[0]);
+    let y_link = running[1].1[0];
+    let practice_of = |l: LinkId| {
+        links
+            .iter()
+            .find(|(id, _)| *id == l)
+            .map(|(_, p)| p.clone())
+            .expect("a linked practice")
+    };
+    let (x_practice, y_practice) = (practice_of(x_link), practice_of(y_link));
+    let x_url = w.node_at(x).url();
+    assert!([first, second].contains(&x));
+    // Quiet first: the start sequences and the marketplace's own deliveries (the refresh
+    // requests of Step 2) answered, no poll of either practice for 2 s.
+    eventually("no poll for 2 s", LINKED, || async {
+        let since = Timestamp::now() - jiff::SignedDuration::from_secs(2);
+        (polls(&w, &x_practice, since).is_empty() && polls(&w, &y_practice, since).is_empty())
+            .then_some(())
+    })
+    .await;
+
+    // 40 deliveries for `x_link` in 2 s, to the node that works it.
+    let since = Timestamp::now();
+    let window = Instant::now();
+    let token = slotbridge_service::callback::token(&secret, x_link);
+    let statuses = deliveries(&w, &x_url, &token, &x_link.to_string(), 40).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every delivery accepted: {statuses:?}"
+    );
+    // The wake-up folded into the end of the last second happens, and its poll.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let window = window.elapsed();
+    let seen = polls(&w, &x_practice, since);
+    let bound = window.as_secs_f64().ceil() as usize;
+    assert!(
+        !seen.is_empty() && seen.len() <= bound,
+        "40 deliveries in 2 s: {} polls in {window:?} (at least 1, at most one a second: \
+         {bound}): {seen:?}\n{}",
+        seen.len(),
+        node_logs()
+    );
+    let gaps: Vec<jiff::SignedDuration> =
+        seen.windows(2).map(|p| p[1].duration_since(p[0])).collect();
+    // A wake-up is at most once a second; its poll follows it within a few milliseconds.
+    assert!(
+        gaps.iter()
+            .all(|g| *g >= jiff::SignedDuration::from_millis(800)),
+        "polls closer than a second apart: {gaps:?}"
+    );
+    assert_eq!(
+        polls(&w, &y_practice, since),
+        [],
+        "the other practice was not woken"
+    );
+
+    // A link another node works, and a link that does not exist, named to node `x`: nothing.
+    let since = Timestamp::now();
+    let y_token = slotbridge_service::callback::token(&secret, y_link);
+    let other = deliveries(&w, &x_url, &y_token, &y_link.to_string(), 20).await;
+    let nobody = LinkId::new();
+    let n_token = slotbridge_service::callback::token(&secret, nobody);
+    let unknown = deliveries(&w, &x_url, &n_token, &nobody.to_string(), 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        other.iter().chain(&unknown).all(|s| *s == 200 || *s == 404),
+        "refused or acknowledged, never an error: {other:?} {unknown:?}"
+    );
+    let (px, py) = (polls(&w, &x_practice, since), polls(&w, &y_practice, since));
+    assert!(
+        px.is_empty() && py.is_empty(),
+        "deliveries naming another node's link or no link woke something: {px:?} {py:?}"
+    );
+    eprintln!(
+        "40 deliveries in 2 s for one link: {} polls in {window:?} (gaps {gaps:?}); 40 naming \
+         another node's or no link: none; test took {:?}",
+        seen.len(),
+        started.elapsed()
     );
 }
