@@ -97,19 +97,26 @@ impl Run {
         r.json().await.map_err(|_| status)
     }
 
-    /// Wait until the node shows the fault: the admin API says the practice is unhealthy, or
-    /// it cannot read the database and answers 5xx. What it showed.
-    async fn shows_the_fault(&self) -> String {
+    /// Wait until the node shows the fault: the admin API says the practice is unhealthy
+    /// (for the reason `named`, when given), or it cannot read the database and answers 5xx.
+    /// What it showed.
+    async fn shows_the_fault(&self, named: Option<&str>) -> String {
         eventually_or(
-            "the practice shown unhealthy during the fault",
+            &format!("the practice shown unhealthy ({named:?}) during the fault"),
             Duration::from_secs(15),
             || self.c.logs(),
             || async {
                 match self.summary().await {
-                    Err(status) if status >= 500 => Some(format!("admin API {status}")),
+                    Err(status) if status >= 500 && named.is_none() => {
+                        Some(format!("admin API {status}"))
+                    }
                     Ok(s) => {
                         let bad = faults_shown(&s);
-                        (!bad.is_empty()).then(|| format!("unhealthy {bad:?}"))
+                        let shown = match named {
+                            Some(n) => bad.iter().any(|b| b == n),
+                            None => !bad.is_empty(),
+                        };
+                        shown.then(|| format!("unhealthy {bad:?}"))
                     }
                     Err(_) => None,
                 }
@@ -178,13 +185,13 @@ fn bound(window: Duration) -> u64 {
     (4 + 3) * ticks
 }
 
-/// The fault's common part: bookings during it, what the node showed, the calls it made, then
-/// recovery. `lift` ends the fault.
-async fn during_the_fault(r: &mut Run, name: &str, lift: impl AsyncFnOnce()) {
+/// The fault's common part: bookings during it, what the node showed (the reason `named`,
+/// when given), the calls it made, then recovery. `lift` ends the fault.
+async fn during_the_fault(r: &mut Run, name: &str, named: Option<&str>, lift: impl AsyncFnOnce()) {
     let set_at = Instant::now();
     let (pms_before, market_before) = r.calls().await;
     let mut made = vec![r.book("During").await, r.book("During").await];
-    let shown = r.shows_the_fault().await;
+    let shown = r.shows_the_fault(named).await;
     tokio::time::sleep(FAULT.saturating_sub(set_at.elapsed())).await;
     let (pms_after, market_after) = r.calls().await;
     let window = set_at.elapsed();
@@ -226,7 +233,10 @@ async fn postgres_restarted_mid_run_the_node_comes_back_and_every_booking_is_ans
     let mut r = run(c, &pg.url_via(proxy.addr())).await;
     // The server goes away: every connection dropped, new ones refused until it is back.
     proxy.cut();
-    during_the_fault(&mut r, "PostgreSQL restarted", async || proxy.restore()).await;
+    during_the_fault(&mut r, "PostgreSQL restarted", None, async || {
+        proxy.restore();
+    })
+    .await;
     assert!(
         proxy.dropped() + proxy.refused() > 0,
         "the restart touched no connection"
@@ -241,7 +251,10 @@ async fn sqlite_locked_by_another_process_the_node_waits_and_every_booking_is_an
     let c = Cluster::start(BIN, 1).await;
     let mut r = run(c, &sqlite_url(&file)).await;
     let lock = SqliteLock::take(&file).await;
-    during_the_fault(&mut r, "SQLite locked", async move || lock.release().await).await;
+    during_the_fault(&mut r, "SQLite locked", None, async move || {
+        lock.release().await;
+    })
+    .await;
     assert_eq!(sqlite_integrity(&file).await, ["ok"]);
 }
 
@@ -259,13 +272,21 @@ async fn the_disk_full_is_a_clear_error_corrupts_nothing_and_the_node_recovers_o
     // the log, and cannot.
     sqlite_truncate_wal(&file).await;
     let filled = disk.fill();
-    during_the_fault(&mut r, "disk full", async || disk.free()).await;
+    // Every practice says so (`disk_full`, shown as "disk full" in the console) until the
+    // space is back.
+    during_the_fault(&mut r, "disk full", Some("disk_full"), async || disk.free()).await;
     let log = r.node.log_text();
-    assert!(
-        log.contains("database or disk is full"),
-        "the node's log names the full disk\n{}",
-        r.node.log_tail(40)
-    );
+    for said in [
+        "database or disk is full",
+        "disk full (SQLITE_FULL",
+        "the database takes writes again",
+    ] {
+        assert!(
+            log.contains(said),
+            "the node's log says {said:?}\n{}",
+            r.node.log_tail(40)
+        );
+    }
     assert_eq!(sqlite_integrity(&file).await, ["ok"]);
     eprintln!("disk full: {filled} bytes of filler");
 }

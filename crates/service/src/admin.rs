@@ -359,8 +359,8 @@ pub struct PracticeSummary {
     pub consent: String,
     /// Why the practice is unhealthy (`disabled`, `error`, `consent_missing`, `never_published`,
     /// `stale`, `bookings_rejected`, `not_served`, `lease_lapsed`: this node could not renew
-    /// its lease in time, the database unreachable, locked or full; or a flag raised by the
-    /// service); empty when healthy.
+    /// its lease in time, the database unreachable, locked or full; `disk_full`: the database
+    /// refuses writes for want of space; or a flag raised by the service); empty when healthy.
     pub unhealthy: Vec<String>,
     /// The integration-health findings (no PMS read), by severity.
     pub health_findings: SeverityCounts,
@@ -1200,6 +1200,10 @@ fn summarize(
         unhealthy.push("not_served".to_owned());
     }
     unhealthy.extend(state.health_flags.iter().cloned());
+    if ctx.disk_full() {
+        // The node can write nothing: no booking is answered, no sync state kept.
+        unhealthy.push("disk_full".to_owned());
+    }
     if ctx.lease_lapsed(link.id) {
         // Nothing is published or answered for it until the database takes writes again.
         unhealthy.push("lease_lapsed".to_owned());

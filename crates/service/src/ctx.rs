@@ -229,6 +229,9 @@ pub struct Ctx {
     pub(crate) lease_round: tokio::sync::Notify,
     /// What this node knows of the fleet's capacity (the supervisor keeps it current).
     pub capacity: Capacity,
+    /// Whether the database's last write refused with its disk full (the renewer writes every
+    /// round, so it sets and clears this): shown as `disk_full` on every practice.
+    disk_full: std::sync::atomic::AtomicBool,
     /// Syncs (a whole horizon's diary read, computed and published) running at once.
     syncs: tokio::sync::Semaphore,
     workers: Mutex<HashMap<LinkId, Running>>,
@@ -320,6 +323,7 @@ impl Ctx {
             http: slotbridge_pms::http_client(),
             lease_round: tokio::sync::Notify::new(),
             capacity: Capacity::default(),
+            disk_full: std::sync::atomic::AtomicBool::new(false),
             syncs: tokio::sync::Semaphore::new(CONCURRENT_SYNCS),
             workers: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
@@ -414,6 +418,19 @@ impl Ctx {
     /// its round and restarts the worker, after the bookings in flight are finished.
     pub fn links_changed(&self) {
         self.lease_round.notify_one();
+    }
+
+    /// Whether the database's disk is full: the node's last write was refused for want of
+    /// space, and none has succeeded since.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Record whether the node's last write found the disk full; whether that changed.
+    pub(crate) fn set_disk_full(&self, full: bool) -> bool {
+        self.disk_full
+            .swap(full, std::sync::atomic::Ordering::Relaxed)
+            != full
     }
 
     /// Whether this node runs a worker for `link` whose lease could not be renewed in time

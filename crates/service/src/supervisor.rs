@@ -26,7 +26,7 @@ use slotbridge_domain::backoff::{Backoff, Jitter};
 use slotbridge_store::{HeldLease, Lease, LinkId, StoreError, SyncChanges, SyncError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::ctx::{Ctx, Running, WorkerExit};
 use crate::fence::Fence;
@@ -152,8 +152,20 @@ async fn renew_loop(ctx: Arc<Ctx>, last: LastRenewal, stop: CancellationToken) {
                 }
             }
         }
-        if let Err(e) = renew(&ctx, &last).await {
-            warn!(error = %e, "lease renewal failed");
+        match renew(&ctx, &last).await {
+            Ok(()) => {
+                if ctx.set_disk_full(false) {
+                    info!("the database takes writes again: its disk has space");
+                }
+            }
+            Err(e) if e.is_disk_full() => {
+                if ctx.set_disk_full(true) {
+                    error!(error = %e, "disk full (SQLITE_FULL / disk_full): the database refuses every write; free space on its volume, the node recovers by itself");
+                } else {
+                    warn!(error = %e, "lease renewal failed: the database's disk is still full");
+                }
+            }
+            Err(e) => warn!(error = %e, "lease renewal failed"),
         }
     }
 }
