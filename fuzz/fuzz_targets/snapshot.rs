@@ -44,8 +44,9 @@ fn cover(windows: &[WeeklyWindow], w: Weekday) -> Vec<bool> {
         .iter()
         .filter(|win| win.days.iter().any(|d| d == day_name(w)))
     {
-        for m in minute(&win.start)..minute(&win.end).min(1440) {
-            minutes[m] = true;
+        // An empty or reversed window covers nothing (`get_mut` is `None` when start > end).
+        if let Some(covered) = minutes.get_mut(minute(&win.start)..minute(&win.end).min(1440)) {
+            covered.fill(true);
         }
     }
     minutes
