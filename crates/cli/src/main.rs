@@ -23,6 +23,9 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Run one integration node (see docs/operations.md).
     Run(cmd::run::Args),
+    /// Reseal every stored secret with the newest master key (see docs/operations.md,
+    /// "Rotating the master key").
+    RotateKeys(cmd::rotate_keys::Args),
     /// Print the findings (what is wrong, how to fix it) of the linked practices.
     Doctor(cmd::doctor::Args),
     /// Explain why there is no slot at a time for a practitioner.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::RotateKeys(args) => cmd::rotate_keys::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Slots(args) => cmd::slots::run(args),

@@ -11,6 +11,7 @@ pub mod explain;
 pub mod market_sim;
 pub mod matching;
 pub mod pms_sim;
+pub mod rotate_keys;
 pub mod run;
 pub mod slots;
 

@@ -2,7 +2,7 @@
 //! docs/operations.md). Several nodes may share one PostgreSQL database.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub struct Args {
 /// The configuration file's keys.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub(super) struct FileConfig {
     database_url: Option<String>,
     listen: Option<String>,
     node_id: Option<String>,
@@ -63,17 +63,28 @@ fn number(file: Option<u64>, key: &str) -> anyhow::Result<Option<u64>> {
     }
 }
 
+/// The configuration file at `path` (none: every key from the environment); `Ok(Err(line))`
+/// when it is not valid (a usage error).
+pub(super) fn file_config(path: Option<&Path>) -> anyhow::Result<Result<FileConfig, String>> {
+    let Some(path) = path else {
+        return Ok(Ok(FileConfig::default()));
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())))
+}
+
+/// The node's database URL: `database_url` from the environment or the file, else the
+/// default SQLite file.
+pub(super) fn database_url(file: &FileConfig) -> String {
+    setting(&file.database_url, "database_url")
+        .unwrap_or_else(|| "sqlite://slotbridge.db?mode=rwc".into())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            match toml::from_str(&text) {
-                Ok(c) => c,
-                Err(e) => return Ok(super::usage_error(format!("{}: {e}", path.display()))),
-            }
-        }
-        None => FileConfig::default(),
+    let file = match file_config(args.config.as_deref())? {
+        Ok(c) => c,
+        Err(message) => return Ok(super::usage_error(message)),
     };
     let json_logs = setting(&file.log_format, "log_format").as_deref() == Some("json");
     super::init_tracing(json_logs);
@@ -92,8 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| format!("listen: {e}"))?;
         let pms_url = required(setting(&file.pms_url, "pms_url"), "pms_url")?;
         Ok(NodeConfig {
-            database_url: setting(&file.database_url, "database_url")
-                .unwrap_or_else(|| "sqlite://slotbridge.db?mode=rwc".into()),
+            database_url: database_url(&file),
             market_url: required(setting(&file.market_url, "market_url"), "market_url")?,
             market_api_key: SecretString::from(required(
                 setting(&file.market_api_key, "market_api_key"),
