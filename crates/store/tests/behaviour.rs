@@ -1452,9 +1452,7 @@ async fn key_rotation_reseals_every_secret(ctx: Ctx) {
                 .id,
         );
     }
-    let k2 = Keyring::generate_key();
-    let both = format!("{}\nk2:{}", ctx.keyring_text, k2.expose_secret());
-    let only_new = format!("k2:{}", k2.expose_secret());
+    let (both, only_new) = ctx.rotation_keyrings();
 
     // Without the old key the store refuses to start, naming the missing key.
     let err = Store::open(&ctx.url, Keyring::parse(&only_new).unwrap())

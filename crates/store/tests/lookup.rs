@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use jiff::{Timestamp, ToSpan};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
@@ -363,8 +363,7 @@ async fn bookings_are_found_after_a_key_rotation_and_old_rows_are_indexed_when_t
         .unwrap();
 
     // A new master key: bookings indexed under the old one are still found, new ones too.
-    let k2 = Keyring::generate_key();
-    let both = format!("{}\nk2:{}", ctx.keyring_text, k2.expose_secret());
+    let (both, _) = ctx.rotation_keyrings();
     let rotated = Store::open(&ctx.url, Keyring::parse(&both).unwrap())
         .await
         .unwrap();
@@ -444,9 +443,7 @@ async fn key_rotation_reseals_every_booking_request_in_resumable_batches_and_the
     .await;
 
     // k2 appended; a booking made since is sealed with it already.
-    let k2 = Keyring::generate_key();
-    let both = format!("{}\nk2:{}", ctx.keyring_text, k2.expose_secret());
-    let only_new = format!("k2:{}", k2.expose_secret());
+    let (both, only_new) = ctx.rotation_keyrings();
     let rotated = Store::open(&ctx.url, Keyring::parse(&both).unwrap())
         .await
         .unwrap();

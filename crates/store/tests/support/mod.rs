@@ -100,6 +100,14 @@ pub fn one_key() -> String {
     format!("k1:{}", Keyring::generate_key().expose_secret())
 }
 
+impl Ctx {
+    /// A new master key `k2` for a rotation: `(the keyring with k1 then k2, k2 alone)`, as text.
+    pub fn rotation_keyrings(&self) -> (String, String) {
+        let k2 = format!("k2:{}", Keyring::generate_key().expose_secret());
+        (format!("{}\n{k2}", self.keyring_text), k2)
+    }
+}
+
 /// Run `test` against a fresh database of `backend`, then remove the database (even if the
 /// test panicked; the panic is then re-raised).
 pub async fn run<F, Fut>(backend: Backend, name: &str, test: F)
