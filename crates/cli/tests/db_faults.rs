@@ -272,9 +272,26 @@ async fn the_disk_full_is_a_clear_error_corrupts_nothing_and_the_node_recovers_o
     // the log, and cannot.
     sqlite_truncate_wal(&file).await;
     let filled = disk.fill();
-    // Every practice says so (`disk_full`, shown as "disk full" in the console) until the
-    // space is back.
-    during_the_fault(&mut r, "disk full", Some("disk_full"), async || disk.free()).await;
+    // Every practice says so (`disk_full`, shown as "disk full" in the console), and the
+    // metrics, until the space is back.
+    let metrics = format!("{}/metrics", r.node.url);
+    let http = r.c.http.clone();
+    during_the_fault(&mut r, "disk full", Some("disk_full"), async || {
+        let text = http
+            .get(&metrics)
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics");
+        assert!(
+            text.contains("\nslotbridge_store_disk_full 1"),
+            "the metrics say the disk is full:\n{text}"
+        );
+        disk.free();
+    })
+    .await;
     let log = r.node.log_text();
     for said in [
         "database or disk is full",

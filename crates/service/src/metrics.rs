@@ -526,6 +526,13 @@ pub async fn render(ctx: &Ctx) -> String {
          # TYPE slotbridge_store_up gauge\n\
          slotbridge_store_up {store_up}"
     );
+    let _ = writeln!(
+        out,
+        "# HELP slotbridge_store_disk_full Whether the database refuses writes because its disk is full.\n\
+         # TYPE slotbridge_store_disk_full gauge\n\
+         slotbridge_store_disk_full {}",
+        u8::from(ctx.disk_full())
+    );
     out.push_str(
         "# HELP slotbridge_sync_lag_seconds Seconds since availability was last published, per link.\n\
          # TYPE slotbridge_sync_lag_seconds gauge\n",
