@@ -7,9 +7,11 @@
 //! *when the renewal was sent* + TTL. A worker whose lease was not renewed is stopped; one whose
 //! fence lapses (a pause, a slow database) stops by itself before any other node can take the
 //! link over. A worker whose link changed (its revision; wherever the change was made) is
-//! restarted after it finished the bookings in flight with the settings it started with. The
-//! renewer does nothing else, so however long a lease round takes, renewals stay on time
-//! (a node starting 10,000 workers had its rounds outlast the TTL, and every fence lapsed).
+//! restarted after it finished the bookings in flight with the settings it started with. As it
+//! writes every round, it also keeps [`Ctx::disk_full`]: set when a renewal is refused for a
+//! full disk, cleared by the next one that succeeds. The renewer does nothing else, so however
+//! long a lease round takes, renewals stay on time (a node starting 10,000 workers had its
+//! rounds outlast the TTL, and every fence lapsed).
 //!
 //! Each **lease round** (also at once when links change):
 //! 1. reaps workers that ended: one that failed (or panicked) is restarted with backoff, and
