@@ -11,7 +11,8 @@
 //! is sealed like the links' keys: AES-256-GCM under the newest master key, bound to its booking
 //! id, stored as `sealed:v1:{key id}:{nonce}:{ciphertext}` (base64). Rows written before sealing
 //! are read as they are. [`Store::purge_booking_requests`] replaces the request of every booking
-//! final before a cut-off with `null` (docs/operations.md, "Retention").
+//! final before a cut-off with `null` (docs/operations.md, "Retention"); a key rotation
+//! ([`Store::rotate_secrets`]) reseals every request left with the newest key.
 //!
 //! Look-up ([`Store::find_bookings`]): within one link, by booking id, PMS appointment id or
 //! the patient's surname. The surname is not stored in clear and a search opens no request but
