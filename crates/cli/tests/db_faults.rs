@@ -272,11 +272,31 @@ async fn the_disk_full_is_a_clear_error_corrupts_nothing_and_the_node_recovers_o
     // the log, and cannot.
     sqlite_truncate_wal(&file).await;
     let filled = disk.fill();
-    // Every practice says so (`disk_full`, shown as "disk full" in the console), and the
-    // metrics, until the space is back.
+    // Every practice says so (`disk_full`, shown as "disk full" in the console, and the
+    // error finding `disk-full` with its fix), and the metrics, until the space is back.
     let metrics = format!("{}/metrics", r.node.url);
+    let findings = format!("{}/api/links/{}/findings", r.node.url, r.link);
     let http = r.c.http.clone();
     during_the_fault(&mut r, "disk full", Some("disk_full"), async || {
+        let found: Value = http
+            .get(&findings)
+            .send()
+            .await
+            .expect("GET findings")
+            .json()
+            .await
+            .expect("the findings");
+        let finding = found
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["code"] == "disk-full"))
+            .unwrap_or_else(|| panic!("a disk-full finding among {found}"));
+        assert_eq!(finding["severity"], "error", "{finding}");
+        assert!(
+            finding["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("Free space")),
+            "{finding}"
+        );
         let text = http
             .get(&metrics)
             .send()

@@ -127,6 +127,8 @@ pub enum Code {
     LateAnswerRefused,
     /// No node works the practice: nothing is published and no booking is answered.
     NotServed,
+    /// The database's disk is full: nothing can be written, so no booking is answered.
+    DiskFull,
     /// Cliniko: a practitioner who offers shown types is not shown in online bookings.
     ClinikoPractitionerHidden,
     /// Cliniko: a practitioner working at the business offers no type shown online.
@@ -168,6 +170,7 @@ impl Code {
             Code::BookingsRejected => "bookings-rejected",
             Code::LateAnswerRefused => "late-answer-refused",
             Code::NotServed => "not-served",
+            Code::DiskFull => "disk-full",
             Code::ClinikoPractitionerHidden => "cliniko-practitioner-hidden",
             Code::ClinikoPractitionerNoShownType => "cliniko-practitioner-no-shown-type",
             Code::ClinikoTypeHidden => "cliniko-type-hidden",
@@ -299,6 +302,9 @@ pub struct HealthView {
     /// is running.
     #[serde(default)]
     pub unserved: bool,
+    /// The database refuses the node's writes because its disk is full.
+    #[serde(default)]
+    pub disk_full: bool,
 }
 
 /// The marketplace flags the integration unhealthy when a critical request is older than this.
@@ -1121,6 +1127,22 @@ fn health_findings(h: &HealthView, out: &mut Vec<Finding>) {
                 .into(),
         ));
     }
+    if h.disk_full {
+        out.push(finding(
+            Code::DiskFull,
+            Severity::Error,
+            None,
+            None,
+            "The disk under slotbridge's database is full: it refuses every write, so bookings \
+             are not answered (the marketplace auto-confirms them after 20 s without a diary \
+             entry) and availability is not published. Nothing already stored is damaged."
+                .into(),
+            "Free space on the volume that holds the database (the SQLite file and its -wal, \
+             or PostgreSQL's data directory). slotbridge recovers by itself once it can write \
+             again (docs/operations.md, \"Faults\")."
+                .into(),
+        ));
+    }
 }
 
 /// The first five bookings of a list with their reasons, for a finding's explanation.
@@ -1455,6 +1477,7 @@ mod tests {
                 reason: "the marketplace refused our rejection".into(),
             }],
             unserved: true,
+            disk_full: true,
             ..healthy.clone()
         };
         let f = diagnose(&Input::new(&setup, &diary, date(2026, 4, 2), 30).with_health(&sick));
@@ -1468,6 +1491,7 @@ mod tests {
             Code::BookingsRejected,
             Code::LateAnswerRefused,
             Code::NotServed,
+            Code::DiskFull,
         ] {
             assert!(c.contains(&code), "{code:?} missing from {c:?}");
         }

@@ -1140,6 +1140,8 @@ fn health_view(
             })
             .collect(),
         unserved,
+        // Node-wide, not the link's: the callers set it from the node's context.
+        disk_full: false,
     }
 }
 
@@ -1161,7 +1163,8 @@ fn summarize(
     now: Timestamp,
     unserved: bool,
 ) -> PracticeSummary {
-    let health = health_view(state, bookings, now, unserved);
+    let mut health = health_view(state, bookings, now, unserved);
+    health.disk_full = ctx.disk_full();
     let health_findings: Vec<FindingView> = diagnostics::diagnose_health(&health)
         .into_iter()
         .map(FindingView::from)
@@ -1401,6 +1404,7 @@ pub async fn findings_from(
     let state = ctx.store.sync_state(link.id).await?;
     let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
     let mut health = health_view(&state, &bookings, ctx.now(), is_unserved(ctx, link).await?);
+    health.disk_full = ctx.disk_full();
     let found = match read {
         Ok(r) => {
             let input = Input::new(&r.setup, &r.diary, r.today, r.horizon).with_health(&health);
