@@ -17,9 +17,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use slotbridge_testkit::control::get_json;
 use slotbridge_testkit::db::TcpProxy;
 use slotbridge_testkit::disk::{SmallDisk, SqliteLock, sqlite_integrity, sqlite_truncate_wal};
-use slotbridge_testkit::process::{Booked, Cluster, NodeProcess, TestPatient};
+use slotbridge_testkit::process::{Booked, Cluster, NodeProcess, TestPatient, unlabelled_metric};
 use slotbridge_testkit::{PgDatabase, Practice, eventually_or, sqlite_url};
 
 /// The scenarios run one at a time: each starts a process on a small machine.
@@ -274,18 +275,11 @@ async fn the_disk_full_is_a_clear_error_corrupts_nothing_and_the_node_recovers_o
     let filled = disk.fill();
     // Every practice says so (`disk_full`, shown as "disk full" in the console, and the
     // error finding `disk-full` with its fix), and the metrics, until the space is back.
-    let metrics = format!("{}/metrics", r.node.url);
     let findings = format!("{}/api/links/{}/findings", r.node.url, r.link);
+    let metrics = format!("{}/metrics", r.node.url);
     let http = r.c.http.clone();
     during_the_fault(&mut r, "disk full", Some("disk_full"), async || {
-        let found: Value = http
-            .get(&findings)
-            .send()
-            .await
-            .expect("GET findings")
-            .json()
-            .await
-            .expect("the findings");
+        let found = get_json(&http, &findings).await;
         let finding = found
             .as_array()
             .and_then(|a| a.iter().find(|f| f["code"] == "disk-full"))
@@ -297,17 +291,12 @@ async fn the_disk_full_is_a_clear_error_corrupts_nothing_and_the_node_recovers_o
                 .is_some_and(|f| f.contains("Free space")),
             "{finding}"
         );
-        let text = http
-            .get(&metrics)
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("the metrics");
-        assert!(
-            text.contains("\nslotbridge_store_disk_full 1"),
-            "the metrics say the disk is full:\n{text}"
+        let page = http.get(&metrics).send().await.expect("GET /metrics");
+        let page = page.text().await.expect("the metrics");
+        assert_eq!(
+            unlabelled_metric(&page, "slotbridge_store_disk_full"),
+            Some(1.0),
+            "the metrics say the disk is full:\n{page}"
         );
         disk.free();
     })

@@ -12,9 +12,9 @@ use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
     BookingState, BookingTransition, ConfigHashKind, ConsentStatus, ContentHash, HorizonDays,
-    KeyError, Keyring, Lease, LinkChanges, LinkId, ListFilter, ListQuery, NewAuditEntry,
-    NewBooking, NewLink, NewMarketRequest, PublishItem, RequestState, Resealed, SetupFindings,
-    Store, StoreError, SyncChanges, SyncError,
+    Keyring, Lease, LinkChanges, LinkId, ListFilter, ListQuery, NewAuditEntry, NewBooking, NewLink,
+    NewMarketRequest, PublishItem, RequestState, Resealed, SetupFindings, Store, StoreError,
+    SyncChanges, SyncError,
 };
 use support::Ctx;
 
@@ -1458,10 +1458,7 @@ async fn key_rotation_reseals_every_secret(ctx: Ctx) {
     let err = Store::open(&ctx.url, Keyring::parse(&only_new).unwrap())
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Key(KeyError::UnknownKeyId { key_id, .. }) if key_id == "k1"),
-        "{err}"
-    );
+    support::assert_missing_key(&err, "k1");
 
     let rotated = Store::open(&ctx.url, Keyring::parse(&both).unwrap())
         .await

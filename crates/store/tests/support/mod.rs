@@ -108,6 +108,15 @@ impl Ctx {
     }
 }
 
+/// Assert that `err` says the keyring lacks the master key `key_id`, naming it.
+pub fn assert_missing_key(err: &slotbridge_store::StoreError, key_id: &str) {
+    use slotbridge_store::{KeyError, StoreError};
+    assert!(
+        matches!(err, StoreError::Key(KeyError::UnknownKeyId { key_id: k, .. }) if k == key_id),
+        "expected the keyring to lack {key_id:?}: {err}"
+    );
+}
+
 /// Run `test` against a fresh database of `backend`, then remove the database (even if the
 /// test panicked; the panic is then re-raised).
 pub async fn run<F, Fut>(backend: Backend, name: &str, test: F)
