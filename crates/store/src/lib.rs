@@ -55,6 +55,7 @@ pub use bookings::{
 };
 pub use error::StoreError;
 pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
+pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, LinkPms, NewLink};
 pub use list::{ListFilter, ListPage, ListQuery};
