@@ -701,7 +701,11 @@ async fn a_paused_node_answers_nothing_until_it_is_resumed_and_a_restarted_one_s
         }
     };
     let running = Duration::from_secs(10);
-    assert!(ready(node.url.clone(), running).await, "{}", node.log_tail(20));
+    assert!(
+        ready(node.url.clone(), running).await,
+        "{}",
+        node.log_tail(20)
+    );
     node.pause();
     assert!(node.alive(), "a paused process still exists");
     assert!(
@@ -723,7 +727,11 @@ async fn a_paused_node_answers_nothing_until_it_is_resumed_and_a_restarted_one_s
     let before = node.log.clone();
     node.restart(READY).await;
     assert_ne!(node.log, before, "a restart writes a new log");
-    assert!(ready(node.url.clone(), running).await, "{}", node.log_tail(20));
+    assert!(
+        ready(node.url.clone(), running).await,
+        "{}",
+        node.log_tail(20)
+    );
     assert!(
         node.log_text().contains("slotbridge node started"),
         "{}",

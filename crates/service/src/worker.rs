@@ -437,10 +437,7 @@ impl<P: PmsConnector> LinkRun<P> {
         let mut waiting = polled.known;
         let polled = self.ctx.now();
         let record = {
-            let mut at = self
-                .poll_recorded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut at = self.poll_recorded.lock().unwrap_or_else(|p| p.into_inner());
             let due = !waiting.is_empty() || at.is_none_or(|t| t.elapsed() >= POLL_RECORDED_EVERY);
             if due {
                 *at = Some(Instant::now());

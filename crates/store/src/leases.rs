@@ -136,7 +136,6 @@ fn ttl_micros(ttl: Duration) -> i64 {
 
 type HeldRow = (Uuid, i64, i64, bool);
 
-
 /// SQL: the unexpired leases of node `$1` as [`HeldRow`]s, given the database's now.
 macro_rules! held_by_node {
     ($now:expr) => {

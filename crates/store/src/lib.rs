@@ -49,13 +49,13 @@ mod sync;
 mod types;
 
 pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
+pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,
     NewBooking, surname_key,
 };
 pub use error::StoreError;
 pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
-pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, LinkPms, NewLink};
 pub use list::{ListFilter, ListPage, ListQuery};
