@@ -686,21 +686,29 @@ async fn a_paused_node_answers_nothing_until_it_is_resumed_and_a_restarted_one_s
     let world = World::start(1).await;
     let db = slotbridge_testkit::TestDb::sqlite();
     let mut node = NodeProcess::start(&world.spec("pause-node", db.url(), Some(5)), READY).await;
-    let ready = |url: String| {
+    // Whether the node answers `/readyz` within `within`. A running node answers within a
+    // second on a quiet machine, but the suite runs beside other nodes and builds on 2 cores:
+    // the checks of a running node allow 10 s. A paused node never answers: 2 s show it.
+    let ready = |url: String, within: Duration| {
         let http = world.http.clone();
         async move {
             http.get(format!("{url}/readyz"))
-                .timeout(Duration::from_secs(1))
+                .timeout(within)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
         }
     };
-    assert!(ready(node.url.clone()).await);
+    let running = Duration::from_secs(10);
+    assert!(
+        ready(node.url.clone(), running).await,
+        "{}",
+        node.log_tail(20)
+    );
     node.pause();
     assert!(node.alive(), "a paused process still exists");
     assert!(
-        !ready(node.url.clone()).await,
+        !ready(node.url.clone(), Duration::from_secs(2)).await,
         "a paused node does not answer"
     );
     node.resume();
@@ -708,13 +716,21 @@ async fn a_paused_node_answers_nothing_until_it_is_resumed_and_a_restarted_one_s
         "the resumed node answers",
         Duration::from_secs(10),
         || node.log_tail(20),
-        || async { ready(node.url.clone()).await.then_some(()) },
+        || async {
+            ready(node.url.clone(), Duration::from_secs(1))
+                .await
+                .then_some(())
+        },
     )
     .await;
     let before = node.log.clone();
     node.restart(READY).await;
     assert_ne!(node.log, before, "a restart writes a new log");
-    assert!(ready(node.url.clone()).await);
+    assert!(
+        ready(node.url.clone(), running).await,
+        "{}",
+        node.log_tail(20)
+    );
     assert!(
         node.log_text().contains("slotbridge node started"),
         "{}",

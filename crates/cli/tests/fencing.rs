@@ -374,7 +374,7 @@ async fn a_node_paused_while_inserting_on_postgres_is_fenced_and_every_booking_i
 /// The window the scenarios above can hit by chance: the holder stopped while another of its
 /// tasks is inside a fenced store write. Here it is stopped there on purpose: its connection to
 /// PostgreSQL goes through a proxy that pauses it the moment it runs its first lease check
-/// (`… FOR SHARE`: prepared, then run; the pause comes just before the run, which PostgreSQL
+/// (`… FOR KEY SHARE`: prepared, then run; the pause comes just before the run, which PostgreSQL
 /// then does), so the stopped node's open transaction holds the lease row. The other node must
 /// still take the link over (the store ends such a transaction after 5 s idle).
 ///
@@ -394,7 +394,7 @@ async fn a_node_paused_inside_a_fenced_write_on_postgres_does_not_keep_the_other
         .expect("database proxy");
     let spec_a = c.spec("locked-a", &url_via(&db, pg.addr()), POLL, TTL);
     let mut a = NodeProcess::start(&spec_a, READY).await;
-    let fired = pg.on_bytes_then_next(b"FOR SHARE", a.pause_action());
+    let fired = pg.on_bytes_then_next(b"FOR KEY SHARE", a.pause_action());
     let link: LinkId = c.link(&a, &p).await.parse().expect("link id");
     tokio::time::timeout(Duration::from_secs(20), fired)
         .await

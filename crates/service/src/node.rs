@@ -195,6 +195,8 @@ impl Node {
                 pms_secret: pms_webhook_secret.clone(),
             });
         }
+        // Said before the listener serves: whoever sees the node answer finds it in the log.
+        tracing::info!(%addr, node = %cfg.node_id, "slotbridge node started");
         let ctx = Ctx::new(store, market, settings, metrics);
         let cancel = CancellationToken::new();
         let app = crate::http::router(ctx.clone(), Some(pms_webhook_secret), access);
@@ -212,7 +214,6 @@ impl Node {
         let supervisor = tokio::spawn(supervisor::run_node(ctx.clone(), cancel.clone()));
         let retention = tokio::spawn(purge_booking_requests(ctx.clone(), cancel.clone()));
         let fleet = tokio::spawn(crate::fleet::run(ctx.clone(), cancel.clone()));
-        tracing::info!(%addr, node = %cfg.node_id, "slotbridge node started");
         Ok(Node {
             addr,
             ctx,

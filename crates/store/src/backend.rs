@@ -62,6 +62,24 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+impl Backend {
+    /// How many leases one statement of [`Store::renew_leases`] renews. PostgreSQL locks each
+    /// row it updates until the statement's transaction ends: 500 at a time bound what a
+    /// renewal holds. SQLite locks the whole database for any write, and each statement waits
+    /// its turn for that lock: fewer, larger statements (a few milliseconds each).
+    pub(crate) fn renew_chunk(&self) -> usize {
+        match self {
+            Backend::Sqlite(_) => RENEW_CHUNK_SQLITE,
+            Backend::Postgres(_) => RENEW_CHUNK_POSTGRES,
+        }
+    }
+}
+
+/// See [`Backend::renew_chunk`].
+pub const RENEW_CHUNK_SQLITE: usize = 5_000;
+/// See [`Backend::renew_chunk`].
+pub const RENEW_CHUNK_POSTGRES: usize = 500;
+
 /// What differs between the backends, reachable from inside [`on_backend!`] bodies.
 pub(crate) trait Pool {
     /// The sqlx database type.
@@ -148,7 +166,7 @@ impl Store {
                 reason: e.to_string(),
             })?;
             // No transaction waits on anything but SQL: one idle for 5 s belongs to a stopped
-            // node, whose locks (the lease row's FOR SHARE) would keep others from taking over.
+            // node, whose locks (the lease row's FOR KEY SHARE) would keep others from taking over.
             let options = options.options([("idle_in_transaction_session_timeout", "5s")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)

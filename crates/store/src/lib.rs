@@ -49,6 +49,7 @@ mod sync;
 mod types;
 
 pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
+pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,
     NewBooking, surname_key,

@@ -46,6 +46,7 @@ both_backends!(
     links_no_node_holds_are_reported_unserved,
     a_disabled_link_with_bookings_in_flight_is_still_leased,
     concurrent_nodes_split_links_without_overlap,
+    renewal_keeps_every_lease_while_fenced_writes_run,
     key_rotation_reseals_every_secret,
     heartbeats_list_nodes,
     bad_input_is_refused_with_the_field_named,
@@ -1439,6 +1440,79 @@ async fn concurrent_nodes_split_links_without_overlap(ctx: Ctx) {
     for (link, lease) in holder {
         assert_eq!(s.lease_holder(link).await.unwrap(), Some(lease));
     }
+}
+
+/// A node renews its leases every quarter of the TTL while its workers' fenced writes run
+/// without a pause: every renewal keeps every lease at its epoch (a renewal that waited until
+/// the leases expired would find none), and no write is refused. More links than one renewal
+/// chunk, so a renewal takes several statements.
+async fn renewal_keeps_every_lease_while_fenced_writes_run(ctx: Ctx) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let s = &ctx.store;
+    let n = slotbridge_store::RENEW_CHUNK_POSTGRES + 100;
+    for i in 0..n {
+        s.create_link(new_link("sharbour", &format!("p-{i}")))
+            .await
+            .unwrap();
+    }
+    let ttl = Duration::from_secs(3);
+    let held = s
+        .acquire_leases(NODE, u32::try_from(n).unwrap(), ttl)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), n);
+    let leases: Arc<Vec<Lease>> = Arc::new(held.into_iter().map(|h| h.lease).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..8usize {
+        let (store, leases, stop, writes) =
+            (s.clone(), leases.clone(), stop.clone(), writes.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = w;
+            while !stop.load(Ordering::SeqCst) {
+                let lease = &leases[i % leases.len()];
+                let changes = SyncChanges {
+                    last_poll_at: Some(Timestamp::now()),
+                    ..SyncChanges::default()
+                };
+                if let Err(e) = store.update_sync_state(lease, changes).await {
+                    panic!("a fenced write of a renewed lease was refused: {e}");
+                }
+                store.check_lease(lease).await.expect("the lease holds");
+                writes.fetch_add(1, Ordering::Relaxed);
+                i += 8;
+            }
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for _ in 0..8 {
+        tokio::time::sleep(ttl / 4).await;
+        let began = std::time::Instant::now();
+        let renewed = s.renew_leases(NODE, ttl).await.unwrap();
+        slowest = slowest.max(began.elapsed());
+        assert_eq!(
+            renewed.len(),
+            n,
+            "every lease renewed (the renewal took {:?})",
+            began.elapsed()
+        );
+        for (h, lease) in renewed.iter().zip(leases.iter()) {
+            assert_eq!(&h.lease, lease, "renewed at the same epoch");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+    let writes = writes.load(Ordering::Relaxed);
+    assert!(writes > 0, "the writers wrote");
+    eprintln!(
+        "{:?}: {n} leases renewed 8 times among {writes} fenced writes; slowest renewal {slowest:?}",
+        ctx.backend
+    );
 }
 
 async fn key_rotation_reseals_every_secret(ctx: Ctx) {
