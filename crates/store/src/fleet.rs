@@ -239,6 +239,9 @@ macro_rules! health_counts_sql {
     };
 }
 
+/// A failing link's row: id, last error kind, unhealthy (0 or 1).
+type FailingRow = (Uuid, Option<String>, i64);
+
 impl Store {
     /// Practices by health now, in one statement: every link, the disabled ones, and the
     /// enabled ones that are unhealthy by `rules` (a last error, consent withdrawn, availability
@@ -272,10 +275,9 @@ impl Store {
     /// the enabled links.
     pub async fn link_gauges(&self, stale_before: Timestamp) -> Result<LinkGauges, StoreError> {
         let stale = micros(stale_before);
-        let (rows, oldest): (Vec<(Uuid, Option<String>, i64)>, Option<i64>) =
-            on_backend!(self, |pool| {
-                let rows = sqlx::query_as(
-                    "SELECT l.id, s.last_error_kind, \
+        let (rows, oldest): (Vec<FailingRow>, Option<i64>) = on_backend!(self, |pool| {
+            let rows = sqlx::query_as(
+                "SELECT l.id, s.last_error_kind, \
                      CAST(CASE WHEN l.enabled = TRUE AND (s.last_error_kind IS NOT NULL \
                           OR s.consent = 'withdrawn' OR s.last_publish_at IS NULL \
                           OR s.last_publish_at < $1) THEN 1 ELSE 0 END AS BIGINT) \
@@ -284,18 +286,18 @@ impl Store {
                           (s.consent = 'withdrawn' OR s.last_publish_at IS NULL \
                            OR s.last_publish_at < $1)) \
                      ORDER BY l.id",
-                )
-                .bind(stale)
-                .fetch_all(pool)
-                .await?;
-                let oldest = sqlx::query_scalar(
-                    "SELECT MIN(s.last_publish_at) FROM links l \
+            )
+            .bind(stale)
+            .fetch_all(pool)
+            .await?;
+            let oldest = sqlx::query_scalar(
+                "SELECT MIN(s.last_publish_at) FROM links l \
                      JOIN sync_state s ON s.link_id = l.id WHERE l.enabled = TRUE",
-                )
-                .fetch_one(pool)
-                .await?;
-                (rows, oldest)
-            });
+            )
+            .fetch_one(pool)
+            .await?;
+            (rows, oldest)
+        });
         Ok(LinkGauges {
             failing: rows
                 .into_iter()
