@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use slotbridge_store::{
-    AuditEntry, BulkAction, BulkId, LinkId, NewAuditEntry, PracticeResync, StoreError,
+    AuditEntry, BulkAction, BulkId, LinkId, NewAuditEntry, PracticeResync, ResyncEnd, StoreError,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -414,11 +414,17 @@ const REQUEUE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// Work the open bulk resync requests of the links this node holds: wake each worker (one
 /// request per link at a time, the oldest first) and record each end the worker reported.
-/// Run at every lease round.
+/// Run after every lease round; what it takes and what ended are written in one transaction
+/// each, so a round that wakes thousands of workers costs two writes.
 pub async fn work_resyncs(ctx: &Ctx) -> Result<(), StoreError> {
     let node = ctx.settings.node_id.as_str();
     let open = ctx.store.open_resyncs(node).await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let now = ctx.now();
     let mut handled = std::collections::HashSet::new();
+    let (mut taken, mut ended) = (Vec::new(), Vec::new());
     // Those this node took first: a link's next request waits until its current one ended.
     let (mine, others): (Vec<_>, Vec<_>) = open
         .into_iter()
@@ -427,17 +433,14 @@ pub async fn work_resyncs(ctx: &Ctx) -> Result<(), StoreError> {
         if !handled.insert(r.link_id) {
             continue;
         }
-        let now = ctx.now();
+        let end = |error: Option<String>, days: Option<(u64, u64)>| ResyncEnd {
+            bulk: r.bulk_id,
+            link: r.link_id,
+            error,
+            days,
+        };
         if !r.enabled {
-            ctx.store
-                .finish_resync(
-                    r.bulk_id,
-                    r.link_id,
-                    now,
-                    Some(slotbridge_store::RESYNC_DISABLED),
-                    None,
-                )
-                .await?;
+            ended.push(end(Some(slotbridge_store::RESYNC_DISABLED.into()), None));
             continue;
         }
         if let Some(taken_at) = r.taken_at.filter(|_| r.node_id.as_deref() == Some(node)) {
@@ -445,17 +448,12 @@ pub async fn work_resyncs(ctx: &Ctx) -> Result<(), StoreError> {
                 // The worker's progress of this node's wake-up (or a later one of the same kind).
                 Some(p) if p.what == r.what && p.requested_at >= taken_at => match p.state {
                     ResyncState::Done => {
-                        let days = (p.sent_days as u64, p.total_days as u64);
-                        ctx.store
-                            .finish_resync(r.bulk_id, r.link_id, now, None, Some(days))
-                            .await?;
+                        ended.push(end(None, Some((p.sent_days as u64, p.total_days as u64))));
                         continue;
                     }
                     ResyncState::Failed => {
                         let why = p.error.unwrap_or_else(|| "the resync failed".into());
-                        ctx.store
-                            .finish_resync(r.bulk_id, r.link_id, now, Some(&why), None)
-                            .await?;
+                        ended.push(end(Some(why), None));
                         continue;
                     }
                     ResyncState::Running => continue,
@@ -478,12 +476,12 @@ pub async fn work_resyncs(ctx: &Ctx) -> Result<(), StoreError> {
             let at: Timestamp = ctx
                 .resync_progress(r.link_id)
                 .map_or(now, |p| p.requested_at);
-            ctx.store
-                .take_resync(r.bulk_id, r.link_id, node, at)
-                .await?;
             tracing::info!(bulk = %r.bulk_id, link = %r.link_id, what = %r.what, "bulk resync: worker woken");
+            taken.push((r.bulk_id, r.link_id, at));
         }
     }
+    ctx.store.take_resyncs(node, &taken).await?;
+    ctx.store.finish_resyncs(now, &ended).await?;
     Ok(())
 }
 

@@ -306,6 +306,19 @@ pub struct PracticeResync {
     pub total_days: Option<u64>,
 }
 
+/// How one practice's resync ended, for [`Store::finish_resyncs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncEnd {
+    /// The bulk action.
+    pub bulk: BulkId,
+    /// The practice's link.
+    pub link: LinkId,
+    /// Why it failed; none when done.
+    pub error: Option<String>,
+    /// Done: (resource, date) pairs sent, and in the horizon.
+    pub days: Option<(u64, u64)>,
+}
+
 /// What a disabled practice's resync request ends with.
 pub const RESYNC_DISABLED: &str = "the link is disabled: enable it first";
 
@@ -473,63 +486,74 @@ impl Store {
         rows.into_iter().map(PracticeResync::try_from).collect()
     }
 
-    /// `node_id` woke the practice's worker for this request at `at`. Returns whether the
-    /// request was still open.
-    pub async fn take_resync(
+    /// `node_id` woke these practices' workers for these requests, each at its instant, in one
+    /// transaction. Returns how many were still open.
+    pub async fn take_resyncs(
         &self,
-        bulk: BulkId,
-        link: LinkId,
         node_id: &str,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let n = on_backend!(self, |pool| {
-            sqlx::query(
-                "UPDATE resync_requests SET node_id = $3, taken_at = $4 \
-                 WHERE bulk_id = $1 AND link_id = $2 AND finished_at IS NULL",
-            )
-            .bind(bulk.0)
-            .bind(link.0)
-            .bind(node_id.to_owned())
-            .bind(micros(at))
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
-    /// The practice's resync ended at `at`: done (`error` none, with the days sent of the
-    /// horizon's) or failed. The bulk action's progress is brought up to date in the same
-    /// transaction, and marked finished with its last practice. Returns whether the request
-    /// was still open.
-    pub async fn finish_resync(
-        &self,
-        bulk: BulkId,
-        link: LinkId,
-        at: Timestamp,
-        error: Option<&str>,
-        days: Option<(u64, u64)>,
-    ) -> Result<bool, StoreError> {
-        let n = on_backend!(self, |pool| {
+        taken: &[(BulkId, LinkId, Timestamp)],
+    ) -> Result<u64, StoreError> {
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        Ok(on_backend!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let n = sqlx::query(
-                "UPDATE resync_requests SET finished_at = $3, error = $4, sent_days = $5, \
-                 total_days = $6 WHERE bulk_id = $1 AND link_id = $2 AND finished_at IS NULL",
-            )
-            .bind(bulk.0)
-            .bind(link.0)
-            .bind(micros(at))
-            .bind(error.map(str::to_owned))
-            .bind(days.map(|(s, _)| i64::try_from(s).unwrap_or(i64::MAX)))
-            .bind(days.map(|(_, t)| i64::try_from(t).unwrap_or(i64::MAX)))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            summarise_resyncs!(tx, bulk, at);
+            let mut n = 0;
+            for (bulk, link, at) in taken {
+                n += sqlx::query(
+                    "UPDATE resync_requests SET node_id = $3, taken_at = $4 \
+                     WHERE bulk_id = $1 AND link_id = $2 AND finished_at IS NULL",
+                )
+                .bind(bulk.0)
+                .bind(link.0)
+                .bind(node_id.to_owned())
+                .bind(micros(*at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
             tx.commit().await?;
             n
-        });
-        Ok(n == 1)
+        }))
+    }
+
+    /// These practices' resyncs ended at `at`, in one transaction: each done (`error` none,
+    /// with the days sent of the horizon's) or failed. Each bulk action concerned has its
+    /// progress brought up to date once, and is marked finished with its last practice.
+    /// Returns how many were still open.
+    pub async fn finish_resyncs(
+        &self,
+        at: Timestamp,
+        ended: &[ResyncEnd],
+    ) -> Result<u64, StoreError> {
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let bulks: std::collections::BTreeSet<Uuid> = ended.iter().map(|e| e.bulk.0).collect();
+        Ok(on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut n = 0;
+            for e in ended {
+                n += sqlx::query(
+                    "UPDATE resync_requests SET finished_at = $3, error = $4, sent_days = $5, \
+                     total_days = $6 WHERE bulk_id = $1 AND link_id = $2 AND finished_at IS NULL",
+                )
+                .bind(e.bulk.0)
+                .bind(e.link.0)
+                .bind(micros(at))
+                .bind(e.error.clone())
+                .bind(e.days.map(|(s, _)| i64::try_from(s).unwrap_or(i64::MAX)))
+                .bind(e.days.map(|(_, t)| i64::try_from(t).unwrap_or(i64::MAX)))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            for bulk in &bulks {
+                summarise_resyncs!(tx, BulkId(*bulk), at);
+            }
+            tx.commit().await?;
+            n
+        }))
     }
 
     /// A bulk resync's practices, at most `limit`: the open ones first (oldest first), then

@@ -50,7 +50,7 @@ mod types;
 
 pub use audit::{
     AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry, PracticeResync,
-    RESYNC_DISABLED,
+    RESYNC_DISABLED, ResyncEnd,
 };
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,

@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -12,7 +13,7 @@ use serde_json::json;
 use slotbridge_domain::practice::SiteSlug;
 use slotbridge_store::{
     BookingState, BookingTransition, ConsentStatus, FleetCount, HealthRules, HorizonDays, Lease,
-    LinkId, NewBooking, NewLink, Store, StoreError, SyncChanges, SyncError, fleet_slot,
+    LinkId, NewBooking, NewLink, ResyncEnd, Store, StoreError, SyncChanges, SyncError, fleet_slot,
 };
 use support::Ctx;
 
@@ -22,6 +23,7 @@ both_backends!(
     bad_input_is_refused_with_the_field_named,
     practices_by_health_are_counted_as_one_by_one,
     the_metrics_gauges_read_only_failing_links_and_the_oldest_publish,
+    a_bulk_resync_is_worked_by_the_node_holding_each_practice_and_summed,
 );
 
 fn t0() -> Timestamp {
@@ -431,5 +433,109 @@ async fn the_metrics_gauges_read_only_failing_links_and_the_oldest_publish(ctx: 
     assert_eq!(
         oldest.as_microsecond(),
         (now - SignedDuration::from_hours(2)).as_microsecond()
+    );
+}
+
+async fn a_bulk_resync_is_worked_by_the_node_holding_each_practice_and_summed(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = Timestamp::now();
+    let practices = seed(s, now).await;
+    let ids: Vec<LinkId> = practices.iter().map(|(id, _)| *id).collect();
+    let bulk = s
+        .create_bulk(
+            "resync_config",
+            "attention=all",
+            "test",
+            ids.len() as u64,
+            now,
+        )
+        .await
+        .unwrap();
+    let err = s
+        .request_resyncs(bulk.id, "everything", &ids, now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("what"), "{err}");
+    s.request_resyncs(bulk.id, "config", &ids, now)
+        .await
+        .unwrap();
+    // The disabled practices fail at once.
+    let disabled = practices.iter().filter(|(_, p)| !p.enabled).count() as u64;
+    let b = s.bulk(bulk.id).await.unwrap().unwrap();
+    assert_eq!(
+        (b.done, b.failed, b.finished_at),
+        (disabled, disabled, None)
+    );
+    assert!(b.failures.iter().all(|f| f.contains("disabled")), "{b:?}");
+    // Each node sees the requests of the practices it holds: here every enabled served one.
+    assert!(s.open_resyncs("another-node").await.unwrap().is_empty());
+    let open = s.open_resyncs("test-node").await.unwrap();
+    let served: BTreeSet<LinkId> = practices
+        .iter()
+        .filter(|(_, p)| p.enabled && p.leased)
+        .map(|(id, _)| *id)
+        .collect();
+    let seen: BTreeSet<LinkId> = open.iter().map(|r| r.link_id).collect();
+    assert_eq!(seen, served);
+    assert!(
+        open.iter()
+            .all(|r| r.what == "config" && r.node_id.is_none())
+    );
+    let taken: Vec<_> = open.iter().map(|r| (r.bulk_id, r.link_id, now)).collect();
+    assert_eq!(
+        s.take_resyncs("test-node", &taken).await.unwrap(),
+        served.len() as u64
+    );
+    // All done but one, which failed.
+    let ended: Vec<ResyncEnd> = open
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ResyncEnd {
+            bulk: r.bulk_id,
+            link: r.link_id,
+            error: (i == 0).then(|| "the PMS did not answer".to_owned()),
+            days: (i != 0).then_some((5, 5)),
+        })
+        .collect();
+    let at = now + 2.seconds();
+    assert_eq!(
+        s.finish_resyncs(at, &ended).await.unwrap(),
+        served.len() as u64
+    );
+    // Finishing again changes nothing.
+    assert_eq!(s.finish_resyncs(at, &ended).await.unwrap(), 0);
+    let b = s.bulk(bulk.id).await.unwrap().unwrap();
+    // The unserved practice still waits for a node: the bulk is not finished.
+    assert_eq!(b.done, b.total - 1, "{b:?}");
+    assert_eq!(b.failed, disabled + 1, "{b:?}");
+    assert_eq!(b.finished_at, None);
+    let rows = s.bulk_resyncs(bulk.id, 100).await.unwrap();
+    assert_eq!(rows.len(), practices.len());
+    let first = &rows[0];
+    assert_eq!(first.practice_id, "unserved", "the open one comes first");
+    assert!(first.finished_at.is_none() && first.node_id.is_none());
+    let done = rows
+        .iter()
+        .find(|r| r.error.is_none() && r.finished_at.is_some());
+    let done = done.expect("a done practice");
+    assert_eq!((done.sent_days, done.total_days), (Some(5), Some(5)));
+    assert_eq!(done.node_id.as_deref(), Some("test-node"));
+    // Its node ends it too: the bulk is finished then.
+    s.finish_resyncs(
+        at,
+        &[ResyncEnd {
+            bulk: bulk.id,
+            link: first.link_id,
+            error: None,
+            days: Some((1, 1)),
+        }],
+    )
+    .await
+    .unwrap();
+    let b = s.bulk(bulk.id).await.unwrap().unwrap();
+    assert_eq!(b.done, b.total);
+    assert_eq!(
+        b.finished_at.map(|t| t.as_microsecond()),
+        Some(at.as_microsecond())
     );
 }
