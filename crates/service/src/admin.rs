@@ -1188,14 +1188,10 @@ fn summarize(
     if state.consent == ConsentStatus::Withdrawn {
         unhealthy.push("consent_missing".to_owned());
     }
-    match lag {
+    // As `Store::practice_health` counts them (`health_rules`).
+    match state.last_publish_at {
         None if link.enabled => unhealthy.push("never_published".to_owned()),
-        Some(_)
-            if link.enabled
-                && state
-                    .last_publish_at
-                    .is_some_and(|at| now.duration_since(at) > STALE_AFTER) =>
-        {
+        Some(at) if link.enabled && now.duration_since(at) > STALE_AFTER => {
             unhealthy.push("stale".to_owned())
         }
         _ => {}
