@@ -71,6 +71,9 @@ try {
   const kinds = await page.locator('ol.timeline li').evaluateAll((els) => els.map((e) => e.dataset.kind));
   check(kinds[0] === 'request' && kinds.includes('answer'), `the timeline: ${kinds.join(', ')}`);
   console.log(`timeline: ${kinds.join(' → ')}`);
+  const practice = (await page.locator('dd.practice-name').textContent()).trim();
+  check(practice === 'Harbour Dental', `the booking page names the practice: ${practice}`);
+  check((await page.title()).includes('Harbour Dental'), `the title names the practice: ${await page.title()}`);
   await shot('lookup-booking');
 
   step('the booking page at 375 px');

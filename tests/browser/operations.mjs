@@ -108,6 +108,20 @@ try {
   check(/Up to date|Change waiting/.test(freshness), `freshness says ${freshness}`);
   check(!/lag \d+ s/.test(await page.content()), 'the page no longer shows "lag"');
   await shot('15-practice-freshness');
+
+  step('bulk: resync availability, each practice with its state and node');
+  await page.goto(`${node}/console?q=${encodeURIComponent('Harbour Dental')}`);
+  check((await page.locator('tr[data-link]').count()) === 1, 'the search finds Harbour Dental');
+  await page.getByLabel('Action').selectOption('resync_availability');
+  await page.getByRole('button', { name: 'Apply to 1 practice(s)' }).click();
+  await page.waitForURL(/\/console\/bulk\//);
+  await page.locator('#bulk-progress[data-state="done"]').waitFor({ timeout: 30_000 });
+  const row = page.locator(`tr[data-link="${env('PRACTICE_LINK')}"]`);
+  check((await row.getAttribute('data-state')) === 'done', `the practice's resync: ${await row.textContent()}`);
+  const rowText = (await row.textContent()).replace(/\s+/g, ' ').trim();
+  check(/Harbour Dental/.test(rowText) && /practitioner-days sent/.test(rowText), `the row: ${rowText}`);
+  console.log(`bulk resync: ${rowText}`);
+  await shot('16-bulk-resync');
   console.log('browser: all steps passed');
 } catch (e) {
   await shot('operations-failure').catch(() => {});

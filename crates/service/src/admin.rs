@@ -1191,9 +1191,12 @@ fn summarize(
     if state.consent == ConsentStatus::Withdrawn {
         unhealthy.push("consent_missing".to_owned());
     }
-    match lag {
+    // As `Store::practice_health` counts them (`health_rules`).
+    match state.last_publish_at {
         None if link.enabled => unhealthy.push("never_published".to_owned()),
-        Some(l) if link.enabled && l > STALE_AFTER.as_secs() => unhealthy.push("stale".to_owned()),
+        Some(at) if link.enabled && now.duration_since(at) > STALE_AFTER => {
+            unhealthy.push("stale".to_owned())
+        }
         _ => {}
     }
     if counts.rejected > 0 {
@@ -1326,32 +1329,15 @@ pub async fn matching_links(ctx: &Ctx, q: &ListRequest) -> Result<Vec<LinkId>, A
         .links)
 }
 
-/// Every practice with its health at a glance (no PMS read: from the stored sync state).
-pub async fn practices(ctx: &Ctx) -> Result<Vec<PracticeSummary>, AdminError> {
-    let now = ctx.now();
-    let links = ctx.store.list_links().await?;
-    let unserved: std::collections::HashSet<LinkId> = crate::supervisor::unserved_links(ctx)
-        .await?
-        .into_iter()
-        .collect();
-    let states: BTreeMap<LinkId, SyncState> = ctx
-        .store
-        .all_sync_states()
-        .await?
-        .into_iter()
-        .map(|s| (s.link_id, s))
-        .collect();
-    let mut out = Vec::with_capacity(links.len());
-    for link in &links {
-        let state = match states.get(&link.id) {
-            Some(s) => s.clone(),
-            None => ctx.store.sync_state(link.id).await?,
-        };
-        let bookings = ctx.store.bookings_for_link(link.id, LOG_LIMIT).await?;
-        let unserved = unserved.contains(&link.id);
-        out.push(summarize(ctx, link, &state, &bookings, now, unserved));
+/// The store's part of [`PracticeSummary::unhealthy`] as of `now`, for counting practices by
+/// health in SQL ([`crate::fleet::practices_by_health`]); [`summarize`] applies the same rules
+/// one practice at a time.
+pub fn health_rules(ctx: &Ctx, now: Timestamp) -> slotbridge_store::HealthRules {
+    slotbridge_store::HealthRules {
+        stale_before: now.checked_sub(STALE_AFTER).unwrap_or(now),
+        recent_bookings: LOG_LIMIT,
+        linked_before: crate::supervisor::linked_before(ctx),
     }
-    Ok(out)
 }
 
 /// One practice with its health at a glance.

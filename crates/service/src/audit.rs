@@ -7,19 +7,33 @@
 //! its value) or the console session (a random label given at login, never the session id).
 //!
 //! A bulk action (`resync_config`, `resync_availability`, `disable`, `enable`) takes the
-//! practices the list's search and filter match when it is asked, records them, and works them
-//! one by one in a background task; its progress (done, failed, the first failures) is stored,
-//! so any node can show it.
+//! practices the list's search and filter match when it is asked and records them; its
+//! progress (done, failed, the first failures) is stored, so any node can show it.
+//!
+//! - **Disable and enable** are worked one by one in a background task on the node asked: a
+//!   link change reaches the node that works the link through its revision.
+//! - **A resync** must wake the worker, which runs on whichever node holds the practice's
+//!   lease. The request is stored, one row per practice ([`Store::request_resyncs`]); at each
+//!   lease round every node takes the open requests of the links it holds
+//!   ([`work_resyncs`]), wakes those workers, and records each practice's end from the
+//!   worker's progress, which brings the bulk action's progress up to date. A practice whose
+//!   lease moves is taken again by its new node; a practice no node serves waits, shown as
+//!   queued.
+//!
+//! [`Store::request_resyncs`]: slotbridge_store::Store::request_resyncs
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use slotbridge_store::{AuditEntry, BulkAction, BulkId, LinkId, NewAuditEntry};
+use slotbridge_store::{
+    AuditEntry, BulkAction, BulkId, LinkId, NewAuditEntry, PracticeResync, ResyncEnd, StoreError,
+};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::{self, AdminError, ListRequest, PracticesQuery, ResyncWhat, UpdateLink};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, ResyncState, Trigger};
 
 /// Who acts: shown in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,9 +193,9 @@ pub async fn audit_log(ctx: &Ctx, q: &AuditQuery) -> Result<Vec<AuditView>, Admi
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BulkKind {
-    /// Resend the configuration (this node's workers only).
+    /// Resend the configuration (by whichever node works each practice).
     ResyncConfig,
-    /// Resend every day of availability (this node's workers only).
+    /// Resend every day of availability (by whichever node works each practice).
     ResyncAvailability,
     /// Disable: nothing published, no bookings taken.
     Disable,
@@ -260,7 +274,59 @@ pub struct BulkView {
     pub state: String,
     /// Where to follow it (`GET`).
     pub progress_url: String,
+    /// A resync's practices, each with where it is: the open ones first, then the failed,
+    /// then the done; at most 100 (none for disable and enable).
+    pub practices: Vec<BulkPracticeView>,
 }
+
+/// One practice of a bulk resync.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BulkPracticeView {
+    /// The link id.
+    pub link: String,
+    /// The practice's name, if known.
+    pub name: Option<String>,
+    /// The marketplace practice id.
+    pub practice_id: String,
+    /// `queued` (no node has taken it yet: none holds the practice, or its round is due),
+    /// `running` (the node holding it woke its worker), `done` or `failed`.
+    pub state: String,
+    /// The node that took it.
+    pub node: Option<String>,
+    /// When it ended (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub message: Option<String>,
+    /// (resource, date) pairs of availability sent, once done.
+    pub sent_days: Option<u64>,
+    /// (resource, date) pairs in the horizon, once done.
+    pub total_days: Option<u64>,
+}
+
+impl From<PracticeResync> for BulkPracticeView {
+    fn from(r: PracticeResync) -> Self {
+        let state = match (&r.finished_at, &r.error, &r.node_id) {
+            (Some(_), Some(_), _) => "failed",
+            (Some(_), None, _) => "done",
+            (None, _, Some(_)) => "running",
+            (None, _, None) => "queued",
+        };
+        BulkPracticeView {
+            link: r.link_id.to_string(),
+            name: r.name,
+            practice_id: r.practice_id,
+            state: state.to_owned(),
+            node: r.node_id,
+            finished_at: r.finished_at.map(|t| t.to_string()),
+            message: r.error,
+            sent_days: r.sent_days,
+            total_days: r.total_days,
+        }
+    }
+}
+
+/// How many practices a bulk resync's view lists.
+const BULK_PRACTICES_SHOWN: u32 = 100;
 
 impl From<BulkAction> for BulkView {
     fn from(b: BulkAction) -> Self {
@@ -282,6 +348,7 @@ impl From<BulkAction> for BulkView {
             .to_owned(),
             finished_at: b.finished_at.map(|t| t.to_string()),
             progress_url: format!("/api/practices/bulk/{}", b.id),
+            practices: Vec::new(),
         }
     }
 }
@@ -325,34 +392,116 @@ pub async fn start_bulk(
     .await;
     tracing::info!(bulk = %started.id, action = kind.as_str(), practices = links.len(), "bulk action started");
     let id = started.id;
-    tokio::spawn(run_bulk(ctx, id, kind, links));
-    Ok(BulkView::from(started))
+    let what = match kind {
+        BulkKind::ResyncConfig => ResyncWhat::Config,
+        BulkKind::ResyncAvailability => ResyncWhat::Availability,
+        BulkKind::Disable | BulkKind::Enable => {
+            tokio::spawn(run_bulk(ctx, id, kind, links));
+            return Ok(BulkView::from(started));
+        }
+    };
+    // Every node takes its practices' requests at its next lease round; this one's runs now.
+    ctx.store
+        .request_resyncs(id, what.as_str(), &links, ctx.now())
+        .await?;
+    ctx.links_changed();
+    bulk(&ctx, &id.to_string()).await
 }
 
+/// How long a woken worker may leave a bulk resync queued before it is woken again (its wake-up
+/// may have been lost with a worker that stopped and was started again).
+const REQUEUE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Work the open bulk resync requests of the links this node holds: wake each worker (one
+/// request per link at a time, the oldest first) and record each end the worker reported.
+/// Run after every lease round; what it takes and what ended are written in one transaction
+/// each, so a round that wakes thousands of workers costs two writes.
+pub async fn work_resyncs(ctx: &Ctx) -> Result<(), StoreError> {
+    let node = ctx.settings.node_id.as_str();
+    let open = ctx.store.open_resyncs(node).await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let now = ctx.now();
+    let mut handled = std::collections::HashSet::new();
+    let (mut taken, mut ended) = (Vec::new(), Vec::new());
+    // Those this node took first: a link's next request waits until its current one ended.
+    let (mine, others): (Vec<_>, Vec<_>) = open
+        .into_iter()
+        .partition(|r| r.node_id.as_deref() == Some(node) && r.taken_at.is_some());
+    for r in mine.into_iter().chain(others) {
+        if !handled.insert(r.link_id) {
+            continue;
+        }
+        let end = |error: Option<String>, days: Option<(u64, u64)>| ResyncEnd {
+            bulk: r.bulk_id,
+            link: r.link_id,
+            error,
+            days,
+        };
+        if !r.enabled {
+            ended.push(end(Some(slotbridge_store::RESYNC_DISABLED.into()), None));
+            continue;
+        }
+        if let Some(taken_at) = r.taken_at.filter(|_| r.node_id.as_deref() == Some(node)) {
+            match ctx.resync_progress(r.link_id) {
+                // The worker's progress of this node's wake-up (or a later one of the same kind).
+                Some(p) if p.what == r.what && p.requested_at >= taken_at => match p.state {
+                    ResyncState::Done => {
+                        ended.push(end(None, Some((p.sent_days as u64, p.total_days as u64))));
+                        continue;
+                    }
+                    ResyncState::Failed => {
+                        let why = p.error.unwrap_or_else(|| "the resync failed".into());
+                        ended.push(end(Some(why), None));
+                        continue;
+                    }
+                    ResyncState::Running => continue,
+                    ResyncState::Queued if now.duration_since(taken_at) < REQUEUE_AFTER => {
+                        continue;
+                    }
+                    ResyncState::Queued => {}
+                },
+                // Another resync asked since, or none known here: wake the worker again.
+                _ => {}
+            }
+        }
+        let trigger = if r.what == "config" {
+            Trigger::ResyncConfig
+        } else {
+            Trigger::ResyncAvailability
+        };
+        // No worker yet (starting, or in its restart backoff): the next round tries again.
+        if ctx.trigger(r.link_id, trigger) {
+            let at: Timestamp = ctx
+                .resync_progress(r.link_id)
+                .map_or(now, |p| p.requested_at);
+            tracing::info!(bulk = %r.bulk_id, link = %r.link_id, what = %r.what, "bulk resync: worker woken");
+            taken.push((r.bulk_id, r.link_id, at));
+        }
+    }
+    ctx.store.take_resyncs(node, &taken).await?;
+    ctx.store.finish_resyncs(now, &ended).await?;
+    Ok(())
+}
+
+/// Disable or enable `links` one by one, storing the progress.
 async fn run_bulk(ctx: Arc<Ctx>, id: BulkId, kind: BulkKind, links: Vec<LinkId>) {
     let (mut done, mut failed) = (0u64, 0u64);
     let mut failures = Vec::new();
     let mut stored = Instant::now();
     for link in links {
         let lid = link.to_string();
-        let result = match kind {
-            BulkKind::ResyncConfig => admin::resync(&ctx, &lid, ResyncWhat::Config)
-                .await
-                .map(drop),
-            BulkKind::ResyncAvailability => admin::resync(&ctx, &lid, ResyncWhat::Availability)
-                .await
-                .map(drop),
-            BulkKind::Disable | BulkKind::Enable => admin::update_link(
-                &ctx,
-                &lid,
-                UpdateLink {
-                    enabled: Some(kind == BulkKind::Enable),
-                    ..UpdateLink::default()
-                },
-            )
-            .await
-            .map(drop),
-        };
+        let result = admin::update_link(
+            &ctx,
+            &lid,
+            UpdateLink {
+                enabled: Some(kind == BulkKind::Enable),
+                ..UpdateLink::default()
+            },
+        )
+        .await
+        .map(drop);
         done += 1;
         if let Err(e) = result {
             failed += 1;
@@ -386,11 +535,22 @@ pub async fn bulk(ctx: &Ctx, id: &str) -> Result<BulkView, AdminError> {
     let bid: BulkId = id
         .parse()
         .map_err(|_| AdminError::NotFound(format!("no bulk action {id:?}")))?;
-    ctx.store
+    let mut view = ctx
+        .store
         .bulk(bid)
         .await?
         .map(BulkView::from)
-        .ok_or_else(|| AdminError::NotFound(format!("no bulk action {id}")))
+        .ok_or_else(|| AdminError::NotFound(format!("no bulk action {id}")))?;
+    if view.action.starts_with("resync_") {
+        view.practices = ctx
+            .store
+            .bulk_resyncs(bid, BULK_PRACTICES_SHOWN)
+            .await?
+            .into_iter()
+            .map(BulkPracticeView::from)
+            .collect();
+    }
+    Ok(view)
 }
 
 #[cfg(test)]

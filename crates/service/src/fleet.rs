@@ -239,20 +239,37 @@ pub fn figures(counts: &[FleetCount], now: Timestamp) -> (Vec<FleetFigures>, Fle
     (hours, total.finish(first))
 }
 
+/// Practices by health now, counted by the store in one statement whatever their number (no
+/// PMS read, no row per practice), by the practice list's reasons
+/// ([`admin::PracticeSummary::unhealthy`]): the store's, and this node's own (a link whose
+/// lease lapsed here).
+pub async fn practices_by_health(ctx: &Ctx) -> Result<PracticesByHealth, AdminError> {
+    let rules = admin::health_rules(ctx, ctx.now());
+    let counts = ctx.store.practice_health(&rules, None).await?;
+    // The store counted these healthy; their lease lapsed here. Rare (the database unreachable
+    // or locked), so they are read one by one.
+    let mut lapsed = 0;
+    for link in ctx.running() {
+        if ctx.lease_lapsed(link) {
+            lapsed += ctx
+                .store
+                .practice_health(&rules, Some(link))
+                .await?
+                .healthy();
+        }
+    }
+    Ok(PracticesByHealth {
+        total: counts.total,
+        healthy: counts.healthy().saturating_sub(lapsed),
+        unhealthy: counts.unhealthy + lapsed,
+        disabled: counts.disabled,
+    })
+}
+
 /// The fleet view now: practices by health (no PMS read) and the last 24 hours' figures.
 pub async fn view(ctx: &Ctx) -> Result<FleetView, AdminError> {
     let now = ctx.now();
-    let mut practices = PracticesByHealth::default();
-    for p in admin::practices(ctx).await? {
-        practices.total += 1;
-        if !p.link.enabled {
-            practices.disabled += 1;
-        } else if p.unhealthy.is_empty() {
-            practices.healthy += 1;
-        } else {
-            practices.unhealthy += 1;
-        }
-    }
+    let practices = practices_by_health(ctx).await?;
     let since = hour_of(now)
         .checked_sub(SignedDuration::from_hours(HOURS as i64 - 1))
         .unwrap_or(now);

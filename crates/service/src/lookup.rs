@@ -178,6 +178,8 @@ pub struct BookingHistoryView {
     pub link_id: String,
     /// The marketplace practice it came from.
     pub practice_id: Option<String>,
+    /// The practice's name (the PMS's, else the marketplace's), if known.
+    pub practice_name: Option<String>,
     /// `received`, `patient_resolved`, `inserted`, `confirmed`, `rejected` or `gone`.
     pub state: String,
     /// The appointment's practice-local start, as the marketplace sent it.
@@ -223,8 +225,12 @@ fn text(v: &serde_json::Value, pointer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The view of `b` with its `events`.
-pub fn history_view(b: Booking, events: Vec<BookingEvent>) -> BookingHistoryView {
+/// The view of `b` with its `events`, for the practice named `practice_name`.
+pub fn history_view(
+    b: Booking,
+    events: Vec<BookingEvent>,
+    practice_name: Option<String>,
+) -> BookingHistoryView {
     let r = &b.request;
     let patient = r.get("patient").map(|_| PatientView {
         first_name: text(r, "/patient/firstname"),
@@ -240,6 +246,7 @@ pub fn history_view(b: Booking, events: Vec<BookingEvent>) -> BookingHistoryView
         booking_id: b.booking_id,
         link_id: b.link_id.to_string(),
         practice_id: b.market_practice_id,
+        practice_name,
         state: b.state.as_str().to_owned(),
         pms_patient_id: b.pms_patient_id,
         pms_appointment_id: b.pms_appointment_id,
@@ -271,7 +278,11 @@ pub async fn find(
         .await?
     {
         let events = ctx.store.booking_events(&b.booking_id).await?;
-        out.push(history_view(b, events));
+        out.push(history_view(
+            b,
+            events,
+            link.display_name().map(str::to_owned),
+        ));
     }
     Ok(out)
 }
@@ -284,7 +295,12 @@ pub async fn booking(ctx: &Ctx, booking_id: &str) -> Result<BookingHistoryView, 
     }
     let b = ctx.store.booking(booking_id).await?.ok_or_else(not_found)?;
     let events = ctx.store.booking_events(&b.booking_id).await?;
-    Ok(history_view(b, events))
+    let name = ctx
+        .store
+        .link(b.link_id)
+        .await?
+        .and_then(|l| l.display_name().map(str::to_owned));
+    Ok(history_view(b, events, name))
 }
 
 /// `GET /api/practices/{id}/bookings`: the practice's bookings matching every criterion given.

@@ -506,18 +506,19 @@ const STORE_READ_LIMIT: Duration = Duration::from_secs(2);
 /// Everything `/metrics` shows: the registry, and gauges read from the store now. With the
 /// store unreachable it still answers: the in-memory figures, `slotbridge_store_up 0`, and no
 /// per-link gauges.
+///
+/// The store's part is two statements whatever the number of links
+/// ([`slotbridge_store::Store::link_gauges`]): the links that failed or are unhealthy, one
+/// series each (the per-practice alert needs them; a healthy fleet has few), and the largest
+/// sync lag. A scrape reads a row per failing link only, not one per link (docs/performance.md,
+/// "Console at 10,000").
 pub async fn render(ctx: &Ctx) -> String {
     let now = ctx.now();
-    let read = tokio::time::timeout(STORE_READ_LIMIT, async {
-        Ok::<_, slotbridge_store::StoreError>((
-            ctx.store.all_sync_states().await?,
-            ctx.store.list_links().await?,
-        ))
-    })
-    .await;
-    let (states, links, store_up) = match read {
-        Ok(Ok((states, links))) => (states, links, 1),
-        _ => (Vec::new(), Vec::new(), 0),
+    let stale_before = now.checked_sub(crate::admin::STALE_AFTER).unwrap_or(now);
+    let read = tokio::time::timeout(STORE_READ_LIMIT, ctx.store.link_gauges(stale_before)).await;
+    let (gauges, store_up) = match read {
+        Ok(Ok(gauges)) => (gauges, 1),
+        _ => (slotbridge_store::LinkGauges::default(), 0),
     };
     let mut out = String::new();
     let _ = writeln!(
@@ -534,30 +535,26 @@ pub async fn render(ctx: &Ctx) -> String {
         u8::from(ctx.disk_full())
     );
     out.push_str(
-        "# HELP slotbridge_sync_lag_seconds Seconds since availability was last published, per link.\n\
-         # TYPE slotbridge_sync_lag_seconds gauge\n",
+        "# HELP slotbridge_sync_lag_max_seconds Seconds since availability was last published, \
+         for the enabled link that published longest ago (fleet-wide; the console's practice \
+         list sorts the practices).\n\
+         # TYPE slotbridge_sync_lag_max_seconds gauge\n",
     );
-    for st in &states {
-        if let Some(at) = st.last_publish_at {
-            let lag = now.duration_since(at).as_secs_f64().max(0.0);
-            let _ = writeln!(
-                out,
-                "slotbridge_sync_lag_seconds{{link=\"{}\"}} {lag:.3}",
-                st.link_id
-            );
-        }
+    if let Some(at) = gauges.oldest_publish {
+        let lag = now.duration_since(at).as_secs_f64().max(0.0);
+        let _ = writeln!(out, "slotbridge_sync_lag_max_seconds {lag:.3}");
     }
     out.push_str(
         "# HELP slotbridge_link_errors Whether the link's last step failed, by kind.\n\
          # TYPE slotbridge_link_errors gauge\n",
     );
-    for st in &states {
-        if let Some(e) = &st.last_error {
+    for l in &gauges.failing {
+        if let Some(kind) = &l.error_kind {
             let _ = writeln!(
                 out,
                 "slotbridge_link_errors{{link=\"{}\",kind=\"{}\"}} 1",
-                st.link_id,
-                escape(&e.kind)
+                l.link_id,
+                escape(kind)
             );
         }
     }
@@ -567,16 +564,8 @@ pub async fn render(ctx: &Ctx) -> String {
          every node reports every link).\n\
          # TYPE slotbridge_link_unhealthy gauge\n",
     );
-    let enabled: std::collections::HashSet<_> =
-        links.iter().filter(|l| l.enabled).map(|l| l.id).collect();
-    for st in states.iter().filter(|st| enabled.contains(&st.link_id)) {
-        if unhealthy(st, now) {
-            let _ = writeln!(
-                out,
-                "slotbridge_link_unhealthy{{link=\"{}\"}} 1",
-                st.link_id
-            );
-        }
+    for l in gauges.failing.iter().filter(|l| l.unhealthy) {
+        let _ = writeln!(out, "slotbridge_link_unhealthy{{link=\"{}\"}} 1", l.link_id);
     }
     let _ = writeln!(
         out,
@@ -605,17 +594,6 @@ pub async fn render(ctx: &Ctx) -> String {
     );
     ctx.metrics.write_to(&mut out);
     out
-}
-
-/// Whether an enabled link's stored state makes it unhealthy: its last step failed, its
-/// consent is withdrawn, or its availability was never published or is older than
-/// [`crate::admin::STALE_AFTER`] (the console's reasons that need no booking read).
-fn unhealthy(st: &slotbridge_store::SyncState, now: jiff::Timestamp) -> bool {
-    st.last_error.is_some()
-        || st.consent == slotbridge_store::ConsentStatus::Withdrawn
-        || st
-            .last_publish_at
-            .is_none_or(|at| now.duration_since(at) > crate::admin::STALE_AFTER)
 }
 
 #[cfg(test)]

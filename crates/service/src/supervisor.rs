@@ -106,6 +106,10 @@ pub async fn run_node(ctx: Arc<Ctx>, cancel: CancellationToken) {
         if let Err(e) = round(&ctx, &mut sup, &last, &cancel).await {
             warn!(error = %e, "lease round failed");
         }
+        // Bulk resyncs asked on any node, for the links this node holds.
+        if let Err(e) = crate::audit::work_resyncs(&ctx).await {
+            warn!(error = %e, "the bulk resync requests could not be worked; retried next round");
+        }
     }
     // Graceful: each worker finishes the step it is in (an in-flight booking included) before
     // the leases are released; a worker still busy after 30 s loses its fence first.
@@ -461,10 +465,13 @@ fn unserved_grace(ctx: &Ctx) -> Duration {
 
 /// The enabled links no node serves now (see [`unserved_grace`]).
 pub(crate) async fn unserved_links(ctx: &Ctx) -> Result<Vec<LinkId>, StoreError> {
+    ctx.store.unserved_links(linked_before(ctx)).await
+}
+
+/// Links created before this and held by no node are unserved (a newer one waits for a round).
+pub(crate) fn linked_before(ctx: &Ctx) -> jiff::Timestamp {
     let grace = jiff::SignedDuration::try_from(unserved_grace(ctx)).unwrap_or_default();
-    ctx.store
-        .unserved_links(ctx.now().saturating_sub(grace).unwrap_or(ctx.now()))
-        .await
+    ctx.now().saturating_sub(grace).unwrap_or(ctx.now())
 }
 
 /// Record whether this node's fair share exceeds its `max_links`, and say so the moment it

@@ -157,6 +157,10 @@ struct LinkRun<P> {
     outbox: AtomicBool,
     /// When the time of the last marketplace poll was last stored (see [`POLL_RECORDED_EVERY`]).
     poll_recorded: std::sync::Mutex<Option<Instant>>,
+    /// The worker's span (every log line of the worker carries it), and the practice name it
+    /// holds: recorded when the PMS first names the practice, and when the name changes.
+    span: tracing::Span,
+    span_name: std::sync::Mutex<Option<String>>,
 }
 
 /// How often the time of the last marketplace poll is stored when the polls find nothing (it
@@ -187,6 +191,19 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(20);
 impl<P: PmsConnector> LinkRun<P> {
     fn lease(&self) -> &Lease {
         self.fence.lease()
+    }
+
+    /// Put the practice's name on the worker's span when it is new or changed.
+    fn name_span(&self, name: &str) {
+        let mut known = self
+            .span_name
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if name.is_empty() || known.as_deref() == Some(name) {
+            return;
+        }
+        self.span.record("name", name);
+        *known = Some(name.to_owned());
     }
 
     /// Where this worker publishes.
@@ -256,6 +273,7 @@ impl<P: PmsConnector> LinkRun<P> {
                 },
             )
             .await?;
+        self.name_span(&setup.name);
         let to = self.target();
         // A day-scoped read holds those days' sessions only: the configuration (opening hours
         // included) is sent from whole-horizon reads.
@@ -881,6 +899,19 @@ pub(crate) async fn link_worker<P: PmsConnector>(
     drain: Arc<AtomicBool>,
 ) -> WorkerExit {
     let guard = fence.clone();
+    // Every log line of the worker carries the practice it is about; a new link's name is
+    // recorded once the PMS is first read (`LinkRun::name_span`).
+    let name = link.display_name().map(str::to_owned);
+    let span = tracing::info_span!(
+        "link",
+        link = %link.id,
+        site = %link.site_slug.as_str(),
+        practice = %link.market_practice_id,
+        name = tracing::field::Empty,
+    );
+    if let Some(n) = &name {
+        span.record("name", n.as_str());
+    }
     let run = LinkRun {
         pms: CachedSetup::new(FencedPms::new(pms, fence.clone())),
         market: ctx
@@ -893,6 +924,8 @@ pub(crate) async fn link_worker<P: PmsConnector>(
         pending_change: std::sync::Mutex::new(None),
         outbox: AtomicBool::new(true),
         poll_recorded: std::sync::Mutex::new(None),
+        span: span.clone(),
+        span_name: std::sync::Mutex::new(name),
     };
     // A change a previous worker saw and did not publish is still waiting.
     match run.ctx.store.sync_state(run.link.id).await {
@@ -903,14 +936,6 @@ pub(crate) async fn link_worker<P: PmsConnector>(
         }
         Err(e) => debug!(error = %e, "the sync state could not be read at start"),
     }
-    // Every log line of the worker carries the practice it is about.
-    let span = tracing::info_span!(
-        "link",
-        link = %run.link.id,
-        site = %run.link.site_slug.as_str(),
-        practice = %run.link.market_practice_id,
-        name = run.link.display_name().unwrap_or_default(),
-    );
     let exit = async {
         // Claims a previous worker of this node left under the same lease are given up first,
         // so its bookings are resumed at once rather than when the claims lapse.

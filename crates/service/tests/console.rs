@@ -1057,6 +1057,7 @@ async fn the_console_in_headless_chromium_lists_searches_pages_acts_in_bulk_and_
         "13-bulk-done",
         "14-audit-log",
         "15-practice-freshness",
+        "16-bulk-resync",
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }

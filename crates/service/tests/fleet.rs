@@ -328,6 +328,106 @@ async fn every_metric_the_dashboard_and_the_alert_rules_name_is_one_a_node_expor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_resync_asked_on_one_node_is_carried_out_by_the_node_that_works_the_practice_on_sqlite()
+ {
+    a_bulk_resync_asked_on_one_node_is_carried_out_by_the_node_that_works_the_practice(Db::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_resync_asked_on_one_node_is_carried_out_by_the_node_that_works_the_practice_on_postgres()
+ {
+    a_bulk_resync_asked_on_one_node_is_carried_out_by_the_node_that_works_the_practice(
+        Db::Postgres,
+    )
+    .await;
+}
+
+async fn a_bulk_resync_asked_on_one_node_is_carried_out_by_the_node_that_works_the_practice(
+    db: Db,
+) {
+    let Some(w) = stack(db, 2).await else {
+        return;
+    };
+    w.linked_with_slots(Duration::from_secs(30), 1).await;
+    let link = w.first_link().await;
+    let working = eventually("a node works the link", Duration::from_secs(30), || async {
+        holder(&w)
+    })
+    .await;
+    let asked = 1 - working;
+    let working_id = w.node_config_at(working).node_id.clone();
+    let slug = w.harbour().slug.clone();
+    for action in ["resync_config", "resync_availability"] {
+        let reads_before = w.pms_site_requests(&slug).await;
+        // Asked on the node that does not work the practice.
+        let r = w
+            .http
+            .post(w.api_at(asked, "/api/practices/bulk"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "action": action }))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 202, "{action}");
+        let started: Value = r.json().await.expect("json");
+        assert_eq!(started["total"], 1, "{started}");
+        let url = started["progress_url"].as_str().expect("url").to_owned();
+        // Its progress, from the node asked: the practice done by the node that works it.
+        let done = eventually("the bulk resync done", Duration::from_secs(30), || async {
+            let p = get(&w, asked, &url).await;
+            (p["state"] == "done").then_some(p)
+        })
+        .await;
+        assert_eq!(
+            (done["done"].as_u64(), done["failed"].as_u64()),
+            (Some(1), Some(0)),
+            "{done}"
+        );
+        let practice = &done["practices"][0];
+        assert_eq!(practice["link"], link.as_str(), "{done}");
+        assert_eq!(practice["state"], "done", "{done}");
+        assert_eq!(practice["node"], working_id.as_str(), "{done}");
+        assert_eq!(practice["name"], "Harbour Dental", "{done}");
+        if action == "resync_availability" {
+            let total = practice["total_days"].as_u64().expect("total days");
+            assert!(total > 0, "{done}");
+            assert_eq!(practice["sent_days"].as_u64(), Some(total), "{done}");
+        }
+        // The practice's PMS was read again for it.
+        let reads_after = w.pms_site_requests(&slug).await;
+        assert!(
+            reads_after > reads_before,
+            "{action}: the PMS was not read again ({reads_before} → {reads_after})"
+        );
+    }
+    // A disabled practice's resync fails at once, naming why.
+    w.patch_link(&link, json!({"enabled": false})).await;
+    let r = w
+        .http
+        .post(w.api_at(asked, "/api/practices/bulk"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "action": "resync_config" }))
+        .send()
+        .await
+        .expect("post");
+    let failed: Value = r.json().await.expect("json");
+    assert_eq!(failed["state"], "done", "{failed}");
+    assert_eq!(failed["failed"], 1, "{failed}");
+    assert_eq!(failed["practices"][0]["state"], "failed", "{failed}");
+    // The console's progress page names the practice and its state.
+    let id = failed["id"].as_str().expect("id");
+    let (status, html) = w.console_page(&format!("/console/bulk/{id}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Harbour Dental"), "{html}");
+    assert!(
+        html.contains(&format!("data-link=\"{link}\" data-state=\"failed\"")),
+        "{html}"
+    );
+    assert!(html.contains("the link is disabled"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_page_in_headless_chromium_shows_health_and_the_hourly_charts() {
     let Some(browser) = slotbridge_testkit::browser::ready("fleet") else {
         return;
@@ -361,5 +461,114 @@ async fn the_fleet_page_in_headless_chromium_shows_health_and_the_hourly_charts(
         .await;
     for shot in ["01-fleet", "02-fleet-375px"] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+}
+
+/// Put `n` practices in the store as a fleet holds them: each leased by a node that is not
+/// running (so the test's node works none of them), a tenth with a last error, a twenty-fifth
+/// never published, a seventh published over an hour ago (stale), the rest just published.
+async fn seed_fleet(store: &slotbridge_store::Store, n: usize) {
+    use secrecy::SecretString;
+    use slotbridge_domain::practice::SiteSlug;
+    use slotbridge_store::{HorizonDays, NewLink, SyncChanges, SyncError};
+    for i in 0..n {
+        store
+            .create_link(NewLink {
+                site_slug: SiteSlug::parse(&format!("sfleet{i}")).expect("slug"),
+                pms_api_key: SecretString::from("fleet-pms-key"),
+                market_practice_id: format!("fleet-{i}"),
+                market_practice_key: SecretString::from("fleet-practice-key"),
+                enabled: true,
+                horizon_days: HorizonDays::default(),
+            })
+            .await
+            .expect("create link");
+    }
+    let held = store
+        .acquire_leases("seeded-node", n as u32, Duration::from_secs(3600))
+        .await
+        .expect("leases");
+    let now = jiff::Timestamp::now();
+    for (i, h) in held.iter().enumerate() {
+        let published = match i {
+            _ if i % 25 == 0 => None,
+            _ if i % 7 == 0 => Some(now - jiff::SignedDuration::from_hours(2)),
+            _ => Some(now),
+        };
+        store
+            .update_sync_state(
+                &h.lease,
+                slotbridge_store::SyncChanges {
+                    pms_practice_name: Some(format!("Fleet Dental {i}")),
+                    last_publish_at: published,
+                    last_error: (i % 10 == 0).then(|| {
+                        Some(SyncError {
+                            kind: "pms".into(),
+                            message: "the PMS did not answer".into(),
+                            at: now,
+                        })
+                    }),
+                    ..SyncChanges::default()
+                },
+            )
+            .await
+            .expect("sync state");
+    }
+}
+
+/// How long a `/metrics` scrape, the fleet view and a page of the practice list take with
+/// 10,000 practices in the store (docs/performance.md, "Console at 10,000"). A measurement,
+/// run by hand: `cargo test -p slotbridge-service --test fleet console_at_10000 -- --ignored
+/// --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement (docs/performance.md), about a minute per backend"]
+async fn console_at_10000_practices() {
+    const PRACTICES: usize = 10_000;
+    for db in [Db::Sqlite, Db::Postgres] {
+        let Some(mut w) = Stack::builder()
+            .db(db)
+            .nodes(0)
+            .harbour(false)
+            .link(false)
+            .admin(TOKEN, PASSWORD)
+            .start()
+            .await
+        else {
+            continue;
+        };
+        let seeding = std::time::Instant::now();
+        seed_fleet(&w.open_store().await, PRACTICES).await;
+        eprintln!(
+            "{db:?}: {PRACTICES} practices seeded in {:?}",
+            seeding.elapsed()
+        );
+        let mut config = w.config.clone();
+        config.max_links = 1;
+        w.start_node_with(config).await;
+        for path in ["/metrics", "/api/fleet", "/api/practices?per_page=50"] {
+            let mut took = Vec::new();
+            for _ in 0..7 {
+                let started = std::time::Instant::now();
+                let r = w
+                    .http
+                    .get(w.api_at(0, path))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .expect("get");
+                assert!(r.status().is_success(), "{path}: {}", r.status());
+                let body = r.bytes().await.expect("body");
+                took.push((started.elapsed(), body.len()));
+            }
+            took.sort();
+            let (median, bytes) = took[took.len() / 2];
+            eprintln!(
+                "{db:?} {path}: median {median:?}, fastest {:?}, slowest {:?}, {bytes} bytes",
+                took[0].0,
+                took[took.len() - 1].0
+            );
+        }
+        let view = get(&w, 0, "/api/fleet").await;
+        eprintln!("{db:?} practices: {}", view["practices"]);
     }
 }

@@ -156,6 +156,9 @@ async fn the_admin_api_finds_bookings_and_shows_their_history(w: World) {
     let (_, one) = get(&w, &format!("/api/bookings/{grace}")).await;
     let (_, found) = get(&w, &bookings(&format!("booking={grace}"))).await;
     assert_eq!(ids(&found), [grace.as_str()]);
+    // Each names its practice.
+    assert_eq!(one["practice_name"], "Harbour Dental", "{one}");
+    assert_eq!(found[0]["practice_name"], "Harbour Dental", "{found}");
     if one["state"] == "confirmed" {
         let appointment = one["pms_appointment_id"].as_str().expect("an appointment");
         let (_, found) = get(&w, &bookings(&format!("appointment={appointment}"))).await;
@@ -363,6 +366,10 @@ async fn the_console_finds_a_booking_by_surname_and_shows_its_timeline() {
         );
     }
     assert!(!html.contains(&format!("data-booking=\"{grace}\"")));
+    assert!(
+        html.contains("← Harbour Dental</a>"),
+        "the search names the practice"
+    );
     assert!(html.contains(SURNAME.replace('\'', "&#39;").as_str()) || html.contains(SURNAME));
     // Nothing to look for: the form again, with why.
     let r = http
@@ -382,6 +389,16 @@ async fn the_console_finds_a_booking_by_surname_and_shows_its_timeline() {
     assert!(
         html.contains("Hopper"),
         "the patient is shown to the operator"
+    );
+    // It names the practice (not its marketplace id) in its title, its way back and its facts.
+    assert!(
+        html.contains(&format!("<title>Booking {grace} — Harbour Dental")),
+        "{html}"
+    );
+    assert!(html.contains("← Harbour Dental</a>"), "{html}");
+    assert!(
+        html.contains("<dd class=\"practice-name\">Harbour Dental</dd>"),
+        "{html}"
     );
     assert!(html.contains("class=\"timeline\""));
     for kind in ["request", "answer"] {
@@ -446,4 +463,31 @@ async fn the_console_in_headless_chromium_finds_a_booking_and_keeps_the_readme_p
         std::fs::copy(shots.join("lookup-practice.png"), &picture).expect("update the picture");
         eprintln!("updated {}", picture.display());
     }
+}
+
+/// A brand-new link has no name until the PMS is read: its worker's span (on every log line
+/// the worker writes) is given the practice's name at that first read, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_links_worker_logs_carry_the_practice_name_from_its_first_read() {
+    let logs = slotbridge_testkit::logs();
+    let Some(w) = Stack::builder().start().await else {
+        return;
+    };
+    w.linked_with_slots(Duration::from_secs(30), 1).await;
+    let link = w.first_link().await;
+    let view = w.api_get(&format!("/api/links/{link}")).await;
+    assert_eq!(view["name"], "Harbour Dental", "{view}");
+    let span = format!("link{{link={link} ");
+    let named = eventually(
+        "a worker log line with the practice's name",
+        Duration::from_secs(30),
+        || async {
+            logs.lines()
+                .into_iter()
+                .find(|l| l.contains(&span) && l.contains("name=\"Harbour Dental\""))
+        },
+    )
+    .await;
+    // Recorded once: the span does not repeat the name at every sync.
+    assert_eq!(named.matches("name=").count(), 1, "{named}");
 }

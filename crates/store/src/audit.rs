@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::backend::{Store, on_backend};
+use crate::backend::{Pool, Store, on_backend};
 use crate::error::StoreError;
+use crate::leases::{pg_now, sqlite_now};
 use crate::types::{LinkId, instant, micros, opt_instant};
 
 /// What [`Store::record_audit`] records.
@@ -270,5 +271,308 @@ impl Store {
             .await?
         });
         row.map(BulkAction::try_from).transpose()
+    }
+}
+
+/// One practice's part of a bulk resync: asked, taken by the node that holds the practice's
+/// lease (which woke its worker), then done or failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PracticeResync {
+    /// The bulk action.
+    pub bulk_id: BulkId,
+    /// The practice's link.
+    pub link_id: LinkId,
+    /// The practice's name (the PMS's, else the marketplace's), if known.
+    pub name: Option<String>,
+    /// The marketplace practice id.
+    pub practice_id: String,
+    /// Whether the link is enabled now.
+    pub enabled: bool,
+    /// `config` or `availability`.
+    pub what: String,
+    /// When the bulk action asked for it.
+    pub requested_at: Timestamp,
+    /// The node that last took it (woke the link's worker).
+    pub node_id: Option<String>,
+    /// When that node took it.
+    pub taken_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed (none when done).
+    pub error: Option<String>,
+    /// (resource, date) pairs sent, as the worker reported them.
+    pub sent_days: Option<u64>,
+    /// (resource, date) pairs in the horizon.
+    pub total_days: Option<u64>,
+}
+
+/// How one practice's resync ended, for [`Store::finish_resyncs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncEnd {
+    /// The bulk action.
+    pub bulk: BulkId,
+    /// The practice's link.
+    pub link: LinkId,
+    /// Why it failed; none when done.
+    pub error: Option<String>,
+    /// Done: (resource, date) pairs sent, and in the horizon.
+    pub days: Option<(u64, u64)>,
+}
+
+/// What a disabled practice's resync request ends with.
+pub const RESYNC_DISABLED: &str = "the link is disabled: enable it first";
+
+#[derive(sqlx::FromRow)]
+struct ResyncRow {
+    bulk_id: Uuid,
+    link_id: Uuid,
+    name: Option<String>,
+    practice_id: String,
+    enabled: bool,
+    what: String,
+    requested_at: i64,
+    node_id: Option<String>,
+    taken_at: Option<i64>,
+    finished_at: Option<i64>,
+    error: Option<String>,
+    sent_days: Option<i64>,
+    total_days: Option<i64>,
+}
+
+impl TryFrom<ResyncRow> for PracticeResync {
+    type Error = StoreError;
+    fn try_from(r: ResyncRow) -> Result<Self, StoreError> {
+        Ok(PracticeResync {
+            bulk_id: BulkId(r.bulk_id),
+            link_id: LinkId(r.link_id),
+            name: r.name,
+            practice_id: r.practice_id,
+            enabled: r.enabled,
+            what: r.what,
+            requested_at: instant("resync_requests.requested_at", r.requested_at)?,
+            node_id: r.node_id,
+            taken_at: opt_instant("resync_requests.taken_at", r.taken_at)?,
+            finished_at: opt_instant("resync_requests.finished_at", r.finished_at)?,
+            error: r.error,
+            sent_days: r.sent_days.and_then(|n| u64::try_from(n).ok()),
+            total_days: r.total_days.and_then(|n| u64::try_from(n).ok()),
+        })
+    }
+}
+
+macro_rules! resync_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT r.bulk_id, r.link_id, \
+             COALESCE(l.pms_practice_name, l.market_practice_name) AS name, \
+             l.market_practice_id AS practice_id, l.enabled, r.what, r.requested_at, r.node_id, \
+             r.taken_at, r.finished_at, r.error, r.sent_days, r.total_days \
+             FROM resync_requests r JOIN links l ON l.id = r.link_id ",
+            $rest
+        )
+    };
+}
+
+/// Bring a bulk resync's progress up to date from its practices' rows, in `tx`: done (the
+/// total less the open ones), failed, the first failures, and when the last one ended.
+macro_rules! summarise_resyncs {
+    ($tx:expr, $bulk:expr, $at:expr) => {{
+        let (open, failed): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN finished_at IS NULL THEN 1 ELSE 0 END), 0) \
+                 AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM resync_requests WHERE bulk_id = $1",
+        )
+        .bind($bulk.0)
+        .fetch_one(&mut *$tx)
+        .await?;
+        let failures: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT link_id, error FROM resync_requests \
+             WHERE bulk_id = $1 AND error IS NOT NULL ORDER BY finished_at, link_id LIMIT $2",
+        )
+        .bind($bulk.0)
+        .bind(BULK_FAILURES_KEPT as i64)
+        .fetch_all(&mut *$tx)
+        .await?;
+        let failures: Vec<String> = failures
+            .into_iter()
+            .map(|(link, e)| format!("{link}: {e}"))
+            .collect();
+        let failures = serde_json::to_string(&failures)
+            .map_err(|e| StoreError::corrupt("bulk_actions.failures", e))?;
+        sqlx::query(
+            "UPDATE bulk_actions SET done = total - $2, failed = $3, failures = $4, \
+             finished_at = COALESCE(finished_at, $5) WHERE id = $1",
+        )
+        .bind($bulk.0)
+        .bind(open)
+        .bind(failed)
+        .bind(failures)
+        .bind((open == 0).then(|| micros($at)))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+impl Store {
+    /// Ask for a resync (`what`: `config` or `availability`) of each of `links` as part of the
+    /// bulk action `bulk`, at `at`, in one transaction. A disabled practice's request fails at
+    /// once; the others wait for the node that holds their lease
+    /// ([`Store::open_resyncs`]).
+    pub async fn request_resyncs(
+        &self,
+        bulk: BulkId,
+        what: &str,
+        links: &[LinkId],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if !matches!(what, "config" | "availability") {
+            return Err(StoreError::InvalidInput {
+                field: "what",
+                message: format!("expected config or availability, found {what:?}"),
+            });
+        }
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for link in links {
+                sqlx::query(
+                    "INSERT INTO resync_requests \
+                     (bulk_id, link_id, what, requested_at, finished_at, error) \
+                     SELECT $1, l.id, $3, $4, \
+                     CASE WHEN l.enabled = TRUE THEN NULL ELSE $4 END, \
+                     CASE WHEN l.enabled = TRUE THEN NULL ELSE $5 END \
+                     FROM links l WHERE l.id = $2",
+                )
+                .bind(bulk.0)
+                .bind(link.0)
+                .bind(what.to_owned())
+                .bind(micros(at))
+                .bind(RESYNC_DISABLED.to_owned())
+                .execute(&mut *tx)
+                .await?;
+            }
+            summarise_resyncs!(tx, bulk, at);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The open resync requests of the practices whose lease `node_id` holds now (by the
+    /// database's clock), by link, oldest first.
+    pub async fn open_resyncs(&self, node_id: &str) -> Result<Vec<PracticeResync>, StoreError> {
+        let rows: Vec<ResyncRow> = on_backend!(self, |pool| {
+            sqlx::query_as(pool.pick(
+                concat!(
+                    resync_select!(
+                        "JOIN link_leases ls ON ls.link_id = r.link_id \
+                         WHERE r.finished_at IS NULL AND ls.node_id = $1 AND ls.expires_at > "
+                    ),
+                    sqlite_now!(),
+                    " ORDER BY r.link_id, r.requested_at, r.bulk_id"
+                ),
+                concat!(
+                    resync_select!(
+                        "JOIN link_leases ls ON ls.link_id = r.link_id \
+                         WHERE r.finished_at IS NULL AND ls.node_id = $1 AND ls.expires_at > "
+                    ),
+                    pg_now!(),
+                    " ORDER BY r.link_id, r.requested_at, r.bulk_id"
+                ),
+            ))
+            .bind(node_id.to_owned())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(PracticeResync::try_from).collect()
+    }
+
+    /// `node_id` woke these practices' workers for these requests, each at its instant, in one
+    /// transaction. Returns how many were still open.
+    pub async fn take_resyncs(
+        &self,
+        node_id: &str,
+        taken: &[(BulkId, LinkId, Timestamp)],
+    ) -> Result<u64, StoreError> {
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        Ok(on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut n = 0;
+            for (bulk, link, at) in taken {
+                n += sqlx::query(
+                    "UPDATE resync_requests SET node_id = $3, taken_at = $4 \
+                     WHERE bulk_id = $1 AND link_id = $2 AND finished_at IS NULL",
+                )
+                .bind(bulk.0)
+                .bind(link.0)
+                .bind(node_id.to_owned())
+                .bind(micros(*at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            n
+        }))
+    }
+
+    /// These practices' resyncs ended at `at`, in one transaction: each done (`error` none,
+    /// with the days sent of the horizon's) or failed. Each bulk action concerned has its
+    /// progress brought up to date once, and is marked finished with its last practice.
+    /// Returns how many were still open.
+    pub async fn finish_resyncs(
+        &self,
+        at: Timestamp,
+        ended: &[ResyncEnd],
+    ) -> Result<u64, StoreError> {
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let bulks: std::collections::BTreeSet<Uuid> = ended.iter().map(|e| e.bulk.0).collect();
+        Ok(on_backend!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut n = 0;
+            for e in ended {
+                n += sqlx::query(
+                    "UPDATE resync_requests SET finished_at = $3, error = $4, sent_days = $5, \
+                     total_days = $6 WHERE bulk_id = $1 AND link_id = $2 AND finished_at IS NULL",
+                )
+                .bind(e.bulk.0)
+                .bind(e.link.0)
+                .bind(micros(at))
+                .bind(e.error.clone())
+                .bind(e.days.map(|(s, _)| i64::try_from(s).unwrap_or(i64::MAX)))
+                .bind(e.days.map(|(_, t)| i64::try_from(t).unwrap_or(i64::MAX)))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            for bulk in &bulks {
+                summarise_resyncs!(tx, BulkId(*bulk), at);
+            }
+            tx.commit().await?;
+            n
+        }))
+    }
+
+    /// A bulk resync's practices, at most `limit`: the open ones first (oldest first), then
+    /// the failed, then the done.
+    pub async fn bulk_resyncs(
+        &self,
+        bulk: BulkId,
+        limit: u32,
+    ) -> Result<Vec<PracticeResync>, StoreError> {
+        let rows: Vec<ResyncRow> = on_backend!(self, |pool| {
+            sqlx::query_as(resync_select!(
+                "WHERE r.bulk_id = $1 ORDER BY CASE WHEN r.finished_at IS NULL THEN 0 \
+                 WHEN r.error IS NOT NULL THEN 1 ELSE 2 END, r.requested_at, r.link_id LIMIT $2"
+            ))
+            .bind(bulk.0)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(PracticeResync::try_from).collect()
     }
 }

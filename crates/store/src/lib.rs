@@ -50,12 +50,18 @@ mod types;
 
 pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
 pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
+pub use audit::{
+    AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry, PracticeResync,
+    RESYNC_DISABLED, ResyncEnd,
+};
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,
     NewBooking, surname_key,
 };
 pub use error::StoreError;
-pub use fleet::{FLEET_SLOT, FleetCount, fleet_slot};
+pub use fleet::{
+    FLEET_SLOT, FailingLink, FleetCount, HealthCounts, HealthRules, LinkGauges, fleet_slot,
+};
 pub use leases::{HeldLease, Lease, NodeHeartbeat};
 pub use links::{Link, LinkChanges, LinkPms, NewLink, Resealed};
 pub use list::{ListFilter, ListPage, ListQuery};

@@ -114,15 +114,23 @@ fn search_page(
     )
 }
 
+/// The booking's practice as the console names it: its name, else "Practice {marketplace id}".
+fn practice_label(b: &BookingHistoryView) -> String {
+    b.practice_name.clone().unwrap_or_else(|| {
+        format!(
+            "Practice {}",
+            b.practice_id.as_deref().unwrap_or(&b.link_id)
+        )
+    })
+}
+
 fn booking_page(csrf: &str, b: &BookingHistoryView) -> Markup {
-    let title = format!("Booking {}", b.booking_id);
+    let title = format!("Booking {} — {}", b.booking_id, practice_label(b));
     layout(
         &title,
         Some(csrf),
         html! {
-            p { a href={"/console/practices/" (b.link_id)} {
-                "← Practice " (b.practice_id.as_deref().unwrap_or(&b.link_id))
-            } }
+            p { a href={"/console/practices/" (b.link_id)} { "← " (practice_label(b)) } }
             h1 { (title) " " (state_badge(&b.state)) }
             section aria-labelledby="booking-h" class="card" data-booking=(b.booking_id) {
                 h2 id="booking-h" { "The booking" }
@@ -153,6 +161,7 @@ fn booking_page(csrf: &str, b: &BookingHistoryView) -> Markup {
                     @if let Some(c) = &b.cancelled_at { dt { "Cancellation reported" } dd { (ago(Some(c))) } }
                     @if let Some(o) = &b.late_outcome { dt { "Late outcome" } dd class="error-text" { (o) } }
                     dt { "Received" } dd { time datetime=(b.received_at) { (short_time(&b.received_at)) } }
+                    dt { "Practice" } dd class="practice-name" { (practice_label(b)) }
                     dt { "Marketplace practice" } dd { (b.practice_id.as_deref().unwrap_or("—")) }
                 }
             }

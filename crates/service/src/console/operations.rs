@@ -88,10 +88,53 @@ fn progress(b: &BulkView) -> Markup {
             progress max=(b.total.max(1)) value=(if b.total == 0 { 1 } else { b.done }) aria-label="Practices done" {
                 (b.done) " of " (b.total)
             }
-            @if !b.failures.is_empty() {
+            @if !b.practices.is_empty() {
+                (practices(b))
+            } @else if !b.failures.is_empty() {
                 h2 { "Failures" }
                 ul class="failures" {
                     @for f in &b.failures { li { (f) } }
+                }
+            }
+        }
+    }
+}
+
+/// A bulk resync's practices: each with its state and the node that works it.
+fn practices(b: &BulkView) -> Markup {
+    html! {
+        h2 { "Practices" }
+        @if b.total > b.practices.len() as u64 {
+            p class="muted" { "The first " (b.practices.len()) " of " (b.total) ": those not done yet first, then the failed, then the done." }
+        }
+        div class="table-wrap" {
+            table class="bulk-practices cards" {
+                caption class="visually-hidden" { "Each practice's resync" }
+                thead { tr {
+                    th scope="col" { "Practice" }
+                    th scope="col" { "State" }
+                    th scope="col" { "Node" }
+                    th scope="col" { "Detail" }
+                } }
+                tbody {
+                    @for p in &b.practices {
+                        tr data-link=(p.link) data-state=(p.state) {
+                            td data-label="Practice" {
+                                a href={"/console/practices/" (p.link)} {
+                                    (p.name.clone().unwrap_or_else(|| format!("Practice {}", p.practice_id)))
+                                }
+                            }
+                            td data-label="State" { span class={"state state-" (p.state)} { (p.state) } }
+                            td data-label="Node" { (p.node.as_deref().unwrap_or("—")) }
+                            td data-label="Detail" {
+                                @if let Some(m) = &p.message { span class="error-text" { (m) } }
+                                @else if let (Some(s), Some(t)) = (p.sent_days, p.total_days) {
+                                    @if t > 0 { (s) " of " (t) " practitioner-days sent" }
+                                }
+                                @else if p.state == "queued" { "waiting for the node that holds the practice" }
+                            }
+                        }
+                    }
                 }
             }
         }
