@@ -806,10 +806,13 @@ mod scenarios {
         w.stop_node(0).await;
         // A booking and its cancellation wait together: the booking must be taken first, so
         // the cancellation names a booking the practice knows.
-        let c = w.book(&slots[1], "Together", None).await;
+        // Two slots that overlap in no diary (a Cliniko day offers a practitioner's types at
+        // the same times).
+        let two = slotbridge_testkit::control::apart(&slots[1..], 2);
+        let c = w.book(&two[0], "Together", None).await;
         // A booking answered by an earlier integration, unknown to this one, with a
         // cancellation waiting.
-        let d = w.book(&slots[4], "Stranger", None).await;
+        let d = w.book(&two[1], "Stranger", None).await;
         w.market.sim().with_market(|m| {
             let rec = m.bookings.get_mut(&d).expect("booking");
             rec.insert_pending = false;
