@@ -80,7 +80,11 @@ async fn a_marketplace_booking_ends_confirmed_and_is_in_the_diary_exactly_once(w
         "confirmed by the integration: {status}"
     );
     let mine = w.diary_holds(&day, &id).await;
-    assert_eq!(mine.len(), 1, "one appointment with the reference: {mine:?}");
+    assert_eq!(
+        mine.len(),
+        1,
+        "one appointment with the reference: {mine:?}"
+    );
     let instant = |f: &str| -> jiff::Timestamp {
         status[f].as_str().expect("time").parse().expect("instant")
     };

@@ -323,10 +323,7 @@ impl Stack {
                 sessions.push(json!({"days": ["sun"], "start": start, "end": end}));
                 let r = self
                     .http
-                    .put(self.desk(
-                        DEMO_SLUG,
-                        &format!("/practitioners/{practitioner}/hours"),
-                    ))
+                    .put(self.desk(DEMO_SLUG, &format!("/practitioners/{practitioner}/hours")))
                     .json(&json!({"sessions": sessions, "breaks": mine["breaks"]}))
                     .send()
                     .await
@@ -381,8 +378,7 @@ impl Stack {
                     .http
                     .post(format!(
                         "{}/api/v1/sites/{}/patients",
-                        self.pms_url,
-                        DEMO_SLUG
+                        self.pms_url, DEMO_SLUG
                     ))
                     .header("x-api-key", DEMO_API_KEY)
                     .json(file)
@@ -421,8 +417,7 @@ impl Stack {
                     .http
                     .get(format!(
                         "{}/api/v1/sites/{}/patients?date_of_birth={dob}",
-                        self.pms_url,
-                        DEMO_SLUG
+                        self.pms_url, DEMO_SLUG
                     ))
                     .header("x-api-key", DEMO_API_KEY)
                     .send()
