@@ -163,6 +163,7 @@ pub(crate) fn router(sim: ClinikoSim) -> Router {
         .route("/_sim/practices", post(sim_seed))
         .route("/_sim/practices/generate", post(sim_generate))
         .route("/_sim/practices/{account}/desk", post(sim_desk))
+        .route("/_sim/stats", get(sim_stats))
         .with_state(sim)
         .fallback_service(gated)
 }
@@ -328,6 +329,7 @@ async fn gate(State(sim): State<ClinikoSim>, mut req: Request, next: Next) -> Re
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .check(account, user_id, now, limit)
     });
+    sim.count_request(account, verdict.is_none_or(|v| v.allowed));
     if let Some(v) = verdict
         && !v.allowed
     {
@@ -1969,6 +1971,16 @@ async fn sim_generate(State(sim): State<ClinikoSim>, bytes: Bytes) -> Response {
         }
     }
     (StatusCode::CREATED, axum::Json(seeded)).into_response()
+}
+
+/// `GET /_sim/stats`: `{"accounts": {"<account id>": {"requests", "rate_limited"}}}`.
+async fn sim_stats(State(sim): State<ClinikoSim>) -> Response {
+    let accounts: Map<String, Json> = sim
+        .request_counts()
+        .into_iter()
+        .map(|(id, r)| (id.to_string(), json!(r)))
+        .collect();
+    axum::Json(json!({ "accounts": accounts })).into_response()
 }
 
 async fn sim_desk(

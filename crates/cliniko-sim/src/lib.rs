@@ -98,6 +98,7 @@ impl ClinikoSimBuilder {
             inner: Arc::new(Inner {
                 world: Mutex::new(model::World::default()),
                 limiter: Mutex::new(rate::Limiter::default()),
+                stats: Mutex::new(std::collections::BTreeMap::new()),
                 clock: self.clock,
                 rate_limit: self.rate_limit,
                 default_shard: self.default_shard,
@@ -109,6 +110,8 @@ impl ClinikoSimBuilder {
 pub(crate) struct Inner {
     pub(crate) world: Mutex<model::World>,
     pub(crate) limiter: Mutex<rate::Limiter>,
+    /// Authenticated API requests per account: answered, and refused by the rate limit.
+    pub(crate) stats: Mutex<std::collections::BTreeMap<u64, AccountRequests>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rate_limit: Option<u32>,
     pub(crate) default_shard: String,
@@ -197,10 +200,43 @@ impl ClinikoSim {
             .unwrap_or_default()
     }
 
+    /// The authenticated API requests each account's key made so far (what `GET /_sim/stats`
+    /// answers): those answered, and those refused by the rate limit.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<u64, AccountRequests> {
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn count_request(&self, account: u64, allowed: bool) {
+        let mut stats = self
+            .inner
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let s = stats.entry(account).or_default();
+        if allowed {
+            s.requests += 1;
+        } else {
+            s.rate_limited += 1;
+        }
+    }
+
     /// The router: the API of every shard and the control API.
     pub fn router(&self) -> axum::Router {
         api::router(self.clone())
     }
+}
+
+/// One account's API requests (see [`ClinikoSim::request_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountRequests {
+    /// Requests let through (whatever they were answered).
+    pub requests: u64,
+    /// Requests refused with `429` by the rate limit.
+    pub rate_limited: u64,
 }
 
 /// A running simulator.

@@ -9,6 +9,8 @@
 //!   afterwards ([`PgDatabase`]); without a server and outside CI it says so and is skipped.
 //! - [`Stack`]: both simulators, a database and one or several in-process nodes
 //!   ([`slotbridge_service::node::Node`]), the demo practice linked; stop and restart nodes.
+//! - [`kinds`]: the suite over both PMS kinds: a stack's practice on the Exact-style PMS or on
+//!   Cliniko ([`PmsKind`], [`StackBuilder::pms_kind`]), and the desk's actions for either.
 //! - [`process`]: `slotbridge run` child processes: kill -9, pause (SIGSTOP), resume (SIGCONT),
 //!   restart, and their logs.
 //! - [`eventually`]: poll until something holds, failing with what did not within the limit.
@@ -26,6 +28,7 @@ pub mod capture;
 pub mod control;
 pub mod db;
 pub mod disk;
+pub mod kinds;
 pub mod poll;
 pub mod process;
 pub mod proxy;
@@ -35,6 +38,7 @@ pub mod stack;
 pub use capture::{LogCapture, StoredValue, logs, stored_values};
 pub use control::{Call, Control, booking_body, patient, recorded_calls};
 pub use db::{Db, PgDatabase, TestDb, sqlite_url};
+pub use kinds::{ClinikoSide, Held, PmsKind};
 pub use poll::{eventually, eventually_or, poll_until};
 pub use proxy::{Fault, PmsProxy};
 pub use sims::{Practice, Sims, SimsBuilder, finding_code};

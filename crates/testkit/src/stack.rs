@@ -127,9 +127,18 @@ pub struct StackBuilder {
     public_url: Option<url::Url>,
     access: AdminAccess,
     http: Option<reqwest::Client>,
+    kind: crate::PmsKind,
 }
 
 impl StackBuilder {
+    /// Which PMS Harbour Dental is linked to (default [`crate::PmsKind::Exact`]): with
+    /// `Cliniko`, a Cliniko simulator is served too ([`crate::ClinikoSide`]), the nodes are
+    /// pointed at it, and the marketplace practice is linked to its practice's business.
+    pub fn pms_kind(mut self, kind: crate::PmsKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// The PMS simulator (default: Harbour Dental only).
     pub fn pms(mut self, sim: PmsSim) -> Self {
         self.sims = self.sims.pms(sim);
@@ -247,7 +256,16 @@ impl StackBuilder {
         let harbour = self
             .harbour
             .then(|| sims.harbour().expect("Harbour Dental on the marketplace"));
+        let cliniko = match self.kind {
+            crate::PmsKind::Exact => None,
+            crate::PmsKind::Cliniko => Some(
+                crate::ClinikoSide::start(crate::kinds::CLINIKO_SEED)
+                    .await
+                    .expect("the Cliniko simulator starts"),
+            ),
+        };
         let mut config = node_config(&sims, db.url(), &self.node_id);
+        config.cliniko_url = cliniko.as_ref().map(crate::ClinikoSide::api_url);
         if let Some(ua) = self.user_agent {
             config.user_agent = ua;
         }
@@ -271,6 +289,7 @@ impl StackBuilder {
             access: self.access,
             nodes: Vec::new(),
             dir,
+            cliniko,
         };
         for n in 0..self.nodes {
             let mut config = stack.config.clone();
@@ -281,7 +300,7 @@ impl StackBuilder {
         }
         if self.link && self.nodes > 0 && stack.harbour.is_some() {
             let p = stack.harbour().clone();
-            stack.link(&p).await;
+            stack.link_listing(&p).await;
         }
         Some(stack)
     }
@@ -300,6 +319,8 @@ pub struct Stack {
     pub access: AdminAccess,
     nodes: Vec<(NodeConfig, Option<Node>)>,
     dir: tempfile::TempDir,
+    /// The Cliniko simulator, when Harbour Dental is linked to Cliniko.
+    pub(crate) cliniko: Option<crate::ClinikoSide>,
 }
 
 impl Deref for Stack {
@@ -329,6 +350,7 @@ impl Stack {
             public_url: None,
             access: AdminAccess::default(),
             http: None,
+            kind: crate::PmsKind::Exact,
         }
     }
 

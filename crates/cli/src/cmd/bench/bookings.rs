@@ -51,6 +51,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         webhooks: true,
         max_links: a.practices,
         pms_rate_limit: 50.0,
+        cliniko_url: None,
     };
     let fleet = Fleet::start(&opts).await?;
     let outcome = measure(&fleet, &a).await;

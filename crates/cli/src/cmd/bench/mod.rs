@@ -3,6 +3,7 @@
 //!
 //! - `bench scale --practices N`: link N practices, time until all are published, the node's
 //!   RSS and CPU, freshness with one desk change per practice per minute, calls per minute.
+//!   With `--pms cliniko`, N Cliniko practices polled within each key's 200 requests a minute.
 //! - `bench bookings --rate R --seconds S --practices P`: R bookings a second for S seconds over
 //!   P practices; every booking's outcome, none lost, none duplicated, latency p50/p99.
 //!
@@ -20,6 +21,7 @@ use slotbridge_testkit::control::Control;
 use slotbridge_testkit::process::{KillOnDrop, NodeProcess, NodeSpec, free_port};
 
 mod bookings;
+mod cliniko;
 mod scale;
 
 /// `slotbridge bench …`.
@@ -74,6 +76,8 @@ struct FleetOptions {
     max_links: u32,
     /// The PMS simulator's rate limit per API key (requests per second).
     pms_rate_limit: f64,
+    /// The Cliniko simulator's API base (`…/v1/`) the node is given, for Cliniko links.
+    cliniko_url: Option<String>,
 }
 
 /// Both simulators and one node, each in its own process, in a temporary directory; all
@@ -140,6 +144,14 @@ impl Fleet {
             ("SLOTBRIDGE_WEBHOOKS".to_owned(), opts.webhooks.to_string()),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
         ];
+        let env = env
+            .into_iter()
+            .chain(
+                opts.cliniko_url
+                    .iter()
+                    .map(|u| ("SLOTBRIDGE_CLINIKO_URL".to_owned(), u.clone())),
+            )
+            .collect();
         let spec = NodeSpec {
             binary: binary.clone(),
             node_id: "bench".into(),

@@ -61,9 +61,33 @@ pub struct Args {
     /// Copy the processes' logs here at the end.
     #[arg(long)]
     keep_logs: Option<PathBuf>,
+    /// The practices' PMS: `exact` (the PMS simulator's generated sites) or `cliniko` (practices
+    /// generated in the Cliniko simulator, polled within each key's rate limit).
+    #[arg(long, value_enum, default_value_t = Pms::Exact)]
+    pms: Pms,
+}
+
+/// Which PMS `bench scale` links its practices to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Pms {
+    Exact,
+    Cliniko,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
+    if a.pms == Pms::Cliniko {
+        return super::cliniko::run(super::cliniko::Options {
+            practices: a.practices,
+            database_url: a.database_url,
+            poll: Duration::from_millis(a.poll_ms.max(50)),
+            idle_seconds: a.idle_seconds,
+            seconds: a.seconds,
+            publish_timeout: a.publish_timeout,
+            seed: a.seed,
+            keep_logs: a.keep_logs,
+        })
+        .await;
+    }
     if a.practices == 0 {
         bail!("--practices: expected at least 1");
     }
@@ -75,6 +99,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         webhooks: !a.polling,
         max_links: a.practices.max(1),
         pms_rate_limit: a.pms_rate_limit,
+        cliniko_url: None,
     };
     let fleet = Fleet::start(&opts).await?;
     let outcome = measure(&fleet, &a).await;
