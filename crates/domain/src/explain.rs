@@ -28,8 +28,8 @@
 use jiff::civil::{Date, DateTime};
 use serde::{Deserialize, Serialize};
 
-use crate::availability::{DaySegment, Slot, compute_slots};
 use crate::availability::intervals::MinuteInterval;
+use crate::availability::{DaySegment, Slot, compute_slots};
 use crate::snapshot::{ValidRule, ValidSnapshot};
 
 /// The rule that removed a slot.
@@ -466,14 +466,130 @@ fn slot_cause(
     (Cause::Window, "No slot of this reason starts then.".into())
 }
 
-/// The notice in words: "It is within the practice's 2-hour online-booking notice …".
-fn notice_text(snapshot: &ValidSnapshot) -> String {
-    let minutes = snapshot.min_notice_minutes();
-    let length = if minutes > 0 && minutes.is_multiple_of(60) {
+/// Why a day shows fewer slots than its diary has room for, by the PMS's online-booking rules:
+/// the notice (on the days it reaches into) and the per-day-segment limit (on the day segments it
+/// cut), one sentence each. The engine's own output, with and without the limit, so the notes
+/// cannot disagree with what is published.
+///
+/// ```
+/// use slotbridge_domain::{explain::RuleNotes, snapshot::Snapshot};
+/// let snapshot: Snapshot = serde_json::from_str(r#"{
+///     "timezone": "Australia/Sydney", "now": "2026-04-03T07:00:00+11:00",
+///     "horizon_days": 2, "interval_minutes": 30, "stacking": true,
+///     "min_notice_minutes": 120, "max_per_day_segment": 1,
+///     "practitioners": [{"id": "lee", "sessions": [
+///         {"days": ["fri", "sat"], "start": "08:00", "end": "12:00"}]}],
+///     "booking_reasons": [{"id": "r1", "providers": [{"practitioner": "lee",
+///         "duration_minutes": 30,
+///         "windows": [{"days": ["fri", "sat"], "start": "00:00", "end": "24:00"}]}]}]
+/// }"#).unwrap();
+/// let valid = snapshot.validate().unwrap();
+/// let notes = RuleNotes::new(&valid);
+/// let friday = notes.for_day("lee", jiff::civil::date(2026, 4, 3));
+/// assert_eq!(friday[0], "Slots before 09:00 are within the practice's 2-hour online-booking notice.");
+/// assert_eq!(friday[1], "The morning's online-booking limit is reached (1 time of a type per morning).");
+/// let saturday = notes.for_day("lee", jiff::civil::date(2026, 4, 4));
+/// assert_eq!(saturday.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuleNotes {
+    notice: Option<(DateTime, String)>,
+    limit: Option<u32>,
+    /// (practitioner, date, segment) where the limit removed slots.
+    cut: std::collections::BTreeSet<(String, Date, DaySegment)>,
+}
+
+impl RuleNotes {
+    /// The notes of a snapshot.
+    pub fn new(snapshot: &ValidSnapshot) -> RuleNotes {
+        let notice = (snapshot.min_notice_minutes() > 0).then(|| {
+            let at = snapshot
+                .earliest_start()
+                .to_zoned_datetime(snapshot.timezone().clone())
+                .datetime();
+            (at, notice_length(snapshot.min_notice_minutes()))
+        });
+        let mut cut = std::collections::BTreeSet::new();
+        let limit = snapshot.max_per_day_segment();
+        if limit.is_some() {
+            let unlimited = snapshot.without_segment_limit();
+            let count = |slots: Vec<Slot<'_>>| {
+                let mut n: std::collections::BTreeMap<(String, String, Date, DaySegment), usize> =
+                    std::collections::BTreeMap::new();
+                for s in slots {
+                    let t = s.start_offset.to_datetime(s.start);
+                    *n.entry((
+                        s.practitioner.to_owned(),
+                        s.reason.to_owned(),
+                        t.date(),
+                        DaySegment::of_minute(minute_of(t)),
+                    ))
+                    .or_default() += 1;
+                }
+                n
+            };
+            let kept = count(compute_slots(snapshot));
+            for ((p, r, date, segment), n) in count(compute_slots(&unlimited)) {
+                if kept
+                    .get(&(p.clone(), r, date, segment))
+                    .copied()
+                    .unwrap_or(0)
+                    < n
+                {
+                    cut.insert((p, date, segment));
+                }
+            }
+        }
+        RuleNotes { notice, limit, cut }
+    }
+
+    /// The notes for one practitioner's day.
+    pub fn for_day(&self, practitioner: &str, date: Date) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((at, length)) = &self.notice {
+            if date < at.date() {
+                out.push(format!(
+                    "The whole day is within the practice's {length} online-booking notice."
+                ));
+            } else if date == at.date() && minute_of(*at) > 0 {
+                out.push(format!(
+                    "Slots before {} are within the practice's {length} online-booking notice.",
+                    fmt_min(minute_of(*at))
+                ));
+            }
+        }
+        if let Some(max) = self.limit {
+            for segment in [
+                DaySegment::Morning,
+                DaySegment::Afternoon,
+                DaySegment::Evening,
+            ] {
+                if self.cut.contains(&(practitioner.to_owned(), date, segment)) {
+                    let name = segment.name();
+                    let times = if max == 1 { "time" } else { "times" };
+                    out.push(format!(
+                        "The {name}'s online-booking limit is reached ({max} {times} of a type \
+                         per {name})."
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `2-hour`, `90-minute`.
+fn notice_length(minutes: u32) -> String {
+    if minutes > 0 && minutes.is_multiple_of(60) {
         format!("{}-hour", minutes / 60)
     } else {
         format!("{minutes}-minute")
-    };
+    }
+}
+
+/// The notice in words: "It is within the practice's 2-hour online-booking notice …".
+fn notice_text(snapshot: &ValidSnapshot) -> String {
+    let length = notice_length(snapshot.min_notice_minutes());
     let from = snapshot
         .earliest_start()
         .to_zoned_datetime(snapshot.timezone().clone())
@@ -603,13 +719,22 @@ mod tests {
             e.summary
         );
         assert!(e.summary.contains("(08:00, 08:15)"), "{}", e.summary);
-        assert_eq!(cause(&s, 2026, 4, 7, 11, 0, "r1"), Some(Cause::SegmentLimit));
+        assert_eq!(
+            cause(&s, 2026, 4, 7, 11, 0, "r1"),
+            Some(Cause::SegmentLimit)
+        );
         // Other causes come first, and the afternoon (12:00, then 13:30 after the break) has its
         // own quota.
-        assert_eq!(cause(&s, 2026, 4, 7, 10, 15, "r1"), Some(Cause::Appointment));
+        assert_eq!(
+            cause(&s, 2026, 4, 7, 10, 15, "r1"),
+            Some(Cause::Appointment)
+        );
         assert_eq!(cause(&s, 2026, 4, 7, 12, 0, "r1"), None);
         assert_eq!(cause(&s, 2026, 4, 7, 13, 30, "r1"), None);
-        assert_eq!(cause(&s, 2026, 4, 7, 13, 45, "r1"), Some(Cause::SegmentLimit));
+        assert_eq!(
+            cause(&s, 2026, 4, 7, 13, 45, "r1"),
+            Some(Cause::SegmentLimit)
+        );
     }
 
     #[test]

@@ -786,8 +786,7 @@ pub fn to_snapshot(
         horizon_days: Some(horizon_days),
         interval_minutes: setup.interval_minutes,
         stacking: setup.stacking,
-        min_notice_minutes: Some(setup.online_rules.min_notice_minutes)
-            .filter(|n| *n > 0),
+        min_notice_minutes: Some(setup.online_rules.min_notice_minutes).filter(|n| *n > 0),
         max_per_day_segment: setup.online_rules.max_per_day_segment,
         practitioners,
         booking_reasons,

@@ -250,7 +250,9 @@ fn oracle(s: &Snapshot) -> Vec<OracleSlot> {
                             12..17 => 1,
                             _ => 2,
                         };
-                        if s.max_per_day_segment.is_some_and(|max| per_part[part] >= max) {
+                        if s.max_per_day_segment
+                            .is_some_and(|max| per_part[part] >= max)
+                        {
                             continue;
                         }
                         per_part[part] += 1;

@@ -1026,8 +1026,13 @@ async fn the_setup_carries_clinikos_online_booking_rules_how_far_ahead_learnt_fr
             "Cliniko set to {days} days"
         );
         assert_eq!(
-            slotbridge_domain::practice::to_snapshot(&setup, &Default::default(), Timestamp::now(), 60)
-                .horizon_days,
+            slotbridge_domain::practice::to_snapshot(
+                &setup,
+                &Default::default(),
+                Timestamp::now(),
+                60
+            )
+            .horizon_days,
             Some(expected.map_or(60, |d| d.min(60)))
         );
     }

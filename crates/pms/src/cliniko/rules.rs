@@ -97,8 +97,10 @@ impl ClinikoConnector {
         let tz = setup.timezone.time_zone();
         let today = now.to_zoned_datetime(tz.clone()).date();
         let span = |n: u32| jiff::Span::new().days(i64::from(n));
-        let (Ok(from), Ok(to)) = (today.checked_add(span(days)), today.checked_add(span(days + 7)))
-        else {
+        let (Ok(from), Ok(to)) = (
+            today.checked_add(span(days)),
+            today.checked_add(span(days + 7)),
+        ) else {
             return Ok(Probe::Unknown);
         };
         let diary = self.read_diary(from, to).await?;
