@@ -113,6 +113,7 @@ fn single_provider() -> Snapshot {
         interval_minutes: 15,
         stacking: true,
         min_notice_minutes: None,
+        max_per_day_segment: None,
         practitioners: vec![practitioner("smith")],
         booking_reasons: vec![BookingReason {
             id: "consult".to_owned(),
@@ -144,6 +145,7 @@ fn large_practice(practitioners: usize, days: u32, appointment_count: usize) -> 
         interval_minutes: 5,
         stacking: true,
         min_notice_minutes: Some(60),
+        max_per_day_segment: None,
         practitioners: ids.iter().map(|id| practitioner(id)).collect(),
         booking_reasons: reasons
             .iter()

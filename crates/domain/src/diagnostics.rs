@@ -35,6 +35,7 @@
 //!     practitioners: vec![],
 //!     online_booking: vec![],
 //!     reasons: vec![],
+//!     online_rules: Default::default(),
 //! };
 //! let diary = Diary::default();
 //! let today = jiff::civil::date(2026, 4, 2);
@@ -1223,6 +1224,7 @@ mod tests {
                     providers: vec![rule("p1", 30), rule("p2", 30), rule("p3", 30)],
                 },
             ],
+            online_rules: Default::default(),
         };
         let diary = Diary {
             hours: ["p1", "p2", "p3"]

@@ -4,7 +4,7 @@
 //! practitioner's booking reasons says whether a slot starting then is published and, if not,
 //! which rule of the engine (see `docs/snapshot.md`) removed it: the horizon, a closed date, the
 //! working sessions, a break, a block, an appointment, the reason's windows, the diary grid, the
-//! minimum notice, a DST gap, or stacking. It re-uses the engine's own computation, so the answer
+//! minimum notice, a DST gap, stacking, or the per-day-segment limit. It re-uses the engine's own computation, so the answer
 //! cannot disagree with what is published.
 //!
 //! ```
@@ -28,8 +28,8 @@
 use jiff::civil::{Date, DateTime};
 use serde::{Deserialize, Serialize};
 
-use crate::availability::compute_slots;
 use crate::availability::intervals::MinuteInterval;
+use crate::availability::{DaySegment, Slot, compute_slots};
 use crate::snapshot::{ValidRule, ValidSnapshot};
 
 /// The rule that removed a slot.
@@ -60,6 +60,9 @@ pub enum Cause {
     Stacking,
     /// The practitioner has no publishing rule for the reason.
     NoRule,
+    /// The day segment (morning, afternoon, evening) already offers as many times of the reason
+    /// as the PMS's online-booking settings allow.
+    SegmentLimit,
 }
 
 impl Cause {
@@ -78,6 +81,7 @@ impl Cause {
             Cause::DstGap => "dst_gap",
             Cause::Stacking => "stacking",
             Cause::NoRule => "no_rule",
+            Cause::SegmentLimit => "segment_limit",
         }
     }
 }
@@ -157,7 +161,7 @@ pub fn explain(
         name
     };
     let date: Date = at.date();
-    let minute = u16::try_from(i32::from(at.hour()) * 60 + i32::from(at.minute())).unwrap_or(0);
+    let minute = minute_of(at);
     let when = format!("{} at {}", date.strftime("%A %-d %B %Y"), fmt_min(minute));
 
     // Reasons to answer for.
@@ -228,7 +232,7 @@ pub fn explain(
         } else if let Some((c, text)) = day_cause.clone() {
             (Some(c), text)
         } else {
-            let (c, text) = slot_cause(snapshot, p, rule, date, minute, d);
+            let (c, text) = slot_cause(snapshot, &slots, p, rule, date, minute, d);
             (Some(c), text)
         };
         answers.push(ReasonAnswer {
@@ -277,6 +281,7 @@ pub fn explain(
 /// The cause for one rule on a date inside the horizon that is open.
 fn slot_cause(
     snapshot: &ValidSnapshot,
+    slots: &[Slot<'_>],
     p: usize,
     rule: &ValidRule,
     date: Date,
@@ -425,13 +430,30 @@ fn slot_cause(
             );
         }
         Some((ts, _)) if ts < snapshot.earliest_start() => {
-            return (
-                Cause::Notice,
-                "It starts before now plus the minimum notice, so it can no longer be booked."
-                    .into(),
-            );
+            return (Cause::Notice, notice_text(snapshot));
         }
         Some(_) => {}
+    }
+    if let Some(max) = snapshot.max_per_day_segment() {
+        let segment = DaySegment::of_minute(minute);
+        let offered: Vec<String> = slots
+            .iter()
+            .filter(|s| s.practitioner == rule.practitioner_id() && s.reason == rule.reason_id())
+            .map(|s| s.start_offset.to_datetime(s.start))
+            .filter(|t| t.date() == date && DaySegment::of_minute(minute_of(*t)) == segment)
+            .map(|t| fmt_min(minute_of(t)))
+            .collect();
+        if offered.len() >= max as usize {
+            let name = segment.name();
+            return (
+                Cause::SegmentLimit,
+                format!(
+                    "The {name}'s online-booking limit is reached: the practice offers at most \
+                     {max} times of this type per {name}, the earliest ({}).",
+                    offered.join(", ")
+                ),
+            );
+        }
     }
     if !snapshot.stacking() {
         return (
@@ -442,6 +464,144 @@ fn slot_cause(
         );
     }
     (Cause::Window, "No slot of this reason starts then.".into())
+}
+
+/// Why a day shows fewer slots than its diary has room for, by the PMS's online-booking rules:
+/// the notice (on the days it reaches into) and the per-day-segment limit (on the day segments it
+/// cut), one sentence each. The engine's own output, with and without the limit, so the notes
+/// cannot disagree with what is published.
+///
+/// ```
+/// use slotbridge_domain::{explain::RuleNotes, snapshot::Snapshot};
+/// let snapshot: Snapshot = serde_json::from_str(r#"{
+///     "timezone": "Australia/Sydney", "now": "2026-04-03T07:00:00+11:00",
+///     "horizon_days": 2, "interval_minutes": 30, "stacking": true,
+///     "min_notice_minutes": 120, "max_per_day_segment": 1,
+///     "practitioners": [{"id": "lee", "sessions": [
+///         {"days": ["fri", "sat"], "start": "08:00", "end": "12:00"}]}],
+///     "booking_reasons": [{"id": "r1", "providers": [{"practitioner": "lee",
+///         "duration_minutes": 30,
+///         "windows": [{"days": ["fri", "sat"], "start": "00:00", "end": "24:00"}]}]}]
+/// }"#).unwrap();
+/// let valid = snapshot.validate().unwrap();
+/// let notes = RuleNotes::new(&valid);
+/// let friday = notes.for_day("lee", jiff::civil::date(2026, 4, 3));
+/// assert_eq!(friday[0], "Slots before 09:00 are within the practice's 2-hour online-booking notice.");
+/// assert_eq!(friday[1], "The morning's online-booking limit is reached (1 time of a type per morning).");
+/// let saturday = notes.for_day("lee", jiff::civil::date(2026, 4, 4));
+/// assert_eq!(saturday.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuleNotes {
+    notice: Option<(DateTime, String)>,
+    limit: Option<u32>,
+    /// (practitioner, date, segment) where the limit removed slots.
+    cut: std::collections::BTreeSet<(String, Date, DaySegment)>,
+}
+
+impl RuleNotes {
+    /// The notes of a snapshot.
+    pub fn new(snapshot: &ValidSnapshot) -> RuleNotes {
+        let notice = (snapshot.min_notice_minutes() > 0).then(|| {
+            let at = snapshot
+                .earliest_start()
+                .to_zoned_datetime(snapshot.timezone().clone())
+                .datetime();
+            (at, notice_length(snapshot.min_notice_minutes()))
+        });
+        let mut cut = std::collections::BTreeSet::new();
+        let limit = snapshot.max_per_day_segment();
+        if limit.is_some() {
+            let unlimited = snapshot.without_segment_limit();
+            let count = |slots: Vec<Slot<'_>>| {
+                let mut n: std::collections::BTreeMap<(String, String, Date, DaySegment), usize> =
+                    std::collections::BTreeMap::new();
+                for s in slots {
+                    let t = s.start_offset.to_datetime(s.start);
+                    *n.entry((
+                        s.practitioner.to_owned(),
+                        s.reason.to_owned(),
+                        t.date(),
+                        DaySegment::of_minute(minute_of(t)),
+                    ))
+                    .or_default() += 1;
+                }
+                n
+            };
+            let kept = count(compute_slots(snapshot));
+            for ((p, r, date, segment), n) in count(compute_slots(&unlimited)) {
+                if kept
+                    .get(&(p.clone(), r, date, segment))
+                    .copied()
+                    .unwrap_or(0)
+                    < n
+                {
+                    cut.insert((p, date, segment));
+                }
+            }
+        }
+        RuleNotes { notice, limit, cut }
+    }
+
+    /// The notes for one practitioner's day.
+    pub fn for_day(&self, practitioner: &str, date: Date) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((at, length)) = &self.notice {
+            if date < at.date() {
+                out.push(format!(
+                    "The whole day is within the practice's {length} online-booking notice."
+                ));
+            } else if date == at.date() && minute_of(*at) > 0 {
+                out.push(format!(
+                    "Slots before {} are within the practice's {length} online-booking notice.",
+                    fmt_min(minute_of(*at))
+                ));
+            }
+        }
+        if let Some(max) = self.limit {
+            for segment in [
+                DaySegment::Morning,
+                DaySegment::Afternoon,
+                DaySegment::Evening,
+            ] {
+                if self.cut.contains(&(practitioner.to_owned(), date, segment)) {
+                    let name = segment.name();
+                    let times = if max == 1 { "time" } else { "times" };
+                    out.push(format!(
+                        "The {name}'s online-booking limit is reached ({max} {times} of a type \
+                         per {name})."
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `2-hour`, `90-minute`.
+fn notice_length(minutes: u32) -> String {
+    if minutes > 0 && minutes.is_multiple_of(60) {
+        format!("{}-hour", minutes / 60)
+    } else {
+        format!("{minutes}-minute")
+    }
+}
+
+/// The notice in words: "It is within the practice's 2-hour online-booking notice …".
+fn notice_text(snapshot: &ValidSnapshot) -> String {
+    let length = notice_length(snapshot.min_notice_minutes());
+    let from = snapshot
+        .earliest_start()
+        .to_zoned_datetime(snapshot.timezone().clone())
+        .strftime("%A %-d %B %H:%M");
+    format!(
+        "It is within the practice's {length} online-booking notice: slots start from {from}, \
+         so it can no longer be booked online."
+    )
+}
+
+fn minute_of(t: DateTime) -> u16 {
+    u16::try_from(i32::from(t.hour()) * 60 + i32::from(t.minute())).unwrap_or(0)
 }
 
 fn capitalise(s: &str) -> String {
@@ -460,7 +620,11 @@ mod tests {
 
     /// Friday 2026-04-03 in Sydney; now is 08:10 that morning.
     fn snapshot(stacking: bool) -> ValidSnapshot {
-        let s: Snapshot = serde_json::from_value(serde_json::json!({
+        raw(stacking).validate().expect("valid")
+    }
+
+    fn raw(stacking: bool) -> Snapshot {
+        serde_json::from_value(serde_json::json!({
             "timezone": "Australia/Sydney",
             "now": "2026-04-03T08:10:00+11:00",
             "horizon_days": 14,
@@ -482,8 +646,7 @@ mod tests {
             "blocks": [{"practitioner": "p1", "date": "2026-04-08", "start": "14:00", "end": "15:00"}],
             "closed_dates": ["2026-04-06"]
         }))
-        .expect("snapshot");
-        s.validate().expect("valid")
+        .expect("snapshot")
     }
 
     fn cause(s: &ValidSnapshot, y: i16, m: i8, d: i8, h: i8, min: i8, r: &str) -> Option<Cause> {
@@ -521,6 +684,56 @@ mod tests {
         assert_eq!(
             cause(&s, 2026, 4, 4, 9, 0, "r1"),
             Some(Cause::OutsideSessions)
+        );
+    }
+
+    #[test]
+    fn the_notice_is_named_with_its_length() {
+        let s = snapshot(true);
+        let e = explain(&s, "p1", date(2026, 4, 3).at(8, 30, 0, 0), Some("r1")).expect("explain");
+        assert_eq!(e.cause, Some(Cause::Notice));
+        assert!(
+            e.summary
+                .contains("within the practice's 1-hour online-booking notice"),
+            "{}",
+            e.summary
+        );
+        assert!(e.summary.contains("09:10"), "{}", e.summary);
+    }
+
+    #[test]
+    fn a_full_day_segment_is_named_with_the_times_it_offers() {
+        let mut raw = raw(true);
+        raw.max_per_day_segment = Some(2);
+        let s = raw.validate().expect("valid");
+        // Tuesday 2026-04-07: the morning offers 08:00 and 08:15; 09:00 is free but past the
+        // limit, as is everything after the 10:00 appointment until noon.
+        assert_eq!(cause(&s, 2026, 4, 7, 8, 0, "r1"), None);
+        assert_eq!(cause(&s, 2026, 4, 7, 8, 15, "r1"), None);
+        let e = explain(&s, "p1", date(2026, 4, 7).at(9, 0, 0, 0), Some("r1")).expect("explain");
+        assert_eq!(e.cause, Some(Cause::SegmentLimit));
+        assert!(
+            e.summary
+                .contains("The morning's online-booking limit is reached"),
+            "{}",
+            e.summary
+        );
+        assert!(e.summary.contains("(08:00, 08:15)"), "{}", e.summary);
+        assert_eq!(
+            cause(&s, 2026, 4, 7, 11, 0, "r1"),
+            Some(Cause::SegmentLimit)
+        );
+        // Other causes come first, and the afternoon (12:00, then 13:30 after the break) has its
+        // own quota.
+        assert_eq!(
+            cause(&s, 2026, 4, 7, 10, 15, "r1"),
+            Some(Cause::Appointment)
+        );
+        assert_eq!(cause(&s, 2026, 4, 7, 12, 0, "r1"), None);
+        assert_eq!(cause(&s, 2026, 4, 7, 13, 30, "r1"), None);
+        assert_eq!(
+            cause(&s, 2026, 4, 7, 13, 45, "r1"),
+            Some(Cause::SegmentLimit)
         );
     }
 

@@ -21,6 +21,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
+use crate::horizon::HorizonDays;
 use crate::snapshot;
 
 /// Why a practice value could not be parsed.
@@ -452,6 +453,60 @@ pub struct PracticeSetup {
     /// Web Setup's booking reasons.
     #[serde(default)]
     pub reasons: Vec<PmsReason>,
+    /// The PMS's own online-booking rules (notice, how far ahead, a per-day-segment limit);
+    /// none for a PMS without them.
+    #[serde(default)]
+    pub online_rules: OnlineRules,
+}
+
+/// The rules a PMS's own online-booking settings put on what may be published, beyond its
+/// diary: Cliniko's minimum advance time, how far ahead bookings are offered, and the maximum
+/// number of times per day segment. [`to_snapshot`] carries them into the engine's snapshot.
+///
+/// ```
+/// use slotbridge_domain::practice::OnlineRules;
+/// let rules = OnlineRules { max_days_ahead: Some(28), ..OnlineRules::default() };
+/// assert_eq!(rules.horizon_days(30), 28);
+/// assert_eq!(rules.horizon_days(14), 14);
+/// assert_eq!(OnlineRules::default().horizon_days(30), 30);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineRules {
+    /// No slot starts sooner than this many minutes from now.
+    #[serde(default)]
+    pub min_notice_minutes: u32,
+    /// Bookings are offered this many days ahead, today being the first; `None`: as far as the
+    /// link's horizon.
+    #[serde(default)]
+    pub max_days_ahead: Option<u32>,
+    /// At most this many slots per practitioner, reason, date and day segment (morning before
+    /// 12:00, afternoon 12:00 to 17:00, evening from 17:00), the earliest; `None`: no limit.
+    #[serde(default)]
+    pub max_per_day_segment: Option<u32>,
+}
+
+impl OnlineRules {
+    /// The days published: the link's `horizon_days`, cut to how far ahead the PMS offers
+    /// bookings (at least one day).
+    pub fn horizon_days(&self, horizon_days: u32) -> u32 {
+        match self.max_days_ahead {
+            Some(max) => horizon_days.min(max.max(1)),
+            None => horizon_days,
+        }
+    }
+
+    /// [`OnlineRules::horizon_days`] of a link's horizon.
+    ///
+    /// ```
+    /// use slotbridge_domain::horizon::HorizonDays;
+    /// use slotbridge_domain::practice::OnlineRules;
+    /// let rules = OnlineRules { max_days_ahead: Some(28), ..OnlineRules::default() };
+    /// assert_eq!(rules.horizon(HorizonDays::new(60)?).days(), 28);
+    /// # Ok::<(), slotbridge_domain::horizon::HorizonError>(())
+    /// ```
+    pub fn horizon(&self, days: HorizonDays) -> HorizonDays {
+        HorizonDays::new(i64::from(self.horizon_days(days.days()))).unwrap_or(days)
+    }
 }
 
 impl PracticeSetup {
@@ -623,7 +678,9 @@ impl Diary {
 }
 
 /// Project a practice's setup and diary onto the engine's [`Snapshot`](snapshot::Snapshot) at
-/// instant `now`, publishing `horizon_days` days from the practice-local date of `now`.
+/// instant `now`, publishing `horizon_days` days from the practice-local date of `now` (fewer
+/// when the PMS offers bookings less far ahead: [`OnlineRules::horizon_days`]), with the PMS's
+/// notice and per-day-segment limit.
 ///
 /// Only practitioners in the Online Booking Configuration appear, and only their reason rules,
 /// appointments and blocks. Blocks without a practitioner apply to everyone and are kept.
@@ -635,6 +692,7 @@ pub fn to_snapshot(
     now: jiff::Timestamp,
     horizon_days: u32,
 ) -> snapshot::Snapshot {
+    let horizon_days = setup.online_rules.horizon_days(horizon_days);
     let tz = setup.timezone.time_zone();
     let now_zoned = now.to_zoned_datetime(tz.clone());
     let today = now_zoned.date();
@@ -728,7 +786,8 @@ pub fn to_snapshot(
         horizon_days: Some(horizon_days),
         interval_minutes: setup.interval_minutes,
         stacking: setup.stacking,
-        min_notice_minutes: None,
+        min_notice_minutes: Some(setup.online_rules.min_notice_minutes).filter(|n| *n > 0),
+        max_per_day_segment: setup.online_rules.max_per_day_segment,
         practitioners,
         booking_reasons,
         appointments,
@@ -796,6 +855,7 @@ mod tests {
                     })
                     .collect(),
             }],
+            online_rules: Default::default(),
         }
     }
 

@@ -483,6 +483,7 @@ mod tests {
                 })
                 .collect(),
             reasons: vec![],
+            online_rules: Default::default(),
         }
     }
 
@@ -546,6 +547,7 @@ mod tests {
                     providers: vec![rule("1004", 30)],
                 },
             ],
+            online_rules: Default::default(),
         }
     }
 

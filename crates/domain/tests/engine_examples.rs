@@ -233,6 +233,7 @@ fn the_schema_describes_every_field_of_the_types() {
         interval_minutes: 15,
         stacking: true,
         min_notice_minutes: Some(60),
+        max_per_day_segment: None,
         practitioners: vec![Practitioner {
             id: "lee".into(),
             name: "Dr Lee".into(),

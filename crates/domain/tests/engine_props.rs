@@ -14,7 +14,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
-use slotbridge_domain::availability::compute_slots;
+use slotbridge_domain::availability::{DaySegment, compute_slots};
 use slotbridge_domain::snapshot::{
     Appointment, Block, BookingReason, Practitioner, ProviderRule, Snapshot, WeeklyWindow,
 };
@@ -80,6 +80,7 @@ prop_compose! {
         interval in proptest::sample::select(vec![5u32, 10, 15, 20, 30, 60]),
         stacking in any::<bool>(),
         notice in proptest::option::of(0u32..=600),
+        per_segment in proptest::option::of(1u32..=3),
         practitioners in proptest::collection::vec((weekly(3), weekly(2)), 1..=3),
         rules in proptest::collection::vec(
             proptest::collection::vec((0usize..3, 5u32..=120, weekly(2)), 0..=3), 1..=3),
@@ -102,6 +103,7 @@ prop_compose! {
             interval_minutes: interval,
             stacking,
             min_notice_minutes: notice,
+            max_per_day_segment: per_segment,
             practitioners: practitioners.into_iter().enumerate().map(|(i, (sessions, breaks))| Practitioner {
                 id: pid(i), name: String::new(), sessions, breaks,
             }).collect(),
@@ -148,7 +150,7 @@ fn paint(day: &mut [bool; 1440], start: &str, end: &str, value: bool) {
     }
 }
 
-/// The brute-force oracle: rules 1-7 minute by minute.
+/// The brute-force oracle: rules 1-8 minute by minute.
 fn oracle(s: &Snapshot) -> Vec<OracleSlot> {
     let tz = TimeZone::get(&s.timezone).expect("zone");
     let now: Timestamp = s.now.parse().expect("now");
@@ -215,6 +217,8 @@ fn oracle(s: &Snapshot) -> Vec<OracleSlot> {
                     }
                     let duration = rule.duration_minutes as usize;
                     let mut taken_segments = Vec::new();
+                    // Rule 8: per day part, by the start's local hour.
+                    let mut per_part = [0u32; 3];
                     for start in (0..1440).step_by(interval) {
                         if start + duration > 1440 {
                             break;
@@ -241,6 +245,17 @@ fn oracle(s: &Snapshot) -> Vec<OracleSlot> {
                             }
                             taken_segments.push(segment[start]);
                         }
+                        let part = match start / 60 {
+                            ..12 => 0,
+                            12..17 => 1,
+                            _ => 2,
+                        };
+                        if s.max_per_day_segment
+                            .is_some_and(|max| per_part[part] >= max)
+                        {
+                            continue;
+                        }
+                        per_part[part] += 1;
                         let end = zoned.timestamp() + SignedDuration::from_mins(duration as i64);
                         let end_zoned = end.to_zoned_datetime(tz.clone());
                         out.push(OracleSlot {
@@ -304,7 +319,10 @@ proptest! {
 
     /// Stacking off publishes a subset of stacking on, at most one slot per segment.
     #[test]
-    fn stacking_off_is_a_subset_with_one_slot_per_segment(s in snapshot()) {
+    fn stacking_off_is_a_subset_with_one_slot_per_segment(mut s in snapshot()) {
+        // The per-day-segment limit may drop a working segment's first slot when stacking is on
+        // (the day part's quota went to its earlier slots) and keep it when off.
+        s.max_per_day_segment = None;
         let mut on = s.clone();
         on.stacking = true;
         let mut off = s;
@@ -330,6 +348,39 @@ proptest! {
         firsts.sort();
         off_starts.sort();
         prop_assert_eq!(off_starts, firsts);
+    }
+
+    /// The per-day-segment limit keeps, of what the engine publishes without it, the earliest
+    /// slots of each practitioner, reason, date and day part, as many as the limit: no more, and
+    /// none later than one it drops.
+    #[test]
+    fn the_segment_limit_keeps_the_earliest_of_each_day_part(s in snapshot(), max in 1u32..=3) {
+        let mut free = s.clone();
+        free.max_per_day_segment = None;
+        let mut limited = s;
+        limited.max_per_day_segment = Some(max);
+        let valid = free.validate().expect("valid");
+        let tz = valid.timezone().clone();
+        let mut seen: HashMap<(String, String, Date, DaySegment), u32> = HashMap::new();
+        let mut expected: Vec<Row> = Vec::new();
+        for slot in compute_slots(&valid) {
+            let local = slot.start.to_zoned_datetime(tz.clone());
+            let minute = (local.hour() as u16) * 60 + local.minute() as u16;
+            let n = seen
+                .entry((slot.practitioner.to_owned(), slot.reason.to_owned(), local.date(),
+                    DaySegment::of_minute(minute)))
+                .or_default();
+            *n += 1;
+            if *n <= max {
+                expected.push((
+                    slot.practitioner.to_owned(),
+                    slot.reason.to_owned(),
+                    slot.start_rfc3339(),
+                    slot.end_rfc3339(),
+                ));
+            }
+        }
+        prop_assert_eq!(engine_rows(&limited), expected);
     }
 
     /// The output does not depend on the order of any input list.

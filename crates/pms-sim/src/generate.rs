@@ -499,6 +499,7 @@ fn generated_setup(
         practitioners,
         online_booking,
         reasons,
+        online_rules: Default::default(),
     };
     let default_name = setup.default_reason().map(|r| r.name.clone());
     for issue in &mut issues {
@@ -633,6 +634,7 @@ fn harbour_setup() -> (PracticeSetup, Vec<PractitionerHours>) {
             })
             .collect(),
         reasons,
+        online_rules: Default::default(),
     };
     (setup, hours)
 }

@@ -349,6 +349,7 @@ impl PmsConnector for ExactConnector {
             practitioners,
             online_booking,
             reasons: web.reasons,
+            online_rules: Default::default(),
         })
     }
 

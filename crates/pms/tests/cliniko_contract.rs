@@ -722,14 +722,11 @@ async fn compare_availability(seed: u64, rules: OnlineBookings, open_time: bool)
         )
         .await
         .expect("diary");
-    let booking_rules = pms.booking_rules().await.expect("rules");
-    let mut snapshot = slotbridge_domain::practice::to_snapshot(&setup, &diary, now, 14);
-    booking_rules.shape(&mut snapshot);
-    let valid = snapshot.validate().expect("valid snapshot");
-    let slots = slotbridge_pms::cliniko::limit_per_day_segment(
-        slotbridge_domain::availability::compute_slots(&valid),
-        booking_rules.max_per_day_segment,
-    );
+    // The setup carries Cliniko's notice and per-day-segment limit; the engine applies them.
+    let valid = slotbridge_domain::practice::to_snapshot(&setup, &diary, now, 14)
+        .validate()
+        .expect("valid snapshot");
+    let slots = slotbridge_domain::availability::compute_slots(&valid);
     let ours: BTreeSet<(String, String, Timestamp)> = slots
         .iter()
         .map(|s| (s.practitioner.to_owned(), s.reason.to_owned(), s.start))
@@ -1002,4 +999,41 @@ async fn change_polls_come_no_oftener_than_changes_every() {
         "the due poll finds the desk booking: {:?}",
         due.changes
     );
+}
+
+/// How far ahead Cliniko offers bookings has no field in the settings: the connector learns it
+/// from the available times (28 and 84 days cut a 90-day horizon; 182 and 365 do not), and the
+/// setup's rules carry it with the notice and the per-day-segment limit.
+#[tokio::test]
+async fn the_setup_carries_clinikos_online_booking_rules_how_far_ahead_learnt_from_its_times() {
+    for (days, expected) in [(28, Some(28)), (84, Some(84)), (182, None)] {
+        let mut spec = generate::practice(11, "au1");
+        spec.online_bookings = OnlineBookings {
+            enabled: true,
+            max_appointments_per_day_segment: Some(3),
+            min_hours_advance_required_to_book: 4,
+            max_days_in_advance: days,
+        };
+        let env = start(sim(), spec).await;
+        let setup = env.connector().read_setup().await.expect("setup");
+        assert_eq!(
+            setup.online_rules,
+            slotbridge_domain::practice::OnlineRules {
+                min_notice_minutes: 240,
+                max_days_ahead: expected,
+                max_per_day_segment: Some(3),
+            },
+            "Cliniko set to {days} days"
+        );
+        assert_eq!(
+            slotbridge_domain::practice::to_snapshot(
+                &setup,
+                &Default::default(),
+                Timestamp::now(),
+                60
+            )
+            .horizon_days,
+            Some(expected.map_or(60, |d| d.min(60)))
+        );
+    }
 }

@@ -661,6 +661,10 @@ pub struct WeekDay {
     pub closed: bool,
     /// The slots, by start.
     pub slots: Vec<SlotView>,
+    /// Why the day shows fewer slots than its diary has room for, by the PMS's online-booking
+    /// rules (its notice, how far ahead it offers bookings, its per-day-segment limit).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// One practitioner's week.
@@ -1516,6 +1520,18 @@ pub fn week_from(read: &PmsRead, start: Option<&str>) -> Result<WeekView, AdminE
         .filter(|d| d.is_closed())
         .map(|d| d.date())
         .collect();
+    let notes = slotbridge_domain::explain::RuleNotes::new(&valid);
+    let last = valid.days().last().map(|d| d.date()).unwrap_or(read.today);
+    let link_end = read
+        .today
+        .checked_add(jiff::Span::new().days(i64::from(read.horizon.max(1)) - 1))
+        .unwrap_or(read.today);
+    let beyond = |d: &Date| match read.setup.online_rules.max_days_ahead {
+        Some(days) if *d > last && *d <= link_end => vec![format!(
+            "Beyond how far ahead the practice offers online bookings ({days} days)."
+        )],
+        _ => Vec::new(),
+    };
     let practitioners = valid
         .practitioners()
         .iter()
@@ -1531,19 +1547,21 @@ pub fn week_from(read: &PmsRead, start: Option<&str>) -> Result<WeekView, AdminE
                 .map(|d| {
                     let mut slots = by.remove(&(p.id(), *d)).unwrap_or_default();
                     slots.sort_by(|a, b| a.start.cmp(&b.start).then(a.reason.cmp(&b.reason)));
+                    let mut day_notes = notes.for_day(p.id(), *d);
+                    day_notes.extend(beyond(d));
                     WeekDay {
                         date: d.to_string(),
                         closed: closed.contains(d),
                         slots,
+                        notes: day_notes,
                     }
                 })
                 .collect(),
         })
         .collect();
-    let horizon_end = read
-        .today
-        .checked_add(jiff::Span::new().days(i64::from(read.horizon.max(1)) - 1))
-        .unwrap_or(read.today);
+    // The last day published: the link's horizon, or less when the PMS offers bookings less far
+    // ahead.
+    let horizon_end = last;
     Ok(WeekView {
         practice_name: read.setup.name.clone(),
         timezone: valid.timezone_name().to_owned(),

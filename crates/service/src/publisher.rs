@@ -244,8 +244,14 @@ pub async fn publish_availability(
         market,
         link,
     } = to;
-    let horizon = Horizon::new(setup.timezone.time_zone(), now, link.horizon_days);
-    let snapshot = to_snapshot(setup, diary, now, link.horizon_days.days()).validate()?;
+    // The link's horizon, cut to how far ahead the PMS itself offers bookings: days beyond are
+    // withdrawn, and asked-for days there answered empty.
+    let horizon = Horizon::new(
+        setup.timezone.time_zone(),
+        now,
+        setup.online_rules.horizon(link.horizon_days),
+    );
+    let snapshot = to_snapshot(setup, diary, now, horizon.days().days()).validate()?;
     let slots = compute_slots(&snapshot);
     let resources = publish::resources(setup);
     let types = publish::appointment_types(setup, &resources);
@@ -351,7 +357,11 @@ pub async fn answer_outside(
     now: Timestamp,
     asked: &[(Date, Option<String>)],
 ) -> Result<usize, PublishError> {
-    let horizon = Horizon::new(setup.timezone.time_zone(), now, to.link.horizon_days);
+    let horizon = Horizon::new(
+        setup.timezone.time_zone(),
+        now,
+        setup.online_rules.horizon(to.link.horizon_days),
+    );
     let resources = publish::resources(setup);
     let mut empties = Vec::new();
     for (day, resource) in asked.iter().filter(|(d, _)| !horizon.contains(*d)) {

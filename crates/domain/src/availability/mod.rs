@@ -13,7 +13,9 @@
 //! 5. stacking off keeps only the first slot of each segment;
 //! 6. civil times become instants for their own date: a start in a DST gap is skipped, an
 //!    ambiguous one takes the earlier instant, and `end = start + duration`;
-//! 7. the output is sorted by start instant, practitioner id, then reason id.
+//! 7. the output is sorted by start instant, practitioner id, then reason id;
+//! 8. with `max_per_day_segment`, at most that many slots per practitioner, reason, date and
+//!    [`DaySegment`] (morning, afternoon, evening, by the start's local time): the earliest.
 //!
 //! The work is linear in days × practitioners × rules plus the slots produced: every step is a
 //! merge of sorted interval vectors, the diary is indexed by (practitioner, date) at validation,
@@ -108,6 +110,46 @@ pub fn free_intervals(
     subtract_into(pieces, appointments, out);
 }
 
+/// A part of the practice-local day, for the per-day-segment limit (rule 8): morning before
+/// 12:00, afternoon from 12:00 to 17:00, evening from 17:00 (Cliniko's day parts).
+///
+/// ```
+/// use slotbridge_domain::availability::DaySegment;
+/// assert_eq!(DaySegment::of_minute(11 * 60 + 59), DaySegment::Morning);
+/// assert_eq!(DaySegment::of_minute(12 * 60), DaySegment::Afternoon);
+/// assert_eq!(DaySegment::of_minute(17 * 60), DaySegment::Evening);
+/// assert_eq!(DaySegment::Afternoon.name(), "afternoon");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DaySegment {
+    /// Before 12:00.
+    Morning,
+    /// 12:00 to 17:00.
+    Afternoon,
+    /// From 17:00.
+    Evening,
+}
+
+impl DaySegment {
+    /// The segment of a local start, in minutes since midnight.
+    pub fn of_minute(minute: u16) -> DaySegment {
+        match minute {
+            ..720 => DaySegment::Morning,
+            720..1020 => DaySegment::Afternoon,
+            _ => DaySegment::Evening,
+        }
+    }
+
+    /// `morning`, `afternoon` or `evening`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DaySegment::Morning => "morning",
+            DaySegment::Afternoon => "afternoon",
+            DaySegment::Evening => "evening",
+        }
+    }
+}
+
 /// The buffers one computation reuses from date to date.
 #[derive(Default)]
 struct Buffers {
@@ -120,7 +162,7 @@ struct Buffers {
     counts: Vec<u32>,
 }
 
-/// Computes every publishable slot of the snapshot (rules 1-7 of `docs/snapshot.md`).
+/// Computes every publishable slot of the snapshot (rules 1-8 of `docs/snapshot.md`).
 ///
 /// ```
 /// use slotbridge_domain::{availability::compute_slots, snapshot::Snapshot};
@@ -160,8 +202,8 @@ pub fn compute_slots_into<'a>(snapshot: &'a ValidSnapshot, out: &mut Vec<Slot<'a
     }
 }
 
-/// Rules 2-6 for one date: fills `buffers.candidates` with (minute, rule index) pairs, grouped by
-/// rule in rule order and ascending within a rule.
+/// Rules 2-6 and 8 for one date: fills `buffers.candidates` with (minute, rule index) pairs,
+/// grouped by rule in rule order and ascending within a rule.
 fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers: &mut Buffers) {
     let Buffers {
         segments,
@@ -174,6 +216,7 @@ fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers
     let weekday = day.weekday();
     let interval = snapshot.interval_minutes();
     let stacking = snapshot.stacking();
+    let limit = snapshot.max_per_day_segment();
     let notice = Notice::for_day(snapshot, day);
     if notice == Notice::Nothing {
         return;
@@ -205,6 +248,9 @@ fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers
             }
             let duration = rule.duration_minutes();
             let tag = (first_rule + r) as u16;
+            // Rule 8: slots kept per day segment so far; a rule's starts come in ascending
+            // order, so the earliest are kept.
+            let mut kept = [0u32; 3];
             for &segment in day_segments {
                 if segment.len() < duration {
                     continue;
@@ -216,7 +262,11 @@ fn day_candidates(snapshot: &ValidSnapshot, day_index: usize, day: &Day, buffers
                         if !notice.allows(snapshot, day, minute) {
                             continue;
                         }
-                        candidates.push((minute, tag));
+                        let n = &mut kept[DaySegment::of_minute(minute) as usize];
+                        if limit.is_none_or(|max| *n < max) {
+                            *n += 1;
+                            candidates.push((minute, tag));
+                        }
                         if !stacking {
                             // Rule 5: only the segment's first slot.
                             break 'segment;

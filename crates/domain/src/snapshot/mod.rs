@@ -33,6 +33,11 @@ pub struct Snapshot {
     /// Minimum notice before a slot may start, in minutes; default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_notice_minutes: Option<u32>,
+    /// At most this many slots per practitioner, reason, practice-local date and day segment
+    /// (morning before 12:00, afternoon 12:00 to 17:00, evening from 17:00): the earliest ones.
+    /// Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_day_segment: Option<u32>,
     /// The practitioners and their weekly hours.
     #[serde(default)]
     pub practitioners: Vec<Practitioner>,

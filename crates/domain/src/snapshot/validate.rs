@@ -18,6 +18,9 @@ use crate::availability::intervals::{MINUTES_PER_DAY, MinuteInterval, normalize,
 pub const MAX_HORIZON_DAYS: u32 = 90;
 /// The horizon when a snapshot does not give one, in days.
 pub const DEFAULT_HORIZON_DAYS: u32 = 30;
+/// The largest accepted `max_per_day_segment`: a day has at most 1440 one-minute slots.
+const MAX_PER_DAY_SEGMENT: u32 = 1440;
+
 /// The largest accepted `min_notice_minutes`: 90 days, past which nothing could be published.
 pub const MAX_MIN_NOTICE_MINUTES: u32 = MAX_HORIZON_DAYS * 1440;
 
@@ -323,6 +326,8 @@ pub struct ValidSnapshot {
     timezone: TimeZone,
     now: Timestamp,
     earliest_start: Timestamp,
+    min_notice_minutes: u32,
+    max_per_day_segment: Option<u32>,
     interval: u16,
     stacking: bool,
     days: Vec<Day>,
@@ -348,6 +353,25 @@ impl ValidSnapshot {
     /// The instant the snapshot was taken.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// The minimum notice, in minutes (rule 4).
+    pub fn min_notice_minutes(&self) -> u32 {
+        self.min_notice_minutes
+    }
+
+    /// At most this many slots per rule, date and day segment (rule 6); `None`: no limit.
+    pub fn max_per_day_segment(&self) -> Option<u32> {
+        self.max_per_day_segment
+    }
+
+    /// The same snapshot without the per-day-segment limit: what the engine would publish were
+    /// it lifted (to say where the limit removed slots).
+    pub fn without_segment_limit(&self) -> ValidSnapshot {
+        ValidSnapshot {
+            max_per_day_segment: None,
+            ..self.clone()
+        }
     }
 
     /// `now + min_notice_minutes`: no slot starts before this (rule 4).
@@ -483,6 +507,9 @@ impl Snapshot {
         let earliest_start = now
             .checked_add(jiff::SignedDuration::from_mins(i64::from(notice)))
             .map_err(|_| err("now", Problem::OutOfTimeRange))?;
+        if let Some(max) = self.max_per_day_segment {
+            in_range("max_per_day_segment", max, 1, MAX_PER_DAY_SEGMENT)?;
+        }
 
         // Practitioners, sorted by id.
         let mut practitioners = Vec::with_capacity(self.practitioners.len());
@@ -658,6 +685,8 @@ impl Snapshot {
             timezone,
             now,
             earliest_start,
+            min_notice_minutes: notice,
+            max_per_day_segment: self.max_per_day_segment,
             interval: self.interval_minutes as u16,
             stacking: self.stacking,
             days,

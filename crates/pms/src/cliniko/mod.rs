@@ -14,8 +14,9 @@
 //!   minute holds more than 200; a 429 is waited out until its `X-RateLimit-Reset`.
 //! - **Setup.** The business, its practitioners and the appointment types shown in online
 //!   bookings (each practitioner's own types), the types' durations, the account's time zone and
-//!   time slot, and the online-booking settings that shape available times
-//!   ([`BookingRules`]: notice, per-day-segment limit, how far ahead).
+//!   time slot, and the online-booking settings that shape available times (the setup's
+//!   [`OnlineRules`]: notice, per-day-segment limit, and how far ahead, which the settings do
+//!   not carry and [`rules`] learns from the available times).
 //! - **Diary.** Daily availabilities (weekly hours), unavailable blocks, and individual
 //!   appointments that are neither cancelled nor deleted, for the practitioners who work at the
 //!   business (their bookings at other businesses of the account occupy them too).
@@ -54,13 +55,13 @@ use sha2::{Digest, Sha256};
 use slotbridge_domain::backoff::{Backoff, Jitter, retry_wait};
 use slotbridge_domain::practice::{
     Attendance, BlockKind, BookingSource, ClockTime, Diary, DiaryAppointment, DiaryBlock, IanaZone,
-    OnlineBookingEntry, PmsPractitioner, PmsReason, PracticeSetup, PractitionerHours,
+    OnlineBookingEntry, OnlineRules, PmsPractitioner, PmsReason, PracticeSetup, PractitionerHours,
     ReasonProviderRule, SiteSlug, Specialty, Weekday, WeeklyWindow,
 };
 use slotbridge_redact::outbound::{BodyError, MAX_RESPONSE_BYTES, read_capped};
 use tokio::sync::Semaphore;
 
-pub use rules::{day_segment, limit_per_day_segment};
+pub use rules::SHORT_DAYS_AHEAD;
 pub use wire::reset_wait;
 pub use zones::account_zone;
 
@@ -230,6 +231,9 @@ pub struct ClinikoConfig {
     /// every second would otherwise spend the whole budget on polls. A poll asked for sooner
     /// answers "nothing new" with the same cursor, without a request.
     pub changes_every: Duration,
+    /// How far ahead Cliniko offers bookings is learnt from its available times at most this
+    /// often (default 10 min; about ten requests each time, see [`rules`]).
+    pub rules_every: Duration,
     /// Told of every attempt: operation, outcome and time taken.
     pub observer: Option<CallObserver>,
 }
@@ -260,6 +264,7 @@ impl ClinikoConfig {
             concurrency: 4,
             rate: RateLimit::CLINIKO,
             changes_every: Duration::from_secs(10),
+            rules_every: Duration::from_secs(600),
             observer: None,
         }
     }
@@ -271,18 +276,14 @@ impl ClinikoConfig {
     }
 }
 
-/// The online-booking settings that shape Cliniko's available times, beyond the diary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BookingRules {
-    /// Whether online bookings are on for the account.
-    pub enabled: bool,
-    /// The minimum notice, in minutes (`min_hours_advance_required_to_book` × 60).
-    pub min_notice_minutes: u32,
-    /// At most this many times per practitioner, type and day segment (morning before 12:00,
-    /// afternoon 12:00–17:00, evening from 17:00); `None`: unlimited.
-    pub max_per_day_segment: Option<u32>,
-    /// How far ahead times are offered, in days, when the account says.
-    pub max_days_ahead: Option<u32>,
+/// What `GET /settings/public` says: the account's zone, its time slot, whether online bookings
+/// are on, their rules, and the server's time.
+struct Settings {
+    zone: IanaZone,
+    interval: u32,
+    enabled: bool,
+    rules: OnlineRules,
+    now: Timestamp,
 }
 
 /// The Cliniko connector to one business.
@@ -299,6 +300,8 @@ struct Inner {
     permits: Semaphore,
     limiter: Arc<DefaultDirectRateLimiter>,
     zone: Mutex<Option<IanaZone>>,
+    /// How far ahead Cliniko offers bookings, as last learnt, and when ([`rules`]).
+    days_ahead: Mutex<Option<(std::time::Instant, Option<u32>)>>,
     /// When the change feed was last polled (see [`ClinikoConfig::changes_every`]).
     changes_polled: Mutex<Option<std::time::Instant>>,
 }
@@ -342,6 +345,7 @@ impl ClinikoConnector {
                 client,
                 limiter,
                 zone: Mutex::new(None),
+                days_ahead: Mutex::new(None),
                 changes_polled: Mutex::new(None),
                 cfg,
             }),
@@ -549,10 +553,11 @@ impl ClinikoConnector {
         Err(PmsError::protocol(format!("{op}: too many pages")))
     }
 
-    /// The account's settings: zone (remembered) and booking rules.
-    async fn settings(&self) -> Result<(IanaZone, u32, BookingRules), PmsError> {
+    /// The account's settings: zone (remembered), time slot and online-booking rules.
+    async fn settings(&self) -> Result<Settings, PmsError> {
         let op = "settings read";
-        let s: wire::Settings = self.get_one(op, "settings/public").await?;
+        let answer = self.get(op, "settings/public", &[]).await?;
+        let s: wire::Settings = wire::json(&answer.body, op)?;
         let zone = zones::account_zone(&s.account.time_zone).ok_or_else(|| {
             PmsError::protocol(format!("{op}: account.time_zone is not a known zone"))
         })?;
@@ -568,19 +573,14 @@ impl ClinikoConnector {
                 "{op}: calendar.timeslot_size_in_minutes does not divide the day"
             )));
         }
-        let ob = s.online_bookings.unwrap_or_default();
-        let rules = BookingRules {
-            enabled: ob.enabled.unwrap_or(true),
-            min_notice_minutes: ob.min_hours_advance_required_to_book.unwrap_or(0) * 60,
-            max_per_day_segment: ob.max_appointments_per_day_segment.filter(|n| *n > 0),
-            max_days_ahead: ob.max_days_in_advance,
-        };
-        Ok((zone, interval, rules))
-    }
-
-    /// The online-booking settings that shape available times.
-    pub async fn booking_rules(&self) -> Result<BookingRules, PmsError> {
-        Ok(self.settings().await?.2)
+        let (enabled, rules) = rules::from_settings(&s.online_bookings.unwrap_or_default());
+        Ok(Settings {
+            zone,
+            interval,
+            enabled,
+            rules,
+            now: answer.date.unwrap_or_else(Timestamp::now),
+        })
     }
 
     /// The account's time zone (read once, then remembered).
@@ -588,7 +588,7 @@ impl ClinikoConnector {
         if let Some(z) = self.inner.zone.lock().ok().and_then(|g| g.clone()) {
             return Ok(z);
         }
-        Ok(self.settings().await?.0)
+        Ok(self.settings().await?.zone)
     }
 
     /// The ids of the practitioners with daily availabilities at the business, with those
@@ -1061,7 +1061,13 @@ impl PmsConnector for ClinikoConnector {
     }
 
     async fn read_setup(&self) -> Result<PracticeSetup, PmsError> {
-        let (timezone, interval_minutes, rules) = self.settings().await?;
+        let Settings {
+            zone: timezone,
+            interval: interval_minutes,
+            enabled,
+            rules,
+            now,
+        } = self.settings().await?;
         let b: wire::Business = self
             .get_one(
                 "business read",
@@ -1147,10 +1153,10 @@ impl PmsConnector for ClinikoConnector {
             })
             .collect();
         // Nothing is bookable online when the account or the business is off online bookings.
-        if !rules.enabled || b.show_in_online_bookings == Some(false) {
+        if !enabled || b.show_in_online_bookings == Some(false) {
             online_booking.clear();
         }
-        Ok(PracticeSetup {
+        let mut setup = PracticeSetup {
             site: Self::site_slug(&self.inner.cfg.business_id)?,
             name: b
                 .display_name
@@ -1173,7 +1179,12 @@ impl PmsConnector for ClinikoConnector {
                 .collect(),
             online_booking,
             reasons,
-        })
+            online_rules: rules,
+        };
+        if setup.online_rules.max_days_ahead.is_none() && !setup.online_booking.is_empty() {
+            setup.online_rules.max_days_ahead = self.days_ahead(&setup, now).await?;
+        }
+        Ok(setup)
     }
 
     async fn read_diary(&self, from: Date, to: Date) -> Result<Diary, PmsError> {

@@ -153,7 +153,8 @@ pub struct OnlineBookings {
     /// The minimum notice, hours.
     #[serde(default)]
     pub min_hours_advance_required_to_book: Option<u32>,
-    /// How far ahead times are offered, days (not in the published example; read if present).
+    /// How far ahead times are offered, days: not in the published settings, read if present
+    /// (otherwise learnt from the available times, see `rules`).
     #[serde(default)]
     pub max_days_in_advance: Option<u32>,
 }
@@ -503,4 +504,11 @@ impl IndividualAppointmentOrBlock {
         );
         hex::encode(&Sha256::digest(text.as_bytes())[..4])
     }
+}
+
+/// One of `available_times`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AvailableTime {
+    /// When the time starts (UTC).
+    pub appointment_start: Timestamp,
 }

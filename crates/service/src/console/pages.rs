@@ -568,6 +568,14 @@ fn week_section(id: &str, week: &Result<WeekView, String>) -> Markup {
                         figure class="grid" data-practitioner=(p.id) {
                             figcaption { (p.name) " " span class="muted" { "(" (p.id) ")" } }
                             (svg::week_grid(p, hours, &w.today))
+                            @let noted: Vec<_> = p.days.iter().filter(|d| !d.notes.is_empty()).collect();
+                            @if !noted.is_empty() {
+                                ul class="week-notes" aria-label="Why slots are absent" {
+                                    @for d in noted {
+                                        @for n in &d.notes { li data-date=(d.date) { (d.date) ": " (n) } }
+                                    }
+                                }
+                            }
                             details {
                                 summary { "As text" }
                                 ul {

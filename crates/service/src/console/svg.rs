@@ -436,6 +436,7 @@ mod tests {
                     reason: "R".into(),
                 })
                 .collect(),
+            notes: Vec::new(),
         }
     }
 
