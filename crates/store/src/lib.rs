@@ -48,12 +48,11 @@ mod secrets;
 mod sync;
 mod types;
 
-pub use audit::{AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry};
-pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
 pub use audit::{
     AuditEntry, BULK_FAILURES_KEPT, BulkAction, BulkId, NewAuditEntry, PracticeResync,
     RESYNC_DISABLED, ResyncEnd,
 };
+pub use backend::{RENEW_CHUNK_POSTGRES, RENEW_CHUNK_SQLITE};
 pub use bookings::{
     AppointmentChange, Booking, BookingEvent, BookingSearch, BookingState, BookingTransition,
     NewBooking, surname_key,
