@@ -677,6 +677,25 @@ async fn changes_are_found_by_polling_updated_at_and_each_is_reported_once() {
     assert!(kinds.contains("block.changed"), "{kinds:?}");
     assert!(kinds.contains("sessions.changed"), "{kinds:?}");
     assert!(poll(page.next_cursor.clone()).await.changes.is_empty());
+
+    // A type archived at the desk leaves the types' list for the archived one: still a change.
+    let type_id = Env::id(&env.practice.appointment_type_ids[0]);
+    env.desk(DeskAction::SetAppointmentType {
+        appointment_type_id: type_id,
+        duration_in_minutes: None,
+        show_in_online_bookings: None,
+        archived: Some(true),
+    });
+    let archived = poll(page.next_cursor.clone()).await;
+    assert!(
+        archived
+            .changes
+            .iter()
+            .any(|c| c.kind == "setup.changed" && c.subject == format!("type/{type_id}")),
+        "{:?}",
+        archived.changes
+    );
+    assert!(poll(archived.next_cursor.clone()).await.changes.is_empty());
     assert_eq!(
         pms.read_changes(Some("not a cursor")).await.expect("read"),
         Changes::CursorExpired

@@ -342,10 +342,9 @@ impl Stack {
     }
 
     /// The desk takes the appointment type `id` away from online bookings: the Exact-style
-    /// desk deletes the reason, Cliniko's stops showing the type in online bookings. (An
-    /// archived Cliniko type leaves the main list for `/appointment_types/archived`, which the
-    /// connector's change feed does not poll: an archive reaches the marketplace only with the
-    /// next full sync.)
+    /// desk deletes the reason, Cliniko's stops showing the type in online bookings. (Archiving
+    /// the type is Cliniko's other way; the change feed polls `/appointment_types/archived` for
+    /// it, tested in crates/pms/tests/cliniko_contract.rs.)
     pub async fn desk_drop_type(&self, id: &str) {
         match &self.cliniko {
             None => {

@@ -1490,31 +1490,38 @@ impl PmsConnector for ClinikoConnector {
                 found.push((r.updated_at, subject, kind, print));
             }
         }
-        let setup_paths: [(&str, &str, &str, &'static str); 3] = [
+        let business_seg = self.business_seg();
+        // (path, the list's key, subject, change kind). An archived appointment type leaves
+        // `appointment_types` for `appointment_types/archived` (archiving sets its
+        // `updated_at`): without that list, archiving a type at the desk would reach the
+        // marketplace only at the next full read.
+        let setup_paths: [(String, &str, &str, &'static str); 4] = [
             (
-                "daily availabilities",
+                format!("businesses/{business_seg}/daily_availabilities"),
                 "daily_availabilities",
                 "sessions",
                 "sessions.changed",
             ),
             (
-                "practitioners",
+                format!("businesses/{business_seg}/practitioners"),
                 "practitioners",
                 "practitioner",
                 "setup.changed",
             ),
             (
-                "appointment types",
+                "appointment_types".to_owned(),
+                "appointment_types",
+                "type",
+                "setup.changed",
+            ),
+            (
+                "appointment_types/archived".to_owned(),
                 "appointment_types",
                 "type",
                 "setup.changed",
             ),
         ];
-        for (_, key, thing, kind) in setup_paths {
-            let path = match key {
-                "appointment_types" => "appointment_types".to_owned(),
-                k => format!("businesses/{}/{k}", self.business_seg()),
-            };
+        for (path, key, thing, kind) in setup_paths {
             let list: Vec<wire::Touched> = self
                 .all(op, &path, key, std::slice::from_ref(&after))
                 .await?;
