@@ -729,7 +729,7 @@ fn snapshots_sent_after(w: &World, from: usize) -> Vec<(String, String)> {
 async fn whole_horizon_sent(w: &World, from: usize, once: bool) {
     let expected = horizon_pairs(w).await;
     // A bound, not the figure under test: a Cliniko link re-reads its setup and diary under the
-    // key's 200 requests a minute first, which takes 10 s or more (about 15 s on an idle machine).
+    // key's 200 requests a minute first, which took over 10 s in CI.
     let sent = eventually(
         "the whole horizon sent",
         Duration::from_secs(60),
