@@ -197,21 +197,7 @@ async fn measure(fleet: &Fleet, cliniko: &str, o: &Options) -> anyhow::Result<()
     }
     let linked_s = started.elapsed().as_secs_f64();
     eprintln!("linked through the admin API in {linked_s:.1} s");
-    let publish_all_s = loop {
-        let s = fleet.market_stats().await?;
-        let configured = s["practices_configured"].as_u64().unwrap_or(0) as usize;
-        let published = s["practices_published"].as_u64().unwrap_or(0) as usize;
-        if configured >= n && published >= n {
-            break started.elapsed().as_secs_f64();
-        }
-        if started.elapsed() > Duration::from_secs(o.publish_timeout) {
-            bail!(
-                "after {} s only {configured} of {n} practices configured and {published} published",
-                o.publish_timeout
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let (_, publish_all_s) = fleet.until_published(n, started, o.publish_timeout).await?;
     let publish_cpu = fleet.node_usage().cpu_seconds - cpu0.cpu_seconds;
     eprintln!("all published after {publish_all_s:.1} s ({publish_cpu:.0} CPU s)");
     for r in in_parallel(linked.clone(), 32, |l| async move {

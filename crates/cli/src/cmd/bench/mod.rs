@@ -234,6 +234,36 @@ impl Fleet {
         Ok(())
     }
 
+    /// Wait until the marketplace has all `n` practices configured and published: the seconds
+    /// since `started` until all were configured, and until all were published. Fails after
+    /// `timeout_s` saying how many were.
+    async fn until_published(
+        &self,
+        n: usize,
+        started: Instant,
+        timeout_s: u64,
+    ) -> anyhow::Result<(f64, f64)> {
+        let mut configured_s = None;
+        loop {
+            let s = self.market_stats().await?;
+            let configured = s["practices_configured"].as_u64().unwrap_or(0) as usize;
+            let published = s["practices_published"].as_u64().unwrap_or(0) as usize;
+            if configured >= n && configured_s.is_none() {
+                configured_s = Some(started.elapsed().as_secs_f64());
+            }
+            if configured >= n && published >= n {
+                let published_s = started.elapsed().as_secs_f64();
+                return Ok((configured_s.unwrap_or(published_s), published_s));
+            }
+            if started.elapsed() > Duration::from_secs(timeout_s) {
+                bail!(
+                    "after {timeout_s} s only {configured} of {n} practices configured and {published} published"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// The marketplace simulator's counts: practices, configured, with availability, API calls.
     async fn market_stats(&self) -> anyhow::Result<Value> {
         Ok(self

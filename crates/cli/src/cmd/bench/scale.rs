@@ -128,29 +128,12 @@ async fn measure(fleet: &Fleet, a: &Args) -> anyhow::Result<()> {
     fleet.link_all(&practices).await?;
     let linked_s = started.elapsed().as_secs_f64();
     eprintln!("linked through the admin API in {linked_s:.1} s");
-    let mut configured_s = None;
-    let publish_all_s = loop {
-        let s = fleet.market_stats().await?;
-        let configured = s["practices_configured"].as_u64().unwrap_or(0) as usize;
-        let published = s["practices_published"].as_u64().unwrap_or(0) as usize;
-        if configured >= n && configured_s.is_none() {
-            configured_s = Some(started.elapsed().as_secs_f64());
-        }
-        if configured >= n && published >= n {
-            break started.elapsed().as_secs_f64();
-        }
-        if started.elapsed() > Duration::from_secs(a.publish_timeout) {
-            bail!(
-                "after {} s only {configured} of {n} practices configured and {published} published",
-                a.publish_timeout
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let (configured_s, publish_all_s) =
+        fleet.until_published(n, started, a.publish_timeout).await?;
     let publish_cpu = fleet.node_usage().cpu_seconds - cpu0.cpu_seconds;
     eprintln!(
         "all configured after {:.1} s, all published after {publish_all_s:.1} s ({publish_cpu:.0} CPU s)",
-        configured_s.unwrap_or(publish_all_s)
+        configured_s
     );
 
     // The marketplace admin's Step 2, so every practice's slots are bookable (and visible).
